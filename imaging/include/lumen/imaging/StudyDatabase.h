@@ -1,0 +1,125 @@
+#pragma once
+// The local study database: patients, studies, series and instances with their files,
+// in SQLite (WAL mode) in the user's data directory. Files are referenced where they are
+// or copied into a managed store. Re-importing is idempotent; every batch of an import is
+// one transaction, so an interrupted import leaves a consistent database.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lumen/core/Metadata.h"
+#include "lumen/core/Progress.h"
+#include "lumen/core/Result.h"
+#include "lumen/imaging/DicomScanner.h"
+
+struct sqlite3;
+
+namespace lumen::db {
+
+struct ImportOptions {
+  bool copyToStore = false;  // copy files into the managed store instead of referencing them
+  int threads = 0;
+};
+
+struct ImportReport {
+  std::size_t filesScanned = 0;
+  std::size_t instancesAdded = 0;
+  std::size_t instancesUpdated = 0;    // known instance, file moved or changed
+  std::size_t instancesUnchanged = 0;  // already imported from the same file
+  std::vector<dicom::SkippedFile> skipped;
+};
+
+struct PatientRow {
+  std::int64_t id = 0;
+  PatientInfo info;
+  int studyCount = 0;
+};
+
+struct StudyRow {
+  std::int64_t id = 0;
+  std::int64_t patientId = 0;
+  PatientInfo patient;
+  StudyInfo info;
+  std::string modalities;  // distinct modalities of its series, '\'-separated
+  int seriesCount = 0;
+  int instanceCount = 0;
+};
+
+struct SeriesRow {
+  std::int64_t id = 0;
+  std::int64_t studyId = 0;
+  SeriesInfo info;
+  int instanceCount = 0;
+};
+
+struct InstanceRow {
+  std::int64_t id = 0;
+  std::string sopInstanceUid;
+  std::string path;
+  bool managed = false;  // lives in the managed store
+  int instanceNumber = 0;
+};
+
+/// Study search. Empty fields match everything; text matches patient name or ID, study
+/// description, accession number or series description (case-insensitive, substring).
+struct StudyQuery {
+  std::string text;
+  std::string modality;
+  std::string dateFrom;  // YYYYMMDD, inclusive
+  std::string dateTo;
+};
+
+struct DeleteReport {
+  std::size_t instancesRemoved = 0;
+  std::size_t filesDeleted = 0;  // only managed-store files, only when asked
+};
+
+class StudyDatabase {
+ public:
+  static constexpr int kSchemaVersion = 2;
+
+  /// $LUMEN_DATA_DIR, else $XDG_DATA_HOME/lumen, else ~/.local/share/lumen.
+  static std::filesystem::path defaultDataDir();
+
+  /// Opens (creating and migrating as needed) `dataDir`/lumen.db.
+  static Result<std::unique_ptr<StudyDatabase>> open(const std::filesystem::path& dataDir);
+  /// For tests of migrations: creates a database at an older schema version.
+  static Status createAtVersion(const std::filesystem::path& dataDir, int version);
+
+  ~StudyDatabase();
+  StudyDatabase(const StudyDatabase&) = delete;
+  StudyDatabase& operator=(const StudyDatabase&) = delete;
+
+  int schemaVersion() const;
+  const std::filesystem::path& dataDir() const { return dataDir_; }
+  std::filesystem::path storeDir() const { return dataDir_ / "store"; }
+
+  Result<ImportReport> import(const std::vector<std::filesystem::path>& inputs, const ImportOptions& options,
+                              const Progress& progress = {}, const CancelToken& cancel = {});
+
+  Result<std::vector<PatientRow>> patients();
+  Result<std::vector<StudyRow>> studies(const StudyQuery& query = {});
+  Result<std::vector<SeriesRow>> series(std::int64_t studyId);
+  Result<std::vector<InstanceRow>> instances(std::int64_t seriesId);
+
+  /// Removes the study (or series) from the database. Files outside the managed store
+  /// are never touched; managed copies are deleted only when `deleteManagedFiles`.
+  Result<DeleteReport> deleteStudy(std::int64_t studyId, bool deleteManagedFiles);
+  Result<DeleteReport> deleteSeries(std::int64_t seriesId, bool deleteManagedFiles);
+
+ private:
+  StudyDatabase(sqlite3* db, std::filesystem::path dataDir);
+  Status migrate(int targetVersion);
+  Status exec(const char* sql);
+  Status importBatch(const std::vector<dicom::FileInfo>& files, std::size_t begin, std::size_t end,
+                     const ImportOptions& options, ImportReport& report);
+  Result<DeleteReport> deleteInstancesWhere(const std::string& where, std::int64_t id, bool deleteManagedFiles);
+
+  sqlite3* db_ = nullptr;
+  std::filesystem::path dataDir_;
+};
+
+}  // namespace lumen::db

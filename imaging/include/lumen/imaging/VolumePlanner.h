@@ -1,0 +1,56 @@
+#pragma once
+// Decides what the scanned frames are before any pixel is read (OHIF's "display sets"):
+// groups frames into volumes, splits series whose geometry or content differs, orders
+// slices along the slice normal, measures spacing from positions, and plans a resampling
+// when slices are missing, unevenly spaced or tilted, so that every voxel of the loaded
+// volume sits where its geometry says.
+
+#include <cstdint>
+#include <vector>
+
+#include "lumen/core/Geometry.h"
+#include "lumen/core/Metadata.h"
+#include "lumen/core/Volume.h"
+#include "lumen/imaging/DicomScanner.h"
+
+namespace lumen::dicom {
+
+struct FrameRef {
+  std::uint32_t file = 0;   // index into ScanResult::files
+  std::uint32_t frame = 0;  // frame within that file
+  bool operator==(const FrameRef& o) const { return file == o.file && frame == o.frame; }
+};
+
+/// How output slice k is made: (1 - weightB) * A + weightB * B, each source frame shifted
+/// in-plane by (shiftI, shiftJ) pixels (source index = output index - shift).
+struct SliceSource {
+  FrameRef a;
+  FrameRef b;
+  double weightB = 0.0;
+  double shiftIa = 0.0, shiftJa = 0.0;
+  double shiftIb = 0.0, shiftJb = 0.0;
+  bool direct() const { return weightB == 0.0 && shiftIa == 0.0 && shiftJa == 0.0; }
+};
+
+struct VolumePlan {
+  VolumeInfo info;
+  ImageGeometry geometry;
+  PixelType pixelType = PixelType::Int16;
+  std::vector<SliceSource> slices;  // one per output slice
+  std::size_t sourceFrames = 0;     // distinct source frames used
+  bool resampled = false;           // some slice is not a plain copy of one frame
+  double paddingValue = 0.0;        // where resampling reads outside the source
+  // MONOCHROME1 is inverted after rescale so that high values are bright everywhere:
+  // out = invertSum - value.
+  bool invertMonochrome = false;
+  double invertSum = 0.0;
+};
+
+/// Plans every volume found in the scan, ordered by study, series number, series UID,
+/// then split label. Files that end up in no volume are reported in `unused` (reason).
+std::vector<VolumePlan> planVolumes(const ScanResult& scan, std::vector<SkippedFile>* unused = nullptr);
+
+/// The plan with the most slices (ties: first). Requires a non-empty list.
+std::size_t largestPlan(const std::vector<VolumePlan>& plans);
+
+}  // namespace lumen::dicom
