@@ -4,6 +4,7 @@
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
+#include <gdcmTrace.h>
 
 #include <exception>
 #include <mutex>
@@ -18,6 +19,10 @@ void initializeDicomLibrary() {
     // DCMTK logs parse warnings to stderr by default, sometimes quoting attribute values:
     // keep it quiet (our own errors name the file and the reason).
     OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    // Same for GDCM (the JPEG 2000 fallback), which writes its warnings to stderr.
+    gdcm::Trace::SetWarning(false);
+    gdcm::Trace::SetDebug(false);
+    gdcm::Trace::SetError(false);
     // Colour conversion by photometric interpretation: JPEG YBR data comes back as RGB.
     DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_default, EPC_default);
     DJLSDecoderRegistration::registerCodecs();

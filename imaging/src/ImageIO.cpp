@@ -17,6 +17,8 @@
 #include <sstream>
 #include <system_error>
 
+#include <stdlib.h>
+
 namespace lumen::io {
 
 namespace fs = std::filesystem;
@@ -160,40 +162,76 @@ Status writeImage(const Volume& volume, const fs::path& path) {
   return {};
 }
 
+namespace {
+// niftilib resolves "x.nii.gz" to "x.nii" (and the reverse) when both exist, so it may
+// read another file than the one asked for. Read such a file through a link with no
+// siblings instead.
+struct NiftiAlias {
+  fs::path dir;
+  fs::path link;
+  ~NiftiAlias() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+
+bool hasNiftiSibling(const fs::path& path) {
+  const std::string n = lowerName(path);
+  std::error_code ec;
+  if (endsWith(n, ".nii.gz")) {
+    const std::string s = path.string();
+    return fs::exists(s.substr(0, s.size() - 3), ec);
+  }
+  if (endsWith(n, ".nii")) return fs::exists(path.string() + ".gz", ec);
+  return false;
+}
+}  // namespace
+
 Result<Volume> readImage(const fs::path& path) {
   registerImageIO();
-  const std::string p = path.string();
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return Error(ErrorCode::NotFound, "no such file", p);
+  if (!fs::is_regular_file(path, ec)) return Error(ErrorCode::NotFound, "no such file", path.string());
+  NiftiAlias alias;
+  std::string p = path.string();
+  if (formatFromPath(path) == ImageFormat::Nifti && hasNiftiSibling(path)) {
+    char tmpl[] = "/tmp/lumen-nifti-XXXXXX";
+    if (!mkdtemp(tmpl)) return Error(ErrorCode::Io, "cannot create a temporary folder", path.string());
+    alias.dir = tmpl;
+    alias.link = alias.dir / (endsWith(lowerName(path), ".gz") ? "image.nii.gz" : "image.nii");
+    fs::create_symlink(fs::absolute(path), alias.link, ec);
+    if (ec) return Error(ErrorCode::Io, "cannot create a temporary link: " + ec.message(), path.string());
+    p = alias.link.string();
+  }
+  const std::string shown = path.string();
   try {
     auto io = itk::ImageIOFactory::CreateImageIO(p.c_str(), itk::CommonEnums::IOFileMode::ReadMode);
-    if (!io) return Error(ErrorCode::Unsupported, "not a readable image format (NIfTI, NRRD, MetaImage)", p);
+    if (!io) return Error(ErrorCode::Unsupported, "not a readable image format (NIfTI, NRRD, MetaImage)", shown);
     io->SetFileName(p);
     io->ReadImageInformation();
     const unsigned dims = io->GetNumberOfDimensions();
     if (dims > 3) {
       for (unsigned d = 3; d < dims; ++d)
-        if (io->GetDimensions(d) > 1) return Error(ErrorCode::Unsupported, "images with more than 3 dimensions are not supported", p);
+        if (io->GetDimensions(d) > 1) return Error(ErrorCode::Unsupported, "images with more than 3 dimensions are not supported", shown);
     }
     const auto comps = io->GetNumberOfComponents();
     const auto ct = io->GetComponentType();
     using C = itk::CommonEnums::IOComponent;
-    if (comps == 3 && ct == C::UCHAR) return readTyped<Rgb8>(path, PixelType::RGB8);
+    if (comps == 3 && ct == C::UCHAR) return readTyped<Rgb8>(p, PixelType::RGB8);
     if (comps != 1) {
       std::ostringstream s;
       s << "images with " << comps << " components per voxel are not supported";
-      return Error(ErrorCode::Unsupported, s.str(), p);
+      return Error(ErrorCode::Unsupported, s.str(), shown);
     }
     switch (ct) {
-      case C::UCHAR: return readTyped<std::uint8_t>(path, PixelType::UInt8);
-      case C::SHORT: return readTyped<std::int16_t>(path, PixelType::Int16);
-      case C::USHORT: return readTyped<std::uint16_t>(path, PixelType::UInt16);
-      default: return readTyped<float>(path, PixelType::Float32);
+      case C::UCHAR: return readTyped<std::uint8_t>(p, PixelType::UInt8);
+      case C::SHORT: return readTyped<std::int16_t>(p, PixelType::Int16);
+      case C::USHORT: return readTyped<std::uint16_t>(p, PixelType::UInt16);
+      default: return readTyped<float>(p, PixelType::Float32);
     }
   } catch (const itk::ExceptionObject& e) {
-    return Error(ErrorCode::Corrupt, std::string("cannot read image: ") + e.GetDescription(), p);
+    return Error(ErrorCode::Corrupt, std::string("cannot read image: ") + e.GetDescription(), shown);
   } catch (const std::exception& e) {
-    return Error(ErrorCode::Corrupt, std::string("cannot read image: ") + e.what(), p);
+    return Error(ErrorCode::Corrupt, std::string("cannot read image: ") + e.what(), shown);
   }
 }
 

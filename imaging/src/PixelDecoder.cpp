@@ -176,10 +176,14 @@ std::size_t FrameDecoder::decodedFrameBytes(const FileInfo& f) const {
 }
 
 Status FrameDecoder::fetchRaw(const FileInfo& f, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                              std::string& colorModel, int& planar) {
-  colorModel = f.photometric;
-  planar = f.planarConfiguration;
-  if (!f.encapsulated && f.pixelDataOffset > 0) return readAt(f, f.pixelDataOffset + std::uint64_t(frame) * bytes, dst, bytes);
+                              RawLayout& layout) {
+  layout.colorModel = f.photometric;
+  layout.planar = f.planarConfiguration;
+  layout.bitsStored = f.bitsStored;
+  layout.highBit = f.highBit;
+  layout.pixelRepresentation = f.pixelRepresentation;
+  if (!f.encapsulated && f.pixelDataOffset > 0)
+    return readAt(f, f.pixelDataOffset + std::uint64_t(frame) * bytes, dst, bytes);
   if (auto s = openFile(f); !s) return s;
   DcmDataset* ds = ff_->getDataset();
   DcmElement* px = nullptr;
@@ -206,15 +210,15 @@ Status FrameDecoder::fetchRaw(const FileInfo& f, std::uint32_t frame, std::uint8
     const OFCondition c = pd->getUncompressedFrame(ds, frame, startFragment, dst, static_cast<Uint32>(bytes), model,
                                                    cache_.get());
     if (c.good()) {
-      if (!model.empty()) colorModel = model.c_str();
+      if (!model.empty()) layout.colorModel = model.c_str();
       // DCMTK's RLE decoder returns colour frames plane by plane; its JPEG decoders
       // return them pixel by pixel.
       const std::string ts = f.transferSyntaxUid;
-      planar = (ts == UID_RLELosslessTransferSyntax && f.samplesPerPixel == 3) ? 1 : 0;
+      layout.planar = (ts == UID_RLELosslessTransferSyntax && f.samplesPerPixel == 3) ? 1 : 0;
       return {};
     }
     // DCMTK has no JPEG 2000 decoder (and some JPEG variants fail): let GDCM try.
-    auto g = fetchWithGdcm(f, frame, dst, bytes, colorModel, planar);
+    auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
     if (g) return g;
     return Error(ErrorCode::Unsupported,
                  "cannot decode " + transferSyntaxName(f.transferSyntaxUid) + " pixel data (DCMTK: " + c.text() +
@@ -245,7 +249,7 @@ Status FrameDecoder::readAt(const FileInfo& f, std::uint64_t offset, std::uint8_
 }
 
 Status FrameDecoder::fetchWithGdcm(const FileInfo& f, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                                   std::string& colorModel, int& planar) {
+                                   RawLayout& layout) {
   if (gdcmPath_ != f.path) {
     gdcmPath_.clear();
     gdcmBuffer_.clear();
@@ -257,18 +261,25 @@ Status FrameDecoder::fetchWithGdcm(const FileInfo& f, std::uint32_t frame, std::
     if (len < bytes * f.numberOfFrames) return Error(ErrorCode::Corrupt, "decoded size is smaller than the header says", f.path);
     gdcmBuffer_.resize(len);
     if (!img.GetBuffer(gdcmBuffer_.data())) return Error(ErrorCode::Corrupt, "decoder failed", f.path);
-    gdcmColorModel_ = img.GetPhotometricInterpretation().GetString() ? img.GetPhotometricInterpretation().GetString() : "";
-    while (!gdcmColorModel_.empty() && gdcmColorModel_.back() == ' ') gdcmColorModel_.pop_back();
-    gdcmPlanar_ = static_cast<int>(img.GetPlanarConfiguration());
+    const char* pi = img.GetPhotometricInterpretation().GetString();
+    std::string model = pi ? pi : "";
+    while (!model.empty() && model.back() == ' ') model.pop_back();
+    // JPEG 2000's component transform is undone by the decoder: the samples are RGB.
+    if (model == "YBR_ICT" || model == "YBR_RCT") model = "RGB";
+    gdcmLayout_.colorModel = model.empty() ? f.photometric : model;
+    gdcmLayout_.planar = static_cast<int>(img.GetPlanarConfiguration());
+    // GDCM reports the precision actually in the code stream (lossy JPEG 2000 may use
+    // more bits than the header's BitsStored): extract samples with that.
+    const gdcm::PixelFormat& pf = img.GetPixelFormat();
+    gdcmLayout_.bitsStored = std::min<int>(pf.GetBitsStored(), f.bitsAllocated);
+    gdcmLayout_.highBit = std::min<int>(pf.GetHighBit(), f.bitsAllocated - 1);
+    gdcmLayout_.pixelRepresentation = pf.GetPixelRepresentation();
     gdcmPath_ = f.path;
   }
   const std::size_t offset = static_cast<std::size_t>(frame) * bytes;
   if (offset + bytes > gdcmBuffer_.size()) return Error(ErrorCode::Corrupt, "frame beyond decoded data", f.path);
   std::memcpy(dst, gdcmBuffer_.data() + offset, bytes);
-  // JPEG 2000's component transform is undone by the decoder: the samples are RGB.
-  colorModel = (gdcmColorModel_ == "YBR_ICT" || gdcmColorModel_ == "YBR_RCT") ? "RGB" : gdcmColorModel_;
-  if (colorModel.empty()) colorModel = f.photometric;
-  planar = gdcmPlanar_;
+  layout = gdcmLayout_;
   return {};
 }
 
@@ -336,15 +347,14 @@ Status FrameDecoder::decode(const FileInfo& f, std::uint32_t frame, const MonoTr
   overflow = false;
   const std::size_t n = static_cast<std::size_t>(f.rows) * f.columns;
   const std::size_t bytes = decodedFrameBytes(f);
-  std::string model;
-  int planar = 0;
+  RawLayout layout;
 
   if (out == PixelType::RGB8) {
     scratch_.resize(bytes);
-    if (auto s = fetchRaw(f, frame, scratch_.data(), bytes, model, planar); !s) return s;
+    if (auto s = fetchRaw(f, frame, scratch_.data(), bytes, layout); !s) return s;
     if (f.photometric == "PALETTE COLOR") return applyPalette(f, scratch_.data(), static_cast<Rgb8*>(dst));
     if (f.samplesPerPixel != 3) return Error(ErrorCode::Inconsistent, "monochrome frame in a colour volume", f.path);
-    return toRgb(f, scratch_.data(), static_cast<Rgb8*>(dst), model, planar);
+    return toRgb(f, scratch_.data(), static_cast<Rgb8*>(dst), layout.colorModel, layout.planar);
   }
   if (f.samplesPerPixel != 1 || f.photometric == "PALETTE COLOR")
     return Error(ErrorCode::Inconsistent, "colour frame in a monochrome volume", f.path);
@@ -357,21 +367,22 @@ Status FrameDecoder::decode(const FileInfo& f, std::uint32_t frame, const MonoTr
     scratch_.resize(bytes);
     raw = scratch_.data();
   }
-  if (auto s = fetchRaw(f, frame, raw, bytes, model, planar); !s) return s;
+  if (auto s = fetchRaw(f, frame, raw, bytes, layout); !s) return s;
 
-  const int shift = f.highBit + 1 - f.bitsStored;
-  const bool isSigned = f.pixelRepresentation == 1;
+  const int bitsStored = layout.bitsStored;
+  const int shift = layout.highBit + 1 - bitsStored;
+  const bool isSigned = layout.pixelRepresentation == 1;
   return visitScalarType(out, [&](auto tag) -> Status {
     using Out = typename decltype(tag)::type;
     Out* o = static_cast<Out*>(dst);
     if (f.floatPixelData) {
       overflow = convertFloat(reinterpret_cast<const float*>(raw), o, n, tx);
     } else if (f.bitsAllocated == 8) {
-      overflow = convertMono(raw, o, n, shift, f.bitsStored, isSigned, tx);
+      overflow = convertMono(raw, o, n, shift, bitsStored, isSigned, tx);
     } else if (f.bitsAllocated == 16) {
-      overflow = convertMono(reinterpret_cast<const std::uint16_t*>(raw), o, n, shift, f.bitsStored, isSigned, tx);
+      overflow = convertMono(reinterpret_cast<const std::uint16_t*>(raw), o, n, shift, bitsStored, isSigned, tx);
     } else {
-      overflow = convertMono(reinterpret_cast<const std::uint32_t*>(raw), o, n, shift, f.bitsStored, isSigned, tx);
+      overflow = convertMono(reinterpret_cast<const std::uint32_t*>(raw), o, n, shift, bitsStored, isSigned, tx);
     }
     return {};
   });

@@ -38,14 +38,21 @@ class FrameDecoder {
                 bool& overflow);
 
  private:
-  // Raw decoded samples of a frame in native layout (little endian, the stored bit depth);
-  // `colorModel` and `planar` describe the layout after decompression.
-  Status fetchRaw(const FileInfo& file, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                  std::string& colorModel, int& planar);
+  // How decoded samples are laid out; decoders may differ from the header (JPEG YBR
+  // comes back as RGB, lossy JPEG 2000 may carry more bits than BitsStored).
+  struct RawLayout {
+    std::string colorModel;
+    int planar = 0;
+    int bitsStored = 0;
+    int highBit = 0;
+    int pixelRepresentation = 0;
+  };
+  // Raw decoded samples of a frame in native layout (little endian).
+  Status fetchRaw(const FileInfo& file, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes, RawLayout& layout);
   Status openFile(const FileInfo& file);
   Status readAt(const FileInfo& file, std::uint64_t offset, std::uint8_t* dst, std::size_t bytes);
   Status fetchWithGdcm(const FileInfo& file, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                       std::string& colorModel, int& planar);
+                       RawLayout& layout);
   Status applyPalette(const FileInfo& file, const std::uint8_t* raw, Rgb8* dst);
   std::size_t decodedFrameBytes(const FileInfo& file) const;
 
@@ -56,8 +63,7 @@ class FrameDecoder {
   // JPEG 2000 and other codecs DCMTK lacks: GDCM decodes the whole file once.
   std::string gdcmPath_;
   std::vector<char> gdcmBuffer_;
-  std::string gdcmColorModel_;
-  int gdcmPlanar_ = 0;
+  RawLayout gdcmLayout_;
 };
 
 }  // namespace lumen::dicom

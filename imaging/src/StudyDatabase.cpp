@@ -331,7 +331,7 @@ Result<ImportReport> StudyDatabase::import(const std::vector<fs::path>& inputs, 
   report.filesScanned = files.size();
   // Parse and commit in batches: memory stays bounded for huge folders, and each batch
   // is one transaction (a cancelled or crashed import keeps the batches already done).
-  constexpr std::size_t kBatch = 256;
+  const std::size_t kBatch = std::max<std::size_t>(1, options.batchSize);
   const int threads = resolveThreadCount(options.threads);
   for (std::size_t b = 0; b < files.size(); b += kBatch) {
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "import cancelled");

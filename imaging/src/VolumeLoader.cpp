@@ -42,7 +42,10 @@ T fromDouble(double v, const T*) {
 // Bilinear sample of a frame at continuous index (x, y); false when outside.
 template <class T>
 bool sample(const T* f, std::size_t cols, std::size_t rows, double x, double y, int c, double& out) {
-  if (x < -0.5 || y < -0.5 || x > static_cast<double>(cols) - 0.5 || y > static_cast<double>(rows) - 0.5) return false;
+  // Only between sample centres: extrapolating would invent values at the border.
+  constexpr double eps = 1e-6;
+  if (x < -eps || y < -eps || x > static_cast<double>(cols - 1) + eps || y > static_cast<double>(rows - 1) + eps)
+    return false;
   x = std::clamp(x, 0.0, static_cast<double>(cols - 1));
   y = std::clamp(y, 0.0, static_cast<double>(rows - 1));
   const std::size_t x0 = static_cast<std::size_t>(x), y0 = static_cast<std::size_t>(y);

@@ -158,7 +158,7 @@ def build_transfer_syntaxes():
     lossy = {
         "jpeg-extended": ["dcmcjpeg", "+ee"],
         "jpegls-near": ["dcmcjpls", "+en"],
-        "j2k-lossy": ["gdcmconv", "--j2k", "--lossy", "-q", "40"],
+        "j2k-lossy": ["gdcmconv", "--j2k", "--lossy", "-r", "10"],
     }
     for name, cmd in list(lossless.items()) + list(lossy.items()):
         run(cmd + [ref, os.path.join(d, name + ".dcm")])

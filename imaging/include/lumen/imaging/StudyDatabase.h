@@ -22,6 +22,7 @@ namespace lumen::db {
 struct ImportOptions {
   bool copyToStore = false;  // copy files into the managed store instead of referencing them
   int threads = 0;
+  std::size_t batchSize = 256;  // files per transaction
 };
 
 struct ImportReport {

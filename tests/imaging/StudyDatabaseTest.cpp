@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "Corpus.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+using namespace lumen;
+using namespace lumen::db;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path freshDir(const std::string& name) {
+  fs::path d = fs::path(LUMEN_TEST_WORK_DIR) / "db" / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+int count(const fs::path& dir, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open((dir / "lumen.db").c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+  int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+}  // namespace
+
+TEST(StudyDatabase, ImportsAndListsTheSampleStudy) {
+  const fs::path dir = freshDir("import");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE(db) << db.error().toString();
+  EXPECT_EQ((*db)->schemaVersion(), StudyDatabase::kSchemaVersion);
+  auto r = (*db)->import({test::sampleCt()}, {});
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->instancesAdded, 32u);
+  auto studies = (*db)->studies();
+  ASSERT_TRUE(studies);
+  ASSERT_EQ(studies->size(), 1u);
+  EXPECT_EQ((*studies)[0].seriesCount, 1);
+  EXPECT_EQ((*studies)[0].instanceCount, 32);
+  EXPECT_EQ((*studies)[0].modalities, "CT");
+  EXPECT_EQ((*studies)[0].patient.name, "CAMITK^TEST");
+  auto series = (*db)->series((*studies)[0].id);
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 1u);
+  EXPECT_EQ((*series)[0].info.description, "SINUS");
+  auto inst = (*db)->instances((*series)[0].id);
+  ASSERT_TRUE(inst);
+  EXPECT_EQ(inst->size(), 32u);
+  EXPECT_FALSE((*inst)[0].managed);
+  EXPECT_TRUE(fs::exists((*inst)[0].path));
+  // WAL mode for concurrent readers (GUI + CLI).
+  EXPECT_TRUE(fs::exists(dir / "lumen.db-wal") || count(dir, "PRAGMA journal_mode") != -1);
+}
+
+TEST(StudyDatabase, ReimportIsIdempotent) {
+  const fs::path dir = freshDir("idempotent");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));
+  auto again = (*db)->import({test::sampleCt()}, {});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->instancesAdded, 0u);
+  EXPECT_EQ(again->instancesUnchanged, 32u);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances"), 32);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM studies"), 1);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM patients"), 1);
+}
+
+TEST(StudyDatabase, ManagedStoreCopiesAndDeletesOnlyItsOwnFiles) {
+  const fs::path dir = freshDir("managed");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE(db);
+  ImportOptions o;
+  o.copyToStore = true;
+  auto r = (*db)->import({test::sampleCt()}, o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->instancesAdded, 32u);
+  auto studies = (*db)->studies();
+  auto series = (*db)->series((*studies)[0].id);
+  auto inst = (*db)->instances((*series)[0].id);
+  ASSERT_TRUE(inst);
+  for (const auto& i : *inst) {
+    EXPECT_TRUE(i.managed);
+    EXPECT_EQ(fs::path(i.path).lexically_relative((*db)->storeDir()).begin()->string().substr(0, 2), "1.");
+  }
+  const std::size_t originals = static_cast<std::size_t>(std::distance(fs::directory_iterator(test::sampleCt()), {}));
+  auto del = (*db)->deleteStudy((*studies)[0].id, true);
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->instancesRemoved, 32u);
+  EXPECT_EQ(del->filesDeleted, 32u);
+  EXPECT_EQ(static_cast<std::size_t>(std::distance(fs::directory_iterator(test::sampleCt()), {})), originals)
+      << "files outside the store are never deleted";
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM patients"), 0);
+}
+
+TEST(StudyDatabase, DeletingReferencedFilesKeepsThemOnDisk) {
+  const fs::path dir = freshDir("referenced");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));
+  auto studies = (*db)->studies();
+  auto del = (*db)->deleteStudy((*studies)[0].id, true);
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->filesDeleted, 0u);
+  EXPECT_TRUE(fs::exists(test::sampleCt()));
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances"), 0);
+}
+
+TEST(StudyDatabase, SearchFilters) {
+  LUMEN_REQUIRE_CORPUS();
+  const fs::path dir = freshDir("search");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE((*db)->import({test::sampleCt(), test::corpus("ramp/echoes"), test::corpus("cine")}, {}));
+  EXPECT_EQ((*db)->studies()->size(), 2u);
+  StudyQuery q;
+  q.text = "camitk";
+  EXPECT_EQ((*db)->studies(q)->size(), 1u);
+  q = {};
+  q.modality = "XA";
+  ASSERT_EQ((*db)->studies(q)->size(), 1u);
+  EXPECT_EQ((*(*db)->studies(q))[0].patient.patientId, "RAMP0001");
+  q = {};
+  q.dateFrom = "20240101";
+  q.dateTo = "20240131";
+  EXPECT_EQ((*db)->studies(q)->size(), 1u);
+  q.dateFrom = "20250101";
+  q.dateTo = "";
+  EXPECT_EQ((*db)->studies(q)->size(), 0u);
+  q = {};
+  q.text = "two echoes";  // series description
+  EXPECT_EQ((*db)->studies(q)->size(), 1u);
+}
+
+TEST(StudyDatabase, MigratesOlderSchemasKeepingData) {
+  const fs::path dir = freshDir("migrate");
+  ASSERT_TRUE(StudyDatabase::createAtVersion(dir, 1));
+  EXPECT_EQ(count(dir, "PRAGMA user_version"), 1);
+  {
+    sqlite3* raw = nullptr;
+    sqlite3_open((dir / "lumen.db").c_str(), &raw);
+    sqlite3_exec(raw,
+                 "INSERT INTO patients VALUES(1,'P','N','','');"
+                 "INSERT INTO studies(id, patient_ref, study_uid) VALUES(1,1,'1.2.3');"
+                 "INSERT INTO series(id, study_ref, series_uid) VALUES(1,1,'1.2.3.4');"
+                 "INSERT INTO instances(id, series_ref, sop_uid, path) VALUES(1,1,'1.2.3.4.5','/x');",
+                 nullptr, nullptr, nullptr);
+    sqlite3_close(raw);
+  }
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE(db) << db.error().toString();
+  EXPECT_EQ((*db)->schemaVersion(), 2);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances WHERE frames = 1"), 1);
+}
+
+TEST(StudyDatabase, RefusesANewerSchema) {
+  const fs::path dir = freshDir("newer");
+  ASSERT_TRUE(StudyDatabase::open(dir));
+  {
+    sqlite3* raw = nullptr;
+    sqlite3_open((dir / "lumen.db").c_str(), &raw);
+    sqlite3_exec(raw, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+    sqlite3_close(raw);
+  }
+  auto db = StudyDatabase::open(dir);
+  ASSERT_FALSE(db);
+  EXPECT_NE(db.error().message.find("newer"), std::string::npos);
+}
+
+TEST(StudyDatabase, CancelledImportLeavesAConsistentDatabase) {
+  LUMEN_REQUIRE_CORPUS();
+  const fs::path dir = freshDir("cancel");
+  auto db = StudyDatabase::open(dir);
+  CancelToken cancel;
+  int calls = 0;
+  // Cancel after the first batch was committed (the first report is "listing files").
+  ImportOptions small;
+  small.batchSize = 16;
+  auto r = (*db)->import({test::corpus("ramp"), test::sampleCt(), test::corpus("mixed-series")}, small,
+                         Progress([&](double, std::string_view) {
+                           if (++calls == 2) cancel.cancel();
+                         }),
+                         cancel);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Cancelled);
+  // Every row has its parents: no half-written batch.
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances i LEFT JOIN series s ON i.series_ref = s.id WHERE s.id IS NULL"), 0);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM series s LEFT JOIN studies t ON s.study_ref = t.id WHERE t.id IS NULL"), 0);
+  const int partial = count(dir, "SELECT COUNT(*) FROM instances");
+  EXPECT_GT(partial, 0);
+  // Importing again completes the job.
+  auto again = (*db)->import({test::corpus("ramp"), test::sampleCt(), test::corpus("mixed-series")}, {});
+  ASSERT_TRUE(again);
+  EXPECT_GT(count(dir, "SELECT COUNT(*) FROM instances"), partial);
+}
+
+TEST(StudyDatabase, BadFilesAreReportedNotImported) {
+  LUMEN_REQUIRE_CORPUS();
+  const fs::path dir = freshDir("bad");
+  auto db = StudyDatabase::open(dir);
+  auto r = (*db)->import({test::corpus("bad")}, {});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->instancesAdded, 1u);
+  EXPECT_GE(r->skipped.size(), 17u);
+}

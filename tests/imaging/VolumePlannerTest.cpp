@@ -1,0 +1,152 @@
+#include <gtest/gtest.h>
+
+#include "Corpus.h"
+
+using namespace lumen;
+using namespace lumen::dicom;
+
+namespace {
+bool hasWarning(const VolumePlan& p, const std::string& word) {
+  for (const auto& w : p.info.warnings)
+    if (w.find(word) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+TEST(VolumePlanner, OrdersSlicesByPositionNotByNameOrInstanceNumber) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/axial-shuffled"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  const auto& p = l.plans[0];
+  EXPECT_EQ(p.geometry.size[2], 20u);
+  EXPECT_NEAR(p.geometry.spacingMm.z, 2.5, 1e-6);
+  EXPECT_NEAR(p.geometry.originLps.z, -20.0, 1e-6);
+  EXPECT_FALSE(p.resampled);
+  EXPECT_TRUE(p.info.warnings.empty());
+  // Ascending along the normal.
+  for (std::size_t k = 1; k < p.slices.size(); ++k) {
+    const auto& a = l.scan.files[p.slices[k - 1].a.file].frames[0].positionLps;
+    const auto& b = l.scan.files[p.slices[k].a.file].frames[0].positionLps;
+    EXPECT_LT(a.z, b.z);
+  }
+}
+
+TEST(VolumePlanner, SpacingComesFromPositionsNotSliceThickness) {
+  auto l = test::scanAndPlan(test::sampleCt());
+  ASSERT_EQ(l.plans.size(), 1u);
+  // SliceThickness is 1.0 mm; slices are 0.7 mm apart.
+  EXPECT_NEAR(l.plans[0].geometry.spacingMm.z, 0.7, 1e-3);
+  EXPECT_EQ(l.plans[0].geometry.size[2], 32u);
+  EXPECT_EQ(l.plans[0].pixelType, PixelType::Int16);
+  EXPECT_EQ(l.plans[0].info.units, "HU");
+}
+
+TEST(VolumePlanner, MissingSlicesAreReportedAndResampled) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/missing"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  const auto& p = l.plans[0];
+  EXPECT_EQ(p.geometry.size[2], 20u);  // the regular grid includes the two missing positions
+  EXPECT_EQ(p.sourceFrames, 18u);
+  EXPECT_TRUE(p.resampled);
+  EXPECT_TRUE(hasWarning(p, "2 slice(s) missing")) << p.info.warnings.front();
+}
+
+TEST(VolumePlanner, NonUniformSpacingIsReportedAndResampled) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/nonuniform"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_TRUE(l.plans[0].resampled);
+  EXPECT_TRUE(hasWarning(l.plans[0], "non-uniform"));
+}
+
+TEST(VolumePlanner, GantryTiltIsDetectedFromPositions) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/tilt"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_TRUE(l.plans[0].resampled);
+  EXPECT_TRUE(hasWarning(l.plans[0], "gantry tilt of 15"));
+  EXPECT_NEAR(l.plans[0].geometry.spacingMm.z, 2.0, 1e-6);  // along the normal, not along the tilt
+}
+
+TEST(VolumePlanner, SplitsOrientationsLocalizersEchoesTimePointsAndRanges) {
+  LUMEN_REQUIRE_CORPUS();
+  struct Case {
+    const char* dir;
+    std::size_t volumes;
+    const char* label;
+  };
+  for (const Case& c : {Case{"ramp/two-orientations", 2, "coronal"}, Case{"ramp/localizer", 2, "localizer"},
+                        Case{"ramp/echoes", 2, "echo 2"}, Case{"ramp/time", 3, "time 3"},
+                        Case{"ramp/two-stacks", 2, "part 2"}}) {
+    auto l = test::scanAndPlan(test::corpus(c.dir));
+    ASSERT_EQ(l.plans.size(), c.volumes) << c.dir;
+    bool found = false;
+    for (const auto& p : l.plans) {
+      if (p.info.splitLabel.find(c.label) != std::string::npos) found = true;
+      EXPECT_FALSE(p.resampled) << c.dir;
+    }
+    EXPECT_TRUE(found) << c.dir << ": no volume labelled " << c.label;
+  }
+}
+
+TEST(VolumePlanner, PerSliceAcquisitionNumbersDoNotSplitASeries) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/acquisition-per-slice"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_EQ(l.plans[0].geometry.size[2], 10u);
+}
+
+TEST(VolumePlanner, DuplicatePositionsAreDroppedWithAReason) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/duplicates"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_EQ(l.plans[0].geometry.size[2], 10u);
+  EXPECT_TRUE(hasWarning(l.plans[0], "duplicate"));
+  ASSERT_EQ(l.skipped.size(), 1u);
+  EXPECT_NE(l.skipped[0].reason.find("same slice position"), std::string::npos);
+}
+
+TEST(VolumePlanner, ObliqueAndSagittalGeometry) {
+  LUMEN_REQUIRE_CORPUS();
+  auto ob = test::scanAndPlan(test::corpus("ramp/oblique"));
+  ASSERT_EQ(ob.plans.size(), 1u);
+  EXPECT_TRUE(isOblique(ob.plans[0].geometry.direction));
+  auto sag = test::scanAndPlan(test::corpus("ramp/sagittal"));
+  ASSERT_EQ(sag.plans.size(), 1u);
+  EXPECT_EQ(orientationCode(sag.plans[0].geometry.direction), "PIR");
+}
+
+TEST(VolumePlanner, ProjectionImagesAreSingle2DWithSpacingWarning) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("photometric/mono2.dcm"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_EQ(l.plans[0].info.stackKind, StackKind::Single2D);
+  EXPECT_DOUBLE_EQ(l.plans[0].geometry.spacingMm.x, 0.15);
+  EXPECT_TRUE(hasWarning(l.plans[0], "ImagerPixelSpacing"));
+}
+
+TEST(VolumePlanner, CineFileIsATimeSeries) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("cine"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  EXPECT_EQ(l.plans[0].info.stackKind, StackKind::TimeSeries2D);
+  EXPECT_EQ(l.plans[0].geometry.size[2], 5u);
+  EXPECT_NEAR(l.plans[0].info.frameTimeMs, 33.3, 1e-9);
+}
+
+TEST(VolumePlanner, DicomdirListsItsReferencedFiles) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("dicomdir/DICOMDIR"));
+  ASSERT_FALSE(l.scan.notes.empty());
+  EXPECT_NE(l.scan.notes[0].find("DICOMDIR references"), std::string::npos);
+  EXPECT_GT(l.scan.files.size(), 10u);
+  EXPECT_FALSE(l.plans.empty());
+}
+
+TEST(VolumePlanner, LargestPlanIsTheOneWithMostSlices) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/localizer"));
+  ASSERT_EQ(l.plans.size(), 2u);
+  EXPECT_EQ(l.plans[largestPlan(l.plans)].geometry.size[2], 10u);
+}
