@@ -286,6 +286,11 @@ Result<FileInfo> readFileInfo(const fs::path& path) {
       << ", HighBit " << info.highBit;
     return Error(ErrorCode::Corrupt, s.str(), p);
   }
+  if (info.planarConfiguration > 1) {
+    std::ostringstream s;
+    s << "PlanarConfiguration is " << info.planarConfiguration << " (must be 0 or 1)";
+    return Error(ErrorCode::Corrupt, s.str(), p);
+  }
   if (info.samplesPerPixel != 1 && info.samplesPerPixel != 3) {
     std::ostringstream s;
     s << "SamplesPerPixel is " << info.samplesPerPixel << " (supported: 1, 3)";

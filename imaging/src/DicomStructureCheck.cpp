@@ -83,10 +83,15 @@ class InflateSource : public Source {
     return true;
   }
   bool atEnd() override { return avail_ == 0 && !fill(); }
+  /// Inflates the rest; false when the whole stream would exceed kMaxInflated.
+  bool drainWithinLimit() {
+    while (fill()) avail_ = 0;
+    return finished_ && total_ <= kMaxInflated;
+  }
 
  private:
   // A decompression bomb must not keep us busy: the header walk stops after this much.
-  static constexpr std::uint64_t kMaxInflated = 1ull << 31;
+  static constexpr std::uint64_t kMaxInflated = 1ull << 30;
   bool fill() {
     if (!ok_ || finished_ || total_ > kMaxInflated) return false;
     buf_.resize(1 << 16);
@@ -119,11 +124,15 @@ class InflateSource : public Source {
   std::uint64_t total_ = 0;
 };
 
+// Explicit VR length field: 2 bytes for the classic short VRs, 4 for the others. An
+// unknown VR of two capital letters is taken as a future VR with a 4-byte length, any
+// other unknown VR as a 2-byte one: DCMTK's rule, so both parsers see the same lengths.
 bool isLongVr(const char vr[2]) {
-  static const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
-  for (const char* l : kLong)
-    if (vr[0] == l[0] && vr[1] == l[1]) return true;
-  return false;
+  static const char* kShort[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                 "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+  for (const char* v : kShort)
+    if (vr[0] == v[0] && vr[1] == v[1]) return false;
+  return vr[0] >= 'A' && vr[0] <= 'Z' && vr[1] >= 'A' && vr[1] <= 'Z';
 }
 bool looksLikeVr(const unsigned char* b) { return b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z'; }
 
@@ -197,18 +206,17 @@ class Walker {
         return "file ends inside element " + tagName(g, e);
       }
       const bool pixelData = g == 0x7FE0 && e == 0x0010;
-      if (pixelData && stack_.size() == 1) {  // the header ends here
-        if (len != kUndefined && !fits(len)) {
-          std::ostringstream m;
-          m << "pixel data is truncated: " << len << " bytes declared, the file ends "
-            << (s_.pos + len - stack_.front().end) << " bytes early";
-          return m.str();
-        }
-        return {};
+      // Pixel data is skipped (a seek), not the end of the walk: DCMTK parses what follows
+      // it too, and hostile lengths hide there as well.
+      if (pixelData && len != kUndefined && !fits(len)) {
+        std::ostringstream m;
+        m << "pixel data is truncated: " << len << " bytes declared, the file ends "
+          << (s_.pos + len - stack_.front().end) << " bytes early";
+        return m.str();
       }
       const bool sq = (explicit_ && vr[0] == 'S' && vr[1] == 'Q') || len == kUndefined;
       if (sq) {
-        if (++depth_ > kMaxSequenceDepth) {
+        if (!pixelData && ++depth_ > kMaxSequenceDepth) {
           std::ostringstream m;
           m << "sequences nested more than " << kMaxSequenceDepth << " levels deep (at " << tagName(g, e)
             << "): refused as malformed or hostile";
@@ -216,6 +224,7 @@ class Walker {
         }
         if (len != kUndefined && !fits(len)) return "sequence " + tagName(g, e) + " length runs past the end of the file";
         stack_.push_back({len == kUndefined ? kNoEnd : s_.pos + len, true, pixelData});
+        if (pixelData) ++depth_;  // popped like any sequence
         continue;
       }
       if (!fits(len)) {
@@ -327,8 +336,13 @@ std::string checkDicomStructure(const std::string& path) {
     file.pos = datasetStart;
   }
   if (deflated) {
+    // DCMTK cannot leave values of a deflated stream on disk: a length it believes is
+    // allocated. Refuse streams whose elements run past the end, and bombs.
     InflateSource inflated(file);
-    return Walker(inflated, true, false).run(kNoEnd);
+    auto err = Walker(inflated, true, false).run(kNoEnd);
+    if (!err.empty()) return err;
+    if (!inflated.drainWithinLimit()) return "deflated data set is corrupt or expands beyond 1 GiB";
+    return {};
   }
   return Walker(file, explicitVr, bigEndian).run(size);
 }

@@ -203,6 +203,14 @@ Status FrameDecoder::fetchRaw(const FileInfo& f, std::uint32_t frame, std::uint8
       if (c.bad()) return Error(ErrorCode::Corrupt, std::string("cannot read pixel data (") + c.text() + ")", f.path);
       return {};
     }
+    // DCMTK has no JPEG 2000 decoder: GDCM (openjpeg) decodes those.
+    const E_TransferSyntax xs = DcmXfer(f.transferSyntaxUid.c_str()).getXfer();
+    if (xs == EXS_JPEG2000LosslessOnly || xs == EXS_JPEG2000 || xs == EXS_JPEG2000MulticomponentLosslessOnly ||
+        xs == EXS_JPEG2000Multicomponent) {
+      auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
+      if (g) return g;
+      return Error(ErrorCode::Corrupt, "cannot decode JPEG 2000 pixel data (" + g.error().message + ")", f.path);
+    }
     auto* pd = dynamic_cast<DcmPixelData*>(px);
     if (!pd) return Error(ErrorCode::Corrupt, "encapsulated pixel data is malformed", f.path);
     Uint32 startFragment = 0;
@@ -211,19 +219,22 @@ Status FrameDecoder::fetchRaw(const FileInfo& f, std::uint32_t frame, std::uint8
                                                    cache_.get());
     if (c.good()) {
       if (!model.empty()) layout.colorModel = model.c_str();
-      // DCMTK's RLE decoder returns colour frames plane by plane; its JPEG decoders
-      // return them pixel by pixel.
+      // DCMTK's RLE decoder honours the header's PlanarConfiguration; its JPEG decoders
+      // return colour pixel by pixel.
       const std::string ts = f.transferSyntaxUid;
-      layout.planar = (ts == UID_RLELosslessTransferSyntax && f.samplesPerPixel == 3) ? 1 : 0;
+      layout.planar = ts == UID_RLELosslessTransferSyntax ? f.planarConfiguration : 0;
       return {};
     }
-    // DCMTK has no JPEG 2000 decoder (and some JPEG variants fail): let GDCM try.
-    auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
-    if (g) return g;
-    return Error(ErrorCode::Unsupported,
-                 "cannot decode " + transferSyntaxName(f.transferSyntaxUid) + " pixel data (DCMTK: " + c.text() +
-                     "; GDCM: " + g.error().message + ")",
-                 f.path);
+    // A syntax DCMTK has no codec for (e.g. HTJ2K, MPEG): GDCM may know it. Anything else
+    // DCMTK fails on is corrupt data, not a reason to try a second decoder.
+    if (c == EC_CannotChangeRepresentation) {
+      auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
+      if (g) return g;
+      return Error(ErrorCode::Unsupported,
+                   "no decoder for " + transferSyntaxName(f.transferSyntaxUid) + " pixel data", f.path);
+    }
+    return Error(ErrorCode::Corrupt,
+                 "cannot decode " + transferSyntaxName(f.transferSyntaxUid) + " pixel data (" + c.text() + ")", f.path);
   } catch (const std::bad_alloc&) {
     return Error(ErrorCode::OutOfMemory, "out of memory while decoding pixel data", f.path);
   }
