@@ -1,10 +1,8 @@
 #include "DcmtkSupport.h"
 
-#include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
-#include <gdcmTrace.h>
 
 #include <exception>
 #include <mutex>
@@ -19,14 +17,9 @@ void initializeDicomLibrary() {
     // DCMTK logs parse warnings to stderr by default, sometimes quoting attribute values:
     // keep it quiet (our own errors name the file and the reason).
     OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
-    // Same for GDCM (the JPEG 2000 fallback), which writes its warnings to stderr.
-    gdcm::Trace::SetWarning(false);
-    gdcm::Trace::SetDebug(false);
-    gdcm::Trace::SetError(false);
     // Colour conversion by photometric interpretation: JPEG YBR data comes back as RGB.
     DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_default, EPC_default);
     DJLSDecoderRegistration::registerCodecs();
-    DcmRLEDecoderRegistration::registerCodecs();
     // Refuse rather than guess when a length runs past the end of its container.
     dcmIgnoreParsingErrors.set(OFFalse);
     // Known attributes stored with VR UN (some converters do this) get their real VR,

@@ -1,7 +1,6 @@
 #include "PixelDecoder.h"
 
 #include <fcntl.h>
-#include <gdcmImageReader.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +12,7 @@
 #include <sstream>
 
 #include "DcmtkSupport.h"
+#include "Codecs.h"
 #include <dcmtk/dcmdata/dcfcache.h>
 
 namespace lumen::dicom {
@@ -203,36 +203,47 @@ Status FrameDecoder::fetchRaw(const FileInfo& f, std::uint32_t frame, std::uint8
       if (c.bad()) return Error(ErrorCode::Corrupt, std::string("cannot read pixel data (") + c.text() + ")", f.path);
       return {};
     }
-    // DCMTK has no JPEG 2000 decoder: GDCM (openjpeg) decodes those.
+    auto* pd = dynamic_cast<DcmPixelData*>(px);
+    if (!pd) return Error(ErrorCode::Corrupt, "encapsulated pixel data is malformed", f.path);
     const E_TransferSyntax xs = DcmXfer(f.transferSyntaxUid.c_str()).getXfer();
     if (xs == EXS_JPEG2000LosslessOnly || xs == EXS_JPEG2000 || xs == EXS_JPEG2000MulticomponentLosslessOnly ||
         xs == EXS_JPEG2000Multicomponent) {
-      auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
-      if (g) return g;
-      return Error(ErrorCode::Corrupt, "cannot decode JPEG 2000 pixel data (" + g.error().message + ")", f.path);
+      auto stream = encapsulatedFrame(*ds, *pd, f, frame);
+      if (!stream) return stream.error();
+      auto j2k = decodeJpeg2000(*stream, f, dst, bytes);
+      if (!j2k) return j2k.error();
+      // The decoder undoes the component transform of YBR_ICT / YBR_RCT: samples are RGB.
+      if (f.samplesPerPixel == 3 && (f.photometric == "YBR_ICT" || f.photometric == "YBR_RCT"))
+        layout.colorModel = "RGB";
+      layout.planar = 0;
+      // Lossy streams may carry more bits than BitsStored: extract what the stream holds.
+      layout.bitsStored = std::clamp(j2k->precision, 1, static_cast<int>(f.bitsAllocated));
+      layout.highBit = layout.bitsStored - 1;
+      layout.pixelRepresentation = j2k->isSigned ? 1 : 0;
+      return {};
     }
-    auto* pd = dynamic_cast<DcmPixelData*>(px);
-    if (!pd) return Error(ErrorCode::Corrupt, "encapsulated pixel data is malformed", f.path);
+    if (xs == EXS_RLELossless) {
+      auto rle = encapsulatedFrame(*ds, *pd, f, frame);
+      if (!rle) return rle.error();
+      if (auto st = decodeRle(*rle, f, dst, bytes); !st) return st;
+      layout.planar = 0;  // decodeRle interleaves colour
+      return {};
+    }
     Uint32 startFragment = 0;
     OFString model;
     const OFCondition c = pd->getUncompressedFrame(ds, frame, startFragment, dst, static_cast<Uint32>(bytes), model,
                                                    cache_.get());
     if (c.good()) {
       if (!model.empty()) layout.colorModel = model.c_str();
-      // DCMTK's RLE decoder honours the header's PlanarConfiguration; its JPEG decoders
-      // return colour pixel by pixel.
-      const std::string ts = f.transferSyntaxUid;
-      layout.planar = ts == UID_RLELosslessTransferSyntax ? f.planarConfiguration : 0;
+      layout.planar = 0;  // DCMTK's JPEG decoders return colour pixel by pixel
       return {};
     }
-    // A syntax DCMTK has no codec for (e.g. HTJ2K, MPEG): GDCM may know it. Anything else
-    // DCMTK fails on is corrupt data, not a reason to try a second decoder.
-    if (c == EC_CannotChangeRepresentation) {
-      auto g = fetchWithGdcm(f, frame, dst, bytes, layout);
-      if (g) return g;
-      return Error(ErrorCode::Unsupported,
-                   "no decoder for " + transferSyntaxName(f.transferSyntaxUid) + " pixel data", f.path);
-    }
+    // Syntaxes with a registered DCMTK decoder failed on their data; others have none.
+    const bool hasDecoder = xs == EXS_JPEGProcess1 || xs == EXS_JPEGProcess2_4 || xs == EXS_JPEGProcess14 ||
+                            xs == EXS_JPEGProcess14SV1 || xs == EXS_JPEGLSLossless || xs == EXS_JPEGLSLossy;
+    if (!hasDecoder)
+      return Error(ErrorCode::Unsupported, "no decoder for " + transferSyntaxName(f.transferSyntaxUid) + " pixel data",
+                   f.path);
     return Error(ErrorCode::Corrupt,
                  "cannot decode " + transferSyntaxName(f.transferSyntaxUid) + " pixel data (" + c.text() + ")", f.path);
   } catch (const std::bad_alloc&) {
@@ -256,41 +267,6 @@ Status FrameDecoder::readAt(const FileInfo& f, std::uint64_t offset, std::uint8_
     got += static_cast<std::size_t>(r);
   }
   ::close(fd);
-  return {};
-}
-
-Status FrameDecoder::fetchWithGdcm(const FileInfo& f, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                                   RawLayout& layout) {
-  if (gdcmPath_ != f.path) {
-    gdcmPath_.clear();
-    gdcmBuffer_.clear();
-    gdcm::ImageReader reader;
-    reader.SetFileName(f.path.c_str());
-    if (!reader.Read()) return Error(ErrorCode::Corrupt, "unreadable", f.path);
-    const gdcm::Image& img = reader.GetImage();
-    const std::size_t len = img.GetBufferLength();
-    if (len < bytes * f.numberOfFrames) return Error(ErrorCode::Corrupt, "decoded size is smaller than the header says", f.path);
-    gdcmBuffer_.resize(len);
-    if (!img.GetBuffer(gdcmBuffer_.data())) return Error(ErrorCode::Corrupt, "decoder failed", f.path);
-    const char* pi = img.GetPhotometricInterpretation().GetString();
-    std::string model = pi ? pi : "";
-    while (!model.empty() && model.back() == ' ') model.pop_back();
-    // JPEG 2000's component transform is undone by the decoder: the samples are RGB.
-    if (model == "YBR_ICT" || model == "YBR_RCT") model = "RGB";
-    gdcmLayout_.colorModel = model.empty() ? f.photometric : model;
-    gdcmLayout_.planar = static_cast<int>(img.GetPlanarConfiguration());
-    // GDCM reports the precision actually in the code stream (lossy JPEG 2000 may use
-    // more bits than the header's BitsStored): extract samples with that.
-    const gdcm::PixelFormat& pf = img.GetPixelFormat();
-    gdcmLayout_.bitsStored = std::min<int>(pf.GetBitsStored(), f.bitsAllocated);
-    gdcmLayout_.highBit = std::min<int>(pf.GetHighBit(), f.bitsAllocated - 1);
-    gdcmLayout_.pixelRepresentation = pf.GetPixelRepresentation();
-    gdcmPath_ = f.path;
-  }
-  const std::size_t offset = static_cast<std::size_t>(frame) * bytes;
-  if (offset + bytes > gdcmBuffer_.size()) return Error(ErrorCode::Corrupt, "frame beyond decoded data", f.path);
-  std::memcpy(dst, gdcmBuffer_.data() + offset, bytes);
-  layout = gdcmLayout_;
   return {};
 }
 

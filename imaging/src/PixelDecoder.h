@@ -51,8 +51,6 @@ class FrameDecoder {
   Status fetchRaw(const FileInfo& file, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes, RawLayout& layout);
   Status openFile(const FileInfo& file);
   Status readAt(const FileInfo& file, std::uint64_t offset, std::uint8_t* dst, std::size_t bytes);
-  Status fetchWithGdcm(const FileInfo& file, std::uint32_t frame, std::uint8_t* dst, std::size_t bytes,
-                       RawLayout& layout);
   Status applyPalette(const FileInfo& file, const std::uint8_t* raw, Rgb8* dst);
   std::size_t decodedFrameBytes(const FileInfo& file) const;
 
@@ -60,10 +58,6 @@ class FrameDecoder {
   std::unique_ptr<DcmFileFormat> ff_;
   std::unique_ptr<DcmFileCache> cache_;
   std::vector<std::uint8_t> scratch_;
-  // JPEG 2000 and other codecs DCMTK lacks: GDCM decodes the whole file once.
-  std::string gdcmPath_;
-  std::vector<char> gdcmBuffer_;
-  RawLayout gdcmLayout_;
 };
 
 }  // namespace lumen::dicom
