@@ -105,7 +105,7 @@ struct Attempt {
 Attempt loadAs(const ScanResult& scan, const VolumePlan& plan, PixelType type, const LoadOptions& options,
                const Progress& progress, const CancelToken& outerCancel) {
   Attempt result;
-  auto alloc = Volume::allocate(type, plan.geometry);
+  auto alloc = options.zeroFill ? Volume::zeros(type, plan.geometry) : Volume::allocate(type, plan.geometry);
   if (!alloc) {
     Error e = alloc.error();
     e.resource = plan.info.files.empty() ? std::string() : plan.info.files.front();
@@ -113,6 +113,7 @@ Attempt loadAs(const ScanResult& scan, const VolumePlan& plan, PixelType type, c
     return result;
   }
   Volume vol = std::move(alloc.value());
+  if (options.onAllocated) options.onAllocated(vol);
   const std::size_t nz = plan.geometry.size[2], cols = plan.geometry.size[0], rows = plan.geometry.size[1];
   const int threads = std::min<int>(resolveThreadCount(options.threads), static_cast<int>(std::max<std::size_t>(1, nz)));
 

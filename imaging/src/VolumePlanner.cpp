@@ -568,6 +568,16 @@ std::vector<VolumePlan> planVolumes(const ScanResult& scan, std::vector<SkippedF
   return Planner(scan, unused).run();
 }
 
+VolumePlan slicePlan(const VolumePlan& plan, std::size_t k) {
+  VolumePlan p = plan;
+  k = std::min(k, plan.slices.size() - 1);
+  p.geometry.originLps = plan.geometry.ijkToLps({0.0, 0.0, static_cast<double>(k)});
+  p.geometry.size[2] = 1;
+  p.slices = {plan.slices[k]};
+  p.sourceFrames = p.slices[0].weightB > 0 ? 2 : 1;
+  return p;
+}
+
 std::size_t largestPlan(const std::vector<VolumePlan>& plans) {
   std::size_t best = 0;
   for (std::size_t i = 1; i < plans.size(); ++i)

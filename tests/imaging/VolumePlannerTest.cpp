@@ -150,3 +150,14 @@ TEST(VolumePlanner, LargestPlanIsTheOneWithMostSlices) {
   ASSERT_EQ(l.plans.size(), 2u);
   EXPECT_EQ(l.plans[largestPlan(l.plans)].geometry.size[2], 10u);
 }
+
+TEST(VolumePlanner, SlicePlanDecodesOneSliceAtItsPosition) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/oblique"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  const auto one = slicePlan(l.plans[0], 7);
+  EXPECT_EQ(one.geometry.size[2], 1u);
+  auto v = loadVolume(l.scan, one);
+  ASSERT_TRUE(v) << v.error().toString();
+  EXPECT_EQ(test::maxRampError(*v), 0.0) << "slice 7 placed at its own position";
+}

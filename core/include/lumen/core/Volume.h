@@ -89,6 +89,9 @@ class Volume {
                      std::shared_ptr<void> owner);
 
   Volume clone() const;
+  /// Another Volume over the same voxels (no copy) that keeps them alive: how a viewer
+  /// shows a volume while a loader is still filling it.
+  Volume share() const { return wrap(type_, geometry_, data_, owner_); }
 
   bool empty() const { return data_ == nullptr; }
   PixelType pixelType() const { return type_; }

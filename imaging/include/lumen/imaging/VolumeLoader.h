@@ -19,6 +19,12 @@ struct LoadOptions {
   /// Called (from a worker thread) when output slice k holds its final values. The middle
   /// slice is decoded first so a viewer can show it early.
   std::function<void(std::size_t k)> onSliceReady;
+  /// Called (from the loading thread) once the output is allocated, before any slice is
+  /// decoded: `Volume::share()` gives a view of it that stays valid. Called again if the
+  /// loader has to restart with float32 voxels.
+  std::function<void(const Volume& volume)> onAllocated;
+  /// Start from zero-filled voxels (slices not decoded yet show black, not garbage).
+  bool zeroFill = false;
 };
 
 Result<Volume> loadVolume(const ScanResult& scan, const VolumePlan& plan, const LoadOptions& options = {},

@@ -50,6 +50,10 @@ struct VolumePlan {
 /// then split label. Files that end up in no volume are reported in `unused` (reason).
 std::vector<VolumePlan> planVolumes(const ScanResult& scan, std::vector<SkippedFile>* unused = nullptr);
 
+/// A plan for output slice `k` alone (a one-slice volume at that slice's position):
+/// thumbnails and previews without decoding the whole series.
+VolumePlan slicePlan(const VolumePlan& plan, std::size_t k);
+
 /// The plan with the most slices (ties: first). Requires a non-empty list.
 std::size_t largestPlan(const std::vector<VolumePlan>& plans);
 

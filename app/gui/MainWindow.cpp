@@ -1,0 +1,530 @@
+#include "MainWindow.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDateTime>
+#include <QDialog>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHeaderView>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QSettings>
+#include <QSpinBox>
+#include <QStatusBar>
+#include <QStyleFactory>
+#include <QTableWidget>
+#include <QThreadPool>
+#include <QTimer>
+#include <QToolBar>
+#include <QToolButton>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "LabelPanel.h"
+#include "SeriesLoader.h"
+#include "StudyBrowser.h"
+#include "lumen/imaging/ImageIO.h"
+
+namespace lumen::gui {
+
+namespace {
+struct Shortcut {
+  const char* keys;
+  const char* what;
+};
+const Shortcut kShortcuts[] = {
+    {"Ctrl+O", "Open a folder (DICOM, DICOMDIR)"},
+    {"Ctrl+Shift+O", "Open files (DICOM, NIfTI, NRRD)"},
+    {"Ctrl+L", "Load a label map overlay"},
+    {"Ctrl+1 / 2 / 3 / 4", "Layout 1x1 / 1x2 / 2x2 / MPR"},
+    {"Mouse wheel, Up / Down", "Next / previous slice (Shift+wheel: 5 slices)"},
+    {"Page Up / Page Down, Home / End", "10 slices, first / last slice"},
+    {"Left drag", "Window / level (in MPR: click moves the crosshair)"},
+    {"Ctrl + left drag (MPR)", "Rotate the other planes (oblique MPR)"},
+    {"Middle drag or Shift + left drag", "Pan"},
+    {"Right drag, Ctrl+wheel, + / -", "Zoom"},
+    {"1 ... 8", "CT window presets: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone"},
+    {"A", "Automatic window (MR, X-ray)"},
+    {"I", "Invert grey scale"},
+    {"R", "Reset view"},
+    {"F", "Fit to viewport"},
+    {"H", "Hide / show patient information"},
+    {"C", "Cine play / pause"},
+    {"B", "3D clipping box"},
+    {"Ctrl+S", "Save a screenshot of the viewports"},
+    {"F1", "This list"},
+};
+}  // namespace
+
+MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(parent), options_(options) {
+  setWindowTitle("Lumen");
+  setObjectName("LumenMainWindow");
+  applyDarkTheme();
+  grid_ = new ViewportGrid(this);
+  setCentralWidget(grid_);
+  loader_ = new SeriesLoader(this);
+
+  statusText_ = new QLabel("Ready");
+  progress_ = new QProgressBar;
+  progress_->setRange(0, 1000);
+  progress_->setMaximumWidth(220);
+  progress_->setTextVisible(false);
+  progress_->hide();
+  cancel_ = new QToolButton;
+  cancel_->setText("Cancel");
+  cancel_->hide();
+  statusBar()->addWidget(statusText_, 1);
+  statusBar()->addPermanentWidget(progress_);
+  statusBar()->addPermanentWidget(cancel_);
+  connect(cancel_, &QToolButton::clicked, this, [this] {
+    if (task_ == Task::Load) loader_->cancel();
+    if (task_ == Task::Import) browser_->cancelImport();
+  });
+
+  buildDocks();
+  buildActions();
+
+  connect(grid_, &ViewportGrid::dropped, this, [this](int viewport, const QStringList& paths) { openPaths(paths, viewport); });
+  connect(loader_, &SeriesLoader::progress, this, [this](int id, double f, const QString& m) {
+    if (id != loadId_) return;
+    if (std::isnan(f)) progress_->setRange(0, 0);
+    else {
+      progress_->setRange(0, 1000);
+      progress_->setValue(static_cast<int>(f * 1000));
+    }
+    if (!m.isEmpty()) statusText_->setText(m + "...");
+  });
+  connect(loader_, &SeriesLoader::firstSliceReady, this, [this](int id, std::shared_ptr<LoadedSeries> s) {
+    if (id != loadId_) return;
+    partial_ = s;
+    grid_->showPartial(s, loadViewport_);
+    if (!firstImageReported_) {
+      // The first frame that contains the image: report once it was drawn.
+      SliceView* v = grid_->layoutMode() == Layout::Mpr ? grid_->sliceView(0) : grid_->activeSliceView();
+      auto conn = std::make_shared<QMetaObject::Connection>();
+      *conn = connect(v, &VtkWidget::frameRendered, this, [this, conn] {
+        disconnect(*conn);
+        if (!firstImageReported_) {
+          firstImageReported_ = true;
+          emit firstImageShown();
+        }
+      });
+    }
+  });
+  connect(loader_, &SeriesLoader::slicesArrived, this, [this](int id) {
+    if (id == loadId_) grid_->voxelsChanged();
+  });
+  connect(loader_, &SeriesLoader::finished, this, [this](int id, std::shared_ptr<LoadedSeries> s, const QStringList& notes) {
+    if (id != loadId_) return;
+    for (const auto& n : notes) addMessage(n);
+    SliceView* target = grid_->layoutMode() == Layout::Mpr ? nullptr
+                        : (loadViewport_ >= 0 ? grid_->sliceView(loadViewport_) : grid_->activeSliceView());
+    if (target && partial_ && target->series() == partial_) target->replaceSeries(s);
+    else grid_->showSeries(s, loadViewport_);
+    partial_.reset();
+    const auto& g = s->volume->geometry();
+    endTask(QString("Loaded %1 %2: %3 x %4 x %5%6")
+                .arg(QString::fromStdString(s->info.series.modality), QString::fromStdString(s->info.series.description))
+                .arg(g.size[0])
+                .arg(g.size[1])
+                .arg(g.size[2])
+                .arg(notes.isEmpty() ? QString() : QString(" (%1 note(s) in Messages)").arg(notes.size())));
+    emit seriesLoaded(s);
+  });
+  connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
+    if (id != loadId_) return;
+    addMessage("error: " + msg);
+    endTask("Could not load: " + msg);
+    emit loadFailed(msg);
+  });
+
+  if (options_.rememberSettings) restoreSettings();
+  else resize(1440, 900);
+}
+
+MainWindow::~MainWindow() {
+  loader_->cancel();
+  QThreadPool::globalInstance()->waitForDone();
+}
+
+void MainWindow::applyDarkTheme() {
+  // A dark, low-glare palette for reading rooms.
+  qApp->setStyle(QStyleFactory::create("Fusion"));
+  QPalette p;
+  const QColor base(30, 30, 34), window(40, 40, 45), text(215, 215, 220), accent(61, 142, 232);
+  p.setColor(QPalette::Window, window);
+  p.setColor(QPalette::WindowText, text);
+  p.setColor(QPalette::Base, base);
+  p.setColor(QPalette::AlternateBase, QColor(36, 36, 41));
+  p.setColor(QPalette::ToolTipBase, window);
+  p.setColor(QPalette::ToolTipText, text);
+  p.setColor(QPalette::Text, text);
+  p.setColor(QPalette::Button, window);
+  p.setColor(QPalette::ButtonText, text);
+  p.setColor(QPalette::BrightText, Qt::white);
+  p.setColor(QPalette::Highlight, accent);
+  p.setColor(QPalette::HighlightedText, Qt::white);
+  p.setColor(QPalette::Link, accent);
+  p.setColor(QPalette::Disabled, QPalette::Text, QColor(110, 110, 115));
+  p.setColor(QPalette::Disabled, QPalette::ButtonText, QColor(110, 110, 115));
+  p.setColor(QPalette::Disabled, QPalette::WindowText, QColor(110, 110, 115));
+  qApp->setPalette(p);
+}
+
+void MainWindow::buildDocks() {
+  const std::filesystem::path dataDir = options_.dataDir.isEmpty() ? db::StudyDatabase::defaultDataDir()
+                                                                   : std::filesystem::path(options_.dataDir.toStdString());
+  browser_ = new StudyBrowser(dataDir, this);
+  QString dbError;
+  if (!browser_->open(&dbError)) addMessage("error: study database unavailable: " + dbError);
+  auto* browserDock = new QDockWidget("Studies", this);
+  browserDock->setObjectName("StudiesDock");
+  browserDock->setWidget(browser_);
+  addDockWidget(Qt::LeftDockWidgetArea, browserDock);
+  connect(browser_, &StudyBrowser::openSeries, this, [this](const QStringList& f) { openPaths(f); });
+  connect(browser_, &StudyBrowser::message, this, [this](const QString& m) {
+    addMessage(m);
+    statusText_->setText(m);
+  });
+  connect(browser_, &StudyBrowser::importProgress, this, [this](double f, const QString& m) {
+    if (task_ != Task::Import) return;
+    if (std::isnan(f)) progress_->setRange(0, 0);
+    else {
+      progress_->setRange(0, 1000);
+      progress_->setValue(static_cast<int>(f * 1000));
+    }
+    statusText_->setText(m + "...");
+  });
+  connect(browser_, &StudyBrowser::importFinished, this, [this](const QString& summary, const QStringList& skipped) {
+    for (const auto& s : skipped) addMessage("skipped " + s);
+    addMessage(summary);
+    endTask(summary);
+  });
+
+  labels_ = new LabelPanel(this);
+  auto* labelDock = new QDockWidget("Labels", this);
+  labelDock->setObjectName("LabelsDock");
+  labelDock->setWidget(labels_);
+  addDockWidget(Qt::RightDockWidgetArea, labelDock);
+  connect(labels_, &LabelPanel::loadRequested, this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, "Load label map", {}, "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha)");
+    if (!f.isEmpty()) openOverlay(f);
+  });
+  connect(labels_, &LabelPanel::clearRequested, this, [this] {
+    labels_->setOverlay(nullptr);
+    grid_->setOverlay(nullptr);
+  });
+  connect(labels_, &LabelPanel::appearanceChanged, grid_, &ViewportGrid::overlayAppearanceChanged);
+
+  log_ = new QPlainTextEdit;
+  log_->setReadOnly(true);
+  log_->setMaximumBlockCount(2000);
+  auto* logDock = new QDockWidget("Messages", this);
+  logDock->setObjectName("MessagesDock");
+  logDock->setWidget(log_);
+  addDockWidget(Qt::RightDockWidgetArea, logDock);
+}
+
+void MainWindow::buildActions() {
+  auto* file = menuBar()->addMenu("&File");
+  auto* view = menuBar()->addMenu("&View");
+  auto* tools = menuBar()->addMenu("&Tools");
+  auto* help = menuBar()->addMenu("&Help");
+  auto* bar = addToolBar("Reading");
+  bar->setObjectName("ReadingToolbar");
+  bar->setMovable(false);
+
+  auto add = [this](QMenu* menu, const QString& text, const QKeySequence& key, auto fn) {
+    auto* a = new QAction(text, this);
+    if (!key.isEmpty()) a->setShortcut(key);
+    connect(a, &QAction::triggered, this, fn);
+    menu->addAction(a);
+    addAction(a);  // shortcuts work wherever the focus is
+    return a;
+  };
+
+  auto* openFolder = add(file, "Open folder...", QKeySequence("Ctrl+O"), [this] {
+    const QString d = QFileDialog::getExistingDirectory(this, "Open DICOM folder");
+    if (!d.isEmpty()) openPaths({d});
+  });
+  add(file, "Open files...", QKeySequence("Ctrl+Shift+O"), [this] {
+    const QStringList f = QFileDialog::getOpenFileNames(this, "Open images", {},
+                                                        "Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.mha DICOMDIR);;All files (*)");
+    if (!f.isEmpty()) openPaths(f);
+  });
+  add(file, "Import into study database...", QKeySequence(), [this] {
+    const QString d = QFileDialog::getExistingDirectory(this, "Import DICOM folder");
+    if (d.isEmpty()) return;
+    startTask("Importing");
+    task_ = Task::Import;
+    browser_->importPaths({d}, false);
+  });
+  add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
+  add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
+  file->addSeparator();
+  add(file, "Quit", QKeySequence::Quit, [this] { close(); });
+  bar->addAction(openFolder);
+  bar->addSeparator();
+
+  const std::pair<Layout, const char*> layouts[] = {
+      {Layout::One, "1x1"}, {Layout::OneByTwo, "1x2"}, {Layout::TwoByTwo, "2x2"}, {Layout::Mpr, "MPR"}};
+  int n = 1;
+  for (const auto& [l, name] : layouts) {
+    Layout layout = l;
+    auto* a = add(view, QString("Layout ") + name, QKeySequence(QString("Ctrl+%1").arg(n++)), [this, layout] { setLayoutMode(layout); });
+    a->setCheckable(true);
+    a->setChecked(l == Layout::One);
+    layoutActions_ << a;
+    bar->addAction(a);
+  }
+  bar->addSeparator();
+
+  windowPresets_ = new QComboBox;
+  windowPresets_->addItem("Window...");
+  int key = 1;
+  for (const auto& p : ctWindowPresets()) {
+    windowPresets_->addItem(QString("%1 (%2/%3)").arg(p.name).arg(p.wl.width).arg(p.wl.center));
+    const WindowLevel wl = p.wl;
+    add(view, QString("Window: ") + p.name, QKeySequence(QString::number(key++)), [this, wl] { grid_->applyWindow(wl); });
+  }
+  windowPresets_->addItem("Automatic");
+  windowPresets_->setToolTip("Window / level presets (keys 1-8, A)");
+  connect(windowPresets_, &QComboBox::activated, this, [this](int i) {
+    if (i >= 1 && i <= static_cast<int>(ctWindowPresets().size())) grid_->applyWindow(ctWindowPresets()[static_cast<std::size_t>(i - 1)].wl);
+    else if (i == windowPresets_->count() - 1) grid_->applyAutomaticWindow();
+    windowPresets_->setCurrentIndex(0);
+  });
+  bar->addWidget(windowPresets_);
+  add(view, "Automatic window", QKeySequence("A"), [this] { grid_->applyAutomaticWindow(); });
+  auto* invert = add(view, "Invert", QKeySequence("I"), [this] { grid_->toggleInvert(); });
+  auto* reset = add(view, "Reset view", QKeySequence("R"), [this] { grid_->resetViews(); });
+  auto* fit = add(view, "Fit", QKeySequence("F"), [this] { grid_->fitViews(); });
+  bar->addAction(invert);
+  bar->addAction(reset);
+  bar->addAction(fit);
+  hidePatientAction_ = add(view, "Hide patient information", QKeySequence("H"), [this] {
+    setHidePatient(hidePatientAction_->isChecked());
+  });
+  hidePatientAction_->setCheckable(true);
+  bar->addAction(hidePatientAction_);
+  bar->addSeparator();
+
+  cineTimer_ = new QTimer(this);
+  connect(cineTimer_, &QTimer::timeout, this, [this] {
+    SliceView* v = grid_->activeSliceView();
+    if (!v || !v->hasSeries()) return;
+    if (v->sliceIndex() + 1 >= v->sliceCount()) v->setSliceIndex(0);
+    else v->scrollBy(1);
+  });
+  cineAction_ = add(tools, "Cine", QKeySequence("C"), [this] { toggleCine(cineAction_->isChecked()); });
+  cineAction_->setCheckable(true);
+  cineFps_ = new QSpinBox;
+  cineFps_->setRange(1, 60);
+  cineFps_->setValue(15);
+  cineFps_->setSuffix(" fps");
+  cineFps_->setToolTip("Cine speed");
+  connect(cineFps_, &QSpinBox::valueChanged, this, [this](int fps) { cineTimer_->setInterval(1000 / fps); });
+  bar->addAction(cineAction_);
+  bar->addWidget(cineFps_);
+  bar->addSeparator();
+
+  slabMode_ = new QComboBox;
+  slabMode_->addItems({"Slice", "MIP", "MinIP", "Mean"});
+  slabMode_->setToolTip("Slab projection (MPR and 2D views)");
+  slabMm_ = new QDoubleSpinBox;
+  slabMm_->setRange(0.0, 200.0);
+  slabMm_->setValue(10.0);
+  slabMm_->setSuffix(" mm");
+  slabMm_->setToolTip("Slab thickness");
+  auto applySlab = [this] {
+    const int i = slabMode_->currentIndex();
+    const SlabMode m = i == 1 ? SlabMode::Max : i == 2 ? SlabMode::Min : i == 3 ? SlabMode::Mean : SlabMode::None;
+    grid_->setSlab(m, slabMm_->value());
+  };
+  connect(slabMode_, &QComboBox::currentIndexChanged, this, applySlab);
+  connect(slabMm_, &QDoubleSpinBox::valueChanged, this, applySlab);
+  bar->addWidget(slabMode_);
+  bar->addWidget(slabMm_);
+  bar->addSeparator();
+
+  preset3d_ = new QComboBox;
+  for (auto p : {VolumePreset::CtBone, VolumePreset::CtSoftTissue, VolumePreset::CtAngio, VolumePreset::MrDefault, VolumePreset::Mip})
+    preset3d_->addItem(toString(p));
+  preset3d_->setToolTip("3D rendering preset");
+  connect(preset3d_, &QComboBox::currentIndexChanged, this, [this](int i) { grid_->volumeView()->setPreset(static_cast<VolumePreset>(i)); });
+  bar->addWidget(preset3d_);
+  clipAction_ = add(tools, "3D clipping box", QKeySequence("B"), [this] { grid_->volumeView()->setClippingBox(clipAction_->isChecked()); });
+  clipAction_->setCheckable(true);
+  bar->addAction(clipAction_);
+
+  add(help, "Keyboard shortcuts", QKeySequence("F1"), [this] { showShortcuts(); });
+  add(help, "About Lumen", QKeySequence(), [this] {
+    QMessageBox::about(this, "About Lumen",
+                       QString("Lumen %1\nOpen-source medical image workstation.\n"
+                               "Research software: not a medical device, not for diagnosis.")
+                           .arg(QApplication::applicationVersion()));
+  });
+}
+
+void MainWindow::setLayoutMode(Layout layout) {
+  grid_->setLayoutMode(layout);
+  for (int i = 0; i < layoutActions_.size(); ++i) layoutActions_[i]->setChecked(static_cast<int>(layout) == i);
+}
+
+bool MainWindow::applyPresetByName(const QString& name) {
+  WindowLevel wl;
+  if (findWindowPreset(name.toStdString(), wl)) {
+    grid_->applyWindow(wl);
+    return true;
+  }
+  VolumePreset p;
+  if (findVolumePreset(name.toStdString(), p)) {
+    preset3d_->setCurrentIndex(static_cast<int>(p));
+    grid_->volumeView()->setPreset(p);
+    return true;
+  }
+  if (name.compare("auto", Qt::CaseInsensitive) == 0 || name.compare("automatic", Qt::CaseInsensitive) == 0) {
+    grid_->applyAutomaticWindow();
+    return true;
+  }
+  return false;
+}
+
+void MainWindow::setHidePatient(bool hide) {
+  hidePatientAction_->setChecked(hide);
+  grid_->setHidePatient(hide);
+}
+
+void MainWindow::openPaths(const QStringList& paths, int viewport) {
+  if (paths.isEmpty()) return;
+  loadViewport_ = viewport;
+  partial_.reset();
+  startTask(QString("Opening %1").arg(paths.size() == 1 ? QFileInfo(paths[0]).fileName() : QString("%1 files").arg(paths.size())));
+  task_ = Task::Load;
+  SeriesLoader::Request r;
+  r.paths = paths;
+  loadId_ = loader_->start(r);
+}
+
+bool MainWindow::loading() const { return task_ == Task::Load; }
+
+void MainWindow::openOverlay(const QString& path) {
+  startTask("Loading label map " + QFileInfo(path).fileName());
+  task_ = Task::Overlay;
+  (void)QtConcurrent::run([this, path] {
+    auto v = io::readImage(path.toStdString());
+    Result<LabelOverlay> overlay = v ? makeLabelOverlay(std::make_shared<Volume>(std::move(v.value())), path.toStdString())
+                                     : Result<LabelOverlay>(v.error());
+    QMetaObject::invokeMethod(
+        this,
+        [this, overlay] {
+          if (!overlay) {
+            addMessage("error: " + QString::fromStdString(overlay.error().toString()));
+            endTask("Could not load the label map");
+            return;
+          }
+          auto o = std::make_shared<LabelOverlay>(*overlay);
+          SliceView* view = grid_->activeSliceView();
+          if (view && view->hasSeries() && !sameGrid(o->labels->geometry(), view->series()->volume->geometry(), 0.01))
+            addMessage("note: the label map is on another grid than the image; it is shown at its own position");
+          labels_->setOverlay(o);
+          grid_->setOverlay(o);
+          endTask(QString("Label map: %1 label(s)").arg(o->entries.size()));
+          emit overlayLoaded();
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void MainWindow::startTask(const QString& text) {
+  statusText_->setText(text + "...");
+  progress_->setRange(0, 0);
+  progress_->show();
+  cancel_->show();
+}
+
+void MainWindow::endTask(const QString& text) {
+  task_ = Task::None;
+  statusText_->setText(text);
+  progress_->hide();
+  cancel_->hide();
+}
+
+void MainWindow::addMessage(const QString& text) {
+  log_->appendPlainText(QDateTime::currentDateTime().toString("HH:mm:ss  ") + text);
+}
+
+QStringList MainWindow::messages() const { return log_->toPlainText().split('\n', Qt::SkipEmptyParts); }
+
+void MainWindow::toggleCine(bool on) {
+  cineAction_->setChecked(on);
+  if (!on) return cineTimer_->stop();
+  SliceView* v = grid_->activeSliceView();
+  int fps = cineFps_->value();
+  if (v && v->hasSeries() && v->series()->info.frameTimeMs > 0) {
+    fps = std::clamp(static_cast<int>(std::lround(1000.0 / v->series()->info.frameTimeMs)), 1, 60);
+    cineFps_->setValue(fps);
+  }
+  cineTimer_->start(1000 / fps);
+}
+
+void MainWindow::showShortcuts() {
+  QDialog d(this);
+  d.setWindowTitle("Keyboard shortcuts");
+  auto* l = new QVBoxLayout(&d);
+  auto* t = new QTableWidget(static_cast<int>(std::size(kShortcuts)), 2);
+  t->setHorizontalHeaderLabels({"Keys", "Action"});
+  t->verticalHeader()->hide();
+  t->horizontalHeader()->setStretchLastSection(true);
+  t->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  for (int i = 0; i < static_cast<int>(std::size(kShortcuts)); ++i) {
+    t->setItem(i, 0, new QTableWidgetItem(kShortcuts[i].keys));
+    t->setItem(i, 1, new QTableWidgetItem(kShortcuts[i].what));
+  }
+  t->resizeColumnsToContents();
+  l->addWidget(t);
+  d.resize(640, 560);
+  d.exec();
+}
+
+void MainWindow::saveScreenshot() {
+  const QString f = QFileDialog::getSaveFileName(this, "Save screenshot", "lumen.png", "PNG images (*.png)");
+  if (f.isEmpty()) return;
+  if (grid_->grab().save(f)) statusText_->setText("Saved " + f);
+  else addMessage("error: cannot write " + f);
+}
+
+void MainWindow::restoreSettings() {
+  QSettings s;
+  if (!restoreGeometry(s.value("window/geometry").toByteArray())) resize(1440, 900);
+  restoreState(s.value("window/state").toByteArray());
+  Layout l;
+  if (parseLayout(s.value("view/layout", "1x1").toString(), l)) setLayoutMode(l);
+  setHidePatient(s.value("view/hidePatient", false).toBool());
+  cineFps_->setValue(s.value("view/cineFps", 15).toInt());
+}
+
+void MainWindow::saveSettings() {
+  QSettings s;
+  s.setValue("window/geometry", saveGeometry());
+  s.setValue("window/state", saveState());
+  s.setValue("view/layout", toString(grid_->layoutMode()));
+  s.setValue("view/hidePatient", hidePatientAction_->isChecked());
+  s.setValue("view/cineFps", cineFps_->value());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  if (options_.rememberSettings) saveSettings();
+  loader_->cancel();
+  QMainWindow::closeEvent(e);
+}
+
+}  // namespace lumen::gui

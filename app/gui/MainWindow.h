@@ -1,0 +1,105 @@
+#pragma once
+// The workstation window: study browser (left), viewports (centre), labels and messages
+// (right, bottom), reading tools in the toolbar, long work in the status bar with
+// progress and cancel. Settings and window layout are remembered between runs.
+
+#include <QMainWindow>
+#include <QStringList>
+
+#include <memory>
+
+#include "ViewModel.h"
+#include "ViewportGrid.h"
+
+class QAction;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QProgressBar;
+class QSpinBox;
+class QTimer;
+class QToolButton;
+
+namespace lumen::gui {
+
+class LabelPanel;
+class SeriesLoader;
+class StudyBrowser;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+ public:
+  struct Options {
+    QString dataDir;             // empty: the default data directory
+    bool rememberSettings = true;  // read and write QSettings
+  };
+  explicit MainWindow(const Options& options, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  /// Loads files / a folder / a DICOMDIR in the background into `viewport` (-1: active).
+  void openPaths(const QStringList& paths, int viewport = -1);
+  /// Loads a label map (NIfTI / NRRD) in the background and shows it over the image.
+  void openOverlay(const QString& path);
+
+  void setLayoutMode(Layout layout);
+  /// W/L preset ("brain", "lung", ...) or 3D preset ("ct-bone", "mip", ...); false if unknown.
+  bool applyPresetByName(const QString& name);
+  void setHidePatient(bool hide);
+
+  ViewportGrid* grid() const { return grid_; }
+  StudyBrowser* browser() const { return browser_; }
+  LabelPanel* labelPanel() const { return labels_; }
+  bool loading() const;
+  /// Messages shown to the reader (warnings, skipped files, errors), newest last.
+  QStringList messages() const;
+
+ signals:
+  void firstImageShown();
+  void seriesLoaded(std::shared_ptr<lumen::gui::LoadedSeries> series);
+  void loadFailed(const QString& message);
+  void overlayLoaded();
+
+ protected:
+  void closeEvent(QCloseEvent* e) override;
+
+ private:
+  void buildActions();
+  void buildDocks();
+  void applyDarkTheme();
+  void restoreSettings();
+  void saveSettings();
+  void addMessage(const QString& text);
+  void startTask(const QString& text);
+  void endTask(const QString& text);
+  void toggleCine(bool on);
+  void showShortcuts();
+  void saveScreenshot();
+
+  Options options_;
+  ViewportGrid* grid_ = nullptr;
+  StudyBrowser* browser_ = nullptr;
+  LabelPanel* labels_ = nullptr;
+  SeriesLoader* loader_ = nullptr;
+  QPlainTextEdit* log_ = nullptr;
+  QLabel* statusText_ = nullptr;
+  QProgressBar* progress_ = nullptr;
+  QToolButton* cancel_ = nullptr;
+  QComboBox* windowPresets_ = nullptr;
+  QComboBox* slabMode_ = nullptr;
+  QDoubleSpinBox* slabMm_ = nullptr;
+  QComboBox* preset3d_ = nullptr;
+  QSpinBox* cineFps_ = nullptr;
+  QTimer* cineTimer_ = nullptr;
+  QAction* hidePatientAction_ = nullptr;
+  QAction* cineAction_ = nullptr;
+  QAction* clipAction_ = nullptr;
+  QList<QAction*> layoutActions_;
+  int loadId_ = 0;
+  int loadViewport_ = -1;
+  std::shared_ptr<LoadedSeries> partial_;
+  bool firstImageReported_ = false;
+  enum class Task { None, Load, Import, Overlay } task_ = Task::None;
+};
+
+}  // namespace lumen::gui

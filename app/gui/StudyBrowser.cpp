@@ -1,0 +1,367 @@
+#include "StudyBrowser.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDateEdit>
+#include <QDragEnterEvent>
+#include <QDrag>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPointer>
+#include <QPushButton>
+#include <QSplitter>
+#include <QTreeWidget>
+#include <QUrl>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "SliceImage.h"
+#include "ViewportGrid.h"
+
+namespace lumen::gui {
+
+namespace {
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+
+QString prettyDate(const std::string& d) {
+  if (d.size() == 8) return qs(d.substr(0, 4) + "-" + d.substr(4, 2) + "-" + d.substr(6, 2));
+  return qs(d);
+}
+
+QString prettyName(const std::string& pn) {
+  QString n = qs(pn.substr(0, pn.find('=')));
+  n.replace('^', ' ');
+  return n.simplified().isEmpty() ? QStringLiteral("(no name)") : n.simplified();
+}
+
+// Series thumbnails drag as a list of files; viewports and other apps understand it.
+class SeriesList : public QListWidget {
+ public:
+  using QListWidget::QListWidget;
+  std::function<QStringList(int)> files;
+
+ protected:
+  void startDrag(Qt::DropActions) override {
+    QListWidgetItem* item = currentItem();
+    if (!item || !files) return;
+    const QStringList f = files(row(item));
+    if (f.isEmpty()) return;
+    auto* mime = new QMimeData;
+    mime->setData(kSeriesMimeType, f.join('\n').toUtf8());
+    QList<QUrl> urls;
+    for (const auto& p : f) urls << QUrl::fromLocalFile(p);
+    mime->setUrls(urls);
+    auto* drag = new QDrag(this);
+    drag->setMimeData(mime);
+    if (!item->icon().isNull()) drag->setPixmap(item->icon().pixmap(64, 64));
+    drag->exec(Qt::CopyAction);
+  }
+};
+}  // namespace
+
+StudyBrowser::StudyBrowser(std::filesystem::path dataDir, QWidget* parent) : QWidget(parent), dataDir_(std::move(dataDir)) {
+  setAcceptDrops(true);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+
+  search_ = new QLineEdit;
+  search_->setPlaceholderText("Search name, ID, description, accession");
+  search_->setClearButtonEnabled(true);
+  modality_ = new QComboBox;
+  modality_->addItems({"All", "CT", "MR", "CR", "DX", "MG", "US", "XA", "PT", "NM", "RTDOSE", "OT"});
+  modality_->setToolTip("Only studies with a series of this modality");
+  auto* row1 = new QHBoxLayout;
+  row1->addWidget(search_, 1);
+  row1->addWidget(modality_);
+  layout->addLayout(row1);
+
+  useDates_ = new QCheckBox("Dates");
+  from_ = new QDateEdit(QDate::currentDate().addYears(-1));
+  to_ = new QDateEdit(QDate::currentDate());
+  for (auto* d : {from_, to_}) {
+    d->setCalendarPopup(true);
+    d->setDisplayFormat("yyyy-MM-dd");
+    d->setEnabled(false);
+  }
+  auto* row2 = new QHBoxLayout;
+  row2->addWidget(useDates_);
+  row2->addWidget(from_);
+  row2->addWidget(new QLabel("to"));
+  row2->addWidget(to_);
+  row2->addStretch();
+  layout->addLayout(row2);
+
+  auto* split = new QSplitter(Qt::Vertical);
+  studyTree_ = new QTreeWidget;
+  studyTree_->setHeaderLabels({"Patient", "ID", "Date", "Study", "Modalities", "Series", "Images"});
+  studyTree_->setRootIsDecorated(false);
+  studyTree_->setAlternatingRowColors(true);
+  studyTree_->setSelectionMode(QAbstractItemView::SingleSelection);
+  studyTree_->header()->setStretchLastSection(false);
+  studyTree_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  split->addWidget(studyTree_);
+
+  auto* list = new SeriesList;
+  list->files = [this](int row) { return seriesFiles(row); };
+  seriesList_ = list;
+  seriesList_->setViewMode(QListView::IconMode);
+  seriesList_->setIconSize(QSize(96, 96));
+  seriesList_->setGridSize(QSize(124, 140));
+  seriesList_->setResizeMode(QListView::Adjust);
+  seriesList_->setMovement(QListView::Static);
+  seriesList_->setWordWrap(true);
+  seriesList_->setDragEnabled(true);
+  seriesList_->setDragDropMode(QAbstractItemView::DragOnly);
+  seriesList_->setToolTip("Double-click to open, or drag onto a viewport");
+  split->addWidget(seriesList_);
+  layout->addWidget(split, 1);
+
+  auto* importFolder = new QPushButton("Import folder...");
+  auto* importFiles = new QPushButton("Import files...");
+  auto* del = new QPushButton("Delete...");
+  del->setToolTip("Remove the selected study from the database");
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(importFolder);
+  buttons->addWidget(importFiles);
+  buttons->addStretch();
+  buttons->addWidget(del);
+  layout->addLayout(buttons);
+
+  connect(search_, &QLineEdit::textChanged, this, &StudyBrowser::refresh);
+  connect(modality_, &QComboBox::currentTextChanged, this, &StudyBrowser::refresh);
+  connect(useDates_, &QCheckBox::toggled, this, [this](bool on) {
+    from_->setEnabled(on);
+    to_->setEnabled(on);
+    refresh();
+  });
+  connect(from_, &QDateEdit::dateChanged, this, &StudyBrowser::refresh);
+  connect(to_, &QDateEdit::dateChanged, this, &StudyBrowser::refresh);
+  connect(studyTree_, &QTreeWidget::currentItemChanged, this, [this](QTreeWidgetItem* item) {
+    if (!item) return;
+    const int row = studyTree_->indexOfTopLevelItem(item);
+    if (row >= 0 && row < static_cast<int>(studies_.size())) showSeriesOf(studies_[static_cast<std::size_t>(row)].id);
+  });
+  connect(seriesList_, &QListWidget::itemDoubleClicked, this, [this](QListWidgetItem* item) {
+    const QStringList f = seriesFiles(seriesList_->row(item));
+    if (!f.isEmpty()) emit openSeries(f);
+  });
+  connect(importFolder, &QPushButton::clicked, this, [this] {
+    const QString dir = QFileDialog::getExistingDirectory(this, "Import DICOM folder");
+    if (!dir.isEmpty()) importPaths({dir}, false);
+  });
+  connect(importFiles, &QPushButton::clicked, this, [this] {
+    const QStringList files = QFileDialog::getOpenFileNames(this, "Import DICOM files");
+    if (!files.isEmpty()) importPaths(files, false);
+  });
+  connect(del, &QPushButton::clicked, this, &StudyBrowser::deleteSelectedStudy);
+}
+
+StudyBrowser::~StudyBrowser() {
+  cancelImport();
+  importJob_.waitForFinished();
+}
+
+bool StudyBrowser::open(QString* error) {
+  auto db = db::StudyDatabase::open(dataDir_);
+  if (!db) {
+    if (error) *error = qs(db.error().toString());
+    return false;
+  }
+  db_ = std::move(db.value());
+  refresh();
+  return true;
+}
+
+void StudyBrowser::refresh() {
+  if (!db_) return;
+  db::StudyQuery q;
+  q.text = search_->text().trimmed().toStdString();
+  if (modality_->currentIndex() > 0) q.modality = modality_->currentText().toStdString();
+  if (useDates_->isChecked()) {
+    q.dateFrom = from_->date().toString("yyyyMMdd").toStdString();
+    q.dateTo = to_->date().toString("yyyyMMdd").toStdString();
+  }
+  auto rows = db_->studies(q);
+  if (!rows) {
+    emit message(qs(rows.error().toString()));
+    return;
+  }
+  const std::int64_t selected = studyTree_->currentItem() && studyTree_->indexOfTopLevelItem(studyTree_->currentItem()) >= 0 &&
+                                        static_cast<std::size_t>(studyTree_->indexOfTopLevelItem(studyTree_->currentItem())) < studies_.size()
+                                    ? studies_[static_cast<std::size_t>(studyTree_->indexOfTopLevelItem(studyTree_->currentItem()))].id
+                                    : -1;
+  studies_ = std::move(rows.value());
+  studyTree_->clear();
+  seriesList_->clear();
+  series_.clear();
+  for (const auto& s : studies_) {
+    auto* item = new QTreeWidgetItem({prettyName(s.patient.name), qs(s.patient.patientId), prettyDate(s.info.date),
+                                      qs(s.info.description), qs(s.modalities), QString::number(s.seriesCount),
+                                      QString::number(s.instanceCount)});
+    studyTree_->addTopLevelItem(item);
+    if (s.id == selected) studyTree_->setCurrentItem(item);
+  }
+  if (!studyTree_->currentItem() && studyTree_->topLevelItemCount() > 0) studyTree_->setCurrentItem(studyTree_->topLevelItem(0));
+}
+
+int StudyBrowser::studyCount() const { return static_cast<int>(studies_.size()); }
+int StudyBrowser::seriesCount() const { return static_cast<int>(series_.size()); }
+
+void StudyBrowser::setSearchText(const QString& text) { search_->setText(text); }
+
+void StudyBrowser::selectStudy(int row) {
+  if (row >= 0 && row < studyTree_->topLevelItemCount()) studyTree_->setCurrentItem(studyTree_->topLevelItem(row));
+}
+
+void StudyBrowser::showSeriesOf(std::int64_t studyId) {
+  seriesList_->clear();
+  auto rows = db_->series(studyId);
+  if (!rows) {
+    emit message(qs(rows.error().toString()));
+    return;
+  }
+  series_ = std::move(rows.value());
+  ++thumbnailGeneration_;
+  for (std::size_t i = 0; i < series_.size(); ++i) {
+    const auto& s = series_[i];
+    auto* item = new QListWidgetItem(QString("%1 %2\n%3\n%4 image(s)")
+                                         .arg(qs(s.info.modality))
+                                         .arg(s.info.seriesNumber)
+                                         .arg(qs(s.info.description))
+                                         .arg(s.instanceCount));
+    item->setToolTip(qs(s.info.seriesInstanceUid));
+    QPixmap placeholder(96, 96);
+    placeholder.fill(QColor(30, 30, 34));
+    item->setIcon(QIcon(placeholder));
+    seriesList_->addItem(item);
+    requestThumbnail(item, seriesFiles(static_cast<int>(i)));
+  }
+}
+
+void StudyBrowser::requestThumbnail(QListWidgetItem* item, const QStringList& files) {
+  QPointer<QListWidget> list(seriesList_);
+  const int generation = thumbnailGeneration_;
+  const int row = seriesList_->row(item);
+  // Decoding runs in the pool; the icon is set on the GUI thread if the list still shows
+  // the same study.
+  (void)QtConcurrent::run([this, list, generation, row, files] {
+    QImage thumb = seriesThumbnail(files, 96);
+    if (thumb.isNull()) return;
+    QMetaObject::invokeMethod(
+        list,
+        [this, list, generation, row, thumb] {
+          if (!list || generation != thumbnailGeneration_ || row >= list->count()) return;
+          list->item(row)->setIcon(QIcon(QPixmap::fromImage(thumb)));
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+QStringList StudyBrowser::seriesFiles(int row) const {
+  QStringList files;
+  if (!db_ || row < 0 || row >= static_cast<int>(series_.size())) return files;
+  auto inst = db_->instances(series_[static_cast<std::size_t>(row)].id);
+  if (!inst) return files;
+  for (const auto& i : *inst) files << qs(i.path);
+  return files;
+}
+
+void StudyBrowser::importPaths(const QStringList& paths, bool copy) {
+  if (importing_ || paths.isEmpty()) return;
+  importing_ = true;
+  importCancel_ = CancelToken{};
+  const auto dir = dataDir_;
+  CancelToken cancel = importCancel_;
+  importJob_ = QtConcurrent::run([this, dir, paths, copy, cancel] {
+    // The worker uses its own connection: SQLite connections belong to one thread.
+    QString summary;
+    QStringList skipped;
+    auto db = db::StudyDatabase::open(dir);
+    if (!db) {
+      summary = qs(db.error().toString());
+    } else {
+      std::vector<std::filesystem::path> in;
+      for (const auto& p : paths) in.emplace_back(p.toStdString());
+      db::ImportOptions o;
+      o.copyToStore = copy;
+      auto r = (*db)->import(in, o, Progress([this](double f, std::string_view m) {
+                               emit importProgress(f, QString::fromUtf8(m.data(), static_cast<int>(m.size())));
+                             }),
+                             cancel);
+      if (!r) {
+        summary = qs(r.error().toString());
+      } else {
+        summary = QString("Imported %1 file(s): %2 new, %3 updated, %4 already known, %5 skipped")
+                      .arg(r->filesScanned)
+                      .arg(r->instancesAdded)
+                      .arg(r->instancesUpdated)
+                      .arg(r->instancesUnchanged)
+                      .arg(r->skipped.size());
+        for (const auto& s : r->skipped) skipped << qs(s.path + ": " + s.reason);
+      }
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, summary, skipped] {
+          importing_ = false;
+          refresh();
+          emit importFinished(summary, skipped);
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void StudyBrowser::cancelImport() { importCancel_.cancel(); }
+
+void StudyBrowser::deleteSelectedStudy() {
+  QTreeWidgetItem* item = studyTree_->currentItem();
+  if (!item || !db_) return;
+  const int row = studyTree_->indexOfTopLevelItem(item);
+  if (row < 0 || row >= static_cast<int>(studies_.size())) return;
+  const auto& st = studies_[static_cast<std::size_t>(row)];
+  bool managed = false;
+  if (auto series = db_->series(st.id))
+    for (const auto& se : *series)
+      if (auto inst = db_->instances(se.id))
+        for (const auto& i : *inst) managed = managed || i.managed;
+  QMessageBox box(QMessageBox::Warning, "Delete study",
+                  QString("Remove the study \"%1\" of %2 (%3 series, %4 images) from the database?\n\n"
+                          "Files you imported in place stay on disk.")
+                      .arg(qs(st.info.description), prettyName(st.patient.name))
+                      .arg(st.seriesCount)
+                      .arg(st.instanceCount),
+                  QMessageBox::Yes | QMessageBox::Cancel, this);
+  box.setDefaultButton(QMessageBox::Cancel);
+  QCheckBox* alsoFiles = nullptr;
+  if (managed) {
+    alsoFiles = new QCheckBox("Also delete the copies in Lumen's managed store");
+    box.setCheckBox(alsoFiles);
+  }
+  if (box.exec() != QMessageBox::Yes) return;
+  auto r = db_->deleteStudy(st.id, alsoFiles && alsoFiles->isChecked());
+  if (!r) emit message(qs(r.error().toString()));
+  else emit message(QString("Removed %1 image(s) from the database; %2 file(s) deleted").arg(r->instancesRemoved).arg(r->filesDeleted));
+  refresh();
+}
+
+void StudyBrowser::dragEnterEvent(QDragEnterEvent* e) {
+  if (e->mimeData()->hasUrls()) e->acceptProposedAction();
+}
+
+void StudyBrowser::dropEvent(QDropEvent* e) {
+  QStringList paths;
+  for (const QUrl& u : e->mimeData()->urls())
+    if (u.isLocalFile()) paths << u.toLocalFile();
+  if (paths.isEmpty()) return;
+  e->acceptProposedAction();
+  importPaths(paths, false);
+}
+
+}  // namespace lumen::gui

@@ -1,0 +1,86 @@
+#pragma once
+// The study browser: patients / studies / series from the study database, search by
+// text (name, ID, description, accession), modality and date range, series thumbnails,
+// import (menu or drag and drop, in the background with progress and cancel), delete
+// with confirmation. Opening a series (double click or drag onto a viewport) hands its
+// files to the viewer.
+
+#include <QFuture>
+#include <QWidget>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+
+#include "lumen/core/Progress.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+class QCheckBox;
+class QComboBox;
+class QDateEdit;
+class QLineEdit;
+class QListWidget;
+class QListWidgetItem;
+class QTreeWidget;
+
+namespace lumen::gui {
+
+class StudyBrowser : public QWidget {
+  Q_OBJECT
+ public:
+  explicit StudyBrowser(std::filesystem::path dataDir, QWidget* parent = nullptr);
+  ~StudyBrowser() override;
+
+  /// Opens the database; false (with the reason) when it cannot be opened.
+  bool open(QString* error = nullptr);
+  const std::filesystem::path& dataDir() const { return dataDir_; }
+
+  /// Imports in the background (progress / finished signals); copy = managed store.
+  void importPaths(const QStringList& paths, bool copy);
+  void cancelImport();
+  bool importing() const { return importing_; }
+
+  void setSearchText(const QString& text);
+  int studyCount() const;
+  int seriesCount() const;
+  /// Selects study `row` (as listed) and shows its series.
+  void selectStudy(int row);
+  /// Files of series `row` of the selected study.
+  QStringList seriesFiles(int row) const;
+
+ public slots:
+  void refresh();
+
+ signals:
+  void openSeries(const QStringList& files);
+  void importProgress(double fraction, const QString& message);
+  void importFinished(const QString& summary, const QStringList& skipped);
+  void message(const QString& text);
+
+ protected:
+  void dragEnterEvent(QDragEnterEvent* e) override;
+  void dropEvent(QDropEvent* e) override;
+
+ private:
+  void showSeriesOf(std::int64_t studyId);
+  void deleteSelectedStudy();
+  void requestThumbnail(QListWidgetItem* item, const QStringList& files);
+
+  std::filesystem::path dataDir_;
+  std::unique_ptr<db::StudyDatabase> db_;
+  std::vector<db::StudyRow> studies_;
+  std::vector<db::SeriesRow> series_;
+  QLineEdit* search_ = nullptr;
+  QComboBox* modality_ = nullptr;
+  QCheckBox* useDates_ = nullptr;
+  QDateEdit* from_ = nullptr;
+  QDateEdit* to_ = nullptr;
+  QTreeWidget* studyTree_ = nullptr;
+  QListWidget* seriesList_ = nullptr;
+  std::atomic<bool> importing_{false};
+  CancelToken importCancel_;
+  QFuture<void> importJob_;
+  int thumbnailGeneration_ = 0;
+};
+
+}  // namespace lumen::gui

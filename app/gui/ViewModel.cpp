@@ -1,0 +1,300 @@
+#include "ViewModel.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+namespace lumen::gui {
+
+void computeStatistics(LoadedSeries& s) {
+  if (!s.volume || s.volume->empty()) return;
+  const Volume& v = *s.volume;
+  const std::size_t n = v.voxelCount();
+  const std::size_t stride = std::max<std::size_t>(1, n / 2000000);
+  std::vector<float> sample;
+  sample.reserve(n / stride + 1);
+  double lo = INFINITY, hi = -INFINITY;
+  visitPixelType(v.pixelType(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* d = v.data<T>();
+    for (std::size_t i = 0; i < n; i += stride) {
+      double x;
+      if constexpr (std::is_same_v<T, Rgb8>) x = 0.299 * d[i].r + 0.587 * d[i].g + 0.114 * d[i].b;
+      else x = static_cast<double>(d[i]);
+      if (!std::isfinite(x)) continue;
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+      sample.push_back(static_cast<float>(x));
+    }
+  });
+  if (sample.empty()) return;
+  s.minValue = lo;
+  s.maxValue = hi;
+  auto pct = [&](double q) {
+    auto it = sample.begin() + static_cast<long>(q * static_cast<double>(sample.size() - 1));
+    std::nth_element(sample.begin(), it, sample.end());
+    return static_cast<double>(*it);
+  };
+  s.lowPercentile = pct(0.01);
+  s.highPercentile = pct(0.99);
+}
+
+const char* toString(Plane p) {
+  switch (p) {
+    case Plane::Axial: return "Axial";
+    case Plane::Coronal: return "Coronal";
+    case Plane::Sagittal: return "Sagittal";
+  }
+  return "?";
+}
+
+PlaneAxes planeAxes(Plane p, const Mat3& frame) {
+  const Vec3 L = frame.column(0), P = frame.column(1), S = frame.column(2);
+  switch (p) {
+    case Plane::Axial: return {S, L, -P};
+    case Plane::Coronal: return {P, L, S};
+    case Plane::Sagittal: return {-L, P, S};
+  }
+  return {S, L, -P};
+}
+
+std::string orientationLabel(const Vec3& v) {
+  struct C {
+    double mag;
+    char letter;
+  };
+  std::array<C, 3> c = {C{std::fabs(v.x), v.x >= 0 ? 'L' : 'R'}, C{std::fabs(v.y), v.y >= 0 ? 'P' : 'A'},
+                        C{std::fabs(v.z), v.z >= 0 ? 'S' : 'I'}};
+  std::sort(c.begin(), c.end(), [](const C& a, const C& b) { return a.mag > b.mag; });
+  const double n = v.norm();
+  std::string out;
+  for (const auto& e : c)
+    if (n > 0 && e.mag / n > 0.26) out += e.letter;  // sin(15 deg) ~ 0.26
+  return out.empty() ? "?" : out;
+}
+
+std::array<std::string, 4> edgeLabels(const PlaneAxes& a) {
+  return {orientationLabel(-a.right), orientationLabel(a.right), orientationLabel(a.up), orientationLabel(-a.up)};
+}
+
+// ---------------------------------------------------------------------------------------
+
+void SliceNavigator::reset(const ImageGeometry& g, const PlaneAxes& axes) {
+  geometry_ = g;
+  axes_ = axes;
+  focal_ = g.centerLps();
+  updateExtent();
+  setSliceIndex(count_ / 2);
+}
+
+void SliceNavigator::setAxes(const PlaneAxes& axes) {
+  axes_ = axes;
+  updateExtent();
+  setFocal(focal_);
+}
+
+void SliceNavigator::updateExtent() {
+  const Vec3& n = axes_.normal;
+  // Voxel size along the normal: the spacing of the axis it follows, else the finest.
+  step_ = std::min({geometry_.spacingMm.x, geometry_.spacingMm.y, geometry_.spacingMm.z});
+  for (int c = 0; c < 3; ++c)
+    if (std::fabs(std::fabs(n.dot(geometry_.direction.column(c))) - 1.0) < 1e-3 && geometry_.size[c] > 1)
+      step_ = geometry_.spacingMm[c];
+  double lo = INFINITY, hi = -INFINITY;
+  for (int corner = 0; corner < 8; ++corner) {
+    Vec3 ijk;
+    for (int a = 0; a < 3; ++a) ijk[a] = (corner >> a) & 1 ? static_cast<double>(geometry_.size[a]) - 1.0 : 0.0;
+    const double d = geometry_.ijkToLps(ijk).dot(n);
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  lo_ = lo;
+  count_ = std::max(1, static_cast<int>(std::floor((hi - lo) / step_ + 0.5)) + 1);
+}
+
+int SliceNavigator::sliceIndex() const {
+  const int k = static_cast<int>(std::lround((focal_.dot(axes_.normal) - lo_) / step_));
+  return std::clamp(k, 0, count_ - 1);
+}
+
+void SliceNavigator::setSliceIndex(int k) {
+  k = std::clamp(k, 0, count_ - 1);
+  const double target = lo_ + step_ * k;
+  focal_ += axes_.normal * (target - focal_.dot(axes_.normal));
+}
+
+void SliceNavigator::scroll(int steps) { setSliceIndex(sliceIndex() + steps); }
+
+void SliceNavigator::setFocal(const Vec3& lps) {
+  focal_ = lps;
+  setSliceIndex(sliceIndex());
+}
+
+// ---------------------------------------------------------------------------------------
+
+const std::vector<WindowPresetDef>& ctWindowPresets() {
+  static const std::vector<WindowPresetDef> p = {
+      {"Brain", {40, 80}, "1"},          {"Subdural", {75, 215}, "2"}, {"Stroke", {40, 40}, "3"},
+      {"Lung", {-600, 1500}, "4"},       {"Mediastinum", {50, 350}, "5"}, {"Abdomen", {40, 400}, "6"},
+      {"Liver", {60, 160}, "7"},         {"Bone", {400, 1800}, "8"},
+  };
+  return p;
+}
+
+bool findWindowPreset(const std::string& name, WindowLevel& out) {
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  for (const auto& p : ctWindowPresets())
+    if (lower(p.name) == lower(name)) {
+      out = p.wl;
+      return true;
+    }
+  return false;
+}
+
+WindowLevel automaticWindow(const LoadedSeries& s) {
+  if (s.isColor()) return {127.5, 255.0};
+  const double lo = s.lowPercentile, hi = s.highPercentile;
+  if (hi > lo) return {(lo + hi) / 2.0, hi - lo};
+  return {(s.minValue + s.maxValue) / 2.0, std::max(1.0, s.maxValue - s.minValue)};
+}
+
+WindowLevel defaultWindow(const LoadedSeries& s) {
+  if (s.isColor()) return {127.5, 255.0};
+  if (!s.info.windows.empty()) return {s.info.windows.front().center, s.info.windows.front().width};
+  if (s.isCt()) return {40, 400};
+  return automaticWindow(s);
+}
+
+namespace {
+std::string formatDate(const std::string& d) {
+  if (d.size() == 8 && std::all_of(d.begin(), d.end(), ::isdigit)) return d.substr(0, 4) + "-" + d.substr(4, 2) + "-" + d.substr(6, 2);
+  return d;
+}
+std::string formatName(const std::string& pn) {
+  std::string s = pn.substr(0, pn.find('='));  // alphabetic group only
+  std::string out;
+  std::size_t part = 0;
+  for (char c : s) {
+    if (c == '^') {
+      ++part;
+      if (part == 1) out += ", ";
+      else out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == ',')) out.pop_back();
+  return out;
+}
+std::string num(double v, int precision) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << v;
+  return s.str();
+}
+}  // namespace
+
+CornerText cornerText(const AnnotationInput& in) {
+  CornerText t;
+  if (!in.series) return t;
+  const VolumeInfo& info = in.series->info;
+  std::ostringstream tl, tr, bl, br;
+  if (!in.hidePatient) {
+    tl << (info.patient.name.empty() ? "(no name)" : formatName(info.patient.name)) << "\n";
+    if (!info.patient.patientId.empty()) tl << "ID " << info.patient.patientId << "\n";
+    if (!info.patient.birthDate.empty() || !info.patient.sex.empty())
+      tl << formatDate(info.patient.birthDate) << (info.patient.sex.empty() ? "" : " " + info.patient.sex) << "\n";
+  }
+  tl << formatDate(info.study.date) << "\n" << info.study.description;
+  tr << info.series.modality << "  Se " << info.series.seriesNumber << "\n" << info.series.description;
+  if (!info.splitLabel.empty()) tr << "\n[" << info.splitLabel << "]";
+  if (!in.viewName.empty()) bl << in.viewName << "  ";
+  bl << "Im " << (in.sliceIndex + 1) << "/" << in.sliceCount << "  " << num(in.positionMm, 1) << " mm";
+  if (!in.slabText.empty()) bl << "\n" << in.slabText;
+  if (!in.probe.empty()) bl << "\n" << in.probe;
+  br << "W " << num(in.wl.width, 0) << "  L " << num(in.wl.center, 0) << "\nZoom " << num(in.zoomPercent, 0) << "%";
+  t.topLeft = tl.str();
+  t.topRight = tr.str();
+  t.bottomLeft = bl.str();
+  t.bottomRight = br.str();
+  return t;
+}
+
+std::string probeText(const LoadedSeries& s, const Vec3& lps) {
+  if (!s.volume) return {};
+  const ImageGeometry& g = s.volume->geometry();
+  const Vec3 ijk = g.lpsToIjk(lps);
+  long idx[3];
+  for (int a = 0; a < 3; ++a) {
+    idx[a] = std::lround(ijk[a]);
+    if (idx[a] < 0 || idx[a] >= static_cast<long>(g.size[a])) return {};
+  }
+  std::ostringstream out;
+  const auto i = static_cast<std::size_t>(idx[0]), j = static_cast<std::size_t>(idx[1]), k = static_cast<std::size_t>(idx[2]);
+  if (s.isColor()) {
+    const Rgb8 c = s.volume->data<Rgb8>()[s.volume->linearIndex(i, j, k)];
+    out << "RGB " << int(c.r) << "," << int(c.g) << "," << int(c.b);
+  } else {
+    const double v = s.volume->scalarAt(i, j, k);
+    out << (s.info.units.empty() ? "Value" : s.info.units) << " "
+        << (s.volume->pixelType() == PixelType::Float32 ? num(v, 2) : num(v, 0));
+  }
+  out << "  (" << num(lps.x, 1) << ", " << num(lps.y, 1) << ", " << num(lps.z, 1) << ") mm";
+  return out.str();
+}
+
+Rgb8 labelColor(int value) {
+  // Distinct, readable colours on grey (first ones like common anatomy tables).
+  static const Rgb8 palette[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
+                                 {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
+                                 {0, 128, 128},  {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0},
+                                 {170, 255, 195}, {128, 128, 0}, {255, 215, 180}, {0, 0, 128},   {128, 128, 128}};
+  constexpr int n = sizeof(palette) / sizeof(palette[0]);
+  if (value <= 0) return {0, 0, 0};
+  return palette[(value - 1) % n];
+}
+
+Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::string source) {
+  if (!labels || labels->empty()) return Error(ErrorCode::InvalidArgument, "empty label map", source);
+  if (labels->pixelType() == PixelType::RGB8)
+    return Error(ErrorCode::Unsupported, "a colour image is not a label map", source);
+  std::vector<char> seen(65536, 0);
+  bool nonInteger = false;
+  visitScalarType(labels->pixelType(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* d = labels->data<T>();
+    for (std::size_t i = 0; i < labels->voxelCount(); ++i) {
+      const double v = static_cast<double>(d[i]);
+      if (v != std::floor(v) || v < 0 || v > 65535) {
+        nonInteger = true;
+        return;
+      }
+      seen[static_cast<std::size_t>(v)] = 1;
+    }
+  });
+  if (nonInteger)
+    return Error(ErrorCode::Unsupported, "not a label map (values must be whole numbers from 0 to 65535)", source);
+  LabelOverlay o;
+  o.labels = std::move(labels);
+  o.source = std::move(source);
+  for (int v = 1; v < 65536; ++v) {
+    if (!seen[static_cast<std::size_t>(v)]) continue;
+    if (o.entries.size() >= 1000) return Error(ErrorCode::Unsupported, "more than 1000 labels", o.source);
+    o.entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true});
+  }
+  return o;
+}
+
+double niceScaleLength(double maxMm) {
+  if (!(maxMm > 0)) return 0;
+  const double p = std::pow(10.0, std::floor(std::log10(maxMm)));
+  for (double m : {5.0, 2.0, 1.0})
+    if (m * p <= maxMm) return m * p;
+  return p;
+}
+
+}  // namespace lumen::gui

@@ -1,0 +1,148 @@
+#pragma once
+// The logic of the viewer without Qt or VTK: view planes and their orientation labels,
+// slice navigation, window/level presets, corner annotations. Widgets only bind to this,
+// and tests check it without a window.
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lumen/core/Geometry.h"
+#include "lumen/core/Metadata.h"
+#include "lumen/core/Volume.h"
+
+namespace lumen::gui {
+
+/// A loaded series as the viewer holds it: voxels, where they came from, value range.
+struct LoadedSeries {
+  std::shared_ptr<Volume> volume;
+  VolumeInfo info;
+  std::string source;  // file or folder it was read from
+  double minValue = 0.0, maxValue = 0.0;
+  double lowPercentile = 0.0, highPercentile = 1.0;  // 1st / 99th, for automatic W/L
+
+  bool isColor() const { return volume && volume->pixelType() == PixelType::RGB8; }
+  bool isCt() const { return info.series.modality == "CT"; }
+};
+
+/// Computes value range and percentiles (on a subsample) once after loading.
+void computeStatistics(LoadedSeries& s);
+
+enum class Plane { Axial, Coronal, Sagittal };
+const char* toString(Plane p);
+
+/// Screen axes of a view in LPS: `normal` points from the viewer into the screen.
+struct PlaneAxes {
+  Vec3 normal;
+  Vec3 right;
+  Vec3 up;
+};
+
+/// Radiological conventions: axial seen from the feet (patient's left on screen right,
+/// anterior up), coronal seen from the front (left on the right, superior up), sagittal
+/// seen from the patient's left (anterior on the left, superior up). `frame`'s columns
+/// are the (possibly rotated, for oblique MPR) L, P and S axes.
+PlaneAxes planeAxes(Plane p, const Mat3& frame = Mat3::identity());
+
+/// Patient-direction label of a unit vector: the letters (L/R, P/A, S/I) of its
+/// components, strongest first, e.g. "L" for an axis-aligned direction, "LA" for an
+/// oblique one. Components under ~15 degrees are left out.
+std::string orientationLabel(const Vec3& lps);
+
+/// The four edge labels of a view: left, right, top, bottom.
+std::array<std::string, 4> edgeLabels(const PlaneAxes& axes);
+
+/// Slice position of a view through a volume.
+class SliceNavigator {
+ public:
+  void reset(const ImageGeometry& g, const PlaneAxes& axes);
+  void setAxes(const PlaneAxes& axes);  // keeps the focal point
+  const PlaneAxes& axes() const { return axes_; }
+
+  /// Distance between slices along the view normal (the voxel size in that direction).
+  double stepMm() const { return step_; }
+  int sliceCount() const { return count_; }
+  /// 0 .. sliceCount()-1, along the normal.
+  int sliceIndex() const;
+  void setSliceIndex(int k);
+  void scroll(int steps);
+
+  const Vec3& focal() const { return focal_; }
+  /// Moves the focal point; along the normal it snaps to the slice grid.
+  void setFocal(const Vec3& lps);
+  /// Position of the current slice along the normal, mm (for annotations).
+  double positionMm() const { return focal_.dot(axes_.normal); }
+
+ private:
+  void updateExtent();
+  ImageGeometry geometry_;
+  PlaneAxes axes_;
+  Vec3 focal_;
+  double step_ = 1.0, lo_ = 0.0;
+  int count_ = 1;
+};
+
+struct WindowLevel {
+  double center = 40.0;
+  double width = 400.0;
+};
+
+struct WindowPresetDef {
+  const char* name;
+  WindowLevel wl;
+  const char* shortcut;
+};
+
+/// CT presets in HU (center / width).
+const std::vector<WindowPresetDef>& ctWindowPresets();
+/// Preset by case-insensitive name ("brain", "lung", ...); false when unknown.
+bool findWindowPreset(const std::string& name, WindowLevel& out);
+/// The window a reader expects first: the header's, else a CT default, else 1st-99th
+/// percentile for MR / X-ray.
+WindowLevel defaultWindow(const LoadedSeries& s);
+WindowLevel automaticWindow(const LoadedSeries& s);
+
+struct CornerText {
+  std::string topLeft, topRight, bottomLeft, bottomRight;
+};
+
+struct AnnotationInput {
+  const LoadedSeries* series = nullptr;
+  int sliceIndex = 0, sliceCount = 1;
+  double positionMm = 0.0;
+  WindowLevel wl;
+  double zoomPercent = 100.0;
+  bool hidePatient = false;
+  std::string probe;      // value under the cursor, "" when outside
+  std::string slabText;   // "MIP 10 mm" etc., "" for a plain slice
+  std::string viewName;   // "Axial", ...
+};
+CornerText cornerText(const AnnotationInput& in);
+
+/// "HU 35 at (12.3, -40.0, 1200.5) mm" style probe text; "" outside the volume.
+std::string probeText(const LoadedSeries& s, const Vec3& lps);
+
+/// A label map shown over the image: which labels, their colours and visibility.
+struct LabelEntry {
+  int value = 0;
+  std::string name;
+  Rgb8 color{255, 0, 0};
+  bool visible = true;
+};
+struct LabelOverlay {
+  std::shared_ptr<Volume> labels;  // integer voxels on their own grid (LPS)
+  std::vector<LabelEntry> entries;  // every non-zero value present
+  double opacity = 0.45;
+  std::string source;
+};
+/// Finds the labels present and gives them distinct colours. Fails for non-integer or
+/// colour images, and for maps with more than 1000 distinct labels.
+Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::string source);
+/// Colour of label `value` in Lumen's palette (stable: the same value, the same colour).
+Rgb8 labelColor(int value);
+
+/// Length of a scale bar (mm) that is "round" (1, 2, 5 x 10^n) and close to `maxMm`.
+double niceScaleLength(double maxMm);
+
+}  // namespace lumen::gui

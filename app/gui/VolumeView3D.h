@@ -1,0 +1,78 @@
+#pragma once
+// The 3D viewport: volume rendering (VTK's GPU ray caster through vtkSmartVolumeMapper,
+// which falls back to the CPU ray caster when OpenGL cannot), presets, MIP, clipping
+// box, label surfaces. Rotate / zoom / pan go to VTK's trackball camera style.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <vtkSmartPointer.h>
+
+#include "ViewModel.h"
+#include "VtkImage.h"
+#include "VtkWidget.h"
+
+class vtkActor;
+class vtkBoxWidget2;
+class vtkSmartVolumeMapper;
+class vtkVolume;
+class vtkVolumeProperty;
+class vtkTextActor;
+
+namespace lumen::gui {
+
+enum class VolumePreset { CtBone, CtSoftTissue, CtAngio, MrDefault, Mip };
+const char* toString(VolumePreset p);
+/// Preset by case-insensitive name ("ct-bone", "bone", "mip", ...); false when unknown.
+bool findVolumePreset(const std::string& name, VolumePreset& out);
+
+class VolumeView3D : public VtkWidget {
+  Q_OBJECT
+ public:
+  explicit VolumeView3D(QWidget* parent = nullptr);
+  ~VolumeView3D() override;
+
+  void setSeries(std::shared_ptr<LoadedSeries> series);
+  void clear();
+  const std::shared_ptr<LoadedSeries>& series() const { return series_; }
+
+  void setPreset(VolumePreset p);
+  VolumePreset preset() const { return preset_; }
+  /// MIP uses this window; the other presets ignore it.
+  void setWindowLevel(const WindowLevel& wl);
+  void setClippingBox(bool on);
+  bool clippingBox() const { return clipping_; }
+  void resetView();
+  void setOverlay(std::shared_ptr<LabelOverlay> overlay);
+  void updateOverlayAppearance();
+  /// Which mapper actually renders: "GPU ray cast" or "CPU ray cast".
+  std::string renderModeName() const;
+  void voxelsChanged();
+
+ signals:
+  void activated(lumen::gui::VolumeView3D* view);
+
+ protected:
+  void mousePressEvent(QMouseEvent* e) override;
+
+ private:
+  void applyPreset();
+  void updateClipping();
+
+  std::shared_ptr<LoadedSeries> series_;
+  std::shared_ptr<LabelOverlay> overlay_;
+  VtkImage vtkImage_, vtkOverlay_;
+  VolumePreset preset_ = VolumePreset::CtBone;
+  WindowLevel wl_;
+  bool clipping_ = false;
+
+  vtkSmartPointer<vtkSmartVolumeMapper> mapper_;
+  vtkSmartPointer<vtkVolume> volume_;
+  vtkSmartPointer<vtkVolumeProperty> property_;
+  vtkSmartPointer<vtkBoxWidget2> box_;
+  std::vector<vtkSmartPointer<vtkActor>> labelActors_;
+  vtkSmartPointer<vtkTextActor> info_;
+};
+
+}  // namespace lumen::gui

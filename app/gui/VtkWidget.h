@@ -1,0 +1,65 @@
+#pragma once
+// The one bridge between Qt 6 and VTK. Debian's VTK 9.1 ships its Qt widget for Qt 5
+// only, so VTK renders through vtkGenericOpenGLRenderWindow into this QOpenGLWidget's
+// context (recipe in PLATFORM.md). Subclasses either handle input themselves (2D views)
+// or let VTK's interactor have it (3D view: setForwardInputToVtk(true)).
+
+#include <QOpenGLWidget>
+
+#include <vtkNew.h>
+#include <vtkSmartPointer.h>
+
+class vtkGenericOpenGLRenderWindow;
+class vtkGenericRenderWindowInteractor;
+class vtkRenderer;
+
+namespace lumen::gui {
+
+class VtkWidget : public QOpenGLWidget {
+  Q_OBJECT
+ public:
+  explicit VtkWidget(QWidget* parent = nullptr);
+  ~VtkWidget() override;
+
+  vtkGenericOpenGLRenderWindow* renderWindow() const;
+  vtkGenericRenderWindowInteractor* interactor() const;
+  vtkRenderer* renderer() const;
+
+  /// Send mouse, wheel and key events to VTK's interactor (camera styles, widgets).
+  void setForwardInputToVtk(bool on) { forward_ = on; }
+
+  /// Renders now and waits for the GPU (benchmarks, screenshots).
+  void renderNow();
+
+ signals:
+  /// Emitted after each frame was drawn (first image timing, tests).
+  void frameRendered();
+
+ protected:
+  void initializeGL() override;
+  void resizeGL(int w, int h) override;
+  void paintGL() override;
+
+  void mousePressEvent(QMouseEvent* e) override;
+  void mouseReleaseEvent(QMouseEvent* e) override;
+  void mouseMoveEvent(QMouseEvent* e) override;
+  void wheelEvent(QWheelEvent* e) override;
+  void keyPressEvent(QKeyEvent* e) override;
+  void keyReleaseEvent(QKeyEvent* e) override;
+  void enterEvent(QEnterEvent* e) override;
+  void leaveEvent(QEvent* e) override;
+
+  /// Device-pixel position with VTK's origin (bottom left).
+  QPointF toVtk(const QPointF& logical) const;
+
+ private:
+  void forwardMouse(QMouseEvent* e, unsigned long event);
+
+  vtkSmartPointer<vtkGenericOpenGLRenderWindow> window_;
+  vtkSmartPointer<vtkGenericRenderWindowInteractor> interactor_;
+  vtkSmartPointer<vtkRenderer> renderer_;
+  bool forward_ = false;
+  bool initialized_ = false;
+};
+
+}  // namespace lumen::gui

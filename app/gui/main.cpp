@@ -1,0 +1,224 @@
+// lumen: the workstation GUI.
+//
+//   lumen [path]                        open a folder, file or DICOMDIR (or the browser)
+//   lumen --screenshot out.png [--layout 1x1|1x2|2x2|mpr] [--preset NAME] path
+//                                       render at a fixed size, save the window, exit
+//   lumen --benchmark-scroll N path     timings for docs/BENCHMARKS.md (see bench/)
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QElapsedTimer>
+#include <QSurfaceFormat>
+#include <QTimer>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "MainWindow.h"
+#include "SliceView.h"
+#include "lumen/core/Log.h"
+
+using namespace lumen;
+using namespace lumen::gui;
+
+#ifndef LUMEN_VERSION
+#define LUMEN_VERSION "0.0.0"
+#endif
+
+namespace {
+
+long long epochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Renders N scroll steps (up and down through the series) in the active 2D view and
+// reports the median time per step, rendering and GPU finish included.
+void benchmarkScroll(MainWindow& w, int n) {
+  SliceView* v = w.grid()->activeSliceView();
+  std::vector<double> ms;
+  int dir = 1;
+  for (int i = 0; i < n; ++i) {
+    if (v->sliceIndex() + dir < 0 || v->sliceIndex() + dir >= v->sliceCount()) dir = -dir;
+    QElapsedTimer t;
+    t.start();
+    v->scrollBy(dir);
+    v->renderNow();
+    ms.push_back(static_cast<double>(t.nsecsElapsed()) / 1e6);
+  }
+  std::printf("scroll_step_ms_median=%.2f viewport=%dx%d steps=%d\n", median(ms), v->width(), v->height(), n);
+}
+
+// Moves the MPR crosshair to random points inside the volume and redraws the three
+// planes; reports the median time per move.
+void benchmarkMpr(MainWindow& w, int n) {
+  w.setLayoutMode(Layout::Mpr);
+  QApplication::processEvents();
+  auto series = w.grid()->sliceView(0)->series();
+  const auto& g = series->volume->geometry();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(0.2, 0.8);
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    const Vec3 p = g.ijkToLps({u(rng) * static_cast<double>(g.size[0] - 1), u(rng) * static_cast<double>(g.size[1] - 1),
+                               u(rng) * static_cast<double>(g.size[2] - 1)});
+    QElapsedTimer t;
+    t.start();
+    w.grid()->moveCrosshair(p);
+    for (int k = 0; k < 3; ++k) w.grid()->sliceView(k)->renderNow();
+    ms.push_back(static_cast<double>(t.nsecsElapsed()) / 1e6);
+  }
+  std::printf("mpr_crosshair_ms_median=%.2f viewports=%dx%d moves=%d\n", median(ms), w.grid()->sliceView(0)->width(),
+              w.grid()->sliceView(0)->height(), n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long long startEpoch = epochMs();
+  // VTK needs an OpenGL 3.2+ core context with a depth buffer; set before QApplication.
+  QSurfaceFormat f;
+  f.setRenderableType(QSurfaceFormat::OpenGL);
+  f.setVersion(3, 2);
+  f.setProfile(QSurfaceFormat::CoreProfile);
+  f.setDepthBufferSize(24);
+  f.setStencilBufferSize(8);
+  f.setSamples(0);
+  QSurfaceFormat::setDefaultFormat(f);
+  QApplication::setAttribute(Qt::AA_ShareOpenGLContexts);
+
+  QApplication app(argc, argv);
+  QApplication::setApplicationName("Lumen");
+  QApplication::setOrganizationName("Lumen");
+  QApplication::setApplicationVersion(LUMEN_VERSION);
+
+  QCommandLineParser cli;
+  cli.setApplicationDescription("Lumen medical image workstation");
+  cli.addHelpOption();
+  cli.addVersionOption();
+  cli.addPositionalArgument("path", "DICOM folder, file or DICOMDIR, or a NIfTI/NRRD image");
+  QCommandLineOption screenshot("screenshot", "Render, save the window as PNG <file>, exit.", "file");
+  QCommandLineOption layout("layout", "Layout: 1x1, 1x2, 2x2 or mpr.", "layout");
+  QCommandLineOption preset("preset", "Window preset (brain, lung, bone, ...) or 3D preset (ct-bone, mip, ...).", "name");
+  QCommandLineOption overlay("overlay", "Label map (NIfTI/NRRD) to show over the image.", "file");
+  QCommandLineOption size("size", "Window size for --screenshot, WxH (default 1440x900).", "WxH");
+  QCommandLineOption dataDir("data-dir", "Folder of the study database.", "dir");
+  QCommandLineOption hidePatient("hide-patient", "Hide patient information in the viewports.");
+  QCommandLineOption noSettings("no-settings", "Neither read nor save window settings.");
+  QCommandLineOption benchScroll("benchmark-scroll", "Time N scroll steps, print the median, exit.", "N");
+  QCommandLineOption benchMpr("benchmark-mpr", "Time N MPR crosshair moves, print the median, exit.", "N");
+  QCommandLineOption timing("report-timing", "Print when the first image and the full series were on screen.");
+  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, timing})
+    cli.addOption(o);
+  cli.process(app);
+
+  const bool batch = cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(timing);
+  MainWindow::Options options;
+  options.dataDir = cli.value(dataDir);
+  options.rememberSettings = !batch && !cli.isSet(noSettings);
+  MainWindow window(options);
+
+  Layout requestedLayout = Layout::One;
+  if (cli.isSet(layout) && !parseLayout(cli.value(layout), requestedLayout)) {
+    std::fprintf(stderr, "lumen: error: unknown layout '%s' (use 1x1, 1x2, 2x2 or mpr)\n", qPrintable(cli.value(layout)));
+    return 2;
+  }
+  if (batch) {
+    int w = 1440, h = 900;
+    if (cli.isSet(size)) {
+      const QStringList wh = cli.value(size).split('x');
+      if (wh.size() == 2) {
+        w = wh[0].toInt();
+        h = wh[1].toInt();
+      }
+    }
+    window.resize(std::max(320, w), std::max(240, h));
+  }
+  if (cli.isSet(layout)) window.setLayoutMode(requestedLayout);
+  if (cli.isSet(hidePatient)) window.setHidePatient(true);
+  window.show();
+
+  const QStringList paths = cli.positionalArguments();
+  if (batch && paths.isEmpty()) {
+    std::fprintf(stderr, "lumen: error: --screenshot and the benchmarks need a path to open\n");
+    return 2;
+  }
+
+  int exitCode = 0;
+  auto finish = [&](int code) {
+    exitCode = code;
+    QTimer::singleShot(0, &app, [&app, code] { app.exit(code); });
+  };
+  QObject::connect(&window, &MainWindow::firstImageShown, [&] {
+    if (cli.isSet(timing))
+      std::printf("first_image_ms=%lld first_image_epoch_ms=%lld\n", epochMs() - startEpoch, epochMs());
+  });
+  QObject::connect(&window, &MainWindow::loadFailed, [&](const QString& m) {
+    if (!batch) return;
+    std::fprintf(stderr, "lumen: error: %s\n", qPrintable(m));
+    finish(1);
+  });
+
+  // Batch modes continue once the series is loaded (and the overlay, if any).
+  auto afterLoad = [&] {
+    if (cli.isSet(layout)) window.setLayoutMode(requestedLayout);
+    if (cli.isSet(preset) && !window.applyPresetByName(cli.value(preset))) {
+      std::fprintf(stderr, "lumen: error: unknown preset '%s'\n", qPrintable(cli.value(preset)));
+      return finish(2);
+    }
+    if (cli.isSet(benchScroll)) {
+      benchmarkScroll(window, cli.value(benchScroll).toInt());
+      return finish(0);
+    }
+    if (cli.isSet(benchMpr)) {
+      benchmarkMpr(window, cli.value(benchMpr).toInt());
+      return finish(0);
+    }
+    if (cli.isSet(timing)) {
+      std::printf("loaded_ms=%lld\n", epochMs() - startEpoch);
+      return finish(0);
+    }
+    if (cli.isSet(screenshot)) {
+      // Let every viewport (3D included) draw at its final size, then grab the window.
+      QTimer::singleShot(400, &window, [&] {
+        QApplication::processEvents();
+        const QImage img = window.grab().toImage();
+        if (img.isNull() || !img.save(cli.value(screenshot))) {
+          std::fprintf(stderr, "lumen: error: cannot write %s\n", qPrintable(cli.value(screenshot)));
+          return finish(1);
+        }
+        std::printf("wrote %s (%dx%d)\n", qPrintable(cli.value(screenshot)), img.width(), img.height());
+        finish(0);
+      });
+    }
+  };
+  QObject::connect(&window, &MainWindow::seriesLoaded, [&] {
+    if (!batch) return;
+    if (cli.isSet(overlay)) {
+      QObject::connect(&window, &MainWindow::overlayLoaded, afterLoad);
+      window.openOverlay(cli.value(overlay));
+    } else {
+      afterLoad();
+    }
+  });
+  if (!paths.isEmpty()) window.openPaths(paths);
+  else if (cli.isSet(overlay)) window.openOverlay(cli.value(overlay));
+
+  if (batch) {
+    // Never hang in a script: give up after two minutes.
+    QTimer::singleShot(120000, &app, [&] {
+      std::fprintf(stderr, "lumen: error: timed out\n");
+      finish(1);
+    });
+  }
+  const int rc = app.exec();
+  return exitCode ? exitCode : rc;
+}
