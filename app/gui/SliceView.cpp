@@ -208,7 +208,7 @@ void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series) {
 
 void SliceView::reset() {
   if (!series_) return;
-  nav_.reset(series_->volume->geometry(), planeAxes(plane_));
+  nav_.reset(series_->volume->geometry(), (plane_ == Plane::Native ? nativeAxes(series_->volume->geometry()) : planeAxes(plane_)));
   pan_ = {};
   wl_ = defaultWindow(*series_);
   inverted_ = false;
@@ -222,7 +222,7 @@ void SliceView::setPlane(Plane plane) {
   plane_ = plane;
   if (!series_) return;
   const Vec3 focal = nav_.focal();
-  nav_.reset(series_->volume->geometry(), planeAxes(plane_));
+  nav_.reset(series_->volume->geometry(), (plane_ == Plane::Native ? nativeAxes(series_->volume->geometry()) : planeAxes(plane_)));
   nav_.setFocal(focal);
   pan_ = {};
   fit();
@@ -466,7 +466,7 @@ void SliceView::updateAnnotations() {
   in.zoomPercent = zoomPercent();
   in.hidePatient = hidePatient_;
   in.probe = probe_;
-  in.viewName = toString(plane_);
+  in.viewName = plane_ == Plane::Native ? planeName(nav_.axes().normal) : toString(plane_);
   if (slabMode_ != SlabMode::None && slabMm_ > 0) {
     const char* m = slabMode_ == SlabMode::Max ? "MIP" : slabMode_ == SlabMode::Min ? "MinIP" : "Mean";
     in.slabText = std::string(m) + " slab " + std::to_string(static_cast<int>(std::lround(slabMm_))) + " mm";

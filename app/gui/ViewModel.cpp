@@ -46,8 +46,24 @@ const char* toString(Plane p) {
     case Plane::Axial: return "Axial";
     case Plane::Coronal: return "Coronal";
     case Plane::Sagittal: return "Sagittal";
+    case Plane::Native: return "Native";
   }
   return "?";
+}
+
+PlaneAxes nativeAxes(const ImageGeometry& g) {
+  const Vec3 right = g.direction.column(0).normalized();
+  const Vec3 up = -g.direction.column(1).normalized();
+  return {up.cross(right), right, up};
+}
+
+std::string planeName(const Vec3& n) {
+  const double ax = std::fabs(n.x), ay = std::fabs(n.y), az = std::fabs(n.z);
+  const double mx = std::max({ax, ay, az});
+  if (mx < std::cos(10.0 * M_PI / 180.0)) return "Oblique";
+  if (az == mx) return "Axial";
+  if (ay == mx) return "Coronal";
+  return "Sagittal";
 }
 
 PlaneAxes planeAxes(Plane p, const Mat3& frame) {
@@ -56,6 +72,7 @@ PlaneAxes planeAxes(Plane p, const Mat3& frame) {
     case Plane::Axial: return {S, L, -P};
     case Plane::Coronal: return {P, L, S};
     case Plane::Sagittal: return {-L, P, S};
+    case Plane::Native: break;
   }
   return {S, L, -P};
 }

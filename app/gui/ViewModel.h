@@ -29,7 +29,9 @@ struct LoadedSeries {
 /// Computes value range and percentiles (on a subsample) once after loading.
 void computeStatistics(LoadedSeries& s);
 
-enum class Plane { Axial, Coronal, Sagittal };
+/// Native: the plane the slices were acquired in (rows and columns as stored), which is
+/// how 2D reading starts; the others are patient planes (MPR).
+enum class Plane { Axial, Coronal, Sagittal, Native };
 const char* toString(Plane p);
 
 /// Screen axes of a view in LPS: `normal` points from the viewer into the screen.
@@ -44,6 +46,11 @@ struct PlaneAxes {
 /// seen from the patient's left (anterior on the left, superior up). `frame`'s columns
 /// are the (possibly rotated, for oblique MPR) L, P and S axes.
 PlaneAxes planeAxes(Plane p, const Mat3& frame = Mat3::identity());
+
+/// Axes of the acquisition plane: column index to the right, row index downwards.
+PlaneAxes nativeAxes(const ImageGeometry& g);
+/// "Axial", "Coronal", "Sagittal" or "Oblique" for a view normal.
+std::string planeName(const Vec3& normal);
 
 /// Patient-direction label of a unit vector: the letters (L/R, P/A, S/I) of its
 /// components, strongest first, e.g. "L" for an axis-aligned direction, "LA" for an

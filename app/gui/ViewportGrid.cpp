@@ -25,14 +25,6 @@ Mat3 rotation(const Vec3& axis, double radians) {
   return r;
 }
 
-// The plane a volume was acquired in: where its slices are best looked at first.
-Plane acquisitionPlane(const LoadedSeries& s) {
-  switch (dominantDirectionLetter(s.volume->geometry().direction.column(2))) {
-    case 'A': case 'P': return Plane::Coronal;
-    case 'L': case 'R': return Plane::Sagittal;
-    default: return Plane::Axial;
-  }
-}
 }  // namespace
 
 const char* toString(Layout l) {
@@ -146,7 +138,7 @@ void ViewportGrid::setLayoutMode(Layout layout) {
     for (int i = 0; i < 3; ++i) {
       slices_[static_cast<std::size_t>(i)]->setMprInteraction(false);
       slices_[static_cast<std::size_t>(i)]->setCrosshair({}, false);
-      if (slices_[static_cast<std::size_t>(i)]->hasSeries()) slices_[static_cast<std::size_t>(i)]->setPlane(i == 0 ? Plane::Axial : i == 1 ? Plane::Coronal : Plane::Sagittal);
+      if (slices_[static_cast<std::size_t>(i)]->hasSeries()) slices_[static_cast<std::size_t>(i)]->setPlane(Plane::Native);
     }
   }
 }
@@ -231,7 +223,7 @@ void ViewportGrid::showSeries(std::shared_ptr<LoadedSeries> series, int viewport
   }
   const int target = viewport >= 0 && viewport < 4 ? viewport : std::min(active_, 3);
   SliceView* v = slices_[static_cast<std::size_t>(target)];
-  v->setSeries(series, acquisitionPlane(*series));
+  v->setSeries(series, Plane::Native);
   v->setHidePatient(hidePatient_);
   v->setMprInteraction(false);
   setActive(target);
@@ -241,7 +233,7 @@ void ViewportGrid::showPartial(std::shared_ptr<LoadedSeries> series, int viewpor
   if (!series || !series->volume) return;
   const int target = layout_ == Layout::Mpr ? 0 : (viewport >= 0 && viewport < 4 ? viewport : std::min(active_, 3));
   SliceView* v = slices_[static_cast<std::size_t>(target)];
-  v->setSeries(series, layout_ == Layout::Mpr ? Plane::Axial : acquisitionPlane(*series));
+  v->setSeries(series, layout_ == Layout::Mpr ? Plane::Axial : Plane::Native);
   v->setHidePatient(hidePatient_);
   setActive(target);
 }

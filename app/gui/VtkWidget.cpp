@@ -4,6 +4,7 @@
 #include <QMouseEvent>
 #include <QOpenGLContext>
 #include <QOpenGLFunctions>
+#include <QSurfaceFormat>
 #include <QWheelEvent>
 
 #include <vtkCallbackCommand.h>
@@ -14,6 +15,17 @@
 #include <vtkRenderer.h>
 
 namespace lumen::gui {
+
+void VtkWidget::configureDefaultSurfaceFormat() {
+  QSurfaceFormat f;
+  f.setRenderableType(QSurfaceFormat::OpenGL);
+  f.setVersion(3, 2);
+  f.setProfile(QSurfaceFormat::CoreProfile);
+  f.setDepthBufferSize(24);
+  f.setStencilBufferSize(8);
+  f.setSamples(0);
+  QSurfaceFormat::setDefaultFormat(f);
+}
 
 VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
   window_ = vtkSmartPointer<vtkGenericOpenGLRenderWindow>::New();

@@ -18,6 +18,9 @@ namespace lumen::gui {
 class VtkWidget : public QOpenGLWidget {
   Q_OBJECT
  public:
+  /// The OpenGL context VTK needs (3.2+ core, depth buffer). Call before QApplication.
+  static void configureDefaultSurfaceFormat();
+
   explicit VtkWidget(QWidget* parent = nullptr);
   ~VtkWidget() override;
 

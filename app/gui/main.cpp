@@ -19,6 +19,7 @@
 
 #include "MainWindow.h"
 #include "SliceView.h"
+#include "VtkWidget.h"
 #include "lumen/core/Log.h"
 
 using namespace lumen;
@@ -84,15 +85,7 @@ void benchmarkMpr(MainWindow& w, int n) {
 
 int main(int argc, char** argv) {
   const long long startEpoch = epochMs();
-  // VTK needs an OpenGL 3.2+ core context with a depth buffer; set before QApplication.
-  QSurfaceFormat f;
-  f.setRenderableType(QSurfaceFormat::OpenGL);
-  f.setVersion(3, 2);
-  f.setProfile(QSurfaceFormat::CoreProfile);
-  f.setDepthBufferSize(24);
-  f.setStencilBufferSize(8);
-  f.setSamples(0);
-  QSurfaceFormat::setDefaultFormat(f);
+  VtkWidget::configureDefaultSurfaceFormat();
   QApplication::setAttribute(Qt::AA_ShareOpenGLContexts);
 
   QApplication app(argc, argv);
