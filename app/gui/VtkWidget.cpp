@@ -94,10 +94,13 @@ void VtkWidget::paintGL() {
 }
 
 void VtkWidget::renderNow() {
-  repaint();
+  // Draw into the widget's framebuffer now and wait for the GPU (Mesa: the CPU) to
+  // finish, so that a caller can time it; the window is updated by the next paint.
   makeCurrent();
+  paintGL();
   context()->functions()->glFinish();
   doneCurrent();
+  update();
 }
 
 QPointF VtkWidget::toVtk(const QPointF& p) const {

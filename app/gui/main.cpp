@@ -41,10 +41,19 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Renders N scroll steps (up and down through the series) in the active 2D view and
-// reports the median time per step, rendering and GPU finish included.
+// Resizes the window until `view` is `side` x `side` pixels (docks and bars vary).
+void sizeViewport(MainWindow& w, QWidget* view, int side) {
+  for (int i = 0; i < 8 && (view->width() != side || view->height() != side); ++i) {
+    w.resize(w.width() + side - view->width(), w.height() + side - view->height());
+    QApplication::processEvents();
+  }
+}
+
+// Renders N scroll steps (up and down through the series) in the active 2D view at
+// 512 x 512 and reports the median time per step, rendering and GPU finish included.
 void benchmarkScroll(MainWindow& w, int n) {
   SliceView* v = w.grid()->activeSliceView();
+  sizeViewport(w, v, 512);
   std::vector<double> ms;
   int dir = 1;
   for (int i = 0; i < n; ++i) {
@@ -63,6 +72,7 @@ void benchmarkScroll(MainWindow& w, int n) {
 void benchmarkMpr(MainWindow& w, int n) {
   w.setLayoutMode(Layout::Mpr);
   QApplication::processEvents();
+  sizeViewport(w, w.grid()->sliceView(0), 512);
   auto series = w.grid()->sliceView(0)->series();
   const auto& g = series->volume->geometry();
   std::mt19937 rng(7);
