@@ -466,7 +466,11 @@ void SliceView::updateAnnotations() {
   in.zoomPercent = zoomPercent();
   in.hidePatient = hidePatient_;
   in.probe = probe_;
-  in.viewName = plane_ == Plane::Native ? planeName(nav_.axes().normal) : toString(plane_);
+  // Images without patient geometry (projection X-ray, secondary capture) have no plane.
+  bool noGeometry = false;
+  for (const auto& w : series_->info.warnings)
+    if (w.find("no patient position") != std::string::npos) noGeometry = true;
+  in.viewName = noGeometry ? std::string() : plane_ == Plane::Native ? planeName(nav_.axes().normal) : toString(plane_);
   if (slabMode_ != SlabMode::None && slabMm_ > 0) {
     const char* m = slabMode_ == SlabMode::Max ? "MIP" : slabMode_ == SlabMode::Min ? "MinIP" : "Mean";
     in.slabText = std::string(m) + " slab " + std::to_string(static_cast<int>(std::lround(slabMm_))) + " mm";
@@ -478,11 +482,7 @@ void SliceView::updateAnnotations() {
   cornerActor_->SetText(vtkCornerAnnotation::LowerRight, corners_.bottomRight.c_str());
   if (series_->info.stackKind == StackKind::Spatial || series_->info.stackKind == StackKind::Single2D) {
     edges_ = edgeLabels(nav_.axes());
-    // Images without patient geometry have no anatomical directions to show.
-    bool noGeometry = false;
-    for (const auto& w : series_->info.warnings)
-      if (w.find("no patient position") != std::string::npos) noGeometry = true;
-    if (noGeometry) edges_ = {};
+    if (noGeometry) edges_ = {};  // no anatomical directions to show
   } else {
     edges_ = {};
   }
