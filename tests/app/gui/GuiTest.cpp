@@ -4,9 +4,12 @@
 
 #include <QApplication>
 #include <QDir>
+#include <QDropEvent>
+#include <QMimeData>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include <QAction>
 #include <QTest>
 #include <QTimer>
 #include <QToolButton>
@@ -19,6 +22,7 @@
 #include "SliceImage.h"
 #include "SliceView.h"
 #include "StudyBrowser.h"
+#include "ViewportGrid.h"
 #include "VolumeView3D.h"
 #include "VtkWidget.h"
 #include "lumen/imaging/ImageIO.h"
@@ -444,6 +448,54 @@ class GuiTest : public QObject {
     emit b->openSeries(b->seriesFiles(0));
     QVERIFY(loaded.wait(30000));
     QCOMPARE(w->grid()->activeSliceView()->sliceCount(), 32);
+  }
+
+  void droppingASeriesOnAViewportLoadsItThere() {
+    MainWindow* w = openWindow();
+    w->setLayoutMode(Layout::TwoByTwo);
+    QTest::qWait(50);
+    SliceView* target = w->grid()->sliceView(2);
+    QWidget* frame = target->parentWidget();
+    QStringList files;
+    for (const auto& f : QDir(kSample).entryList(QDir::Files)) files << kSample + "/" + f;
+    auto* mime = new QMimeData;
+    mime->setData(kSeriesMimeType, files.join('\n').toUtf8());
+    QSignalSpy loaded(w, &MainWindow::seriesLoaded);
+    QSignalSpy failed(w, &MainWindow::loadFailed);
+    // As a drag would: enter, then drop (Qt delivers a drop only to the drag's target).
+    QDragEnterEvent enter(QPoint(20, 20), Qt::CopyAction, mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(frame, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(20, 20), Qt::CopyAction, mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(frame, &drop);
+    QVERIFY(drop.isAccepted());
+    for (int i = 0; i < 600 && loaded.isEmpty() && failed.isEmpty(); ++i) QTest::qWait(50);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().first().toString()));
+    QVERIFY(!loaded.isEmpty());
+    QVERIFY(target->hasSeries());
+    QVERIFY(!w->grid()->sliceView(0)->hasSeries());
+    QCOMPARE(target->sliceCount(), 32);
+    delete mime;
+  }
+
+  void cinePlaysATimeSeries() {
+    if (!QDir(kCorpus + "/cine").exists()) QSKIP("test corpus not built");
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/cine/XA_CINE.dcm"}));
+    SliceView* v = w->grid()->activeSliceView();
+    QCOMPARE(v->sliceCount(), 5);
+    const int start = v->sliceIndex();
+    QAction* cine = nullptr;
+    for (QAction* a : w->findChildren<QAction*>())
+      if (a->text() == "Cine") cine = a;
+    QVERIFY(cine);
+    cine->trigger();  // on: 33.3 ms per frame, from the header
+    QTest::qWait(400);
+    cine->trigger();  // off
+    QVERIFY(v->sliceIndex() != start || v->sliceIndex() == 0);
+    QVERIFY(QString::fromStdString(v->cornerTexts().bottomLeft).contains("/5"));
+    // No anatomical markers on an image without patient geometry.
+    for (const auto& e : v->edgeTexts()) QVERIFY(e.empty());
   }
 
   void settingsAreRemembered() {
