@@ -35,3 +35,16 @@ TEST(Log, SinkAndLevelFilter) {
   EXPECT_EQ(lines[0], "shown 2");
   EXPECT_EQ(lines[1], "debug 3");
 }
+
+#include "lumen/core/Sha256.h"
+
+TEST(Sha256, KnownDigests) {
+  EXPECT_EQ(Sha256::hexOf("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256::hexOf("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  EXPECT_EQ(Sha256::hexOf(m.data(), m.size()), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  std::string million(1000000, 'a');
+  Sha256 h;  // in pieces of awkward sizes
+  for (std::size_t i = 0; i < million.size(); i += 777) h.update(million.data() + i, std::min<std::size_t>(777, million.size() - i));
+  EXPECT_EQ(h.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}

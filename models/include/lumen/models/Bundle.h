@@ -1,0 +1,135 @@
+#pragma once
+// MONAI bundles read without Python: configs/metadata.json, configs/inference.json and
+// models/model.ts (TorchScript). The common subset of inference.json is interpreted
+// declaratively; anything else in the pipeline is a clear error naming the key, never
+// silently ignored. Lumen's own additions live in an optional configs/lumen.json.
+
+#include <array>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "lumen/core/Result.h"
+#include "lumen/core/Volume.h"
+
+namespace lumen::models {
+
+enum class Task { Segmentation, Classification, Enhancement };
+const char* toString(Task t);
+
+struct TensorSpec {
+  std::string type = "image";    // metadata "type"
+  std::string format;            // "hounsfield", "magnitude", "segmentation", "probabilities"...
+  std::string modality;          // "CT", "MR", ... (inputs)
+  int numChannels = 1;
+  std::vector<int> spatialShape;  // may hold "*" as -1
+  std::vector<double> valueRange;
+  std::map<int, std::string> channelDef;  // channel / label index -> name
+};
+
+// ---- Pre-processing, in order. Each records what it needs to be inverted. ----
+struct OrientationT {
+  std::string axcodes = "RAS";  // RAS-style letters: the direction each array axis increases
+};
+struct SpacingT {
+  std::vector<double> pixdim;  // mm; <= 0 keeps that axis
+  std::string mode = "bilinear";
+};
+struct ScaleIntensityRangeT {
+  double aMin = 0, aMax = 1, bMin = 0, bMax = 1;
+  bool clip = false;
+};
+struct NormalizeIntensityT {
+  bool nonzero = false;
+  bool channelWise = false;
+};
+struct ScaleIntensityT {
+  double minv = 0, maxv = 1;
+};
+struct CropForegroundT {
+  double threshold = 0.0;  // foreground: value > threshold (MONAI's default select_fn)
+  int margin = 0;
+};
+using Transform = std::variant<OrientationT, SpacingT, ScaleIntensityRangeT, NormalizeIntensityT, ScaleIntensityT, CropForegroundT>;
+
+// ---- Inferer ----
+enum class BlendMode { Constant, Gaussian };
+struct SlidingWindowParams {
+  std::vector<int> roiSize;  // spatial
+  int swBatchSize = 1;
+  double overlap = 0.25;
+  BlendMode mode = BlendMode::Constant;
+  double sigmaScale = 0.125;
+  double padValue = 0.0;
+};
+struct InfererSpec {
+  bool slidingWindow = false;  // false: SimpleInferer (whole input at once)
+  SlidingWindowParams window;
+};
+
+// ---- Post-processing, in order ----
+struct ActivationsT {
+  bool softmax = false;
+  bool sigmoid = false;
+};
+struct AsDiscreteT {
+  bool argmax = false;
+  std::optional<double> threshold;
+};
+struct KeepLargestComponentT {
+  std::vector<int> appliedLabels;  // empty: every foreground label
+};
+struct InvertT {
+  bool nearest = false;  // nearest_interp
+};
+using PostTransform = std::variant<ActivationsT, AsDiscreteT, KeepLargestComponentT, InvertT>;
+
+struct LumenExtras {
+  std::optional<Task> task;
+  std::string displayName;
+  std::map<int, Rgb8> labelColors;
+  std::string modalityFilter;  // series the model is meant for ("CT")
+  std::string disclaimer;
+};
+
+struct Bundle {
+  std::filesystem::path root;
+  std::string name, version, description, authors, license;
+  TensorSpec input;
+  TensorSpec output;
+  Task task = Task::Segmentation;
+  std::vector<Transform> preprocessing;
+  InfererSpec inferer;
+  std::vector<PostTransform> postprocessing;
+  LumenExtras extras;
+  std::filesystem::path modelPath;
+  std::string modelSha256;
+  std::vector<std::string> notes;  // keys understood as no-ops, for the log
+
+  std::string displayName() const { return extras.displayName.empty() ? name : extras.displayName; }
+  /// Label names of a segmentation (from channel_def), background excluded.
+  std::map<int, std::string> labels() const;
+};
+
+/// Reads and checks a bundle folder. Errors name the file and the key.
+Result<Bundle> loadBundle(const std::filesystem::path& dir);
+
+/// Folders searched for bundles: LUMEN_MODEL_PATH entries, the user's model folder
+/// ($XDG_DATA_HOME/lumen/models) and the ones shipped with Lumen.
+std::vector<std::filesystem::path> modelSearchPath(const std::filesystem::path& shipped);
+
+struct BundleEntry {
+  std::filesystem::path dir;
+  std::optional<Bundle> bundle;  // empty when it failed to load
+  std::string error;
+};
+/// Every sub-folder of the search path that holds configs/metadata.json.
+std::vector<BundleEntry> discoverBundles(const std::vector<std::filesystem::path>& searchPath);
+
+/// A bundle by folder or by name (searched in the search path).
+Result<Bundle> findBundle(const std::string& nameOrDir, const std::vector<std::filesystem::path>& searchPath);
+
+}  // namespace lumen::models

@@ -1,0 +1,82 @@
+#pragma once
+// In-process inference of a MONAI bundle on a Lumen volume, on CUDA or the CPU:
+//   volume -> one tensor on the device -> orientation / spacing / intensity / crop
+//   (tensor operations, recorded to be inverted) -> sliding-window or whole-input
+//   inference -> activation / argmax / threshold / largest component -> back onto the
+//   input grid (Invertd) -> one copy back into a Volume with the input's geometry.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lumen/core/Progress.h"
+#include "lumen/core/Result.h"
+#include "lumen/core/Volume.h"
+#include "lumen/models/Bundle.h"
+#include "lumen/models/Device.h"
+#include "lumen/models/SlidingWindow.h"
+
+namespace lumen::models {
+
+enum class Precision { Float32, Float16, BFloat16 };
+
+struct InferenceOptions {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int threads = 0;              // CPU intra-op threads (0: LibTorch's default)
+  // Overrides of the bundle's inferer (empty: the bundle's).
+  std::vector<int> roiSize;
+  std::optional<double> overlap;
+  std::optional<int> swBatchSize;
+  std::optional<BlendMode> blend;
+  /// Reduced precision on CUDA (weights and inputs cast); ignored on the CPU.
+  Precision precision = Precision::Float32;
+  /// Test-time augmentation: the average over the unflipped input and a flip along each
+  /// spatial axis.
+  bool testTimeFlips = false;
+  /// Classification: compute the gradient x input saliency map.
+  bool saliency = true;
+  SlidingWindowOptions memory;
+};
+
+struct InferenceResult {
+  Task task = Task::Segmentation;
+  /// Segmentation: labels (uint8, int16 past 255); enhancement: float32 in the input's
+  /// units. Always on the input volume's grid. Empty for classification.
+  Volume output;
+  /// Classification: class probabilities (mean over slices for a 2D classifier run on a
+  /// volume, whose per-slice values are in `sliceProbabilities`).
+  std::vector<double> probabilities;
+  std::vector<std::string> classNames;
+  std::vector<std::vector<double>> sliceProbabilities;
+  /// Classification: |gradient x input| for the winning class, on the input grid, 0..1.
+  Volume saliency;
+  // Provenance
+  std::string model, version, sha256, device;
+  std::vector<std::string> log;
+  double seconds = 0.0;
+  double forwardSeconds = 0.0;
+  int windows = 0;
+
+  int predictedClass() const;
+};
+
+/// A loaded model, ready to run on volumes (loading TorchScript is the slow part).
+class Engine {
+ public:
+  static Result<Engine> load(const Bundle& bundle, const InferenceOptions& options);
+  Result<InferenceResult> run(const Volume& input, const Progress& progress = {}, const CancelToken& cancel = {});
+  const DeviceChoice& device() const;
+  const Bundle& bundle() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Loads and runs once.
+Result<InferenceResult> runInference(const Bundle& bundle, const Volume& input, const InferenceOptions& options,
+                                     const Progress& progress = {}, const CancelToken& cancel = {});
+
+}  // namespace lumen::models

@@ -1,0 +1,497 @@
+#include "lumen/models/Bundle.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "ConfigValue.h"
+#include "lumen/core/Sha256.h"
+
+namespace lumen::models {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const char* toString(Task t) {
+  switch (t) {
+    case Task::Segmentation: return "segmentation";
+    case Task::Classification: return "classification";
+    case Task::Enhancement: return "enhancement";
+  }
+  return "?";
+}
+
+std::map<int, std::string> Bundle::labels() const {
+  std::map<int, std::string> out;
+  for (const auto& [k, v] : output.channelDef)
+    if (k > 0) out[k] = v;
+  return out;
+}
+
+namespace {
+
+Result<json> readJson(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) return Error(ErrorCode::Model, "missing or unreadable", p.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    return Error(ErrorCode::Model, std::string("not valid JSON: ") + e.what(), p.string());
+  }
+}
+
+std::string targetName(const json& t) {
+  if (!t.is_object() || !t.contains("_target_") || !t["_target_"].is_string()) return {};
+  std::string s = t["_target_"].get<std::string>();
+  const auto dot = s.rfind('.');
+  return dot == std::string::npos ? s : s.substr(dot + 1);
+}
+
+// Options every transform may carry that do not change what is computed here (Lumen
+// has one input and one output, always float32, and writes results itself).
+const std::set<std::string> kHarmless = {"_target_", "keys", "allow_missing_keys", "meta_keys", "meta_key_postfix",
+                                         "image_only", "device", "track_meta", "reader", "orig_keys", "orig_meta_keys",
+                                         "to_tensor", "output_dir", "output_postfix", "output_ext", "separate_folder",
+                                         "print_log", "resample", "squeeze_end_dims", "data_root_dir", "channel_dim",
+                                         "strict_check", "output_dtype", "writer", "post_func", "transform",
+                                         "source_key", "labels", "ensure_channel_first", "simple_keys", "overwriting"};
+
+class Reader {
+ public:
+  Reader(const json& root, std::string file) : root_(root), file_(std::move(file)) {}
+
+  Result<json> get(const json& obj, const std::string& key, const std::string& where) const {
+    return config::resolve(obj.at(key), root_, where + "#" + key, file_);
+  }
+  // Checks that `obj` has no keys beyond `known` and kHarmless.
+  Status checkKeys(const json& obj, const std::vector<std::string>& known, const std::string& where) const {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      if (kHarmless.count(it.key()) || std::find(known.begin(), known.end(), it.key()) != known.end()) continue;
+      if (it.value().is_null()) continue;
+      return Error(ErrorCode::Model, where + ": option '" + it.key() + "' is not supported by Lumen", file_);
+    }
+    return {};
+  }
+  template <class T>
+  Result<T> value(const json& obj, const std::string& key, const T& fallback, const std::string& where) const {
+    if (!obj.contains(key) || obj[key].is_null()) return fallback;
+    auto v = get(obj, key, where);
+    if (!v) return v.error();
+    try {
+      if (v->is_null()) return fallback;
+      return v->get<T>();
+    } catch (const json::exception&) {
+      return Error(ErrorCode::Model, where + "#" + key + ": unexpected value " + v->dump(), file_);
+    }
+  }
+  const std::string& file() const { return file_; }
+
+ private:
+  const json& root_;
+  std::string file_;
+};
+
+// A list of transforms: either {"_target_": "Compose", "transforms": [...]} or a list.
+Result<std::vector<std::pair<json, std::string>>> transformList(const json& root, const std::string& key, const Reader& r) {
+  std::vector<std::pair<json, std::string>> out;
+  if (!root.contains(key)) return out;
+  // Only the structure is followed here; each transform's values are resolved when read,
+  // so expressions in options Lumen does not use (SaveImaged's output_dir...) are harmless.
+  auto v = config::follow(root[key], root, key, r.file());
+  if (!v) return v.error();
+  json list;
+  std::string base = key;
+  if (v->is_array()) {
+    list = *v;
+  } else if (v->is_object() && targetName(*v) == "Compose" && v->contains("transforms")) {
+    auto t = config::follow((*v)["transforms"], root, key + "#transforms", r.file());
+    if (!t) return t.error();
+    list = *t;
+    base = key + "#transforms";
+  } else {
+    return Error(ErrorCode::Model, key + ": expected a Compose of transforms", r.file());
+  }
+  if (!list.is_array()) return Error(ErrorCode::Model, base + ": expected a list of transforms", r.file());
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    auto item = config::follow(list[i], root, base + "#" + std::to_string(i), r.file());
+    if (!item) return item.error();
+    out.emplace_back(*item, base + "#" + std::to_string(i));
+  }
+  return out;
+}
+
+std::vector<double> asVector(const json& v, std::size_t n) {
+  std::vector<double> out;
+  if (v.is_array())
+    for (const auto& e : v) out.push_back(e.is_null() ? -1.0 : e.get<double>());
+  else if (v.is_number())
+    out.assign(n, v.get<double>());
+  return out;
+}
+
+Status readPreprocessing(const json& root, const Reader& r, Bundle& b) {
+  auto list = transformList(root, "preprocessing", r);
+  if (!list) return list.error();
+  static const std::set<std::string> kNoOps = {"LoadImaged", "LoadImage", "EnsureChannelFirstd", "EnsureChannelFirst",
+                                               "AddChanneld", "AddChannel", "EnsureTyped", "EnsureType", "ToTensord",
+                                               "ToTensor", "ToDeviced", "CastToTyped"};
+  for (const auto& [t, where] : *list) {
+    const std::string name = targetName(t);
+    if (kNoOps.count(name)) {
+      if (name == "CastToTyped" && t.contains("dtype")) {
+        auto d = r.get(t, "dtype", where);
+        if (!d || d->dump().find("float32") == std::string::npos)
+          return Error(ErrorCode::Model, where + ": CastToTyped to anything but float32 is not supported", r.file());
+      }
+      b.notes.push_back(where + ": " + name + " (handled by Lumen)");
+      continue;
+    }
+    if (name == "Orientationd" || name == "Orientation") {
+      if (auto s = r.checkKeys(t, {"axcodes", "as_closest_canonical"}, where); !s) return s;
+      OrientationT o;
+      auto ax = r.value<std::string>(t, "axcodes", "RAS", where);
+      if (!ax) return ax.error();
+      o.axcodes = *ax;
+      if (o.axcodes.size() != 3) return Error(ErrorCode::Model, where + "#axcodes: expected three letters", r.file());
+      b.preprocessing.emplace_back(o);
+    } else if (name == "Spacingd" || name == "Spacing") {
+      if (auto s = r.checkKeys(t, {"pixdim", "mode", "padding_mode", "align_corners", "diagonal", "dtype"}, where); !s) return s;
+      SpacingT s;
+      if (!t.contains("pixdim")) return Error(ErrorCode::Model, where + ": Spacingd without pixdim", r.file());
+      auto p = r.get(t, "pixdim", where);
+      if (!p) return p.error();
+      s.pixdim = asVector(*p, 3);
+      if (s.pixdim.empty() || s.pixdim.size() > 3) return Error(ErrorCode::Model, where + "#pixdim: expected 1 to 3 numbers", r.file());
+      while (s.pixdim.size() < 3) s.pixdim.push_back(s.pixdim.back());
+      if (t.contains("mode")) {
+        auto m = r.get(t, "mode", where);
+        if (!m) return m.error();
+        const std::string mode = m->is_array() ? (*m)[0].get<std::string>() : m->get<std::string>();
+        if (mode != "bilinear" && mode != "nearest")
+          return Error(ErrorCode::Model, where + "#mode: '" + mode + "' (supported: bilinear, nearest)", r.file());
+        s.mode = mode;
+      }
+      b.preprocessing.emplace_back(s);
+    } else if (name == "ScaleIntensityRanged" || name == "ScaleIntensityRange") {
+      if (auto s = r.checkKeys(t, {"a_min", "a_max", "b_min", "b_max", "clip", "dtype"}, where); !s) return s;
+      ScaleIntensityRangeT s;
+      auto a0 = r.value<double>(t, "a_min", 0, where), a1 = r.value<double>(t, "a_max", 1, where);
+      auto b0 = r.value<double>(t, "b_min", 0, where), b1 = r.value<double>(t, "b_max", 1, where);
+      auto c = r.value<bool>(t, "clip", false, where);
+      for (auto* e : {&a0, &a1, &b0, &b1})
+        if (!*e) return e->error();
+      if (!c) return c.error();
+      s.aMin = *a0;
+      s.aMax = *a1;
+      s.bMin = *b0;
+      s.bMax = *b1;
+      s.clip = *c;
+      if (s.aMax == s.aMin) return Error(ErrorCode::Model, where + ": a_min equals a_max", r.file());
+      b.preprocessing.emplace_back(s);
+    } else if (name == "NormalizeIntensityd" || name == "NormalizeIntensity") {
+      if (auto s = r.checkKeys(t, {"nonzero", "channel_wise", "dtype"}, where); !s) return s;
+      NormalizeIntensityT n;
+      auto nz = r.value<bool>(t, "nonzero", false, where), cw = r.value<bool>(t, "channel_wise", false, where);
+      if (!nz) return nz.error();
+      if (!cw) return cw.error();
+      n.nonzero = *nz;
+      n.channelWise = *cw;
+      b.preprocessing.emplace_back(n);
+    } else if (name == "ScaleIntensityd" || name == "ScaleIntensity") {
+      if (auto s = r.checkKeys(t, {"minv", "maxv", "dtype"}, where); !s) return s;
+      ScaleIntensityT s;
+      auto lo = r.value<double>(t, "minv", 0, where), hi = r.value<double>(t, "maxv", 1, where);
+      if (!lo) return lo.error();
+      if (!hi) return hi.error();
+      s.minv = *lo;
+      s.maxv = *hi;
+      b.preprocessing.emplace_back(s);
+    } else if (name == "CropForegroundd" || name == "CropForeground") {
+      if (auto s = r.checkKeys(t, {"margin", "k_divisible", "allow_smaller"}, where); !s) return s;
+      if (t.contains("k_divisible")) {
+        auto k = r.get(t, "k_divisible", where);
+        if (!k || !(k->is_number() && k->get<int>() == 1))
+          return Error(ErrorCode::Model, where + "#k_divisible: only 1 is supported", r.file());
+      }
+      CropForegroundT c;
+      auto m = r.value<int>(t, "margin", 0, where);
+      if (!m) return m.error();
+      c.margin = std::max(0, *m);
+      b.preprocessing.emplace_back(c);
+    } else {
+      return Error(ErrorCode::Model,
+                   where + ": transform '" + (name.empty() ? t.dump() : name) + "' is not supported by Lumen", r.file());
+    }
+  }
+  return {};
+}
+
+Status readInferer(const json& root, const Reader& r, Bundle& b) {
+  if (!root.contains("inferer")) {
+    b.notes.push_back("inferer: none given, SimpleInferer used");
+    return {};
+  }
+  auto v = config::follow(root["inferer"], root, "inferer", r.file());
+  if (!v) return v.error();
+  const std::string name = targetName(*v);
+  if (name == "SimpleInferer") return {};
+  if (name != "SlidingWindowInferer")
+    return Error(ErrorCode::Model, "inferer: '" + name + "' is not supported (SlidingWindowInferer, SimpleInferer)", r.file());
+  if (auto s = r.checkKeys(*v, {"roi_size", "sw_batch_size", "overlap", "mode", "sigma_scale", "padding_mode", "cval",
+                                "sw_device", "progress", "cache_roi_weight_map", "cpu_thresh"},
+                           "inferer");
+      !s)
+    return s;
+  b.inferer.slidingWindow = true;
+  auto& w = b.inferer.window;
+  if (!v->contains("roi_size")) return Error(ErrorCode::Model, "inferer: SlidingWindowInferer without roi_size", r.file());
+  auto roi = r.get(*v, "roi_size", "inferer");
+  if (!roi) return roi.error();
+  for (double d : asVector(*roi, 3)) w.roiSize.push_back(static_cast<int>(d));
+  auto bs = r.value<int>(*v, "sw_batch_size", 1, "inferer");
+  auto ov = r.value<double>(*v, "overlap", 0.25, "inferer");
+  auto mode = r.value<std::string>(*v, "mode", "constant", "inferer");
+  auto sigma = r.value<double>(*v, "sigma_scale", 0.125, "inferer");
+  auto pad = r.value<std::string>(*v, "padding_mode", "constant", "inferer");
+  auto cval = r.value<double>(*v, "cval", 0.0, "inferer");
+  if (!bs) return bs.error();
+  if (!ov) return ov.error();
+  if (!mode) return mode.error();
+  if (!sigma) return sigma.error();
+  if (!pad) return pad.error();
+  if (!cval) return cval.error();
+  w.swBatchSize = std::max(1, *bs);
+  w.overlap = *ov;
+  if (w.overlap < 0 || w.overlap >= 1) return Error(ErrorCode::Model, "inferer#overlap: must be in [0, 1)", r.file());
+  if (*mode == "gaussian") w.mode = BlendMode::Gaussian;
+  else if (*mode != "constant") return Error(ErrorCode::Model, "inferer#mode: '" + *mode + "' (constant or gaussian)", r.file());
+  w.sigmaScale = *sigma;
+  if (*pad != "constant") return Error(ErrorCode::Model, "inferer#padding_mode: only 'constant' is supported", r.file());
+  w.padValue = *cval;
+  return {};
+}
+
+Status readPostprocessing(const json& root, const Reader& r, Bundle& b) {
+  auto list = transformList(root, "postprocessing", r);
+  if (!list) return list.error();
+  static const std::set<std::string> kNoOps = {"SaveImaged", "SaveImage", "EnsureTyped", "EnsureType", "ToTensord",
+                                               "ToDeviced", "CopyItemsd"};
+  for (const auto& [t, where] : *list) {
+    const std::string name = targetName(t);
+    if (kNoOps.count(name)) {
+      b.notes.push_back(where + ": " + name + " (handled by Lumen)");
+      continue;
+    }
+    if (name == "Activationsd" || name == "Activations") {
+      if (auto s = r.checkKeys(t, {"softmax", "sigmoid", "other"}, where); !s) return s;
+      ActivationsT a;
+      auto sm = r.value<bool>(t, "softmax", false, where), sg = r.value<bool>(t, "sigmoid", false, where);
+      if (!sm) return sm.error();
+      if (!sg) return sg.error();
+      if (t.contains("other") && !t["other"].is_null())
+        return Error(ErrorCode::Model, where + "#other: custom activations are not supported", r.file());
+      a.softmax = *sm;
+      a.sigmoid = *sg;
+      b.postprocessing.emplace_back(a);
+    } else if (name == "AsDiscreted" || name == "AsDiscrete") {
+      if (auto s = r.checkKeys(t, {"argmax", "threshold", "threshold_values", "logit_thresh", "to_onehot", "dim", "keepdim"}, where);
+          !s)
+        return s;
+      AsDiscreteT a;
+      auto am = r.value<bool>(t, "argmax", false, where);
+      if (!am) return am.error();
+      a.argmax = *am;
+      if (t.contains("to_onehot") && !t["to_onehot"].is_null() && t["to_onehot"] != false)
+        return Error(ErrorCode::Model, where + "#to_onehot: one-hot outputs are not supported", r.file());
+      if (t.contains("threshold") && !t["threshold"].is_null()) {
+        auto th = r.get(t, "threshold", where);
+        if (!th) return th.error();
+        if (th->is_number()) a.threshold = th->get<double>();
+        else if (th->is_boolean() && th->get<bool>()) a.threshold = 0.5;
+      }
+      auto tv = r.value<bool>(t, "threshold_values", false, where);
+      if (!tv) return tv.error();
+      if (*tv) {
+        auto lt = r.value<double>(t, "logit_thresh", 0.5, where);
+        if (!lt) return lt.error();
+        a.threshold = *lt;
+      }
+      b.postprocessing.emplace_back(a);
+    } else if (name == "KeepLargestConnectedComponentd" || name == "KeepLargestConnectedComponent") {
+      if (auto s = r.checkKeys(t, {"applied_labels", "independent", "connectivity", "is_onehot", "num_components"}, where); !s)
+        return s;
+      KeepLargestComponentT k;
+      if (t.contains("applied_labels") && !t["applied_labels"].is_null()) {
+        auto al = r.get(t, "applied_labels", where);
+        if (!al) return al.error();
+        for (double d : asVector(*al, 1)) k.appliedLabels.push_back(static_cast<int>(d));
+      }
+      if (t.contains("is_onehot") && t["is_onehot"] == true)
+        return Error(ErrorCode::Model, where + "#is_onehot: one-hot inputs are not supported", r.file());
+      b.postprocessing.emplace_back(k);
+    } else if (name == "Invertd" || name == "Invert") {
+      if (auto s = r.checkKeys(t, {"nearest_interp"}, where); !s) return s;
+      InvertT inv;
+      auto ni = r.value<bool>(t, "nearest_interp", true, where);  // MONAI's default
+      if (!ni) return ni.error();
+      inv.nearest = *ni;
+      b.postprocessing.emplace_back(inv);
+    } else {
+      return Error(ErrorCode::Model,
+                   where + ": transform '" + (name.empty() ? t.dump() : name) + "' is not supported by Lumen", r.file());
+    }
+  }
+  return {};
+}
+
+void readSpec(const json& j, TensorSpec& s) {
+  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+  s.type = str("type");
+  s.format = str("format");
+  s.modality = str("modality");
+  if (j.contains("num_channels") && j["num_channels"].is_number()) s.numChannels = j["num_channels"].get<int>();
+  if (j.contains("spatial_shape") && j["spatial_shape"].is_array())
+    for (const auto& e : j["spatial_shape"]) s.spatialShape.push_back(e.is_number() ? e.get<int>() : -1);
+  if (j.contains("value_range") && j["value_range"].is_array())
+    for (const auto& e : j["value_range"])
+      if (e.is_number()) s.valueRange.push_back(e.get<double>());
+  if (j.contains("channel_def") && j["channel_def"].is_object())
+    for (auto it = j["channel_def"].begin(); it != j["channel_def"].end(); ++it)
+      if (it.value().is_string()) s.channelDef[std::atoi(it.key().c_str())] = it.value().get<std::string>();
+}
+
+Result<Task> parseTask(const std::string& s, const std::string& file) {
+  if (s == "segmentation") return Task::Segmentation;
+  if (s == "classification") return Task::Classification;
+  if (s == "enhancement") return Task::Enhancement;
+  return Error(ErrorCode::Model, "task: '" + s + "' (segmentation, classification or enhancement)", file);
+}
+
+}  // namespace
+
+Result<Bundle> loadBundle(const fs::path& dir) {
+  Bundle b;
+  b.root = dir;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Error(ErrorCode::NotFound, "not a model bundle folder", dir.string());
+  const fs::path metaPath = dir / "configs" / "metadata.json";
+  auto meta = readJson(metaPath);
+  if (!meta) return meta.error();
+  auto str = [&](const json& j, const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+  b.name = str(*meta, "name");
+  if (b.name.empty()) b.name = dir.filename().string();
+  b.version = str(*meta, "version");
+  b.description = str(*meta, "description");
+  b.authors = str(*meta, "authors");
+  b.license = str(*meta, "license");
+  if (!meta->contains("network_data_format") || !(*meta)["network_data_format"].is_object())
+    return Error(ErrorCode::Model, "network_data_format is missing", metaPath.string());
+  const json& ndf = (*meta)["network_data_format"];
+  if (!ndf.contains("inputs") || !ndf["inputs"].is_object() || ndf["inputs"].empty())
+    return Error(ErrorCode::Model, "network_data_format#inputs is missing or empty", metaPath.string());
+  if (!ndf.contains("outputs") || !ndf["outputs"].is_object() || ndf["outputs"].empty())
+    return Error(ErrorCode::Model, "network_data_format#outputs is missing or empty", metaPath.string());
+  readSpec(ndf["inputs"].begin().value(), b.input);
+  readSpec(ndf["outputs"].begin().value(), b.output);
+  if (b.input.numChannels != 1)
+    return Error(ErrorCode::Model, "network_data_format#inputs: only single-channel inputs are supported", metaPath.string());
+
+  const fs::path infPath = dir / "configs" / "inference.json";
+  auto inf = readJson(infPath);
+  if (!inf) return inf.error();
+  Reader reader(*inf, infPath.string());
+  if (auto s = readPreprocessing(*inf, reader, b); !s) return s.error();
+  if (auto s = readInferer(*inf, reader, b); !s) return s.error();
+  if (auto s = readPostprocessing(*inf, reader, b); !s) return s.error();
+
+  // Task: Lumen's extra file says it; otherwise the output description does.
+  const std::string outFormat = b.output.format + " " + b.output.type;
+  if (outFormat.find("segmentation") != std::string::npos || outFormat.find("label") != std::string::npos)
+    b.task = Task::Segmentation;
+  else if (outFormat.find("probabilit") != std::string::npos || outFormat.find("class") != std::string::npos)
+    b.task = Task::Classification;
+  else if (b.output.type == "image")
+    b.task = Task::Enhancement;
+  const fs::path extraPath = dir / "configs" / "lumen.json";
+  if (fs::exists(extraPath, ec)) {
+    auto extra = readJson(extraPath);
+    if (!extra) return extra.error();
+    if (extra->contains("task")) {
+      auto t = parseTask(str(*extra, "task"), extraPath.string());
+      if (!t) return t.error();
+      b.extras.task = *t;
+      b.task = *t;
+    }
+    b.extras.displayName = str(*extra, "display_name");
+    b.extras.disclaimer = str(*extra, "disclaimer");
+    if (extra->contains("series_filter") && (*extra)["series_filter"].is_object())
+      b.extras.modalityFilter = str((*extra)["series_filter"], "modality");
+    if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
+      for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
+        const json& c = it.value();
+        if (!c.is_array() || c.size() != 3)
+          return Error(ErrorCode::Model, "label_colors#" + it.key() + ": expected [r, g, b]", extraPath.string());
+        b.extras.labelColors[std::atoi(it.key().c_str())] = {c[0].get<std::uint8_t>(), c[1].get<std::uint8_t>(), c[2].get<std::uint8_t>()};
+      }
+  }
+
+  b.modelPath = dir / "models" / "model.ts";
+  if (!fs::is_regular_file(b.modelPath, ec)) return Error(ErrorCode::Model, "TorchScript model is missing", b.modelPath.string());
+  auto hash = Sha256::hexOfFile(b.modelPath);
+  if (!hash) return hash.error();
+  b.modelSha256 = *hash;
+  return b;
+}
+
+std::vector<fs::path> modelSearchPath(const fs::path& shipped) {
+  std::vector<fs::path> out;
+  if (const char* p = std::getenv("LUMEN_MODEL_PATH"); p && *p) {
+    std::stringstream ss(p);
+    std::string part;
+    while (std::getline(ss, part, ':'))
+      if (!part.empty()) out.emplace_back(part);
+  }
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) out.push_back(fs::path(x) / "lumen" / "models");
+  else if (const char* h = std::getenv("HOME"); h && *h) out.push_back(fs::path(h) / ".local" / "share" / "lumen" / "models");
+  if (!shipped.empty()) out.push_back(shipped);
+  return out;
+}
+
+std::vector<BundleEntry> discoverBundles(const std::vector<fs::path>& searchPath) {
+  std::vector<BundleEntry> out;
+  std::set<std::string> seen;
+  for (const auto& root : searchPath) {
+    std::error_code ec;
+    if (!fs::is_directory(root, ec)) continue;
+    std::vector<fs::path> dirs;
+    for (const auto& e : fs::directory_iterator(root, ec))
+      if (e.is_directory() && fs::exists(e.path() / "configs" / "metadata.json")) dirs.push_back(e.path());
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs) {
+      if (!seen.insert(d.filename().string()).second) continue;  // earlier folders win
+      BundleEntry entry;
+      entry.dir = d;
+      auto b = loadBundle(d);
+      if (b) entry.bundle = std::move(b.value());
+      else entry.error = b.error().toString();
+      out.push_back(std::move(entry));
+    }
+  }
+  return out;
+}
+
+Result<Bundle> findBundle(const std::string& nameOrDir, const std::vector<fs::path>& searchPath) {
+  std::error_code ec;
+  if (fs::is_directory(nameOrDir, ec)) return loadBundle(nameOrDir);
+  for (const auto& root : searchPath) {
+    const fs::path d = root / nameOrDir;
+    if (fs::is_directory(d, ec)) return loadBundle(d);
+  }
+  for (auto& e : discoverBundles(searchPath))
+    if (e.bundle && e.bundle->name == nameOrDir) return std::move(*e.bundle);
+  return Error(ErrorCode::NotFound, "no model bundle of that name or folder (see `lumen-cli models`)", nameOrDir);
+}
+
+}  // namespace lumen::models

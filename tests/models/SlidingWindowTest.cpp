@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "ModelsTestSupport.h"
+#include "lumen/models/SlidingWindow.h"
+
+using namespace lumen;
+using namespace lumen::models;
+
+namespace {
+torch::jit::Module loadModule(const std::string& bundle) {
+  auto m = torch::jit::load((test::testModels(bundle) / "models" / "model.ts").string());
+  m.eval();
+  return m;
+}
+Predictor predictorOf(torch::jit::Module& m) {
+  return [&m](const torch::Tensor& x) {
+    torch::NoGradGuard g;
+    return m.forward({x}).toTensor();
+  };
+}
+torch::Tensor readBin(const std::string& name, const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto s : shape) n *= s;
+  std::vector<float> data(static_cast<std::size_t>(n));
+  std::ifstream in(test::testModels("reference") / (name + ".bin"), std::ios::binary);
+  in.read(reinterpret_cast<char*>(data.data()), n * 4);
+  EXPECT_TRUE(in.good()) << name;
+  return torch::from_blob(data.data(), shape, torch::kFloat32).clone();
+}
+}  // namespace
+
+TEST(SlidingWindow, WindowPositionsFollowMonai) {
+  // 40 voxels, windows of 16, overlap 0.5: interval 8, the last window ends at the border.
+  auto s = windowStarts({40, 10, 30}, {16, 10, 16}, 0.5);
+  EXPECT_EQ(s[0], (std::vector<std::int64_t>{0, 8, 16, 24}));
+  EXPECT_EQ(s[1], (std::vector<std::int64_t>{0}));  // roi == size: one window
+  EXPECT_EQ(s[2], (std::vector<std::int64_t>{0, 8, 14}));  // snapped: 16 -> 14
+  auto t = windowStarts({100}, {32}, 0.0);
+  EXPECT_EQ(t[0], (std::vector<std::int64_t>{0, 32, 64, 68}));
+}
+
+TEST(SlidingWindow, GaussianImportanceMap) {
+  const auto w = importanceMap({9, 7, 5}, BlendMode::Gaussian, 0.125, torch::kCPU);
+  EXPECT_NEAR(w.max().item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(w[4][3][2].item<double>(), 1.0, 1e-6);  // centre
+  EXPECT_GE(w.min().item<double>(), 1e-3);
+  EXPECT_TRUE(torch::allclose(w, w.flip({0}).flip({1}).flip({2})));  // symmetric
+  const auto c = importanceMap({4, 4}, BlendMode::Constant, 0.125, torch::kCPU);
+  EXPECT_TRUE(torch::all(c == 1).item<bool>());
+}
+
+// A translation-equivariant network: any tiling equals the whole-volume forward pass.
+struct Tiling {
+  std::vector<std::int64_t> shape;
+  std::vector<int> roi;
+  double overlap;
+  BlendMode mode;
+  int batch;
+};
+
+class EquivariantNet : public ::testing::TestWithParam<Tiling> {};
+
+TEST_P(EquivariantNet, SlidingWindowEqualsWholeForward) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  const Tiling& t = GetParam();
+  auto m = loadModule(t.shape.size() == 5 ? "pointwise3d" : "pointwise2d");
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn(t.shape);
+  SlidingWindowParams p;
+  p.roiSize = t.roi;
+  p.overlap = t.overlap;
+  p.mode = t.mode;
+  p.swBatchSize = t.batch;
+  SlidingWindowReport report;
+  auto y = slidingWindowInference(x, p, predictorOf(m), report);
+  ASSERT_TRUE(y) << y.error().toString();
+  torch::NoGradGuard g;
+  const torch::Tensor whole = m.forward({x}).toTensor();
+  ASSERT_EQ(y->sizes(), whole.sizes());
+  EXPECT_LT((*y - whole).abs().max().item<double>(), 1e-4);  // float sums over many windows
+  EXPECT_GE(report.windows, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tilings, EquivariantNet,
+    ::testing::Values(Tiling{{1, 1, 40, 33, 27}, {16, 16, 16}, 0.5, BlendMode::Constant, 4},
+                      Tiling{{1, 1, 40, 33, 27}, {16, 12, 20}, 0.25, BlendMode::Gaussian, 3},
+                      Tiling{{1, 1, 40, 33, 27}, {16, 16, 16}, 0.0, BlendMode::Constant, 1},
+                      Tiling{{1, 1, 40, 33, 27}, {16, 16, 16}, 0.9, BlendMode::Gaussian, 7},
+                      Tiling{{1, 1, 9, 7, 5}, {16, 16, 16}, 0.5, BlendMode::Constant, 2},     // smaller than the window
+                      Tiling{{1, 1, 30, 7, 20}, {16, 16, 16}, 0.5, BlendMode::Gaussian, 2},   // smaller along one axis
+                      Tiling{{2, 1, 25, 19, 21}, {12, 12, 12}, 0.5, BlendMode::Constant, 5},  // two images
+                      Tiling{{6, 1, 45, 38}, {20, 20}, 0.5, BlendMode::Gaussian, 8}));        // 2D
+
+TEST(SlidingWindow, MatchesThePythonReferenceImplementation) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  std::ifstream f(test::testModels("reference") / "manifest.json");
+  const auto manifest = nlohmann::json::parse(f);
+  auto m = loadModule("conv3d");
+  for (auto it = manifest.begin(); it != manifest.end(); ++it) {
+    const auto& c = it.value();
+    const torch::Tensor x = readBin(it.key() + "_input", c["input"].get<std::vector<std::int64_t>>());
+    const torch::Tensor ref = readBin(it.key() + "_output", c["output"].get<std::vector<std::int64_t>>());
+    SlidingWindowParams p;
+    p.roiSize = c["roi"].get<std::vector<int>>();
+    p.overlap = c["overlap"].get<double>();
+    p.mode = c["mode"] == "gaussian" ? BlendMode::Gaussian : BlendMode::Constant;
+    p.swBatchSize = c["batch"].get<int>();
+    SlidingWindowReport report;
+    auto y = slidingWindowInference(x, p, predictorOf(m), report);
+    ASSERT_TRUE(y) << y.error().toString();
+    ASSERT_EQ(y->sizes(), ref.sizes()) << it.key();
+    EXPECT_LT((*y - ref).abs().max().item<double>(), 1e-4) << it.key();
+  }
+}
+
+TEST(SlidingWindow, HostAccumulationGivesTheSameResult) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  auto m = loadModule("conv3d");
+  const torch::Tensor x = torch::randn({1, 1, 30, 30, 30});
+  SlidingWindowParams p;
+  p.roiSize = {16, 16, 16};
+  p.overlap = 0.5;
+  SlidingWindowReport a, b;
+  SlidingWindowOptions host;
+  host.forceHostAccumulation = true;
+  auto y1 = slidingWindowInference(x, p, predictorOf(m), a);
+  auto y2 = slidingWindowInference(x, p, predictorOf(m), b, host);
+  ASSERT_TRUE(y1 && y2);
+  EXPECT_TRUE(b.hostAccumulation);
+  EXPECT_TRUE(torch::allclose(*y1, *y2));
+}
+
+TEST(SlidingWindow, ReportsProgressAndStopsWhenCancelled) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  auto m = loadModule("conv3d");
+  const torch::Tensor x = torch::randn({1, 1, 40, 40, 40});
+  SlidingWindowParams p;
+  p.roiSize = {16, 16, 16};
+  p.overlap = 0.5;
+  p.swBatchSize = 2;
+  std::vector<double> seen;
+  CancelToken cancel;
+  SlidingWindowReport r;
+  auto y = slidingWindowInference(x, p, predictorOf(m), r, {}, Progress([&](double f, std::string_view) {
+                                    seen.push_back(f);
+                                    if (seen.size() == 3) cancel.cancel();
+                                  }),
+                                  cancel);
+  ASSERT_FALSE(y);
+  EXPECT_EQ(y.error().code, ErrorCode::Cancelled);
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST(SlidingWindow, NetworksThatChangeTheWindowAreRefused) {
+  const torch::Tensor x = torch::randn({1, 1, 20, 20, 20});
+  SlidingWindowParams p;
+  p.roiSize = {8, 8, 8};
+  SlidingWindowReport r;
+  auto shrink = [](const torch::Tensor& t) { return t.narrow(2, 0, 4); };
+  auto y = slidingWindowInference(x, p, shrink, r);
+  ASSERT_FALSE(y);
+  EXPECT_NE(y.error().message.find("changed the window size"), std::string::npos);
+  p.roiSize = {8, 8};
+  auto z = slidingWindowInference(x, p, shrink, r);
+  ASSERT_FALSE(z);
+  EXPECT_NE(z.error().message.find("roi_size"), std::string::npos);
+}

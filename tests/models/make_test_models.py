@@ -1,0 +1,300 @@
+#!/usr/bin/python3
+"""Builds the small TorchScript models and MONAI bundles the models/ tests use.
+
+usage: make_test_models.py OUT_DIR
+
+Everything is seeded. Besides bundles it writes reference results of a straightforward
+Python sliding-window inference (bench/sliding_window_reference.py, MONAI's algorithm)
+for the C++ implementation to match.
+"""
+import copy
+import json
+import os
+import shutil
+import sys
+
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+from sliding_window_reference import sliding_window_inference  # noqa: E402
+
+OUT = sys.argv[1]
+torch.manual_seed(1234)
+torch.set_num_threads(1)
+
+
+class Pointwise3d(nn.Module):
+    """1x1x1 convolutions only: exactly translation-equivariant, so any window tiling must
+    reproduce the whole-volume forward pass."""
+
+    def __init__(self, out_channels=2):
+        super().__init__()
+        self.a = nn.Conv3d(1, 4, 1)
+        self.b = nn.Conv3d(4, out_channels, 1)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+class Conv3d(nn.Module):
+    """3x3x3 convolutions with zero padding: what real networks do at window borders."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv3d(1, 4, 3, padding=1)
+        self.b = nn.Conv3d(4, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x * 1.0
+
+
+class Pointwise2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 3, 1)
+
+    def forward(self, x):
+        return self.a(x)
+
+
+class Classifier3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
+
+
+class Classifier2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+class WrongInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv3d(2, 2, 1)
+
+    def forward(self, x):
+        return self.a(x)
+
+
+def metadata(name, out_channels, out_type="image", out_format="segmentation", spatial_shape=None, channel_def=None,
+             in_shape=None):
+    return {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "version": "0.1.0",
+        "name": name,
+        "description": "Lumen test model",
+        "authors": "Lumen tests",
+        "license": "Apache-2.0",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "format": "hounsfield", "modality": "CT", "num_channels": 1,
+                                 "spatial_shape": in_shape or [16, 16, 16], "dtype": "float32",
+                                 "value_range": [0, 1], "is_patch_data": True,
+                                 "channel_def": {"0": "image"}}},
+            "outputs": {"pred": {"type": out_type, "format": out_format, "num_channels": out_channels,
+                                 "spatial_shape": spatial_shape if spatial_shape is not None else [16, 16, 16],
+                                 "dtype": "float32", "value_range": [0, 1], "is_patch_data": True,
+                                 "channel_def": channel_def or {"0": "background", "1": "object"}}},
+        },
+    }
+
+
+def write_bundle(name, module, meta, inference, extras=None):
+    d = os.path.join(OUT, name)
+    os.makedirs(os.path.join(d, "configs"), exist_ok=True)
+    os.makedirs(os.path.join(d, "models"), exist_ok=True)
+    with open(os.path.join(d, "configs", "metadata.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    with open(os.path.join(d, "configs", "inference.json"), "w") as f:
+        json.dump(inference, f, indent=2)
+    if extras is not None:
+        with open(os.path.join(d, "configs", "lumen.json"), "w") as f:
+            json.dump(extras, f, indent=2)
+    if module is not None:
+        torch.jit.script(module.eval()).save(os.path.join(d, "models", "model.ts"))
+    return d
+
+
+def compose(*transforms):
+    return {"_target_": "Compose", "transforms": list(transforms)}
+
+
+def sw(roi, batch=2, overlap=0.5, mode="constant"):
+    return {"_target_": "SlidingWindowInferer", "roi_size": roi, "sw_batch_size": batch, "overlap": overlap, "mode": mode}
+
+
+# The inference.json of the MONAI Model Zoo's spleen_ct_segmentation bundle, as published.
+SPLEEN_INFERENCE = {
+    "imports": ["$import glob", "$import os"],
+    "bundle_root": ".",
+    "output_dir": "$@bundle_root + '/eval'",
+    "dataset_dir": "/workspace/data/Task09_Spleen",
+    "datalist": "$list(sorted(glob.glob(@dataset_dir + '/imagesTs/*.nii.gz')))",
+    "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+    "network_def": {
+        "_target_": "UNet",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "out_channels": 2,
+        "channels": [16, 32, 64, 128, 256],
+        "strides": [2, 2, 2, 2],
+        "num_res_units": 2,
+        "norm": "batch",
+    },
+    "network": "$@network_def.to(@device)",
+    "preprocessing": {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "LoadImaged", "keys": "image"},
+            {"_target_": "EnsureChannelFirstd", "keys": "image"},
+            {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+            {"_target_": "Spacingd", "keys": "image", "pixdim": [1.5, 1.5, 2.0], "mode": "bilinear"},
+            {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -57, "a_max": 164, "b_min": 0, "b_max": 1,
+             "clip": True},
+            {"_target_": "EnsureTyped", "keys": "image"},
+        ],
+    },
+    "dataset": {"_target_": "Dataset", "data": "$[{'image': i} for i in @datalist]", "transform": "@preprocessing"},
+    "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False,
+                   "num_workers": 4},
+    "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [96, 96, 96], "sw_batch_size": 4, "overlap": 0.5},
+    "postprocessing": {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image",
+             "meta_key_postfix": "meta_dict", "nearest_interp": False, "to_tensor": True},
+            {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+            {"_target_": "SaveImaged", "keys": "pred", "meta_keys": "pred_meta_dict", "output_dir": "@output_dir",
+             "output_postfix": "seg", "resample": False},
+        ],
+    },
+    "handlers": [
+        {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'",
+         "load_dict": {"model": "@network"}},
+        {"_target_": "StatsHandler", "iteration_log": False},
+    ],
+    "evaluator": {"_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
+                  "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
+                  "val_handlers": "@handlers", "amp": True},
+    "evaluating": ["$setattr(torch.backends.cudnn, 'benchmark', True)", "$@evaluator.run()"],
+}
+
+
+def save_tensor(name, t):
+    t = t.detach().contiguous().float()
+    t.numpy().astype("<f4").tofile(os.path.join(OUT, "reference", name + ".bin"))
+    return list(t.shape)
+
+
+def main():
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(os.path.join(OUT, "reference"))
+
+    pointwise = Pointwise3d()
+    conv = Conv3d()
+    seg_post = compose({"_target_": "Activationsd", "keys": "pred", "softmax": True},
+                       {"_target_": "AsDiscreted", "keys": "pred", "argmax": True})
+
+    write_bundle("pointwise3d", pointwise, metadata("pointwise3d", 2),
+                 {"preprocessing": compose({"_target_": "EnsureChannelFirstd", "keys": "image"}),
+                  "inferer": sw([16, 16, 16], batch=3), "postprocessing": seg_post})
+    write_bundle("conv3d", conv, metadata("conv3d", 3, channel_def={"0": "a", "1": "b", "2": "c"}),
+                 {"inferer": sw([16, 16, 16]), "postprocessing": seg_post})
+    # Identity enhancement through every spatial and intensity step: the result must be
+    # the input again, on the input's grid, in its units.
+    write_bundle("identity3d", Identity(),
+                 metadata("identity3d", 1, out_type="image", out_format="hounsfield", channel_def={"0": "image"}),
+                 {"preprocessing": compose(
+                     {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+                     {"_target_": "Spacingd", "keys": "image", "pixdim": [1.3, 0.9, 2.2], "mode": "bilinear"},
+                     {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -1000, "a_max": 1000, "b_min": 0,
+                      "b_max": 1, "clip": False}),
+                  "inferer": sw([24, 24, 24], overlap=0.25, mode="gaussian"),
+                  "postprocessing": compose({"_target_": "Invertd", "keys": "pred", "nearest_interp": False})},
+                 {"task": "enhancement", "display_name": "Identity (test)"})
+    write_bundle("identity2d", Identity(),
+                 metadata("identity2d", 1, out_type="image", out_format="hounsfield", channel_def={"0": "image"},
+                          in_shape=[32, 32], spatial_shape=[32, 32]),
+                 {"preprocessing": compose({"_target_": "Orientationd", "keys": "image", "axcodes": "LPS"},
+                                           {"_target_": "NormalizeIntensityd", "keys": "image"}),
+                  "inferer": sw([32, 32], batch=4)},
+                 {"task": "enhancement"})
+    write_bundle("pointwise2d", Pointwise2d(), metadata("pointwise2d", 3, in_shape=[32, 32], spatial_shape=[32, 32],
+                                                        channel_def={"0": "bg", "1": "one", "2": "two"}),
+                 {"inferer": sw([20, 20], batch=5), "postprocessing": seg_post})
+    write_bundle("classifier3d", Classifier3d(),
+                 metadata("classifier3d", 3, out_type="probabilities", out_format="classification", spatial_shape=[],
+                          channel_def={"0": "low", "1": "medium", "2": "high"}, in_shape=[16, 16, 16]),
+                 {"preprocessing": compose({"_target_": "ScaleIntensityd", "keys": "image"}),
+                  "inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification"})
+    write_bundle("classifier2d", Classifier2d(),
+                 metadata("classifier2d", 2, out_type="probabilities", out_format="classification", spatial_shape=[],
+                          channel_def={"0": "no", "1": "yes"}, in_shape=[32, 32]),
+                 {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
+    write_bundle("spleen_like", Pointwise3d(), metadata("spleen_ct_segmentation", 2,
+                                                         channel_def={"0": "background", "1": "spleen"}),
+                 SPLEEN_INFERENCE, {"label_colors": {"1": [220, 60, 60]}, "series_filter": {"modality": "CT"}})
+
+    # Bundles that must be refused with a clear message.
+    write_bundle("wrong_input_channels", WrongInput(), metadata("wrong_input_channels", 2),
+                 {"inferer": sw([8, 8, 8]), "postprocessing": seg_post})
+    write_bundle("wrong_output_channels", Pointwise3d(out_channels=3), metadata("wrong_output_channels", 2),
+                 {"inferer": sw([8, 8, 8]), "postprocessing": seg_post})
+    bad = copy.deepcopy(SPLEEN_INFERENCE)
+    bad["preprocessing"]["transforms"].insert(3, {"_target_": "RandFlipd", "keys": "image", "prob": 0.5})
+    write_bundle("unknown_transform", Pointwise3d(), metadata("unknown_transform", 2), bad)
+    bad = copy.deepcopy(SPLEEN_INFERENCE)
+    bad["preprocessing"]["transforms"][3]["pixdim"] = "$np.array([1.5, 1.5, 2.0]) * 2"
+    write_bundle("python_expression", Pointwise3d(), metadata("python_expression", 2), bad)
+    bad = copy.deepcopy(SPLEEN_INFERENCE)
+    bad["pixdim"] = [1.5, 1.5, 2.0]
+    bad["roi"] = "$(64, 64, 32)"
+    bad["preprocessing"]["transforms"][3]["pixdim"] = "@pixdim"
+    bad["inferer"]["roi_size"] = "$@roi"
+    write_bundle("references", Pointwise3d(), metadata("references", 2), bad)  # valid: plain references
+    write_bundle("no_model", None, metadata("no_model", 2), SPLEEN_INFERENCE)
+    d = write_bundle("bad_json", Pointwise3d(), metadata("bad_json", 2), SPLEEN_INFERENCE)
+    with open(os.path.join(d, "configs", "metadata.json"), "w") as f:
+        f.write('{"name": "bad_json", "network_data_format": ')
+    d = write_bundle("no_data_format", Pointwise3d(), {"name": "no_data_format", "version": "1"}, SPLEEN_INFERENCE)
+    write_bundle("bad_task", Pointwise3d(), metadata("bad_task", 2), SPLEEN_INFERENCE, {"task": "sorcery"})
+
+    # Reference sliding-window results for the C++ implementation to match.
+    cases = [
+        ("constant", [1, 1, 40, 36, 30], [16, 16, 16], 0.5, "constant", 3),
+        ("gaussian", [1, 1, 40, 36, 30], [16, 20, 12], 0.25, "gaussian", 2),
+        ("small", [1, 1, 10, 9, 8], [16, 16, 16], 0.5, "constant", 4),
+        ("batch2", [2, 1, 20, 18, 22], [12, 12, 12], 0.6, "gaussian", 5),
+    ]
+    manifest = {}
+    with torch.no_grad():
+        for name, shape, roi, overlap, mode, bs in cases:
+            x = torch.randn(shape)
+            y = sliding_window_inference(x, roi, bs, conv, overlap=overlap, mode=mode)
+            manifest[name] = {"input": save_tensor(name + "_input", x), "output": save_tensor(name + "_output", y),
+                              "roi": roi, "overlap": overlap, "mode": mode, "batch": bs}
+    with open(os.path.join(OUT, "reference", "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    open(os.path.join(OUT, "COMPLETE"), "w").write("ok\n")
+
+
+if __name__ == "__main__":
+    main()
