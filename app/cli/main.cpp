@@ -1,8 +1,12 @@
 // lumen-cli: Lumen's command line. No GUI dependencies.
 
 #include <CLI/CLI.hpp>
+#include <dlfcn.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "CliCommands.h"
@@ -12,8 +16,34 @@
 #define LUMEN_VERSION "0.0.0"
 #endif
 
+namespace {
+// `infer` and `models` live in a plug-in with LibTorch: loaded only when used, so the
+// other commands start fast and small.
+int runAiPlugin(int argc, char** argv) {
+  std::string path;
+  if (const char* p = std::getenv("LUMEN_CLI_AI_PLUGIN"); p && *p) {
+    path = p;
+  } else {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    path = (exe.parent_path() / "liblumen_cli_ai.so").string();
+  }
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) return lumen::cli::fail(std::string("AI commands are unavailable: ") + dlerror());
+  using Main = int (*)(int, char**);
+  auto fn = reinterpret_cast<Main>(dlsym(lib, "lumen_cli_ai_main"));
+  if (!fn) return lumen::cli::fail(path + ": not a Lumen AI plug-in");
+  return fn(argc, argv);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lumen::cli;
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] == '-') continue;  // global options before the command
+    if (std::strcmp(argv[i], "infer") == 0 || std::strcmp(argv[i], "models") == 0) return runAiPlugin(argc, argv);
+    break;
+  }
   CLI::App app{"Lumen command line: import, inspect and convert medical images.", "lumen-cli"};
   app.set_version_flag("--version", std::string("lumen-cli ") + LUMEN_VERSION);
   app.require_subcommand(1);
@@ -41,6 +71,10 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Describe every volume found in files or folders (size, spacing, origin, ...)");
   info->add_option("paths", infoPaths, "Files, folders or DICOMDIRs")->required();
   info->add_flag("--json", common.json, "Machine-readable output");
+
+  // Listed for --help; run by the AI plug-in (see runAiPlugin).
+  app.add_subcommand("infer", "Run an AI model (MONAI bundle) on a volume: lumen-cli infer --help");
+  app.add_subcommand("models", "List the AI models Lumen finds: lumen-cli models --help");
 
   ConvertOptions conv;
   auto* convert = app.add_subcommand("convert", "Convert one volume to NIfTI or NRRD");

@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #if defined(LUMEN_TORCH_CUDA)
@@ -98,7 +100,9 @@ MemoryInfo deviceMemory(const DeviceChoice& d) {
 }
 
 void setCpuThreads(int threads) {
-  if (threads > 0) at::set_num_threads(threads);
+  // 0: every core (LibTorch's own default may be a single thread).
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
 }
 
 int cpuThreads() { return at::get_num_threads(); }

@@ -9,6 +9,7 @@
 #include <deque>
 #include <sstream>
 
+#include "CpuKernels.h"
 #include "lumen/core/Log.h"
 
 namespace lumen::models {
@@ -373,8 +374,20 @@ struct Engine::Impl {
   }
 
   // The network, with optional test-time flips; raises a clear error for shape problems.
+  // On the CPU the windows of a batch go through one at a time: convolutions are already
+  // parallel inside a window, so batching buys no speed there and multiplies the memory
+  // the activations take. The result is the same (the network runs in eval mode).
   torch::Tensor predict(const torch::Tensor& x) {
-    torch::NoGradGuard noGrad;
+    if (!device.cuda && x.size(0) > 1) {
+      std::vector<torch::Tensor> parts;
+      for (std::int64_t b = 0; b < x.size(0); ++b) parts.push_back(predictOne(x.narrow(0, b, 1)));
+      return torch::cat(parts);
+    }
+    return predictOne(x);
+  }
+
+  torch::Tensor predictOne(const torch::Tensor& x) {
+    c10::InferenceMode inference;
     if (!options.testTimeFlips) return forward(x);
     torch::Tensor sum = forward(x);
     int n = 1;
@@ -402,6 +415,21 @@ Result<Engine> Engine::load(const Bundle& bundle, const InferenceOptions& option
   try {
     impl->module = torch::jit::load(bundle.modelPath.string(), impl->torchDevice());
     impl->module.eval();
+    // Freezing folds batch norm into the convolutions; on the CPU 3D convolutions then go
+    // to oneDNN (see CpuKernels.h). Not for classifiers, whose saliency needs gradients.
+    if (bundle.task != Task::Classification && options.precision == Precision::Float32) {
+      try {
+        impl->module = torch::jit::freeze(impl->module);
+        std::string note = "model frozen (batch norm folded)";
+        if (!dev->cuda) {
+          const int n = useFastCpuKernels(impl->module);
+          if (n > 0) note += ", " + std::to_string(n) + " 3D convolution(s) on oneDNN";
+        }
+        impl->loadLog.push_back(note);
+      } catch (const std::exception& e) {
+        impl->loadLog.push_back(std::string("model kept as is (freezing failed: ") + std::string(e.what()).substr(0, 120) + ")");
+      }
+    }
     if (dev->cuda && options.precision != Precision::Float32) {
       impl->dtype = options.precision == Precision::Float16 ? torch::kFloat16 : torch::kBFloat16;
       impl->module.to(impl->dtype);
@@ -443,7 +471,12 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
   const torch::Device dev = m.torchDevice();
 
   try {
-    torch::NoGradGuard noGrad;
+    // Inference mode (no autograd bookkeeping) except for classifiers, whose saliency map
+    // needs gradients.
+    std::optional<c10::InferenceMode> inferenceMode;
+    std::optional<torch::NoGradGuard> noGrad;
+    if (b.task == Task::Classification) noGrad.emplace();
+    else inferenceMode.emplace();
     // One copy of the voxels onto the device, then a view in MONAI's axis order.
     const auto& sz = input.size();
     const std::vector<std::int64_t> kji{static_cast<std::int64_t>(sz[2]), static_cast<std::int64_t>(sz[1]), static_cast<std::int64_t>(sz[0])};
@@ -621,17 +654,21 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
 
       // ---- Post-processing, in the bundle's order ----
       bool inverted = false, discrete = false;
-      for (const auto& p : b.postprocessing) {
+      for (std::size_t pi = 0; pi < b.postprocessing.size(); ++pi) {
+        const auto& p = b.postprocessing[pi];
         if (const auto* a = std::get_if<ActivationsT>(&p)) {
-          if (a->softmax) y = torch::softmax(y, 1);
+          // Softmax right before argmax changes nothing but costs a volume-sized tensor.
+          const auto* next = pi + 1 < b.postprocessing.size() ? std::get_if<AsDiscreteT>(&b.postprocessing[pi + 1]) : nullptr;
+          const bool onlyArgmax = next && next->argmax && !next->threshold;
+          if (a->softmax && !onlyArgmax) y = torch::softmax(y, 1);
           if (a->sigmoid) y = torch::sigmoid(y);
         } else if (const auto* d = std::get_if<AsDiscreteT>(&p)) {
           if (d->argmax) {
-            y = y.argmax(1, true);
+            y = y.argmax(1, true).to(torch::kInt16);  // int64 labels would take 8 bytes a voxel
             discrete = true;
           }
           if (d->threshold) {
-            y = (y >= *d->threshold).to(torch::kLong);
+            y = (y >= *d->threshold).to(torch::kInt16);
             discrete = true;
           }
         } else if (const auto* k = std::get_if<KeepLargestComponentT>(&p)) {
@@ -653,10 +690,10 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
       if (b.task == Task::Segmentation) {
         if (!discrete) {
           // A probability or logit map: labels are what a segmentation result is.
-          y = y.size(1) > 1 ? y.argmax(1, true) : (y >= 0.5).to(torch::kLong);
+          y = y.size(1) > 1 ? y.argmax(1, true).to(torch::kInt16) : (y >= 0.5).to(torch::kInt16);
           res.log.push_back("labels from the network output (argmax / 0.5 threshold)");
         }
-        const std::int64_t maxLabel = y.max().item<std::int64_t>();
+        const std::int64_t maxLabel = y.max().item().toLong();
         const PixelType type = maxLabel < 256 ? PixelType::UInt8 : PixelType::Int16;
         auto vol = Volume::allocate(type, g);
         if (!vol) return vol.error();

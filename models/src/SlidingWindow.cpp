@@ -200,7 +200,9 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
         count = torch::zeros(cshape, opts);
       }
       const torch::Tensor w = host ? weight.to(torch::kCPU) : weight;
-      const torch::Tensor weighted = (pred.to(torch::kFloat32) * weight.unsqueeze(0).unsqueeze(0)).to(output.device());
+      pred = pred.to(torch::kFloat32);
+      pred.mul_(weight.unsqueeze(0).unsqueeze(0));
+      const torch::Tensor weighted = pred.to(output.device());
       for (std::size_t i = next; i < end; ++i) {
         slices(output, windows[i].first, windows[i].second).add_(weighted.select(0, static_cast<std::int64_t>(i - next)));
         slices(count, windows[i].first, windows[i].second).add_(w.unsqueeze(0));
@@ -229,7 +231,9 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
   }
   report.batchSize = batch;
   report.hostAccumulation = host;
-  torch::Tensor result = (output / count).to(device);
+  output.div_(count);
+  count = torch::Tensor();
+  torch::Tensor result = output.to(device);
   // Crop the padding away.
   for (std::size_t d = 0; d < dims; ++d)
     result = result.narrow(static_cast<std::int64_t>(d) + 2, padBefore[d], input.size(static_cast<std::int64_t>(d) + 2));

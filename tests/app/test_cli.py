@@ -244,5 +244,92 @@ class Database(unittest.TestCase):
         self.assertEqual(len(stored), 32)
 
 
+MODELS = os.environ.get("LUMEN_TEST_MODELS", "")
+
+
+def infer(*args, check=True):
+    env = dict(os.environ, LUMEN_MODEL_PATH=MODELS)
+    p = subprocess.run([CLI, "infer", *args], capture_output=True, text=True, timeout=600, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"lumen-cli infer {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+    return p
+
+
+class Inference(unittest.TestCase):
+    """`lumen-cli infer` and `lumen-cli models` with the small test bundles."""
+
+    def test_models_lists_bundles_with_hashes(self):
+        env = dict(os.environ, LUMEN_MODEL_PATH=MODELS)
+        out = json.loads(subprocess.run([CLI, "models", "--json"], capture_output=True, text=True, env=env,
+                                        check=True).stdout)
+        by_name = {m.get("name"): m for m in out["models"] if "name" in m}
+        self.assertEqual(by_name["spleen_ct_segmentation"]["task"], "segmentation")
+        self.assertEqual(by_name["spleen_ct_segmentation"]["labels"]["1"], "spleen")
+        self.assertEqual(len(by_name["classifier3d"]["sha256"]), 64)
+        self.assertTrue(any("RandFlipd" in m.get("error", "") for m in out["models"]))
+
+    def test_output_is_on_the_input_grid(self):
+        d = workdir("infer-grid")
+        # An oblique, anisotropic, flipped input written by nibabel.
+        c, s = np.cos(0.4), np.sin(0.4)
+        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.array([[1, 0, 0], [0, np.cos(0.3), -np.sin(0.3)],
+                                                                   [0, np.sin(0.3), np.cos(0.3)]])
+        a = np.eye(4)
+        a[:3, :3] = rot @ np.diag([-0.9, 1.1, 2.4])  # oblique, anisotropic, first axis flipped
+        a[:3, 3] = [30.0, -12.0, 50.0]
+        rng = np.random.default_rng(1)
+        data = (rng.normal(size=(34, 27, 15)) * 100).astype(np.int16)
+        nib.save(nib.Nifti1Image(data, a), os.path.join(d, "in.nii.gz"))
+        infer("-m", "identity3d", os.path.join(d, "in.nii.gz"), "-o", os.path.join(d, "out.nii.gz"))
+        out = nib.load(os.path.join(d, "out.nii.gz"))
+        self.assertEqual(out.shape, data.shape)
+        np.testing.assert_allclose(out.affine, nib.load(os.path.join(d, "in.nii.gz")).affine, atol=1e-4)
+        self.assertEqual(out.get_data_dtype(), np.int16)  # enhancement keeps the input's type and units
+
+        infer("-m", "spleen_ct_segmentation", os.path.join(d, "in.nii.gz"), "-o", os.path.join(d, "seg.nrrd"),
+              "--roi", "32,32,16", "--overlap", "0.25", "--sw-batch", "2", "--blend", "gaussian")
+        self.assertTrue(os.path.exists(os.path.join(d, "seg.nrrd")))
+
+    def test_dicom_input_and_json_report(self):
+        d = workdir("infer-dicom")
+        run("convert", SAMPLE, os.path.join(d, "ct.nii.gz"))
+        p = infer("-m", "spleen_ct_segmentation", SAMPLE, "-o", os.path.join(d, "seg.nii.gz"))
+        self.assertIn("device: auto:", p.stderr)  # the device decision and its reason
+        seg, ct = nib.load(os.path.join(d, "seg.nii.gz")), nib.load(os.path.join(d, "ct.nii.gz"))
+        self.assertEqual(seg.shape, ct.shape)
+        np.testing.assert_allclose(seg.affine, ct.affine, atol=1e-4)
+        infer("-m", "spleen_ct_segmentation", SAMPLE, "-o", os.path.join(d, "seg.json"))
+        report = json.load(open(os.path.join(d, "seg.json")))
+        self.assertEqual(report["model"], "spleen_ct_segmentation")
+        self.assertEqual(len(report["sha256"]), 64)
+        self.assertEqual(report["input"]["size"], [512, 512, 32])
+
+    def test_classification(self):
+        d = workdir("infer-cls")
+        p = infer("-m", "classifier3d", SAMPLE, "-o", os.path.join(d, "c.json"), "--saliency", os.path.join(d, "s.nii.gz"))
+        report = json.load(open(os.path.join(d, "c.json")))
+        self.assertAlmostEqual(sum(report["probabilities"].values()), 1.0, places=5)
+        self.assertIn(report["predicted"], ["low", "medium", "high"])
+        self.assertIn(report["predicted"], p.stdout)
+        self.assertEqual(nib.load(os.path.join(d, "s.nii.gz")).shape, (512, 512, 32))
+        q = infer("-m", "classifier3d", SAMPLE, "-o", os.path.join(d, "c.nii.gz"), check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn(".json", q.stderr)
+
+    def test_errors_are_one_line(self):
+        d = workdir("infer-errors")
+        for args, words in [(["-m", "unknown_transform"], ["RandFlipd"]),
+                            (["-m", "no-such-model"], ["no-such-model"]),
+                            (["-m", "spleen_ct_segmentation", "--device", "cuda"], ["CUDA"]),
+                            (["-m", "wrong_input_channels"], ["rejected its input"]),
+                            (["-m", "spleen_ct_segmentation", "--precision", "fp8"], ["precision"])]:
+            p = infer(*args, SAMPLE, "-o", os.path.join(d, "x.nii.gz"), check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            err = [l for l in p.stderr.splitlines() if l.startswith("lumen-cli: error:")]
+            self.assertEqual(len(err), 1, p.stderr)
+            for w in words:
+                self.assertIn(w, err[0])
+
+
 if __name__ == "__main__":
     unittest.main()

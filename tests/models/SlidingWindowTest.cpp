@@ -64,6 +64,20 @@ struct Tiling {
   int batch;
 };
 
+// Readable test names ("n1_40x33x27_roi16x16x16_ov50_constant_b4") instead of gtest's byte dump.
+std::string describe(const Tiling& t) {
+  std::string s = "n" + std::to_string(t.shape[0]) + "_";
+  for (std::size_t i = 2; i < t.shape.size(); ++i) s += (i > 2 ? "x" : "") + std::to_string(t.shape[i]);
+  s += "_roi";
+  for (std::size_t i = 0; i < t.roi.size(); ++i) s += (i ? "x" : "") + std::to_string(t.roi[i]);
+  s += "_ov" + std::to_string(static_cast<int>(t.overlap * 100 + 0.5));
+  s += t.mode == BlendMode::Gaussian ? "_gaussian" : "_constant";
+  s += "_b" + std::to_string(t.batch);
+  return s;
+}
+std::string tilingName(const ::testing::TestParamInfo<Tiling>& info) { return describe(info.param); }
+void PrintTo(const Tiling& t, std::ostream* os) { *os << describe(t); }
+
 class EquivariantNet : public ::testing::TestWithParam<Tiling> {};
 
 TEST_P(EquivariantNet, SlidingWindowEqualsWholeForward) {
@@ -96,7 +110,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Tiling{{1, 1, 9, 7, 5}, {16, 16, 16}, 0.5, BlendMode::Constant, 2},     // smaller than the window
                       Tiling{{1, 1, 30, 7, 20}, {16, 16, 16}, 0.5, BlendMode::Gaussian, 2},   // smaller along one axis
                       Tiling{{2, 1, 25, 19, 21}, {12, 12, 12}, 0.5, BlendMode::Constant, 5},  // two images
-                      Tiling{{6, 1, 45, 38}, {20, 20}, 0.5, BlendMode::Gaussian, 8}));        // 2D
+                      Tiling{{6, 1, 45, 38}, {20, 20}, 0.5, BlendMode::Gaussian, 8}),        // 2D
+    tilingName);
 
 TEST(SlidingWindow, MatchesThePythonReferenceImplementation) {
   LUMEN_REQUIRE_TEST_MODELS();
@@ -172,4 +187,28 @@ TEST(SlidingWindow, NetworksThatChangeTheWindowAreRefused) {
   auto z = slidingWindowInference(x, p, shrink, r);
   ASSERT_FALSE(z);
   EXPECT_NE(z.error().message.find("roi_size"), std::string::npos);
+}
+
+#include "CpuKernels.h"
+
+TEST(CpuKernels, OneDnnConvolutionsComputeTheSameFunction) {
+  torch::manual_seed(5);
+  torch::NoGradGuard g;
+  for (std::int64_t batch : {1, 3}) {
+    const torch::Tensor x = torch::randn({batch, 6, 9, 8, 7});
+    const torch::Tensor w = torch::randn({4, 6, 3, 3, 3}), b = torch::randn({4});
+    const torch::Tensor ref = at::conv3d(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1);
+    EXPECT_LT((fastConv3d(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1) - ref).abs().max().item<double>(), 1e-4);
+    const torch::Tensor s2 = at::conv3d(x, w, c10::nullopt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1);
+    EXPECT_LT((fastConv3d(x, w, c10::nullopt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1) - s2).abs().max().item<double>(), 1e-4);
+    // Transposed, the U-Net up-sampling: Cin 6 -> Cout 5, stride 2, kernel 3.
+    const torch::Tensor wt = torch::randn({6, 5, 3, 3, 3}), bt = torch::randn({5});
+    const torch::Tensor up = at::conv_transpose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
+    const torch::Tensor got = fastConvTranspose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
+    ASSERT_EQ(got.sizes(), up.sizes());
+    EXPECT_LT((got - up).abs().max().item<double>(), 1e-4);
+    // Other shapes fall back to ATen.
+    const torch::Tensor other = at::conv_transpose3d(x, wt, bt, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, 1, {1, 1, 1});
+    EXPECT_TRUE(torch::allclose(fastConvTranspose3d(x, wt, bt, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, 1, {1, 1, 1}), other));
+  }
 }

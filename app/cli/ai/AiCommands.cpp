@@ -1,0 +1,297 @@
+// lumen-cli infer / models. Built as a plug-in (liblumen_cli_ai.so) that lumen-cli loads
+// only for these commands: LibTorch takes ~100 MB and a noticeable start-up time that the
+// DICOM commands must not pay.
+
+#include <CLI/CLI.hpp>
+#include <malloc.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lumen/core/Log.h"
+#include "lumen/imaging/DicomScanner.h"
+#include "lumen/imaging/ImageIO.h"
+#include "lumen/imaging/VolumeLoader.h"
+#include "lumen/imaging/VolumePlanner.h"
+#include "lumen/models/Bundle.h"
+#include "lumen/models/Inference.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace lumen;
+
+namespace {
+
+int fail(const std::string& m) {
+  std::fprintf(stderr, "lumen-cli: error: %s\n", m.c_str());
+  return 1;
+}
+
+fs::path shippedModels() {
+  // Next to the executable when installed, else the source tree it was built from.
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& p : {exe.parent_path() / ".." / "share" / "lumen" / "models", exe.parent_path() / "models"})
+      if (fs::is_directory(p, ec)) return p;
+  }
+  return LUMEN_SHIPPED_MODELS;
+}
+
+struct LoadedInput {
+  Volume volume;
+  std::string seriesUid;
+  std::string modality;
+};
+
+Result<LoadedInput> loadInput(const std::string& path, const std::string& seriesUid, int volumeIndex) {
+  LoadedInput in;
+  if (io::formatFromPath(path) != io::ImageFormat::Unknown) {
+    auto v = io::readImage(path);
+    if (!v) return v.error();
+    in.volume = std::move(v.value());
+    return in;
+  }
+  auto scan = dicom::scanInputs({fs::path(path)}, {});
+  if (!scan) return scan.error();
+  std::vector<dicom::SkippedFile> skipped = scan->skipped;
+  auto plans = dicom::planVolumes(*scan, &skipped);
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    if (seriesUid.empty() || plans[i].info.series.seriesInstanceUid == seriesUid) candidates.push_back(i);
+  if (candidates.empty()) {
+    if (skipped.size() == 1) return Error(ErrorCode::NotFound, skipped[0].reason, skipped[0].path);
+    return Error(ErrorCode::NotFound, "no image volume found", path);
+  }
+  std::size_t chosen = candidates.front();
+  if (volumeIndex > 0) {
+    if (static_cast<std::size_t>(volumeIndex) > plans.size())
+      return Error(ErrorCode::InvalidArgument, "--volume " + std::to_string(volumeIndex) + " is out of range", path);
+    chosen = static_cast<std::size_t>(volumeIndex - 1);
+  } else {
+    for (std::size_t c : candidates)
+      if (plans[c].geometry.size[2] > plans[chosen].geometry.size[2]) chosen = c;
+    if (candidates.size() > 1)
+      std::cerr << "lumen-cli: " << candidates.size() << " volumes found; using volume " << (chosen + 1)
+                << " (most slices); choose with --volume N or --series UID\n";
+  }
+  for (const auto& w : plans[chosen].info.warnings) std::cerr << "lumen-cli: warning: " << w << "\n";
+  auto v = dicom::loadVolume(*scan, plans[chosen]);
+  if (!v) return v.error();
+  in.volume = std::move(v.value());
+  in.seriesUid = plans[chosen].info.series.seriesInstanceUid;
+  in.modality = plans[chosen].info.series.modality;
+  return in;
+}
+
+std::vector<int> parseRoi(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) out.push_back(std::stoi(part));
+  return out;
+}
+
+bool endsWith(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+// Enhancement results keep integer HU where the input had them.
+Volume asInputType(const Volume& result, PixelType inputType) {
+  if (inputType != PixelType::Int16 && inputType != PixelType::UInt16 && inputType != PixelType::UInt8) return result.clone();
+  auto out = Volume::allocate(inputType, result.geometry());
+  visitScalarType(inputType, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const float* src = result.data<float>();
+    T* dst = out->template data<T>();
+    for (std::size_t i = 0; i < result.voxelCount(); ++i)
+      dst[i] = static_cast<T>(std::clamp<double>(std::round(src[i]), std::numeric_limits<T>::lowest(), std::numeric_limits<T>::max()));
+  });
+  return std::move(out.value());
+}
+
+int runModels(bool asJson) {
+  const auto path = models::modelSearchPath(shippedModels());
+  const auto entries = models::discoverBundles(path);
+  json out = json::array();
+  for (const auto& e : entries) {
+    if (!e.bundle) {
+      out.push_back({{"folder", e.dir.string()}, {"error", e.error}});
+      if (!asJson) std::cout << e.dir.filename().string() << "  (unusable: " << e.error << ")\n";
+      continue;
+    }
+    const auto& b = *e.bundle;
+    json labels = json::object();
+    for (const auto& [k, v] : b.output.channelDef) labels[std::to_string(k)] = v;
+    out.push_back({{"name", b.name}, {"display_name", b.displayName()}, {"version", b.version}, {"task", models::toString(b.task)},
+                   {"modality", b.extras.modalityFilter.empty() ? b.input.modality : b.extras.modalityFilter},
+                   {"labels", labels}, {"sha256", b.modelSha256}, {"folder", b.root.string()}});
+    if (!asJson) {
+      std::cout << b.name << "  " << b.version << "  " << models::toString(b.task) << "  "
+                << (b.extras.modalityFilter.empty() ? b.input.modality : b.extras.modalityFilter) << "  [";
+      bool first = true;
+      for (const auto& [k, v] : b.output.channelDef) {
+        std::cout << (first ? "" : ", ") << k << ": " << v;
+        first = false;
+      }
+      std::cout << "]  sha256 " << b.modelSha256.substr(0, 16) << "...  " << b.root.string() << "\n";
+    }
+  }
+  if (asJson) std::cout << json{{"search_path", [&] {
+                                   json p = json::array();
+                                   for (const auto& s : path) p.push_back(s.string());
+                                   return p;
+                                 }()},
+                                {"models", out}}
+                               .dump(2)
+                         << "\n";
+  else if (entries.empty()) {
+    std::cout << "no model bundles found in:";
+    for (const auto& s : path) std::cout << " " << s.string();
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc, char** argv) {
+  // Large tensors come and go window after window: a fixed mmap threshold hands their
+  // memory back to the system at once instead of letting glibc's heap keep it.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  CLI::App app{"Lumen AI commands", "lumen-cli"};
+  app.require_subcommand(1);
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity, "More log output");
+
+  std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath;
+  int threads = 0, swBatch = 0, volumeIndex = 0;
+  double overlap = -1;
+  bool tta = false, modelsJson = false;
+  auto* infer = app.add_subcommand("infer", "Run a model (MONAI bundle) on a volume");
+  infer->add_option("--model,-m", model, "Bundle folder or model name (see `lumen-cli models`)")->required();
+  infer->add_option("input", input, "DICOM folder/file, NIfTI or NRRD")->required();
+  infer->add_option("--output,-o", output, "Result: .nii, .nii.gz or .nrrd (label map / image), or .json")->required();
+  infer->add_option("--device", device, "auto, cpu, cuda or cuda:N");
+  infer->add_option("--threads", threads, "CPU threads (0: LibTorch's default)");
+  infer->add_option("--roi", roi, "Sliding-window size X,Y,Z (overrides the bundle)");
+  infer->add_option("--overlap", overlap, "Window overlap in [0, 1)");
+  infer->add_option("--sw-batch", swBatch, "Windows per forward pass");
+  infer->add_option("--blend", blend, "constant or gaussian");
+  infer->add_option("--precision", precision, "fp32, fp16 or bf16 (CUDA only)");
+  infer->add_flag("--tta", tta, "Test-time augmentation by flips");
+  infer->add_option("--series", seriesUid, "Series Instance UID (DICOM input)");
+  infer->add_option("--volume", volumeIndex, "Volume number as listed by `lumen-cli info` (DICOM input)");
+  infer->add_option("--saliency", saliencyPath, "Classification: write the saliency map here (.nii.gz, .nrrd)");
+  infer->add_option("--report", reportPath, "Also write the JSON report (model, hash, device, timings) here");
+  auto* list = app.add_subcommand("models", "List the model bundles Lumen finds");
+  list->add_flag("--json", modelsJson, "Machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  setLogLevel(verbosity >= 1 ? LogLevel::Info : LogLevel::Warning);
+  try {
+    if (list->parsed()) return runModels(modelsJson);
+
+    const bool jsonOut = endsWith(output, ".json");
+    if (!jsonOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
+      return fail(output + ": unknown output format (use .nii, .nii.gz, .nrrd or .json)");
+    auto bundle = models::findBundle(model, models::modelSearchPath(shippedModels()));
+    if (!bundle) return fail(bundle.error().toString());
+    if (bundle->task == models::Task::Classification && !jsonOut)
+      return fail("a classification model gives probabilities: use --output result.json (and --saliency map.nii.gz)");
+
+    models::InferenceOptions o;
+    o.device = device;
+    o.threads = threads;
+    if (!roi.empty()) {
+      try {
+        o.roiSize = parseRoi(roi);
+      } catch (const std::exception&) {
+        return fail("--roi expects integers X,Y,Z");
+      }
+    }
+    if (overlap >= 0) o.overlap = overlap;
+    if (swBatch > 0) o.swBatchSize = swBatch;
+    if (!blend.empty()) {
+      if (blend != "constant" && blend != "gaussian") return fail("--blend must be constant or gaussian");
+      o.blend = blend == "gaussian" ? models::BlendMode::Gaussian : models::BlendMode::Constant;
+    }
+    if (precision == "fp16") o.precision = models::Precision::Float16;
+    else if (precision == "bf16") o.precision = models::Precision::BFloat16;
+    else if (precision != "fp32") return fail("--precision must be fp32, fp16 or bf16");
+    o.testTimeFlips = tta;
+    o.saliency = !saliencyPath.empty() || jsonOut;
+
+    auto in = loadInput(input, seriesUid, volumeIndex);
+    if (!in) return fail(in.error().toString());
+    if (!bundle->extras.modalityFilter.empty() && !in->modality.empty() && in->modality != bundle->extras.modalityFilter)
+      std::cerr << "lumen-cli: warning: the model is meant for " << bundle->extras.modalityFilter << ", the input is "
+                << in->modality << "\n";
+
+    auto r = models::runInference(*bundle, in->volume, o);
+    if (!r) return fail(r.error().toString());
+    for (const auto& l : r->log) std::cerr << "lumen-cli: " << l << "\n";
+
+    if (!jsonOut) {
+      const Volume out = r->task == models::Task::Enhancement ? asInputType(r->output, in->volume.pixelType()) : r->output.clone();
+      if (auto s = io::writeImage(out, output); !s) return fail(s.error().toString());
+    }
+    if (!saliencyPath.empty() && !r->saliency.empty())
+      if (auto s = io::writeImage(r->saliency, saliencyPath); !s) return fail(s.error().toString());
+
+    json j{{"model", r->model}, {"version", r->version}, {"sha256", r->sha256}, {"device", r->device},
+           {"task", models::toString(r->task)}, {"seconds", r->seconds}, {"forward_seconds", r->forwardSeconds},
+           {"windows", r->windows}, {"log", r->log}};
+    const auto& g = in->volume.geometry();
+    j["input"] = {{"path", input}, {"series_uid", in->seriesUid}, {"size", {g.size[0], g.size[1], g.size[2]}},
+                  {"spacing_mm", {g.spacingMm.x, g.spacingMm.y, g.spacingMm.z}}};
+    if (r->task == models::Task::Classification) {
+      json p = json::object();
+      for (std::size_t i = 0; i < r->probabilities.size(); ++i) p[r->classNames[i]] = r->probabilities[i];
+      j["probabilities"] = p;
+      j["predicted"] = r->classNames[static_cast<std::size_t>(r->predictedClass())];
+      if (!r->sliceProbabilities.empty()) j["slice_probabilities"] = r->sliceProbabilities;
+    } else if (r->task == models::Task::Segmentation) {
+      // Voxel counts and volumes of each label (mm^3 -> mL).
+      std::map<int, std::size_t> counts;
+      visitScalarType(r->output.pixelType(), [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const T* d = r->output.template data<T>();
+        for (std::size_t i = 0; i < r->output.voxelCount(); ++i)
+          if (d[i] != 0) ++counts[static_cast<int>(d[i])];
+      });
+      const double voxelMl = g.spacingMm.x * g.spacingMm.y * g.spacingMm.z / 1000.0;
+      json labels = json::object();
+      for (const auto& [label, n] : counts) {
+        auto it = bundle->output.channelDef.find(label);
+        labels[it != bundle->output.channelDef.end() ? it->second : std::to_string(label)] = {
+            {"label", label}, {"voxels", n}, {"volume_ml", static_cast<double>(n) * voxelMl}};
+      }
+      j["labels"] = labels;
+    }
+    for (const std::string& path : {jsonOut ? output : std::string(), reportPath}) {
+      if (path.empty()) continue;
+      std::ofstream f(path);
+      f << j.dump(2) << "\n";
+      if (!f) return fail(path + ": cannot write");
+    }
+    std::cout << "lumen-cli: " << r->model << " (" << models::toString(r->task) << ") on " << r->device << " in "
+              << std::round(r->seconds * 100) / 100 << " s";
+    if (r->task == models::Task::Classification)
+      std::cout << ": " << j["predicted"].get<std::string>() << " (p = " << r->probabilities[static_cast<std::size_t>(r->predictedClass())] << ")";
+    std::cout << "; wrote " << output << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+}
