@@ -43,15 +43,40 @@ torch::Tensor fastConvTranspose3d(const torch::Tensor& input, const torch::Tenso
   // 1D: y[2m] = x[m] w[1];  y[2m+1] = x[m] w[2] + x[m+1] w[0]. In 3D each of the eight
   // output parities is a small convolution of x with some of the kernel taps.
   const torch::Tensor wc = weight.transpose(0, 1);  // [Cout, Cin, 3, 3, 3], as a convolution
-  const std::int64_t n = input.size(0), d = input.size(2), h = input.size(3), w = input.size(4);
+  const std::int64_t n = input.size(0), cout = wc.size(0), cin = wc.size(1);
+  const std::int64_t d = input.size(2), h = input.size(3), w = input.size(4);
   const torch::Tensor xp = F::pad(input, F::PadFuncOptions({0, 1, 0, 1, 0, 1}));
-  torch::Tensor out = torch::empty({n, wc.size(0), 2 * d, 2 * h, 2 * w}, input.options());
-  const std::vector<std::int64_t> taps[2] = {{1}, {2, 0}};
   const auto ones = std::vector<std::int64_t>{1, 1, 1}, zeros = std::vector<std::int64_t>{0, 0, 0};
+  // taps[parity] = (offset into x, kernel index) pairs along one axis.
+  const std::vector<std::pair<int, int>> taps[2] = {{{0, 1}}, {{0, 2}, {1, 0}}};
+  if (cout < 16) {
+    // Few output channels (the last up-sampling of a segmentation net): oneDNN is slow on
+    // thin outputs, so pack the eight parities as 8*Cout channels of one 2x2x2 convolution
+    // and interleave them afterwards.
+    torch::Tensor k = torch::zeros({cout, 2, 2, 2, cin, 2, 2, 2}, wc.options());
+    for (int pd = 0; pd < 2; ++pd)
+      for (int ph = 0; ph < 2; ++ph)
+        for (int pw = 0; pw < 2; ++pw)
+          for (auto [td, kd] : taps[pd])
+            for (auto [th, kh] : taps[ph])
+              for (auto [tw, kw] : taps[pw])
+                k.select(1, pd).select(1, ph).select(1, pw).select(2, td).select(2, th).select(2, tw)
+                    .copy_(wc.select(2, kd).select(2, kh).select(2, kw));
+    k = k.reshape({cout * 8, cin, 2, 2, 2});
+    c10::optional<torch::Tensor> b8;
+    if (bias) b8 = bias->repeat_interleave(8);
+    const torch::Tensor y = at::mkldnn_convolution(xp.contiguous(), k, b8, zeros, ones, ones, 1);
+    return y.view({n, cout, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({n, cout, 2 * d, 2 * h, 2 * w});
+  }
+  torch::Tensor out = torch::empty({n, cout, 2 * d, 2 * h, 2 * w}, input.options());
+  const auto idx = [&](const std::vector<std::pair<int, int>>& t) {
+    std::vector<std::int64_t> v;
+    for (auto [offset, tap] : t) v.push_back(tap);
+    return torch::tensor(v, torch::kLong);
+  };
   for (int pd = 0; pd < 2; ++pd)
     for (int ph = 0; ph < 2; ++ph)
       for (int pw = 0; pw < 2; ++pw) {
-        const auto idx = [&](const std::vector<std::int64_t>& v) { return torch::tensor(v, torch::kLong); };
         const torch::Tensor k = wc.index_select(2, idx(taps[pd])).index_select(3, idx(taps[ph])).index_select(4, idx(taps[pw]));
         const torch::Tensor in = xp.narrow(2, 0, d + pd).narrow(3, 0, h + ph).narrow(4, 0, w + pw);
         out.slice(2, pd, 2 * d, 2).slice(3, ph, 2 * h, 2).slice(4, pw, 2 * w, 2)

@@ -6,7 +6,9 @@
 //   lumen::conv3d            -> oneDNN convolution;
 //   lumen::conv_transpose3d  -> for stride 2, kernel 3, padding 1, output padding 1 (the
 //                               U-Net up-sampling), eight oneDNN convolutions, one per
-//                               output parity ("sub-pixel" decomposition), interleaved.
+//                               output parity ("sub-pixel" decomposition), interleaved;
+//                               for fewer than 16 output channels one convolution with the
+//                               parities packed as channels.
 // Anything else falls back to ATen.
 
 #include <torch/script.h>

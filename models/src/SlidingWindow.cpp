@@ -117,6 +117,16 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
   torch::Tensor image = input;
   if (std::any_of(pad.begin(), pad.end(), [](std::int64_t p) { return p > 0; }))
     image = F::pad(input, F::PadFuncOptions(pad).mode(torch::kConstant).value(params.padValue));
+  // The image is often a permuted view (a volume is z-major in memory, the tensor x-major).
+  // Gathering a window straight from it strides through memory a page at a time; copying
+  // the window in memory order first, then transposing it while it is in cache, is fast
+  // and needs no contiguous copy of the whole image.
+  std::vector<std::int64_t> memoryOrder(static_cast<std::size_t>(image.dim()));
+  for (std::int64_t d = 0; d < image.dim(); ++d) memoryOrder[static_cast<std::size_t>(d)] = d;
+  std::stable_sort(memoryOrder.begin(), memoryOrder.end(),
+                   [&](std::int64_t a, std::int64_t b) { return image.stride(a) > image.stride(b); });
+  std::vector<std::int64_t> logicalOrder(memoryOrder.size());
+  for (std::size_t d = 0; d < memoryOrder.size(); ++d) logicalOrder[static_cast<std::size_t>(memoryOrder[d])] = static_cast<std::int64_t>(d);
 
   const auto starts = windowStarts(size, roi, params.overlap);
   // Every window of every image: (image index, start per axis).
@@ -143,6 +153,18 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
   }
   report.windows = static_cast<int>(windows.size());
   const torch::Tensor weight = importanceMap(roi, params.mode, params.sigmaScale, device);
+  // Constant blending: the weight sum is separable (per axis, how many windows cover a
+  // position), so no volume-sized count map and no multiplication by ones. Gaussian blending
+  // clamps the map's corners (MONAI's min 1e-3), which is not separable: accumulate the sum,
+  // once for all images of the batch since they share the windows.
+  const bool separable = params.mode == BlendMode::Constant;
+  std::vector<torch::Tensor> coverage;  // per axis, 1 / number of windows covering each index
+  if (separable)
+    for (std::size_t d = 0; d < dims; ++d) {
+      torch::Tensor c = torch::zeros({size[d]}, torch::TensorOptions().dtype(torch::kFloat32));
+      for (std::int64_t st : starts[d]) c.narrow(0, st, roi[d]).add_(1.0);
+      coverage.push_back(c.reciprocal_());
+    }
 
   int batch = std::max(1, params.swBatchSize);
   bool host = options.forceHostAccumulation || !device.is_cuda();
@@ -160,8 +182,11 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
     const std::size_t end = std::min(windows.size(), next + static_cast<std::size_t>(batch));
     try {
       std::vector<torch::Tensor> parts;
-      for (std::size_t w = next; w < end; ++w) parts.push_back(slices(image, windows[w].first, windows[w].second));
-      const torch::Tensor in = torch::stack(parts);
+      for (std::size_t w = next; w < end; ++w) {
+        const torch::Tensor win = slices(image, windows[w].first, windows[w].second).unsqueeze(0);
+        parts.push_back(win.is_contiguous() ? win : win.permute(memoryOrder).contiguous().permute(logicalOrder));
+      }
+      const torch::Tensor in = parts.size() == 1 ? parts[0].contiguous() : torch::cat(parts);
       synchronize(device);
       const auto t0 = Clock::now();
       torch::Tensor pred = predictor(in);
@@ -195,17 +220,19 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
         }
         const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(host ? torch::Device(torch::kCPU) : device);
         output = torch::zeros(shape, opts);
-        std::vector<std::int64_t> cshape{batchImages, 1};
-        cshape.insert(cshape.end(), size.begin(), size.end());
-        count = torch::zeros(cshape, opts);
+        if (!separable) {
+          std::vector<std::int64_t> cshape{1, 1};
+          cshape.insert(cshape.end(), size.begin(), size.end());
+          count = torch::zeros(cshape, opts);
+        }
       }
-      const torch::Tensor w = host ? weight.to(torch::kCPU) : weight;
       pred = pred.to(torch::kFloat32);
-      pred.mul_(weight.unsqueeze(0).unsqueeze(0));
+      if (!separable) pred.mul_(weight.unsqueeze(0).unsqueeze(0));
       const torch::Tensor weighted = pred.to(output.device());
+      const torch::Tensor w = separable ? torch::Tensor() : weight.to(output.device()).unsqueeze(0);
       for (std::size_t i = next; i < end; ++i) {
         slices(output, windows[i].first, windows[i].second).add_(weighted.select(0, static_cast<std::int64_t>(i - next)));
-        slices(count, windows[i].first, windows[i].second).add_(w.unsqueeze(0));
+        if (!separable && windows[i].first == 0) slices(count, 0, windows[i].second).add_(w);
       }
       next = end;
       progress.report(static_cast<double>(next) / static_cast<double>(windows.size()), "Running the model");
@@ -217,7 +244,7 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
         report.decisions.push_back("out of memory: window batch reduced to " + std::to_string(batch));
       } else if (!host && output.defined()) {
         output = output.to(torch::kCPU);
-        count = count.to(torch::kCPU);
+        if (count.defined()) count = count.to(torch::kCPU);
         host = true;
         report.decisions.push_back("out of memory: stitching moved to the host");
       } else {
@@ -231,7 +258,15 @@ Result<torch::Tensor> slidingWindowInference(const torch::Tensor& input, const S
   }
   report.batchSize = batch;
   report.hostAccumulation = host;
-  output.div_(count);
+  if (separable) {
+    // Two passes (dims is 2 or 3): the leading axes' factor as one map, then the last axis.
+    torch::Tensor lead = coverage[0].to(output.device());
+    for (std::size_t d = 1; d + 1 < dims; ++d) lead = lead.unsqueeze(-1) * coverage[d].to(output.device());
+    output.mul_(lead.unsqueeze(-1));
+    output.mul_(coverage[dims - 1].to(output.device()));
+  } else {
+    output.div_(count);
+  }
   count = torch::Tensor();
   torch::Tensor result = output.to(device);
   // Crop the padding away.

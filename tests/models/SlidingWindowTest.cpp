@@ -201,14 +201,78 @@ TEST(CpuKernels, OneDnnConvolutionsComputeTheSameFunction) {
     EXPECT_LT((fastConv3d(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1) - ref).abs().max().item<double>(), 1e-4);
     const torch::Tensor s2 = at::conv3d(x, w, c10::nullopt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1);
     EXPECT_LT((fastConv3d(x, w, c10::nullopt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1) - s2).abs().max().item<double>(), 1e-4);
-    // Transposed, the U-Net up-sampling: Cin 6 -> Cout 5, stride 2, kernel 3.
+    // Transposed, the U-Net up-sampling: Cin 6 -> Cout 5 (packed path) and Cout 17 (eight
+    // convolutions), stride 2, kernel 3, with and without bias.
+    for (std::int64_t cout : {5, 17})
+      for (bool withBias : {true, false}) {
+        const torch::Tensor wt = torch::randn({6, cout, 3, 3, 3});
+        const c10::optional<torch::Tensor> bt = withBias ? c10::optional<torch::Tensor>(torch::randn({cout})) : c10::nullopt;
+        const torch::Tensor up = at::conv_transpose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
+        const torch::Tensor got = fastConvTranspose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
+        ASSERT_EQ(got.sizes(), up.sizes());
+        EXPECT_LT((got - up).abs().max().item<double>(), 1e-4) << "Cout " << cout << (withBias ? " with bias" : "");
+      }
     const torch::Tensor wt = torch::randn({6, 5, 3, 3, 3}), bt = torch::randn({5});
-    const torch::Tensor up = at::conv_transpose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
-    const torch::Tensor got = fastConvTranspose3d(x, wt, bt, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1, {1, 1, 1});
-    ASSERT_EQ(got.sizes(), up.sizes());
-    EXPECT_LT((got - up).abs().max().item<double>(), 1e-4);
     // Other shapes fall back to ATen.
     const torch::Tensor other = at::conv_transpose3d(x, wt, bt, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, 1, {1, 1, 1});
     EXPECT_TRUE(torch::allclose(fastConvTranspose3d(x, wt, bt, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, 1, {1, 1, 1}), other));
   }
+}
+
+TEST(SlidingWindow, PermutedInputGivesTheSameResult) {
+  // Volumes reach the engine as permuted views (z-major memory, x-major tensor); windows
+  // are gathered in memory order then transposed.
+  LUMEN_REQUIRE_TEST_MODELS();
+  auto m = loadModule("pointwise3d");
+  torch::manual_seed(8);
+  const torch::Tensor memory = torch::randn({1, 1, 27, 33, 40});  // [.., Z, Y, X]
+  const torch::Tensor view = memory.permute({0, 1, 4, 3, 2});      // [.., X, Y, Z]
+  SlidingWindowParams p;
+  p.roiSize = {16, 16, 16};
+  p.overlap = 0.25;
+  p.swBatchSize = 3;
+  SlidingWindowReport r1, r2;
+  auto a = slidingWindowInference(view, p, predictorOf(m), r1);
+  auto b = slidingWindowInference(view.contiguous(), p, predictorOf(m), r2);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->sizes().slice(2), view.sizes().slice(2));
+  EXPECT_TRUE(torch::equal(*a, *b));
+}
+
+#include <c10/core/CPUAllocator.h>
+
+#include "CpuMemoryPool.h"
+
+TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndRestoresTheAllocator) {
+  c10::Allocator* before = c10::GetCPUAllocator();
+  torch::Tensor survivor;
+  {
+    CpuMemoryPoolGuard guard;
+    EXPECT_NE(c10::GetCPUAllocator(), before);
+    void* first = nullptr;
+    for (int i = 0; i < 5; ++i) {
+      torch::Tensor t = torch::full({4, 1024, 1024}, static_cast<float>(i));  // 16 MiB
+      EXPECT_EQ(t.sum().item<double>(), 4.0 * 1024 * 1024 * i);  // contents are the tensor's own
+      if (i == 0) first = t.data_ptr();
+      else EXPECT_EQ(t.data_ptr(), first);  // the same block, recycled
+    }
+    const auto small = torch::ones({10});  // small blocks bypass the pool
+    EXPECT_EQ(small.sum().item<double>(), 10.0);
+    // ATen's raw interface (used inside some kernels) pairs with the pool's deleter.
+    void* raw = c10::GetCPUAllocator()->raw_allocate(8 << 20);
+    ASSERT_NE(raw, nullptr);
+    c10::GetCPUAllocator()->raw_deallocate(raw);
+    survivor = torch::ones({2, 1024, 1024});  // outlives the guard
+    const auto s = guard.stats();
+    EXPECT_GE(s.hits, 4u);
+    EXPECT_GE(s.peakCachedBytes, std::size_t{16} << 20);
+  }
+  EXPECT_EQ(c10::GetCPUAllocator(), before);
+  EXPECT_EQ(survivor.sum().item<double>(), 2.0 * 1024 * 1024);
+  survivor = torch::Tensor();  // freed through the pool's deleter after the guard: no crash
+  {
+    CpuMemoryPoolGuard outer;
+    CpuMemoryPoolGuard inner;  // nested: the outer one keeps ownership
+  }
+  EXPECT_EQ(c10::GetCPUAllocator(), before);
 }

@@ -3,7 +3,6 @@
 // DICOM commands must not pay.
 
 #include <CLI/CLI.hpp>
-#include <malloc.h>
 
 #include <chrono>
 #include <cmath>
@@ -162,9 +161,6 @@ int runModels(bool asJson) {
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc, char** argv) {
-  // Large tensors come and go window after window: a fixed mmap threshold hands their
-  // memory back to the system at once instead of letting glibc's heap keep it.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"Lumen AI commands", "lumen-cli"};
   app.require_subcommand(1);
   int verbosity = 0;
