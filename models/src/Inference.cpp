@@ -564,16 +564,23 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
 
     if (b.task == Task::Classification) {
       // ---- Classification: resize to the network's input, probabilities, saliency ----
+      // A fixed spatial_shape: the input is resized to it. "*" entries (a network that pools
+      // globally and takes any size): the preprocessed grid as it is, since resizing changes
+      // what some classifiers measure (noise, texture).
       std::vector<std::int64_t> shape;
       for (int v : b.input.spatialShape) shape.push_back(v);
-      if (shape.size() != modelDims || std::any_of(shape.begin(), shape.end(), [](std::int64_t v) { return v <= 0; }))
-        return Error(ErrorCode::Model, "classification needs a fixed spatial_shape in metadata.json", b.root.string());
+      if (shape.size() != modelDims)
+        return Error(ErrorCode::Model, "classification needs spatial_shape in metadata.json (sizes, or \"*\" for any)", b.root.string());
+      const bool anySize = std::all_of(shape.begin(), shape.end(), [](std::int64_t v) { return v <= 0; });
+      if (!anySize && std::any_of(shape.begin(), shape.end(), [](std::int64_t v) { return v <= 0; }))
+        return Error(ErrorCode::Model, "spatial_shape mixes fixed sizes and \"*\"", b.root.string());
       torch::Tensor batch;  // [N, 1, *shape]
       if (modelDims == 3) {
-        batch = F::interpolate(s.x, F::InterpolateFuncOptions().size(shape).mode(torch::kTrilinear).align_corners(false));
+        batch = anySize ? s.x : F::interpolate(s.x, F::InterpolateFuncOptions().size(shape).mode(torch::kTrilinear).align_corners(false));
       } else {
         const torch::Tensor slices = s.x[0].permute({3, 0, 1, 2});  // [Z, C, X, Y]
-        batch = F::interpolate(slices, F::InterpolateFuncOptions().size(shape).mode(torch::kBilinear).align_corners(false));
+        batch = anySize ? slices.contiguous()
+                        : F::interpolate(slices, F::InterpolateFuncOptions().size(shape).mode(torch::kBilinear).align_corners(false));
       }
       std::vector<torch::Tensor> probs;
       torch::Tensor saliency;

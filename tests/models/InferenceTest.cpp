@@ -154,6 +154,30 @@ TEST(Inference, ClassifierGivesProbabilitiesAndASaliencyMapOnTheInputGrid) {
   EXPECT_EQ(r2->probabilities.size(), 2u);
 }
 
+TEST(Inference, AnySizeClassifierSeesTheSlicesUnresized) {
+  // spatial_shape ["*", "*"]: a globally pooling network gets each slice as it is. The test
+  // network's output depends on the slice size only through its mean, so resizing a
+  // constant-per-slice ramp would not show: compare with a direct forward pass instead.
+  LUMEN_REQUIRE_TEST_MODELS();
+  ImageGeometry g;
+  g.size = {37, 23, 5};
+  g.spacingMm = {0.7, 0.7, 2.0};
+  const Volume in = test::rampVolume(g);
+  auto r = runInference(bundle("classifier2d_any_size"), in, cpu());
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_EQ(r->sliceProbabilities.size(), 5u);
+  auto net = torch::jit::load((test::testModels("classifier2d_any_size") / "models" / "model.ts").string());
+  net.eval();
+  torch::NoGradGuard ng;
+  const torch::Tensor vol = torch::from_blob(const_cast<std::byte*>(in.bytes()), {5, 23, 37}, torch::kFloat32);
+  for (std::int64_t z = 0; z < 5; ++z) {
+    const torch::Tensor slice = vol[z].transpose(0, 1).unsqueeze(0).unsqueeze(0);  // [1, 1, X, Y]
+    const torch::Tensor p = torch::softmax(net.forward({slice}).toTensor(), 1);
+    EXPECT_NEAR(r->sliceProbabilities[static_cast<std::size_t>(z)][1], p[0][1].item<double>(), 1e-5) << "slice " << z;
+  }
+  EXPECT_TRUE(sameGrid(r->saliency.geometry(), g));
+}
+
 TEST(Inference, WrongTensorsAreClearErrors) {
   LUMEN_REQUIRE_TEST_MODELS();
   ImageGeometry g;

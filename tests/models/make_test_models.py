@@ -249,6 +249,10 @@ def main():
                  metadata("classifier2d", 2, out_type="probabilities", out_format="classification", spatial_shape=[],
                           channel_def={"0": "no", "1": "yes"}, in_shape=[32, 32]),
                  {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
+    write_bundle("classifier2d_any_size", Classifier2d(),
+                 metadata("classifier2d_any_size", 2, out_type="probabilities", out_format="classification",
+                          spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),
+                 {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
     write_bundle("spleen_like", Pointwise3d(), metadata("spleen_ct_segmentation", 2,
                                                          channel_def={"0": "background", "1": "spleen"}),
                  SPLEEN_INFERENCE, {"label_colors": {"1": [220, 60, 60]}, "series_filter": {"modality": "CT"}})
