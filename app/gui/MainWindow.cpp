@@ -26,7 +26,10 @@
 #include <QToolBar>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
+
+#include <dlfcn.h>
 
 #include "LabelPanel.h"
 #include "SeriesLoader.h"
@@ -87,6 +90,10 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   connect(cancel_, &QToolButton::clicked, this, [this] {
     if (task_ == Task::Load) loader_->cancel();
     if (task_ == Task::Import) browser_->cancelImport();
+    if (task_ == Task::Ai && aiCancel_) {
+      aiCancel_();
+      statusText_->setText("Cancelling...");
+    }
   });
 
   buildDocks();
@@ -148,11 +155,139 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
 
   if (options_.rememberSettings) restoreSettings();
   else resize(1440, 900);
+
+  // The AI engine (LibTorch, ~0.5 s of loading) comes in the background once the first
+  // image is up, or after 1.5 s without one: start-up and first image do not wait for it.
+  connect(this, &MainWindow::firstImageShown, this, [this] { QTimer::singleShot(0, this, [this] { loadAiPlugin(); }); });
+  QTimer::singleShot(1500, this, [this] { loadAiPlugin(); });
 }
 
 MainWindow::~MainWindow() {
   loader_->cancel();
+  if (aiCancel_) aiCancel_();
   QThreadPool::globalInstance()->waitForDone();
+}
+
+void MainWindow::loadAiPlugin() {
+  if (aiLoadStarted_) return;
+  aiLoadStarted_ = true;
+  QString path = options_.aiPlugin;
+  if (path.isEmpty()) path = qEnvironmentVariable("LUMEN_GUI_AI_PLUGIN");
+  if (path.isEmpty()) {
+    const QString beside = QCoreApplication::applicationDirPath() + "/liblumen_gui_ai.so";
+#ifdef LUMEN_GUI_AI_PLUGIN_BUILD
+    path = QFileInfo::exists(beside) ? beside : QString(LUMEN_GUI_AI_PLUGIN_BUILD);
+#else
+    path = beside;
+#endif
+  }
+  auto* watcher = new QFutureWatcher<std::pair<void*, QString>>(this);
+  connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, path] {
+    const auto [handle, error] = watcher->result();
+    watcher->deleteLater();
+    auto* status = aiDock_->findChild<QLabel*>("AiStatus");
+    CreateAiPanelFn createPanel = handle ? reinterpret_cast<CreateAiPanelFn>(dlsym(handle, kCreateAiPanelSymbol)) : nullptr;
+    if (!createPanel) {
+      const QString why = handle ? QString("%1 lacks %2").arg(path, kCreateAiPanelSymbol) : error;
+      if (status) status->setText("AI models unavailable: " + why);
+      addMessage("AI engine unavailable: " + why);
+      emit aiReady(false);
+      return;
+    }
+    aiPanel_ = createPanel(this, aiDock_);
+    aiDock_->setWidget(aiPanel_);
+    emit aiReady(true);
+  });
+  // dlopen runs LibTorch's static initialisation: off the GUI thread.
+  watcher->setFuture(QtConcurrent::run([path]() -> std::pair<void*, QString> {
+    void* h = dlopen(path.toLocal8Bit().constData(), RTLD_NOW | RTLD_LOCAL);
+    return {h, h ? QString() : QString::fromLocal8Bit(dlerror())};
+  }));
+}
+
+std::shared_ptr<LoadedSeries> MainWindow::currentSeries() const {
+  SliceView* v = grid_->activeSliceView();
+  return v && v->hasSeries() && !loading() ? v->series() : nullptr;
+}
+
+void MainWindow::showOverlay(std::shared_ptr<LabelOverlay> o) {
+  SliceView* view = grid_->activeSliceView();
+  if (view && view->hasSeries() && !sameGrid(o->labels->geometry(), view->series()->volume->geometry(), 0.01))
+    addMessage("note: the label map is on another grid than the image; it is shown at its own position");
+  labels_->setOverlay(o);
+  grid_->setOverlay(o);
+}
+
+void MainWindow::showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) {
+  auto o = makeLabelOverlay(std::move(labels), source.toStdString());
+  if (!o) {
+    addMessage("error: " + QString::fromStdString(o.error().toString()));
+    return;
+  }
+  for (auto& e : o->entries)
+    for (const auto& n : names)
+      if (n.value == e.value) {
+        e.name = n.name;
+        if (n.color) e.color = *n.color;
+      }
+  showOverlay(std::make_shared<LabelOverlay>(std::move(*o)));
+}
+
+void MainWindow::showHeatMap(std::shared_ptr<Volume> map, const QString& source) {
+  // Eight bands from 0.2 to 1 (weaker evidence is not drawn), dark red to yellow: the
+  // label overlay machinery then gives per-band visibility and opacity for free.
+  auto bands = Volume::zeros(PixelType::UInt8, map->geometry());
+  if (!bands || map->pixelType() != PixelType::Float32) return;
+  const float* m = map->data<float>();
+  std::uint8_t* b = bands->data<std::uint8_t>();
+  for (std::size_t i = 0; i < map->voxelCount(); ++i)
+    if (m[i] >= 0.2f) b[i] = static_cast<std::uint8_t>(std::min(8, 1 + static_cast<int>((m[i] - 0.2f) / 0.1f)));
+  auto o = makeLabelOverlay(std::make_shared<Volume>(std::move(*bands)), source.toStdString());
+  if (!o) return;
+  for (auto& e : o->entries) {
+    const double t = (e.value - 1) / 7.0;
+    e.color = {static_cast<std::uint8_t>(150 + 105 * std::min(1.0, 2 * t)), static_cast<std::uint8_t>(230 * std::max(0.0, t * 1.2 - 0.2)),
+               static_cast<std::uint8_t>(60 * std::max(0.0, t - 0.7) / 0.3)};
+    e.name = QString("saliency %1 to %2").arg(0.2 + 0.1 * (e.value - 1), 0, 'f', 1).arg(std::min(1.0, 0.3 + 0.1 * (e.value - 1)), 0, 'f', 1).toStdString();
+  }
+  o->opacity = 0.5;
+  showOverlay(std::make_shared<LabelOverlay>(std::move(*o)));
+}
+
+void MainWindow::clearOverlay() {
+  labels_->setOverlay(nullptr);
+  grid_->setOverlay(nullptr);
+}
+
+std::shared_ptr<LoadedSeries> MainWindow::showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
+                                                            const QString& description) {
+  auto s = std::make_shared<LoadedSeries>();
+  s->volume = std::move(voxels);
+  s->info = from.info;
+  s->info.series.description = description.toStdString();
+  s->source = from.source;
+  computeStatistics(*s);
+  showSeries(s);
+  return s;
+}
+
+void MainWindow::showSeries(std::shared_ptr<LoadedSeries> series) { grid_->replaceSeries(currentSeries(), std::move(series)); }
+
+void MainWindow::beginTask(const QString& text, std::function<void()> cancel) {
+  startTask(text);
+  task_ = Task::Ai;
+  aiCancel_ = std::move(cancel);
+}
+
+void MainWindow::taskProgress(double fraction, const QString& text) {
+  if (task_ == Task::None) return;
+  if (std::isnan(fraction)) {
+    progress_->setRange(0, 0);
+  } else {
+    progress_->setRange(0, 1000);
+    progress_->setValue(static_cast<int>(fraction * 1000));
+  }
+  if (!text.isEmpty()) statusText_->setText(text + "...");
 }
 
 void MainWindow::applyDarkTheme() {
@@ -223,6 +358,16 @@ void MainWindow::buildDocks() {
     grid_->setOverlay(nullptr);
   });
   connect(labels_, &LabelPanel::appearanceChanged, grid_, &ViewportGrid::overlayAppearanceChanged);
+
+  aiDock_ = new QDockWidget("AI models", this);
+  aiDock_->setObjectName("AiDock");
+  auto* aiStatus = new QLabel("Loading the AI engine...");
+  aiStatus->setObjectName("AiStatus");
+  aiStatus->setWordWrap(true);
+  aiStatus->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  aiStatus->setMargin(8);
+  aiDock_->setWidget(aiStatus);
+  addDockWidget(Qt::RightDockWidgetArea, aiDock_);
 
   log_ = new QPlainTextEdit;
   log_->setReadOnly(true);
@@ -432,11 +577,7 @@ void MainWindow::openOverlay(const QString& path) {
             return;
           }
           auto o = std::make_shared<LabelOverlay>(*overlay);
-          SliceView* view = grid_->activeSliceView();
-          if (view && view->hasSeries() && !sameGrid(o->labels->geometry(), view->series()->volume->geometry(), 0.01))
-            addMessage("note: the label map is on another grid than the image; it is shown at its own position");
-          labels_->setOverlay(o);
-          grid_->setOverlay(o);
+          showOverlay(o);
           endTask(QString("Label map: %1 label(s)").arg(o->entries.size()));
           emit overlayLoaded();
         },
@@ -453,6 +594,7 @@ void MainWindow::startTask(const QString& text) {
 
 void MainWindow::endTask(const QString& text) {
   task_ = Task::None;
+  aiCancel_ = nullptr;
   statusText_->setText(text);
   progress_->hide();
   cancel_->hide();

@@ -8,6 +8,7 @@
 
 #include <memory>
 
+#include "AiHost.h"
 #include "ViewModel.h"
 #include "ViewportGrid.h"
 
@@ -20,6 +21,7 @@ class QProgressBar;
 class QSpinBox;
 class QTimer;
 class QToolButton;
+class QDockWidget;
 
 namespace lumen::gui {
 
@@ -27,12 +29,15 @@ class LabelPanel;
 class SeriesLoader;
 class StudyBrowser;
 
-class MainWindow : public QMainWindow {
+class MainWindow : public QMainWindow, public AiHost {
   Q_OBJECT
  public:
   struct Options {
     QString dataDir;             // empty: the default data directory
     bool rememberSettings = true;  // read and write QSettings
+    /// The AI plug-in (liblumen_gui_ai.so); empty: LUMEN_GUI_AI_PLUGIN, next to the
+    /// executable, then the build tree.
+    QString aiPlugin;
   };
   explicit MainWindow(const Options& options, QWidget* parent = nullptr);
   ~MainWindow() override;
@@ -53,12 +58,29 @@ class MainWindow : public QMainWindow {
   bool loading() const;
   /// Messages shown to the reader (warnings, skipped files, errors), newest last.
   QStringList messages() const;
+  /// The AI panel once its plug-in is loaded (see aiReady), else null.
+  QWidget* aiPanel() const { return aiPanel_; }
+
+  // AiHost
+  std::shared_ptr<LoadedSeries> currentSeries() const override;
+  void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) override;
+  void showHeatMap(std::shared_ptr<Volume> map, const QString& source) override;
+  void clearOverlay() override;
+  std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
+                                                  const QString& description) override;
+  void showSeries(std::shared_ptr<LoadedSeries> series) override;
+  void beginTask(const QString& text, std::function<void()> cancel) override;
+  void taskProgress(double fraction, const QString& text) override;
+  void endTask(const QString& text) override;
+  void addMessage(const QString& text) override;
 
  signals:
   void firstImageShown();
   void seriesLoaded(std::shared_ptr<lumen::gui::LoadedSeries> series);
   void loadFailed(const QString& message);
   void overlayLoaded();
+  /// The AI plug-in was loaded (ok) or could not be (the reason is in Messages).
+  void aiReady(bool ok);
 
  protected:
   void closeEvent(QCloseEvent* e) override;
@@ -69,9 +91,9 @@ class MainWindow : public QMainWindow {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  void addMessage(const QString& text);
   void startTask(const QString& text);
-  void endTask(const QString& text);
+  void loadAiPlugin();
+  void showOverlay(std::shared_ptr<LabelOverlay> overlay);
   void toggleCine(bool on);
   void showShortcuts();
   void saveScreenshot();
@@ -99,7 +121,11 @@ class MainWindow : public QMainWindow {
   int loadViewport_ = -1;
   std::shared_ptr<LoadedSeries> partial_;
   bool firstImageReported_ = false;
-  enum class Task { None, Load, Import, Overlay } task_ = Task::None;
+  enum class Task { None, Load, Import, Overlay, Ai } task_ = Task::None;
+  std::function<void()> aiCancel_;
+  QDockWidget* aiDock_ = nullptr;
+  QWidget* aiPanel_ = nullptr;
+  bool aiLoadStarted_ = false;
 };
 
 }  // namespace lumen::gui

@@ -229,6 +229,18 @@ void ViewportGrid::showSeries(std::shared_ptr<LoadedSeries> series, int viewport
   setActive(target);
 }
 
+void ViewportGrid::replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to) {
+  if (!to || !to->volume) return;
+  bool shown = false;
+  for (SliceView* v : slices_)
+    if (from && v->series() == from) {
+      v->replaceSeries(to);
+      shown = true;
+    }
+  if (from && volume3d_->series() == from) volume3d_->setSeries(to);
+  if (!shown) showSeries(std::move(to));
+}
+
 void ViewportGrid::showPartial(std::shared_ptr<LoadedSeries> series, int viewport) {
   if (!series || !series->volume) return;
   const int target = layout_ == Layout::Mpr ? 0 : (viewport >= 0 && viewport < 4 ? viewport : std::min(active_, 3));

@@ -52,6 +52,10 @@ class ViewportGrid : public QWidget {
 
   /// Shows `series` in the active viewport (grid layouts) or in all four (MPR).
   void showSeries(std::shared_ptr<LoadedSeries> series, int viewport = -1);
+  /// Puts `to` wherever `from` is shown, keeping each view's slice, zoom and window when
+  /// the grids match (an enhanced version of the same series); else shows `to` in the
+  /// active viewport.
+  void replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to);
   /// The first image of a series still loading: shown in the target viewport only.
   void showPartial(std::shared_ptr<LoadedSeries> series, int viewport = -1);
   void voxelsChanged();

@@ -1,9 +1,12 @@
 #include "lumen/core/Volume.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <new>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -87,6 +90,32 @@ Volume Volume::clone() const {
   if (!v) throw std::bad_alloc();
   std::memcpy(v->data_, data_, byteSize());
   return std::move(v.value());
+}
+
+Result<Volume> Volume::convertTo(PixelType type) const {
+  if (type == PixelType::RGB8 || type_ == PixelType::RGB8)
+    return Error(ErrorCode::Unsupported, "colour volumes cannot be converted to another scalar type");
+  auto out = allocate(type, geometry_);
+  if (!out) return out.error();
+  visitScalarType(type_, [&](auto inTag) {
+    using In = typename decltype(inTag)::type;
+    visitScalarType(type, [&](auto outTag) {
+      using Out = typename decltype(outTag)::type;
+      const In* src = static_cast<const In*>(data_);
+      Out* dst = out->template data<Out>();
+      const std::size_t n = voxelCount();
+      for (std::size_t i = 0; i < n; ++i) {
+        if constexpr (std::is_floating_point_v<Out>) {
+          dst[i] = static_cast<Out>(src[i]);
+        } else {
+          const double v = std::round(static_cast<double>(src[i]));
+          dst[i] = static_cast<Out>(std::clamp(v, static_cast<double>(std::numeric_limits<Out>::lowest()),
+                                               static_cast<double>(std::numeric_limits<Out>::max())));
+        }
+      }
+    });
+  });
+  return out;
 }
 
 void Volume::setGeometry(const ImageGeometry& g) {

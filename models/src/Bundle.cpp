@@ -428,6 +428,17 @@ Result<Bundle> loadBundle(const fs::path& dir) {
     b.extras.disclaimer = str(*extra, "disclaimer");
     if (extra->contains("series_filter") && (*extra)["series_filter"].is_object())
       b.extras.modalityFilter = str((*extra)["series_filter"], "modality");
+    if (extra->contains("suggest")) {
+      const json& sg = (*extra)["suggest"];
+      if (!sg.is_object() || !sg.contains("when") || !sg["when"].is_array() || !sg.contains("model") || !sg["model"].is_string())
+        return Error(ErrorCode::Model, "suggest: expected {\"when\": [class names], \"model\": name, \"text\": reason}", extraPath.string());
+      LumenExtras::Suggestion su;
+      for (const auto& w : sg["when"])
+        if (w.is_string()) su.whenClasses.push_back(w.get<std::string>());
+      su.model = sg["model"].get<std::string>();
+      su.text = str(sg, "text");
+      b.extras.suggestion = su;
+    }
     if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
       for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
         const json& c = it.value();

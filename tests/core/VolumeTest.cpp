@@ -30,6 +30,34 @@ TEST(Volume, CloneIsADeepCopy) {
   EXPECT_EQ(c.geometry().size, g.size);
 }
 
+TEST(Volume, ConvertToRoundsAndClampsIntoIntegerTypes) {
+  ImageGeometry g;
+  g.size = {5, 1, 1};
+  g.spacingMm = {0.5, 0.5, 2};
+  auto v = Volume::allocate(PixelType::Float32, g);
+  ASSERT_TRUE(v);
+  const float in[5] = {-1000.4f, 12.5f, -0.6f, 40000.f, -40000.f};
+  std::copy(in, in + 5, v->data<float>());
+  auto i16 = v->convertTo(PixelType::Int16);
+  ASSERT_TRUE(i16);
+  EXPECT_TRUE(sameGrid(i16->geometry(), g));
+  const std::int16_t* d = i16->data<std::int16_t>();
+  EXPECT_EQ(d[0], -1000);
+  EXPECT_EQ(d[1], 13);  // half away from zero
+  EXPECT_EQ(d[2], -1);
+  EXPECT_EQ(d[3], 32767);
+  EXPECT_EQ(d[4], -32768);
+  auto u8 = i16->convertTo(PixelType::UInt8);
+  ASSERT_TRUE(u8);
+  EXPECT_EQ(u8->data<std::uint8_t>()[1], 13);
+  EXPECT_EQ(u8->data<std::uint8_t>()[0], 0);
+  auto back = i16->convertTo(PixelType::Float32);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->data<float>()[0], -1000.f);
+  auto rgb = Volume::zeros(PixelType::RGB8, g);
+  EXPECT_FALSE(rgb->convertTo(PixelType::Int16));
+}
+
 TEST(Volume, HugeAllocationFailsWithAMessageInsteadOfThrowing) {
   ImageGeometry g;
   g.size = {65535, 65535, 65535};

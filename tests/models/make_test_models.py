@@ -38,6 +38,14 @@ class Pointwise3d(nn.Module):
         return self.b(torch.tanh(self.a(x)))
 
 
+class Threshold3d(nn.Module):
+    """Label 1 where the (scaled) input is above 0.5: a fast, predictable segmentation for
+    the GUI tests."""
+
+    def forward(self, x):
+        return torch.cat([0.5 - x, x - 0.5], 1)
+
+
 class Conv3d(nn.Module):
     """3x3x3 convolutions with zero padding: what real networks do at window borders."""
 
@@ -248,7 +256,22 @@ def main():
     write_bundle("classifier2d", Classifier2d(),
                  metadata("classifier2d", 2, out_type="probabilities", out_format="classification", spatial_shape=[],
                           channel_def={"0": "no", "1": "yes"}, in_shape=[32, 32]),
-                 {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
+                 {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification",
+                  "suggest": {"when": ["no", "yes"], "model": "gui_enhance", "text": "Enhance this series"}})
+    # Fast whole-volume models for the GUI tests (a 512 x 512 x 32 CT in well under a second).
+    write_bundle("gui_segment", Threshold3d(),
+                 metadata("gui_segment", 2, channel_def={"0": "background", "1": "bone"}),
+                 {"preprocessing": compose({"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -100,
+                                            "a_max": 700, "b_min": 0, "b_max": 1, "clip": True}),
+                  "inferer": {"_target_": "SimpleInferer"}, "postprocessing": seg_post},
+                 {"display_name": "Bone (test)", "label_colors": {"1": [40, 200, 90]}})
+    write_bundle("gui_enhance", Identity(),
+                 metadata("gui_enhance", 1, out_type="image", out_format="hounsfield", channel_def={"0": "image"}),
+                 {"preprocessing": compose({"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -1000,
+                                            "a_max": 1000, "b_min": 0, "b_max": 1, "clip": False}),
+                  "inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "enhancement", "display_name": "Identity enhancement (test)"})
     write_bundle("classifier2d_any_size", Classifier2d(),
                  metadata("classifier2d_any_size", 2, out_type="probabilities", out_format="classification",
                           spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),

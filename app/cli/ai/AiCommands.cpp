@@ -102,19 +102,6 @@ bool endsWith(const std::string& s, const std::string& e) {
 }
 
 // Enhancement results keep integer HU where the input had them.
-Volume asInputType(const Volume& result, PixelType inputType) {
-  if (inputType != PixelType::Int16 && inputType != PixelType::UInt16 && inputType != PixelType::UInt8) return result.clone();
-  auto out = Volume::allocate(inputType, result.geometry());
-  visitScalarType(inputType, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const float* src = result.data<float>();
-    T* dst = out->template data<T>();
-    for (std::size_t i = 0; i < result.voxelCount(); ++i)
-      dst[i] = static_cast<T>(std::clamp<double>(std::round(src[i]), std::numeric_limits<T>::lowest(), std::numeric_limits<T>::max()));
-  });
-  return std::move(out.value());
-}
-
 int runModels(bool asJson) {
   const auto path = models::modelSearchPath(shippedModels());
   const auto entries = models::discoverBundles(path);
@@ -239,8 +226,13 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     for (const auto& l : r->log) std::cerr << "lumen-cli: " << l << "\n";
 
     if (!jsonOut) {
-      const Volume out = r->task == models::Task::Enhancement ? asInputType(r->output, in->volume.pixelType()) : r->output.clone();
-      if (auto s = io::writeImage(out, output); !s) return fail(s.error().toString());
+      // Enhancement: back in the input's pixel type (float results rounded, e.g. to int16 HU).
+      const PixelType inType = in->volume.pixelType();
+      const bool convert = r->task == models::Task::Enhancement &&
+                           (inType == PixelType::Int16 || inType == PixelType::UInt16 || inType == PixelType::UInt8);
+      Result<Volume> converted = convert ? r->output.convertTo(inType) : Result<Volume>(Volume{});
+      if (!converted) return fail(converted.error().toString());
+      if (auto s = io::writeImage(convert ? *converted : r->output, output); !s) return fail(s.error().toString());
     }
     if (!saliencyPath.empty() && !r->saliency.empty())
       if (auto s = io::writeImage(r->saliency, saliencyPath); !s) return fail(s.error().toString());

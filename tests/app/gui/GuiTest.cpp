@@ -10,6 +10,10 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QAction>
+#include <QCheckBox>
+#include <QLabel>
+#include <QProgressBar>
+#include <QPushButton>
 #include <QTest>
 #include <QTimer>
 #include <QToolButton>
@@ -484,18 +488,122 @@ class GuiTest : public QObject {
     QVERIFY(load(w, {kCorpus + "/cine/XA_CINE.dcm"}));
     SliceView* v = w->grid()->activeSliceView();
     QCOMPARE(v->sliceCount(), 5);
-    const int start = v->sliceIndex();
     QAction* cine = nullptr;
     for (QAction* a : w->findChildren<QAction*>())
       if (a->text() == "Cine") cine = a;
     QVERIFY(cine);
+    QSignalSpy frames(v, &SliceView::sliceChanged);
     cine->trigger();  // on: 33.3 ms per frame, from the header
     QTest::qWait(400);
     cine->trigger();  // off
-    QVERIFY(v->sliceIndex() != start || v->sliceIndex() == 0);
+    // About 12 frames in 400 ms; a busy machine may drop some, none would be a failure.
+    QVERIFY2(frames.count() >= 3, qPrintable(QString("%1 frames").arg(frames.count())));
+    const int stopped = v->sliceIndex();
+    QTest::qWait(150);
+    QCOMPARE(v->sliceIndex(), stopped);
     QVERIFY(QString::fromStdString(v->cornerTexts().bottomLeft).contains("/5"));
     // No anatomical markers on an image without patient geometry.
     for (const auto& e : v->edgeTexts()) QVERIFY(e.empty());
+  }
+
+  // The AI panel (a plug-in loaded after start-up) runs models on the series in view: a
+  // segmentation becomes a coloured overlay with its volume, an enhancement a derived series
+  // to compare with the original at the same slice, a classification probabilities with a
+  // saliency map and the bundle's suggestion; a run can be cancelled.
+  void aiPanelRunsModelsOnTheCurrentSeries() {
+#ifndef LUMEN_WITH_AI
+    QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
+#endif
+    MainWindow* w = openWindow();
+    QSignalSpy ready(w, &MainWindow::aiReady);
+    QVERIFY(load(w, {kSample}));
+    QVERIFY(!ready.isEmpty() || ready.wait(30000));
+    QVERIFY2(ready.first().at(0).toBool(), qPrintable(w->messages().join("\n")));
+    QWidget* panel = w->aiPanel();
+    QVERIFY(panel);
+    QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+    auto run = [&](const char* model) {
+      finished.clear();
+      bool started = false;
+      QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
+      if (!started) return false;
+      return finished.wait(60000) && finished.first().at(0).toBool();
+    };
+    SliceView* v = w->grid()->activeSliceView();
+    const auto original = v->series();
+
+    // Segmentation: label 1 where the CT is above 300 HU, drawn in the bundle's colour.
+    QVERIFY2(run("gui_segment"), qPrintable(w->messages().join("\n")));
+    QTest::qWait(100);
+    const auto o = w->labelPanel()->overlay();
+    QVERIFY(o);
+    QCOMPARE(static_cast<int>(o->entries.size()), 1);
+    QCOMPARE(QString::fromStdString(o->entries[0].name), QString("bone"));
+    QVERIFY(sameGrid(o->labels->geometry(), original->volume->geometry()));
+    const Volume& ct = *original->volume;
+    std::size_t agree = 0;
+    for (std::size_t i = 0; i < ct.voxelCount(); ++i)
+      agree += (ct.data<std::int16_t>()[i] > 300) == (o->labels->data<std::uint8_t>()[i] == 1);
+    QVERIFY2(agree > ct.voxelCount() * 999 / 1000, qPrintable(QString::number(agree)));
+    const QImage img = v->grabFramebuffer().convertToFormat(QImage::Format_RGB888);
+    int green = 0;
+    for (int y = 0; y < img.height(); y += 4)
+      for (int x = 0; x < img.width(); x += 4) green += qGreen(img.pixel(x, y)) > qRed(img.pixel(x, y)) + 40;
+    QVERIFY2(green > 200, qPrintable(QString("%1 green samples").arg(green)));
+    auto* volumes = panel->findChild<QLabel*>("AiLabelVolumes");
+    QVERIFY(volumes && volumes->text().contains("bone:") && volumes->text().contains("mL"));
+
+    // Enhancement: a derived series replaces the original in place (same slice), and back.
+    v->setSliceIndex(7);
+    QVERIFY(run("gui_enhance"));
+    QTest::qWait(100);
+    QVERIFY(v->series() != original);
+    QCOMPARE(v->sliceIndex(), 7);
+    QVERIFY(QString::fromStdString(v->series()->info.series.description).contains("Identity enhancement (test)"));
+    QCOMPARE(v->series()->volume->pixelType(), PixelType::Int16);  // the input's type
+    QCOMPARE(v->series()->volume->scalarAt(200, 300, 7), original->volume->scalarAt(200, 300, 7));
+    auto* showOriginal = panel->findChild<QCheckBox*>("AiShowOriginal");
+    QVERIFY(showOriginal);
+    showOriginal->setChecked(true);
+    QCOMPARE(v->series(), original);
+    QCOMPARE(v->sliceIndex(), 7);
+    showOriginal->setChecked(false);
+
+    // Classification: probabilities, a saliency overlay, the suggested follow-up model.
+    QVERIFY(run("classifier2d"));
+    auto* probs = panel->findChild<QWidget*>("AiProbabilities");
+    QVERIFY(probs);
+    QCOMPARE(static_cast<int>(probs->findChildren<QProgressBar*>().size()), 2);
+    auto* saliency = panel->findChild<QCheckBox*>("AiShowSaliency");
+    QVERIFY(saliency);
+    saliency->setChecked(true);
+    QVERIFY(w->labelPanel()->overlay());
+    QVERIFY(QString::fromStdString(w->labelPanel()->overlay()->entries.front().name).startsWith("saliency"));
+    auto* suggestion = panel->findChild<QPushButton*>("AiSuggestion");
+    QVERIFY(suggestion);
+    QCOMPARE(suggestion->text(), QString("Enhance this series"));
+    QTest::qWait(100);
+    w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/ai-panel.png");  // for a person to look at
+    finished.clear();
+    suggestion->click();
+    QVERIFY(finished.wait(60000));
+    QVERIFY(finished.first().at(0).toBool());
+
+    // Cancel: the run stops and says so; nothing is replaced.
+    const auto before = v->series();
+    bool started = false;
+    finished.clear();
+    QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, "gui_enhance"));
+    QVERIFY(started);
+    auto* cancel = w->findChildren<QToolButton*>().last();
+    for (QToolButton* b : w->findChildren<QToolButton*>())
+      if (b->text() == "Cancel") cancel = b;
+    QVERIFY(cancel->isVisible());
+    cancel->click();
+    QVERIFY(finished.wait(60000));
+    QVERIFY(!finished.first().at(0).toBool());
+    QCOMPARE(v->series(), before);
+    QVERIFY(w->messages().join("\n").contains("cancelled"));
   }
 
   void settingsAreRemembered() {

@@ -89,6 +89,10 @@ class Volume {
                      std::shared_ptr<void> owner);
 
   Volume clone() const;
+  /// A copy in another scalar type: rounded to the nearest integer and clamped to the
+  /// type's range for integer types (e.g. a float result back to the input's int16 HU).
+  /// RGB is not converted (an error).
+  Result<Volume> convertTo(PixelType type) const;
   /// Another Volume over the same voxels (no copy) that keeps them alive: how a viewer
   /// shows a volume while a loader is still filling it.
   Volume share() const { return wrap(type_, geometry_, data_, owner_); }

@@ -93,6 +93,14 @@ struct LumenExtras {
   std::map<int, Rgb8> labelColors;
   std::string modalityFilter;  // series the model is meant for ("CT")
   std::string disclaimer;
+  /// "suggest": when a classifier predicts one of `whenClasses`, the GUI offers to run
+  /// `model` (e.g. the dose grader suggests the denoiser), with `text` as the reason.
+  struct Suggestion {
+    std::vector<std::string> whenClasses;
+    std::string model;
+    std::string text;
+  };
+  std::optional<Suggestion> suggestion;
 };
 
 struct Bundle {

@@ -1,0 +1,53 @@
+#pragma once
+// What the AI panel (a plug-in, app/gui/ai/, loaded after start-up so that LibTorch costs
+// nothing until the window is up) may ask of the main window. Plain interface: the plug-in
+// links no code of the GUI library, only these declarations and the value types of
+// ViewModel.h.
+
+#include <QString>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ViewModel.h"
+
+class QWidget;
+
+namespace lumen::gui {
+
+struct AiLabel {
+  int value = 0;
+  std::string name;
+  std::optional<Rgb8> color;  // else Lumen's palette
+};
+
+class AiHost {
+ public:
+  virtual ~AiHost() = default;
+  /// The series in the active viewport (null when none).
+  virtual std::shared_ptr<LoadedSeries> currentSeries() const = 0;
+  /// Shows a label map over the image (and in the label panel).
+  virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) = 0;
+  /// Shows a 0..1 map (an explanation, e.g. a saliency map) as a heat overlay.
+  virtual void showHeatMap(std::shared_ptr<Volume> map, const QString& source) = 0;
+  virtual void clearOverlay() = 0;
+  /// Makes a series derived from `from` (same patient and study, new voxels) and shows it in
+  /// the active viewport; returns it so the caller can switch back and forth.
+  virtual std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
+                                                          const QString& description) = 0;
+  virtual void showSeries(std::shared_ptr<LoadedSeries> series) = 0;
+  /// Long work: status text, progress and a cancel button in the status bar.
+  virtual void beginTask(const QString& text, std::function<void()> cancel) = 0;
+  virtual void taskProgress(double fraction, const QString& text) = 0;
+  virtual void endTask(const QString& text) = 0;
+  virtual void addMessage(const QString& text) = 0;
+};
+
+/// The plug-in's entry point: creates the AI panel.
+using CreateAiPanelFn = QWidget* (*)(AiHost* host, QWidget* parent);
+inline constexpr const char* kCreateAiPanelSymbol = "lumen_gui_ai_create_panel";
+
+}  // namespace lumen::gui

@@ -1,0 +1,121 @@
+"""The training material of the CT models: clean slices ("bases") with, for each, the
+reconstructed noise of its own projections (ctsim), from which any dose is drawn.
+
+Bases:
+  * the real head CT (sinus scan): area-averaged 3 x 3 in-plane to 0.94 mm, 3 adjacent
+    slices averaged, then total-variation denoised: its bone-kernel noise at 0.31 mm
+    (about 60 HU) would otherwise be part of the "clean" image;
+  * CT-like slices of the Colin27 head (ct_data.colin_ct_phantom), which give the brain
+    anatomy (cortex, ventricles, skull vault) the sinus scan lacks; each slice is used at
+    two random in-plane rotations and pixel sizes (0.9 to 1.0 mm).
+For every base: the line integrals (360 views, parallel beam) and K pairs of unit noise
+images (ctsim.Slice.unit_noise), plus the soft-tissue mask and the noise SD of a unit
+image there. Built once and cached (about 15 minutes on 2 cores).
+"""
+import math
+import os
+
+import numpy as np
+import torch
+
+import ct_data
+import ctsim
+
+BANK_VERSION = 3
+ELECTRONIC = 1e-4  # electronic noise SD as a fraction of the full-dose photons per ray
+
+
+def _resample(img, pixel_in, pixel_out, angle_deg, order=1):
+    from scipy import ndimage as ndi
+    img = ndi.rotate(img, angle_deg, reshape=True, order=order, mode="constant", cval=-1000.0)
+    return ndi.zoom(img, pixel_in / pixel_out, order=order, mode="constant", cval=-1000.0)
+
+
+def _crop_to_body(img, margin=4):
+    body = img > -500
+    if not body.any():
+        return None
+    ys, xs = np.nonzero(body)
+    y0, y1 = max(ys.min() - margin, 0), min(ys.max() + margin + 1, img.shape[0])
+    x0, x1 = max(xs.min() - margin, 0), min(xs.max() + margin + 1, img.shape[1])
+    return img[y0:y1, x0:x1]
+
+
+def bases(seed=0, sinus_every=3, colin_every=2):
+    from skimage.restoration import denoise_tv_chambolle
+    from scipy import ndimage as ndi
+    rng = np.random.default_rng(seed)
+    out = []
+    hu, sp = ct_data.load_sinus()
+    n = (hu.shape[1] // 3) * 3
+    area = hu[:, :n, :n].reshape(hu.shape[0], n // 3, 3, n // 3, 3).mean((2, 4))
+    area = ndi.uniform_filter1d(area, 3, axis=0)
+    for z in range(2, hu.shape[0] - 2, sinus_every):
+        s = area[z]
+        if (s > -200).mean() < 0.15:
+            continue
+        clean = denoise_tv_chambolle(s / 1000.0, weight=0.03) * 1000.0
+        out.append(("sinus", z, clean.astype(np.float32), sp[1] * 3))
+    ph = ct_data.colin_ct_phantom(seed)
+    for z in range(0, ph.shape[0], colin_every):
+        for _ in range(2):
+            pixel = rng.uniform(0.9, 1.0)
+            img = _resample(ph[z], 1.0, pixel, rng.uniform(-20, 20))
+            img = _crop_to_body(img)
+            if rng.random() < 0.5:
+                img = img[:, ::-1]
+            out.append(("colin", z, np.ascontiguousarray(img, dtype=np.float32), pixel))
+    return out
+
+
+def build(path, k=6, seed=0, views=360):
+    if os.path.exists(path):
+        bank = torch.load(path)
+        if bank.get("version") == BANK_VERSION:
+            return bank
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    items = []
+    bs = bases(seed)
+    for i, (src, z, img, pixel) in enumerate(bs):
+        sl = ctsim.Slice(img, pixel, views)
+        h, w = img.shape
+        mask = ctsim.soft_tissue_mask(img, size=5)
+        u = [sl.unit_noise(gen) for _ in range(k)]
+        u1 = torch.stack([a[:h, :w] for a, _ in u])
+        # The electronic part always enters scaled by about 1e-4 (see noise_at): stored so.
+        u2 = torch.stack([b[:h, :w] for _, b in u]) * ELECTRONIC
+        unit_sd = ctsim.measure_noise(u1[0].float().numpy(), mask) if mask.sum() >= 200 else None
+        items.append({"source": src, "z": z, "pixel_mm": pixel, "image": torch.from_numpy(img), "mask": torch.from_numpy(mask),
+                      "u1": u1, "u2": u2, "unit_sd": unit_sd})
+        print(f"bank {i + 1}/{len(bs)}: {src} slice {z}, {h}x{w} at {pixel:.3f} mm, unit noise SD {unit_sd}", flush=True)
+    bank = {"version": BANK_VERSION, "items": items}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(bank, path)
+    return bank
+
+
+def noise_at(item, i0, idx, fraction=None):
+    """Reconstructed noise (HU) of realisation idx at dose i0 (photons per ray), or, with
+    fraction, the noise to add to an image of dose i0 to bring it to fraction * i0.
+    Electronic noise SD is ELECTRONIC * i0 (ctsim's default), so its term se / i0 does not
+    depend on i0."""
+    k = 1.0
+    if fraction is not None:
+        k = math.sqrt((1 + fraction) / (1 - fraction)) * (1 - fraction) / fraction
+        i0 = i0 * fraction / (1 - fraction)
+    return item["u1"][idx] / math.sqrt(i0) + item["u2"][idx] * k
+
+
+def i0_for(item, sd):
+    """Photons per ray that give noise SD `sd` (HU) in the item's soft tissue."""
+    return (item["unit_sd"] / sd) ** 2
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bank", default=os.path.expanduser("~/.cache/lumen-training/ct_bank.pt"))
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    build(a.bank)

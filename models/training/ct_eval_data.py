@@ -1,0 +1,74 @@
+"""Low-dose versions of the held-out head CT (InVesalius "Cranium"), for evaluating the CT
+models with the C++ engine. Shared by eval_denoiser.py and eval_dose_grader.py.
+
+The noise of the volume's own dose is measured in soft tissue (ctsim.measure_noise); the
+photons per ray I0 that reproduce it are found by calibration (one I0 for the whole
+volume: the tube current does not change from slice to slice); each lower dose is then
+simulated by noise insertion with exact Poisson counts and electronic noise (ctsim).
+Seeded, so every run sees the same noise.
+"""
+import os
+
+import numpy as np
+import torch
+
+import ct_data
+import ctsim
+
+FRACTIONS = {"full": 1.0, "1/2": 0.5, "1/4": 0.25, "1/8": 0.125}
+
+
+def slices_for(quick, nz):
+    # Quick (CI): every 8th slice of the brain-bearing part; full: every slice.
+    return list(range(16, nz - 8, 8)) if quick else list(range(nz))
+
+
+def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log=print):
+    """-> dict(hu=[Z, Y, X] full dose, spacing, native_sd, i0, low={(name, r): [Z, Y, X]},
+    slices=indices used)."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    hu, spacing = ct_data.load_cranium()
+    idx = slices_for(quick, hu.shape[0])
+    hu = hu[idx]
+    pixel = spacing[1]
+    gen = torch.Generator().manual_seed(seed)
+    sims, natives, units = [], [], []
+    for z in range(hu.shape[0]):
+        sl = ctsim.Slice(hu[z], pixel)
+        sims.append(sl)
+        mask = ctsim.soft_tissue_mask(hu[z])
+        if mask.sum() >= 2000:
+            natives.append(ctsim.measure_noise(hu[z], mask))
+            u1, _ = sl.unit_noise(gen)
+            units.append(ctsim.measure_noise(u1.numpy(), mask))
+    natives, units = np.array(natives), np.array(units)
+    native_sd = float(np.median(natives))
+    i0 = float(np.median((units / natives) ** 2))
+    log(f"held-out CT: {len(idx)} slices, native noise {native_sd:.2f} HU (soft tissue), calibrated I0 {i0:.3g} photons/ray")
+    low = {}
+    for name in fractions:
+        f = FRACTIONS[name]
+        for r in range(realisations):
+            g = torch.Generator().manual_seed(seed * 1000 + int(1000 * f) + 7919 * r)
+            vol = np.stack([hu[z] + sims[z].noise(i0, f, g).numpy() for z in range(hu.shape[0])])
+            low[(name, r)] = np.round(vol).astype(np.float32)  # CT numbers are integers
+    return {"hu": hu, "spacing": (spacing[0] * (8 if quick else 1), spacing[1], spacing[2]), "native_sd": native_sd,
+            "i0": i0, "low": low, "slices": idx}
+
+
+def head_mask(hu):
+    from scipy import ndimage as ndi
+    m = np.zeros(hu.shape, bool)
+    for z in range(hu.shape[0]):
+        m[z] = ndi.binary_fill_holes(ndi.binary_opening(hu[z] > -500, iterations=2))
+    return m
+
+
+def write(path, vol, spacing):
+    ct_data.save_nifti(path, vol, spacing, np.int16)
+    return path
+
+
+def workdir(path):
+    os.makedirs(path, exist_ok=True)
+    return path
