@@ -3,9 +3,9 @@
 # Debian 12 (bookworm). Idempotent: packages already installed are skipped, and when
 # nothing is missing apt is not touched at all.
 #
-#   packaging/install-deps.sh            build + runtime + test tools
-#   packaging/install-deps.sh --data     also the Debian data packages used by the
-#                                        model training / evaluation scripts
+#   packaging/install-deps.sh            build + runtime + test tools and evaluation data
+#   packaging/install-deps.sh --data     also the training data of the reference models
+#                                        (models/training)
 set -euo pipefail
 
 build=(
@@ -25,10 +25,13 @@ tools=(
   xvfb xauth libgl1-mesa-dri
   # Debian's Python (/usr/bin/python3) with the libraries the test scripts use
   python3 python3-pydicom python3-gdcm python3-pil python3-numpy python3-nibabel python3-torch python3-scipy
-  python3-skimage
+  python3-skimage python3-imageio
+  # held-out data the shipped models are evaluated on (tests: model_eval_*)
+  insighttoolkit5-examples invesalius-examples
 )
 data=(
-  mricron-data insighttoolkit5-examples invesalius-examples
+  # training data of the reference models (models/training)
+  mricron-data
 )
 
 want=("${build[@]}" "${libs[@]}" "${tools[@]}")

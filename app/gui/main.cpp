@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -119,7 +120,8 @@ int main(int argc, char** argv) {
   QCommandLineOption benchScroll("benchmark-scroll", "Time N scroll steps, print the median, exit.", "N");
   QCommandLineOption benchMpr("benchmark-mpr", "Time N MPR crosshair moves, print the median, exit.", "N");
   QCommandLineOption timing("report-timing", "Print when the first image and the full series were on screen.");
-  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, timing})
+  QCommandLineOption runModel("run-model", "With --screenshot: run this AI model (bundle name) on the series first.", "name");
+  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, timing, runModel})
     cli.addOption(o);
   cli.process(app);
 
@@ -171,7 +173,9 @@ int main(int argc, char** argv) {
   });
 
   // Batch modes continue once the series is loaded (and the overlay, if any).
-  auto afterLoad = [&] {
+  bool modelDone = false;
+  std::function<void()> afterLoad;
+  afterLoad = [&] {
     if (cli.isSet(layout)) window.setLayoutMode(requestedLayout);
     if (cli.isSet(preset) && !window.applyPresetByName(cli.value(preset))) {
       std::fprintf(stderr, "lumen: error: unknown preset '%s'\n", qPrintable(cli.value(preset)));
@@ -188,6 +192,34 @@ int main(int argc, char** argv) {
     if (cli.isSet(timing)) {
       std::printf("loaded_ms=%lld\n", epochMs() - startEpoch);
       return finish(0);
+    }
+    if (cli.isSet(screenshot) && cli.isSet(runModel) && !modelDone) {
+      // The AI panel's result (overlay, derived series, probabilities) in the picture: wait
+      // for the plug-in, run the model as the Run button would, then come back here.
+      auto start = [&] {
+        QWidget* panel = window.aiPanel();
+        bool started = false;
+        if (panel)
+          QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, cli.value(runModel)));
+        if (!started) {
+          std::fprintf(stderr, "lumen: error: cannot run model '%s': %s\n", qPrintable(cli.value(runModel)),
+                       qPrintable(window.messages().join("; ")));
+          return finish(1);
+        }
+        auto* poll = new QTimer(&window);
+        QObject::connect(poll, &QTimer::timeout, &window, [&, panel, poll] {
+          bool busy = true;
+          QMetaObject::invokeMethod(panel, "busy", Q_RETURN_ARG(bool, busy));
+          if (busy) return;
+          poll->stop();
+          modelDone = true;
+          afterLoad();
+        });
+        poll->start(100);
+      };
+      if (window.aiPanel()) start();
+      else QObject::connect(&window, &MainWindow::aiReady, &window, [start](bool) { start(); });
+      return;
     }
     if (cli.isSet(screenshot)) {
       // Let every viewport (3D included) draw at its final size, then grab the window.
@@ -216,8 +248,8 @@ int main(int argc, char** argv) {
   else if (cli.isSet(overlay)) window.openOverlay(cli.value(overlay));
 
   if (batch) {
-    // Never hang in a script: give up after two minutes.
-    QTimer::singleShot(120000, &app, [&] {
+    // Never hang in a script: give up after two minutes (ten with a model to run).
+    QTimer::singleShot(cli.isSet(runModel) ? 600000 : 120000, &app, [&] {
       std::fprintf(stderr, "lumen: error: timed out\n");
       finish(1);
     });

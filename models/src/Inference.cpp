@@ -584,7 +584,11 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
       }
       std::vector<torch::Tensor> probs;
       torch::Tensor saliency;
-      const std::int64_t step = 16;
+      // Items per forward pass bounded by pixels, not a count: a classifier that takes any
+      // size keeps full-resolution activations (and, for saliency, their gradients) for every
+      // item of the pass; 16 slices of 512 x 512 held over 5 GiB.
+      const std::int64_t itemVoxels = std::max<std::int64_t>(1, batch[0].numel());
+      const std::int64_t step = std::clamp<std::int64_t>((std::int64_t{1} << 20) / itemVoxels, 1, 16);
       for (std::int64_t i = 0; i < batch.size(0); i += step) {
         if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "inference cancelled");
         torch::Tensor x = batch.narrow(0, i, std::min(step, batch.size(0) - i)).clone();

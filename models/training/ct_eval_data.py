@@ -23,9 +23,39 @@ def slices_for(quick, nz):
     return list(range(16, nz - 8, 8)) if quick else list(range(nz))
 
 
-def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log=print):
+def _cache_path(quick, seed, fractions, realisations):
+    # Keyed by the arguments and the simulation code itself, so a change to either
+    # simulates again instead of reusing stale noise.
+    import hashlib
+    h = hashlib.sha256()
+    for f in ("ctsim.py", "ct_eval_data.py", "ct_data.py"):
+        h.update(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f), "rb").read())
+    h.update(repr((quick, seed, tuple(fractions), realisations)).encode())
+    root = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lumen-training", "eval")
+    return os.path.join(root, f"cranium_{'quick' if quick else 'full'}_{h.hexdigest()[:16]}.npz")
+
+
+def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log=None):
     """-> dict(hu=[Z, Y, X] full dose, spacing, native_sd, i0, low={(name, r): [Z, Y, X]},
-    slices=indices used)."""
+    slices=indices used). Cached (the full volume takes minutes to simulate)."""
+    log = log or (lambda m: print(m, flush=True))
+    cache = _cache_path(quick, seed, fractions, realisations)
+    if os.path.exists(cache):
+        z = np.load(cache)
+        low = {(name, r): z[f"low_{name}_{r}"].astype(np.float32) for name in fractions for r in range(realisations)}
+        log(f"held-out CT: simulated doses from {cache}")
+        return {"hu": z["hu"], "spacing": tuple(z["spacing"]), "native_sd": float(z["native_sd"]), "i0": float(z["i0"]),
+                "low": low, "slices": list(z["slices"])}
+    out = _simulate(quick, seed, fractions, realisations, log)
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    arrays = {f"low_{n}_{r}": v.astype(np.int16) for (n, r), v in out["low"].items()}
+    np.savez(cache + ".tmp.npz", hu=out["hu"], spacing=np.array(out["spacing"]), native_sd=out["native_sd"], i0=out["i0"],
+             slices=np.array(out["slices"]), **arrays)
+    os.replace(cache + ".tmp.npz", cache)
+    return out
+
+
+def _simulate(quick, seed, fractions, realisations, log):
     torch.set_num_threads(max(1, torch.get_num_threads()))
     hu, spacing = ct_data.load_cranium()
     idx = slices_for(quick, hu.shape[0])
@@ -44,7 +74,7 @@ def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log
     natives, units = np.array(natives), np.array(units)
     native_sd = float(np.median(natives))
     i0 = float(np.median((units / natives) ** 2))
-    log(f"held-out CT: {len(idx)} slices, native noise {native_sd:.2f} HU (soft tissue), calibrated I0 {i0:.3g} photons/ray")
+    log(f"held-out CT: {len(idx)} slices, native noise {native_sd:.2f} HU (soft tissue), calibrated I0 {i0:.4g} photons/ray")
     low = {}
     for name in fractions:
         f = FRACTIONS[name]

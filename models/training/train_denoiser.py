@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Trains Lumen's low-dose CT denoiser (bundle resources/models/ct_denoise).
 
-    /usr/bin/python3 models/training/train_denoiser.py [--steps 6000] [--out /tmp/ct_denoise]
+    /usr/bin/python3 models/training/train_denoiser.py [--steps 2400] [--out /tmp/ct_denoise]
 
 A 2D residual U-Net (3 levels, 32-64-128 channels) learns to remove the noise a lower dose
 adds. Each training pair is a clean base slice (ct_bank) plus simulated noise at a random
@@ -17,7 +17,6 @@ import os
 import random
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,7 +63,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bank", default=os.path.expanduser("~/.cache/lumen-training/ct_bank.pt"))
     ap.add_argument("--out", default="/tmp/ct_denoise")
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=2400)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)

@@ -213,7 +213,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     else if (precision == "bf16") o.precision = models::Precision::BFloat16;
     else if (precision != "fp32") return fail("--precision must be fp32, fp16 or bf16");
     o.testTimeFlips = tta;
-    o.saliency = !saliencyPath.empty() || jsonOut;
+    o.saliency = !saliencyPath.empty();  // gradients cost memory and time: only when asked for
 
     auto in = loadInput(input, seriesUid, volumeIndex);
     if (!in) return fail(in.error().toString());

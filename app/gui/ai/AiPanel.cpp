@@ -125,10 +125,12 @@ void AiPanel::showDetails() {
   const auto& b = bundles_[static_cast<std::size_t>(i)];
   QString labels;
   for (const auto& [k, v] : b.output.channelDef) labels += QString("%1%2").arg(labels.isEmpty() ? "" : ", ", QString::fromStdString(v));
-  details_->setText(QString("<b>%1</b> %2<br>%3<br>%4: %5<br><small>sha256 %6</small>")
+  const QString disclaimer = b.extras.disclaimer.empty() ? QString()
+                                                         : "<br><i>" + QString::fromStdString(b.extras.disclaimer).toHtmlEscaped() + "</i>";
+  details_->setText(QString("<b>%1</b> %2<br>%3<br>%4: %5%6<br><small>sha256 %7</small>")
                         .arg(QString::fromStdString(b.displayName()).toHtmlEscaped(), QString::fromStdString(b.version).toHtmlEscaped(),
                              QString::fromStdString(b.description).toHtmlEscaped(),
-                             b.task == models::Task::Classification ? "Classes" : "Output", labels.toHtmlEscaped(),
+                             b.task == models::Task::Classification ? "Classes" : "Output", labels.toHtmlEscaped(), disclaimer,
                              QString::fromStdString(b.modelSha256.substr(0, 16))));
 }
 
