@@ -77,7 +77,8 @@ def load_nifti_zyx(path):
     return np.transpose(np.asarray(nib.load(path).dataobj, dtype=np.float32), (2, 1, 0))
 
 
-def _kmeans_1d(values, centers, iterations=30):
+def kmeans_1d(values, centers, iterations=30):
+    """Sorted class centres of 1-D values (tissue intensities), from initial guesses."""
     c = np.array(centers, dtype=np.float64)
     for _ in range(iterations):
         idx = np.argmin(np.abs(values[:, None] - c[None]), 1)
@@ -97,7 +98,7 @@ def colin_ct_phantom(seed=0):
     t1 = np.asarray(nib.load(COLIN_T1).dataobj).astype(np.float32)  # [X(R), Y(A), Z(S)], 1 mm
     brain = ndi.binary_fill_holes(np.asarray(nib.load(COLIN_BRAIN).dataobj) > 0)
     head = ndi.binary_fill_holes(ndi.binary_closing(t1 > 25, iterations=3))
-    csf, gm, wm = _kmeans_1d(t1[brain].astype(np.float64), [40, 85, 115])
+    csf, gm, wm = kmeans_1d(t1[brain].astype(np.float64), [40, 85, 115])
     hu = np.full(t1.shape, -1000.0, np.float32)
     # Brain: piecewise-linear T1 -> HU through the class centres (partial volume between them).
     b = t1[brain]

@@ -28,6 +28,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import ct_data  # noqa: E402
 import ct_eval_data  # noqa: E402
+import evaluation  # noqa: E402
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
 
@@ -103,15 +104,8 @@ def main():
     print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=1))
 
     if a.check:
-        path = os.path.join(a.model, "docs", "metrics.json")
-        floors = json.load(open(path)).get("floors", {}).get(mode)
-        if not floors:
-            raise SystemExit(f"{path}: no floors for mode {mode}")
-        failed = [f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if result[k] < v]
-        if failed:
-            print("BELOW THE MODEL CARD:\n  " + "\n  ".join(failed))
-            sys.exit(1)
-        print("all metrics at or above the model card's floors")
+        floors = evaluation.floors(a.model, mode)
+        evaluation.finish_check([f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if result[k] < v])
 
 
 if __name__ == "__main__":

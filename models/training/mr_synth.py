@@ -17,19 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ct_data import kmeans_1d
+
 COLIN_T1 = "/usr/share/mricron/templates/ch2.nii.gz"
 COLIN_BRAIN = "/usr/share/mricron/templates/ch2bet.nii.gz"
 AAL = "/usr/share/mricron/templates/aal.nii.gz"
 BRAIN_LABELS = list(range(1, 9))
 N_LABELS = 14
-
-
-def _kmeans_1d(values, centers, iterations=30):
-    c = np.array(centers, dtype=np.float64)
-    for _ in range(iterations):
-        idx = np.argmin(np.abs(values[:, None] - c[None]), 1)
-        c = np.array([values[idx == k].mean() if np.any(idx == k) else c[k] for k in range(len(c))])
-    return np.sort(c)
 
 
 def build_label_map():
@@ -45,7 +39,7 @@ def build_label_map():
     aal = np.asarray(nib.load(AAL).dataobj).astype(np.int32)
     head = ndi.binary_fill_holes(ndi.binary_closing(t1 > 20, iterations=3))
     lab = np.zeros(t1.shape, np.uint8)
-    csf, gm, wm = _kmeans_1d(t1[brain].astype(np.float64), [40, 85, 115])
+    csf, gm, wm = kmeans_1d(t1[brain].astype(np.float64), [40, 85, 115])
     b = brain
     lab[b & (t1 < 0.5 * (csf + gm))] = 1
     gm_vox = b & (t1 >= 0.5 * (csf + gm)) & (t1 < 0.5 * (gm + wm))
@@ -58,7 +52,7 @@ def build_label_map():
     shell = ndi.binary_dilation(b, iterations=2) & ~b & head
     lab[shell] = 9
     rest = head & ~b & ~shell
-    c = _kmeans_1d(t1[rest].astype(np.float64), [20, 60, 110, 180])
+    c = kmeans_1d(t1[rest].astype(np.float64), [20, 60, 110, 180])
     idx = np.argmin(np.abs(t1[rest][:, None] - c[None]), 1)
     lab[rest] = (10 + idx).astype(np.uint8)
     return lab, img.affine
