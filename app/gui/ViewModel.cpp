@@ -52,8 +52,18 @@ const char* toString(Plane p) {
 }
 
 PlaneAxes nativeAxes(const ImageGeometry& g) {
-  const Vec3 right = g.direction.column(0).normalized();
-  const Vec3 up = -g.direction.column(1).normalized();
+  const Vec3 c0 = g.direction.column(0).normalized();
+  const Vec3 c1 = g.direction.column(1).normalized();
+  const Vec3 n = c0.cross(c1);
+  const double ax = std::fabs(n.x), ay = std::fabs(n.y), az = std::fabs(n.z);
+  const Plane nearest = az >= ax && az >= ay ? Plane::Axial : ay >= ax ? Plane::Coronal : Plane::Sagittal;
+  const PlaneAxes want = planeAxes(nearest);
+  // Right: the in-plane axis (either sign) closest to the convention's right; up: the other.
+  const bool rowsRight = std::fabs(c0.dot(want.right)) >= std::fabs(c1.dot(want.right));
+  Vec3 right = rowsRight ? c0 : c1;
+  Vec3 up = rowsRight ? c1 : c0;
+  if (right.dot(want.right) < 0) right = -right;
+  if (up.dot(want.up) < 0) up = -up;
   return {up.cross(right), right, up};
 }
 

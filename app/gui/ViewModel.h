@@ -47,7 +47,11 @@ struct PlaneAxes {
 /// are the (possibly rotated, for oblique MPR) L, P and S axes.
 PlaneAxes planeAxes(Plane p, const Mat3& frame = Mat3::identity());
 
-/// Axes of the acquisition plane: column index to the right, row index downwards.
+/// Axes of the acquisition plane, turned and flipped in steps of 90 degrees into the
+/// radiological convention of the nearest standard plane. Display-ready DICOM (axial rows
+/// running anterior to posterior, coronal and sagittal superior to inferior) keeps its stored
+/// orientation; a volume stored in another order (a NIfTI file's RAS rows put the feet at
+/// the top of a coronal slice) is shown the way a reader expects, not upside down.
 PlaneAxes nativeAxes(const ImageGeometry& g);
 /// "Axial", "Coronal", "Sagittal" or "Oblique" for a view normal.
 std::string planeName(const Vec3& normal);

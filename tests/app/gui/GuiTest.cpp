@@ -154,6 +154,36 @@ class GuiTest : public QObject {
     QCOMPARE(QString::fromStdString(e[3]), QString("P"));
   }
 
+  void aCoronalNiftiIsShownSuperiorUp() {
+    // A volume stored like a RAS NIfTI of coronal slices (KmeansTest T1: rows running
+    // inferior to superior, slices posterior to anterior), bright in its superior half.
+    ImageGeometry g;
+    g.size = {40, 30, 20};
+    g.spacingMm = {2.0, 2.0, 3.0};
+    g.direction = Mat3::fromColumns({1, 0, 0}, {0, 0, 1}, {0, -1, 0});
+    auto vol = Volume::zeros(PixelType::UInt8, g);
+    QVERIFY(vol);
+    for (std::size_t k = 0; k < 20; ++k)
+      for (std::size_t j = 0; j < 30; ++j)
+        for (std::size_t i = 0; i < 40; ++i) vol->data<std::uint8_t>()[(k * 30 + j) * 40 + i] = j >= 15 ? 200 : 20;
+    const QString path = dataDir_->path() + "/coronal_ras.nii.gz";
+    QVERIFY(io::writeImage(*vol, path.toStdString()));
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {path}));
+    SliceView* v = w->grid()->activeSliceView();
+    QCOMPARE(QString::fromStdString(v->cornerTexts().bottomLeft).left(7), QString("Coronal"));
+    const auto e = v->edgeTexts();
+    QCOMPARE(QString::fromStdString(e[0]), QString("R"));
+    QCOMPARE(QString::fromStdString(e[1]), QString("L"));
+    QCOMPARE(QString::fromStdString(e[2]), QString("S"));
+    QCOMPARE(QString::fromStdString(e[3]), QString("I"));
+    // What a person sees: the bright (superior) half at the top of the picture.
+    const QImage img = v->grabFramebuffer().convertToFormat(QImage::Format_Grayscale8);
+    const int cx = img.width() / 2, cy = img.height() / 2;
+    const int above = qGray(img.pixel(cx, cy - img.height() / 8)), below = qGray(img.pixel(cx, cy + img.height() / 8));
+    QVERIFY2(above > below + 100, qPrintable(QString("grey above the centre %1, below %2").arg(above).arg(below)));
+  }
+
   void scrollingShowsTheNextSlices() {
     MainWindow* w = openWindow();
     QVERIFY(load(w, {kSample}));
