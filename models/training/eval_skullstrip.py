@@ -63,6 +63,40 @@ def classical(t1, threshold, erode, close):
     return m
 
 
+def figure(path, img, pred, ref):
+    """Sagittal, coronal and axial slices through the reference mask's centre at 1 mm per
+    pixel, superior (or anterior) up, neurological convention (patient's left on the left):
+    the T1 with the network's outline (red) and the reference's (green); yellow where they agree."""
+    import imageio
+    import nibabel as nib
+    from scipy import ndimage as ndi
+    canon = nib.as_closest_canonical(img)  # RAS voxel axes, whatever the file's order
+    t1 = np.asarray(canon.dataobj).astype(np.float32)
+    def ras(m):
+        return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(m.astype(np.uint8), img.affine)).dataobj) > 0
+    pred, ref = ras(pred), ras(ref)
+    spacing = [float(v) for v in canon.header.get_zooms()[:3]]
+    c = [int(round(v)) for v in ndi.center_of_mass(ref)]
+    hi = float(np.percentile(t1, 99.5))
+    panels = []
+    for axis in range(3):
+        sl = [slice(None)] * 3
+        sl[axis] = c[axis]
+        zoom = [s for i, s in enumerate(spacing) if i != axis]
+        t, p, r = ndi.zoom(t1[tuple(sl)], zoom, order=1), ndi.zoom(pred[tuple(sl)], zoom, order=0), ndi.zoom(
+            ref[tuple(sl)], zoom, order=0)
+        g = (np.clip(t / hi, 0, 1) * 255).astype(np.uint8)
+        rgb = np.stack([g, g, g], -1)
+        pe, re_ = p & ~ndi.binary_erosion(p), r & ~ndi.binary_erosion(r)
+        rgb[pe] = (255, 40, 40)
+        rgb[re_] = (40, 220, 40)
+        rgb[pe & re_] = (255, 230, 40)
+        panels.append(rgb.transpose(1, 0, 2)[::-1])  # rows: second remaining axis, top = +S (or +A)
+    h = max(pn.shape[0] for pn in panels)
+    panels = [np.pad(pn, ((0, h - pn.shape[0]), (0, 4), (0, 0))) for pn in panels]
+    imageio.imwrite(path, np.concatenate(panels, 1))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "release", "app", "lumen-cli"))
@@ -111,6 +145,7 @@ def main():
     result["reference_ml"] = float(ref.sum() * np.prod(spacing) / 1000)
     result["network_ml"] = float(pred.sum() * np.prod(spacing) / 1000)
     json.dump(result, open(os.path.join(a.out, "metrics.json"), "w"), indent=1)
+    figure(os.path.join(a.out, "brain_extract.png"), img, pred, ref)
     print(json.dumps(result, indent=1))
     if a.check:
         f = evaluation.floors(a.model)

@@ -68,14 +68,33 @@ class Synth:
     """Draws (image [1, D, H, W] float 0..1, brain mask [D, H, W] uint8) on a `size`^3 grid
     of `spacing` mm, axes in RAS order like the label map."""
 
-    def __init__(self, size=96, spacing=2.0, seed=0):
+    def __init__(self, size=48, spacing=4.0, seed=0, shift_mm=32.0, real_t1=0.15, with_csf=True, atrophy_mm=6.0):
+        import nibabel as nib
         lab, affine = build_label_map()
         self.lab = torch.from_numpy(lab.astype(np.int64))
+        # Colin27's own T1 intensities, painted instead of random ones in a fraction of the
+        # draws, so that a real T1 look is among the contrasts seen (still one subject's).
+        t1 = np.asarray(nib.load(COLIN_T1).dataobj).astype(np.float32)
+        self.t1 = torch.from_numpy(t1 / np.percentile(t1[lab > 0], 99.5))
+        self.real_t1 = real_t1
+        # Windows off the head's centre too: inference slides a window of this size over the
+        # whole field of view, so the network must also see heads cut by the window's edge.
+        self.shift_mm = shift_mm
         self.shape1 = lab.shape
         self.size = size
         self.spacing = spacing
         self.gen = torch.Generator().manual_seed(seed)
-        self.brain = torch.from_numpy(np.isin(lab, BRAIN_LABELS).astype(np.float32))
+        # with_csf: the mask is the brain with the CSF around it, up to the skull (SynthStrip's
+        # default definition; the 2 mm shell of label 9). Atrophy: the cortex surface is moved
+        # inwards by a random 0-atrophy_mm, the gap painted as CSF, so the network learns
+        # that the mask ends at the skull, not at the cortex, whatever the CSF's width.
+        from scipy import ndimage as ndi
+        self.with_csf = with_csf
+        self.atrophy_mm = atrophy_mm
+        mask_labels = BRAIN_LABELS + ([9] if with_csf else [])
+        inside = np.isin(lab, mask_labels)
+        self.brain = torch.from_numpy(inside.astype(np.float32))
+        self.depth = torch.from_numpy(ndi.distance_transform_edt(inside).astype(np.float32)) if with_csf else None
         # Centre of the brain in voxel coordinates of the 1 mm map.
         idx = np.argwhere(np.isin(lab, BRAIN_LABELS))
         self.centre = idx.mean(0)
@@ -101,7 +120,7 @@ class Synth:
             rot = rot @ r
         scale = torch.diag(torch.tensor([self._rand(0.85, 1.15) for _ in range(3)]))
         m = rot @ scale
-        shift = torch.tensor([self._rand(-12, 12) for _ in range(3)])
+        shift = torch.tensor([self._rand(-self.shift_mm, self.shift_mm) for _ in range(3)])
         src = pts @ m.T + shift
         amp = self._rand(0.0, 4.0)
         for d in range(3):
@@ -120,7 +139,14 @@ class Synth:
         hi = (src.ceil().max(0).values + 1).long()
         hi = torch.minimum(hi, torch.tensor(self.shape1))
         sub = self.lab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        img1 = means[sub] + stds[sub] * torch.randn(sub.shape, generator=g)
+        if self.with_csf and self._rand(0, 1) < 0.7:
+            k = self._rand(0.0, self.atrophy_mm)
+            depth = self.depth[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+            sub = torch.where((sub >= 2) & (sub <= 8) & (depth < 2.0 + k), torch.ones_like(sub), sub)
+        if self._rand(0, 1) < self.real_t1:
+            img1 = self.t1[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].clone()
+        else:
+            img1 = means[sub] + stds[sub] * torch.randn(sub.shape, generator=g)
         sub_norm = torch.stack([(src[:, 2] - lo[2]) / max(int(hi[2] - lo[2]) - 1, 1),
                                 (src[:, 1] - lo[1]) / max(int(hi[1] - lo[1]) - 1, 1),
                                 (src[:, 0] - lo[0]) / max(int(hi[0] - lo[0]) - 1, 1)], -1) * 2 - 1
