@@ -19,7 +19,6 @@ Metrics: PSNR = 10 log10(2000^2 / MSE) over the head (2000 HU: air to dense bone
 (skimage, Gaussian weights) on the soft-tissue window [-100, 200] HU, averaged over the head;
 and PSNR in flat soft tissue only.
 """
-import argparse
 import json
 import math
 import os
@@ -99,15 +98,9 @@ def figure(path, low, out, full, z):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "release", "app", "lumen-cli"))
+    ap = evaluation.arg_parser("ct_denoise")
     ap.add_argument("--classical", default=os.path.join(ROOT, "build", "release", "bench", "lumen-classical-denoise"))
-    ap.add_argument("--model", default=os.path.join(ROOT, "resources", "models", "ct_denoise"))
-    ap.add_argument("--out", default="/tmp/ct_denoise_eval")
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tune", action="store_true")
-    ap.add_argument("--check", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     mode = "quick" if a.quick else "full"
     out = ct_eval_data.workdir(a.out)

@@ -14,7 +14,6 @@ dose, columns: predicted). --check fails (exit 1) below the floors in the bundle
 docs/metrics.json for this mode (quick: every 8th slice, one realisation; for CI). Also
 writes the engine's saliency map for a quarter-dose series and a figure of it.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,6 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import ct_data  # noqa: E402
 import ct_eval_data  # noqa: E402
@@ -54,14 +52,8 @@ def figure(path, hu, sal, z):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "release", "app", "lumen-cli"))
-    ap.add_argument("--model", default=os.path.join(ROOT, "resources", "models", "ct_dose_grade"))
-    ap.add_argument("--out", default="/tmp/ct_dose_grade_eval")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--check", action="store_true")
+    ap = evaluation.arg_parser("ct_dose_grade")
     ap.add_argument("--realisations", type=int, default=None, help="noise realisations per dose (quick: 1, full: 2)")
-    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     mode = "quick" if a.quick else "full"
     reals = a.realisations or (1 if a.quick else 2)

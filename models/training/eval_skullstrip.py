@@ -12,7 +12,6 @@ closing, hole filling), whose threshold and radii are tuned on this very volume 
 favourable setting it can have). --check fails (exit 1) below the floors recorded in the
 bundle's docs/metrics.json. The volume is small, so CI runs this whole evaluation.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -22,7 +21,6 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import evaluation  # noqa: E402
 DATA = "/usr/share/doc/insighttoolkit5-examples/examples/Data"
@@ -98,13 +96,7 @@ def figure(path, img, pred, ref):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "release", "app", "lumen-cli"))
-    ap.add_argument("--model", default=os.path.join(ROOT, "resources", "models", "mr_brain_extract"))
-    ap.add_argument("--out", default="/tmp/mr_brain_extract_eval")
-    ap.add_argument("--check", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="for CI: the classical baseline with its recorded settings, no search")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = evaluation.arg_parser("mr_brain_extract", "for CI: the classical baseline with its recorded settings, no search")
     a = ap.parse_args()
     import nibabel as nib
     os.makedirs(a.out, exist_ok=True)

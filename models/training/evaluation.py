@@ -1,8 +1,24 @@
-"""What the eval_*.py scripts share: the floors a bundle's model card records
-(docs/metrics.json) and the verdict of a --check run (exit 1 below them, for CTest)."""
+"""What the eval_*.py scripts share: their common options, the floors a bundle's model card
+records (docs/metrics.json) and the verdict of a --check run (exit 1 below them, for CTest)."""
+import argparse
 import json
 import os
 import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def arg_parser(model, quick_help=None):
+    """Options every evaluation takes: the lumen-cli to run, the bundle, the output folder,
+    --quick (the CI version), --check and the thread count."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "release", "app", "lumen-cli"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "resources", "models", model))
+    ap.add_argument("--out", default=f"/tmp/{model}_eval")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
 
 
 def floors(model_dir, mode=None):

@@ -11,16 +11,15 @@ full-dose noise, exactly as the evaluation compares with a real full-dose image.
 about an hour on 2 CPU cores. Writes model.ts (TorchScript), weights and a training log.
 """
 import argparse
-import json
 import math
 import os
 import random
-import time
 
 import torch
 import torch.nn.functional as F
 
 import ct_bank
+import fitting
 import nets
 
 HU_SCALE = 1000.0
@@ -82,36 +81,19 @@ def main():
     val_batches = [batch(val, vrng, 32, a.crop) for _ in range(4)]
 
     net = nets.UNet(dims=2, width=32, levels=3, residual=True)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=a.steps, pct_start=0.05)
-    os.makedirs(a.out, exist_ok=True)
-    log = []
-    t0 = time.time()
-    for step in range(1, a.steps + 1):
-        net.train()
-        x, y = batch(train, rng, a.batch, a.crop)
-        loss = F.mse_loss(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 250 == 0 or step == a.steps:
-            net.eval()
-            with torch.no_grad():
-                mse_in = sum(F.mse_loss(vx, vy).item() for vx, vy in val_batches) / len(val_batches)
-                mse_out = sum(F.mse_loss(net(vx), vy).item() for vx, vy in val_batches) / len(val_batches)
-            gain = 10 * math.log10(mse_in / mse_out)
-            entry = {"step": step, "minutes": round((time.time() - t0) / 60, 1), "train_mse_hu2": loss.item() * HU_SCALE ** 2,
-                     "val_psnr_gain_db": round(gain, 2)}
-            log.append(entry)
-            print(json.dumps(entry), flush=True)
-    net.eval()
-    torch.save(net.state_dict(), os.path.join(a.out, "weights.pt"))
-    scripted = torch.jit.script(net)
-    scripted.save(os.path.join(a.out, "model.ts"))
-    json.dump({"args": vars(a), "log": log, "seconds": time.time() - t0}, open(os.path.join(a.out, "training.json"), "w"), indent=1)
-    print("wrote", os.path.join(a.out, "model.ts"))
 
+    def step_loss(net):
+        x, y = batch(train, rng, a.batch, a.crop)
+        return F.mse_loss(net(x), y)
+
+    def validate(net):
+        mse_in = sum(F.mse_loss(vx, vy).item() for vx, vy in val_batches) / len(val_batches)
+        mse_out = sum(F.mse_loss(net(vx), vy).item() for vx, vy in val_batches) / len(val_batches)
+        return {"val_psnr_gain_db": round(10 * math.log10(mse_in / mse_out), 2)}
+
+    log, seconds = fitting.fit(net, a.steps, 1e-3, step_loss, validate, 250,
+                               loss_entry=lambda v: {"train_mse_hu2": v * HU_SCALE ** 2})
+    fitting.save(net, a.out, a, log, seconds)
 
 if __name__ == "__main__":
     main()

@@ -16,17 +16,16 @@ crops, random flips. Network: nets.NoiseGrader (fully convolutional, attention-p
 slice size. Seeded; about 15 minutes on 2 cores.
 """
 import argparse
-import json
 import math
 import os
 import random
-import time
 
 import torch
 import torch.nn.functional as F
 
 import ct_bank
 import ctsim
+import fitting
 import nets
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
@@ -94,35 +93,17 @@ def main():
     val_batches = [batch(val, vrng, 64, a.crop) for _ in range(4)]
 
     net = nets.NoiseGrader(classes=len(CLASSES))
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=a.steps, pct_start=0.05)
-    os.makedirs(a.out, exist_ok=True)
-    log = []
-    t0 = time.time()
-    for step in range(1, a.steps + 1):
-        net.train()
-        x, y = batch(train, rng, a.batch, a.crop)
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 250 == 0 or step == a.steps:
-            net.eval()
-            with torch.no_grad():
-                correct = sum(int((net(vx).argmax(1) == vy).sum()) for vx, vy in val_batches)
-            acc = correct / sum(len(vy) for _, vy in val_batches)
-            entry = {"step": step, "minutes": round((time.time() - t0) / 60, 1), "loss": round(loss.item(), 4),
-                     "val_crop_accuracy": round(acc, 4)}
-            log.append(entry)
-            print(json.dumps(entry), flush=True)
-    net.eval()
-    torch.save(net.state_dict(), os.path.join(a.out, "weights.pt"))
-    torch.jit.script(net).save(os.path.join(a.out, "model.ts"))
-    json.dump({"args": vars(a), "classes": CLASSES, "ref_sd_hu": REF_SD, "window": [LO, HI], "log": log,
-               "seconds": time.time() - t0}, open(os.path.join(a.out, "training.json"), "w"), indent=1)
-    print("wrote", os.path.join(a.out, "model.ts"))
 
+    def step_loss(net):
+        x, y = batch(train, rng, a.batch, a.crop)
+        return F.cross_entropy(net(x), y)
+
+    def validate(net):
+        correct = sum(int((net(vx).argmax(1) == vy).sum()) for vx, vy in val_batches)
+        return {"val_crop_accuracy": round(correct / sum(len(vy) for _, vy in val_batches), 4)}
+
+    log, seconds = fitting.fit(net, a.steps, 2e-3, step_loss, validate, 250)
+    fitting.save(net, a.out, a, log, seconds, classes=CLASSES, ref_sd_hu=REF_SD, window=[LO, HI])
 
 if __name__ == "__main__":
     main()

@@ -15,15 +15,13 @@ here. Synthesis runs in a second process while the network trains. Seeded; about
 2 CPU cores.
 """
 import argparse
-import json
-import os
-import time
 
 import numpy as np
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+import fitting
 import mr_synth
 import nets
 
@@ -70,41 +68,24 @@ def main():
     val = [vs.sample() for _ in range(4)]
 
     net = nets.UNet(dims=3, cin=1, cout=2, width=8, levels=4)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=a.steps, pct_start=0.05)
-    os.makedirs(a.out, exist_ok=True)
-    log = []
-    t0 = time.time()
-    for step in range(1, a.steps + 1):
-        net.train()
+
+    def step_loss(net):
         draws = [queue.get() for _ in range(a.batch)]
         x = torch.stack([d[0] for d in draws])
         m = torch.stack([d[1] for d in draws]).long()
         logits = net(x)
-        loss = F.cross_entropy(logits, m) + dice_loss(logits, m)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 200 == 0 or step == a.steps:
-            net.eval()
-            with torch.no_grad():
-                preds = net(torch.stack([vi for vi, _ in val])).argmax(1).bool()
-                d = [2 * (p & vm.bool()).sum().item() / max(p.sum().item() + vm.bool().sum().item(), 1)
-                     for p, (_, vm) in zip(preds, val)]
-            entry = {"step": step, "minutes": round((time.time() - t0) / 60, 1), "loss": round(loss.item(), 4),
-                     "val_dice_synthetic": round(float(np.mean(d)), 4)}
-            log.append(entry)
-            print(json.dumps(entry), flush=True)
+        return F.cross_entropy(logits, m) + dice_loss(logits, m)
+
+    def validate(net):
+        preds = net(torch.stack([vi for vi, _ in val])).argmax(1).bool()
+        d = [2 * (p & vm.bool()).sum().item() / max(p.sum().item() + vm.bool().sum().item(), 1)
+             for p, (_, vm) in zip(preds, val)]
+        return {"val_dice_synthetic": round(float(np.mean(d)), 4)}
+
+    log, seconds = fitting.fit(net, a.steps, 2e-3, step_loss, validate, 200)
     for p in procs:
         p.terminate()
-    net.eval()
-    torch.save(net.state_dict(), os.path.join(a.out, "weights.pt"))
-    torch.jit.script(net).save(os.path.join(a.out, "model.ts"))
-    json.dump({"args": vars(a), "log": log, "seconds": time.time() - t0}, open(os.path.join(a.out, "training.json"), "w"),
-              indent=1)
-    print("wrote", os.path.join(a.out, "model.ts"))
-
+    fitting.save(net, a.out, a, log, seconds)
 
 if __name__ == "__main__":
     main()
