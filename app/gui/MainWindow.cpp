@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QComboBox>
+#include <QSignalBlocker>
 #include <QDateTime>
 #include <QDialog>
 #include <QDockWidget>
@@ -504,7 +505,13 @@ void MainWindow::buildActions() {
   for (auto p : {VolumePreset::CtBone, VolumePreset::CtSoftTissue, VolumePreset::CtAngio, VolumePreset::MrDefault, VolumePreset::Mip})
     preset3d_->addItem(toString(p));
   preset3d_->setToolTip("3D rendering preset");
+  preset3d_->setObjectName("Preset3D");
   connect(preset3d_, &QComboBox::currentIndexChanged, this, [this](int i) { grid_->volumeView()->setPreset(static_cast<VolumePreset>(i)); });
+  // Show the preset the 3D view really uses (an MR series picks "MR default" itself).
+  connect(grid_->volumeView(), &VolumeView3D::presetChanged, this, [this](VolumePreset p) {
+    const QSignalBlocker block(preset3d_);
+    preset3d_->setCurrentIndex(static_cast<int>(p));
+  });
   bar->addWidget(preset3d_);
   clipAction_ = add(tools, "3D clipping box", QKeySequence("B"), [this] { grid_->volumeView()->setClippingBox(clipAction_->isChecked()); });
   clipAction_->setCheckable(true);
@@ -532,8 +539,7 @@ bool MainWindow::applyPresetByName(const QString& name) {
   }
   VolumePreset p;
   if (findVolumePreset(name.toStdString(), p)) {
-    preset3d_->setCurrentIndex(static_cast<int>(p));
-    grid_->volumeView()->setPreset(p);
+    grid_->volumeView()->setPreset(p);  // the toolbar's box follows (presetChanged)
     return true;
   }
   if (name.compare("auto", Qt::CaseInsensitive) == 0 || name.compare("automatic", Qt::CaseInsensitive) == 0) {

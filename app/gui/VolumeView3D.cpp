@@ -124,11 +124,13 @@ void VolumeView3D::setSeries(std::shared_ptr<LoadedSeries> series) {
   preset_ = series_->isCt() ? VolumePreset::CtBone : VolumePreset::MrDefault;
   applyPreset();
   resetView();
+  emit presetChanged(preset_);
 }
 
 void VolumeView3D::setPreset(VolumePreset p) {
   preset_ = p;
   applyPreset();
+  emit presetChanged(preset_);
 }
 
 void VolumeView3D::setWindowLevel(const WindowLevel& wl) {

@@ -52,6 +52,8 @@ class VolumeView3D : public VtkWidget {
 
  signals:
   void activated(lumen::gui::VolumeView3D* view);
+  // The preset in use changed (setPreset, or a new series chose its own): for the toolbar.
+  void presetChanged(lumen::gui::VolumePreset preset);
 
  protected:
   void mousePressEvent(QMouseEvent* e) override;

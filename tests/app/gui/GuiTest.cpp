@@ -11,6 +11,7 @@
 #include <QTemporaryDir>
 #include <QAction>
 #include <QCheckBox>
+#include <QComboBox>
 #include <QLabel>
 #include <QProgressBar>
 #include <QPushButton>
@@ -182,6 +183,14 @@ class GuiTest : public QObject {
     const int cx = img.width() / 2, cy = img.height() / 2;
     const int above = qGray(img.pixel(cx, cy - img.height() / 8)), below = qGray(img.pixel(cx, cy + img.height() / 8));
     QVERIFY2(above > below + 100, qPrintable(QString("grey above the centre %1, below %2").arg(above).arg(below)));
+
+    // In MPR the 3D view picks the MR preset itself; the toolbar's box says so.
+    auto* preset3d = w->findChild<QComboBox*>("Preset3D");
+    QVERIFY(preset3d);
+    w->setLayoutMode(Layout::Mpr);
+    QCOMPARE(preset3d->currentText(), QString("MR default"));
+    QVERIFY(w->applyPresetByName("MIP"));
+    QCOMPARE(preset3d->currentText(), QString("MIP"));
   }
 
   void scrollingShowsTheNextSlices() {
@@ -255,6 +264,7 @@ class GuiTest : public QObject {
     QCOMPARE(w->grid()->sliceView(2)->plane(), Plane::Sagittal);
     for (int i = 0; i < 3; ++i) QVERIFY(w->grid()->sliceView(i)->hasSeries());
     QVERIFY(w->grid()->volumeView()->series() != nullptr);
+    QCOMPARE(w->findChild<QComboBox*>("Preset3D")->currentText(), QString("CT bone"));
     // Coronal and sagittal markers.
     auto e = w->grid()->sliceView(1)->edgeTexts();
     QCOMPARE(QString::fromStdString(e[2]), QString("S"));
