@@ -9,8 +9,10 @@ Bases:
     anatomy (cortex, ventricles, skull vault) the sinus scan lacks; each slice is used at
     two random in-plane rotations and pixel sizes (0.9 to 1.0 mm).
 For every base: the line integrals (360 views, parallel beam) and K pairs of unit noise
-images (ctsim.Slice.unit_noise), plus the soft-tissue mask and the noise SD of a unit
-image there. Built once and cached (about 15 minutes on 2 cores).
+images (ctsim.Slice.unit_noise), each reconstructed in the two parts that blend into any
+FBP window from smooth (Hann) to sharp (ramp), so that every kernel's grain can be drawn;
+plus the soft-tissue mask and the second moments of the unit noise there (its SD for any
+window). Built once and cached (about 10 minutes on 2 cores).
 """
 import math
 import os
@@ -21,8 +23,8 @@ import torch
 import ct_data
 import ctsim
 
-BANK_VERSION = 3
-ELECTRONIC = 1e-4  # electronic noise SD as a fraction of the full-dose photons per ray
+BANK_VERSION = 4
+U2_SCALE = 1e-4  # the electronic noise images are stored times this (half precision's range)
 
 
 def _resample(img, pixel_in, pixel_out, angle_deg, order=1):
@@ -68,7 +70,7 @@ def bases(seed=0, sinus_every=3, colin_every=2):
     return out
 
 
-def build(path, k=6, seed=0, views=360):
+def build(path, k=4, seed=0, views=360):
     if os.path.exists(path):
         bank = torch.load(path)
         if bank.get("version") == BANK_VERSION:
@@ -82,34 +84,55 @@ def build(path, k=6, seed=0, views=360):
         h, w = img.shape
         mask = ctsim.soft_tissue_mask(img, size=5)
         u = [sl.unit_noise(gen) for _ in range(k)]
-        u1 = torch.stack([a[:h, :w] for a, _ in u])
-        # The electronic part always enters scaled by about 1e-4 (see noise_at): stored so.
-        u2 = torch.stack([b[:h, :w] for _, b in u]) * ELECTRONIC
-        unit_sd = ctsim.measure_noise(u1[0].float().numpy(), mask) if mask.sum() >= 200 else None
-        items.append({"source": src, "z": z, "pixel_mm": pixel, "image": torch.from_numpy(img), "mask": torch.from_numpy(mask),
-                      "u1": u1, "u2": u2, "unit_sd": unit_sd})
-        print(f"bank {i + 1}/{len(bs)}: {src} slice {z}, {h}x{w} at {pixel:.3f} mm, unit noise SD {unit_sd}", flush=True)
+        # [k, 2 kernel parts, h, w]; half precision: noise needs no more, and the bank
+        # stays under a gigabyte in memory.
+        u1 = torch.stack([a[:, :h, :w] for a, _ in u])
+        u2 = torch.stack([b[:, :h, :w] for _, b in u]) * U2_SCALE
+        m = torch.from_numpy(mask)
+        moments = None
+        if mask.sum() >= 200:
+            v = u1[:, :, m].double()  # [k, 2, pixels]
+            moments = [float((v[:, 0] ** 2).mean()), float((v[:, 1] ** 2).mean()), float((v[:, 0] * v[:, 1]).mean())]
+        u1, u2 = u1.half(), u2.half()
+        if not (torch.isfinite(u1).all() and torch.isfinite(u2).all()):  # beyond half precision's 65504
+            raise OverflowError(f"bank base {i} ({src} slice {z}): unit noise overflows half precision")
+        items.append({"source": src, "z": z, "pixel_mm": pixel, "image": torch.from_numpy(img), "mask": m,
+                      "u1": u1, "u2": u2, "moments": moments})
+        print(f"bank {i + 1}/{len(bs)}: {src} slice {z}, {h}x{w} at {pixel:.3f} mm, unit noise SD "
+              f"{unit_sd(items[-1], ctsim.SMOOTHEST)} (Hann) .. {unit_sd(items[-1], ctsim.SHARPEST)} (ramp)", flush=True)
     bank = {"version": BANK_VERSION, "items": items}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save(bank, path)
     return bank
 
 
-def noise_at(item, i0, idx, fraction=None):
-    """Reconstructed noise (HU) of realisation idx at dose i0 (photons per ray), or, with
-    fraction, the noise to add to an image of dose i0 to bring it to fraction * i0.
-    Electronic noise SD is ELECTRONIC * i0 (ctsim's default), so its term se / i0 does not
-    depend on i0."""
-    k = 1.0
+def unit_sd(item, window):
+    """SD in the item's soft tissue of its unit noise reconstructed with `window` (None where
+    the item has too little soft tissue)."""
+    if item["moments"] is None:
+        return None
+    rr, cc, rc = item["moments"]
+    return math.sqrt(window ** 2 * rr + (1 - window) ** 2 * cc + 2 * window * (1 - window) * rc)
+
+
+def noise_at(item, i0, idx, window, box=(slice(None), slice(None)), fraction=None):
+    """Reconstructed noise (HU) of realisation idx at dose i0 (photons per ray) with FBP
+    window `window` (ctsim: 0.5 Hann .. 1 ramp), cut to box; or, with fraction, the noise to
+    add to an image of dose i0 to bring it to fraction * i0: Poisson counts at
+    i0 f / (1 - f) and electronic variance se^2 (1 + f) / (1 - f) (ctsim.Slice.noise)."""
+    se = ctsim.ELECTRONIC_SD
     if fraction is not None:
-        k = math.sqrt((1 + fraction) / (1 - fraction)) * (1 - fraction) / fraction
+        se = se * math.sqrt((1 + fraction) / (1 - fraction))
         i0 = i0 * fraction / (1 - fraction)
-    return item["u1"][idx] / math.sqrt(i0) + item["u2"][idx] * k
+    u1 = ctsim.blend(item["u1"][idx][(slice(None),) + box].float(), window)
+    u2 = ctsim.blend(item["u2"][idx][(slice(None),) + box].float(), window)
+    return u1 / math.sqrt(i0) + u2 * (se / U2_SCALE / i0)
 
 
-def i0_for(item, sd):
-    """Photons per ray that give noise SD `sd` (HU) in the item's soft tissue."""
-    return (item["unit_sd"] / sd) ** 2
+def i0_for(item, sd, window):
+    """Photons per ray that give noise SD `sd` (HU, the true SD) in the item's soft tissue
+    with FBP window `window`."""
+    return (unit_sd(item, window) / sd) ** 2
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Low-dose versions of the held-out head CT (InVesalius "Cranium"), for evaluating the CT
 models with the C++ engine. Shared by eval_denoiser.py and eval_dose_grader.py.
 
-The noise of the volume's own dose is measured in soft tissue (ctsim.measure_noise); the
-photons per ray I0 that reproduce it are found by calibration (one I0 for the whole
+The grain of the volume's own noise gives its reconstruction kernel (ctsim.fit_window); its
+noise is measured in soft tissue (ctsim.measure_noise); the photons per ray I0 that
+reproduce it with that kernel are found by calibration (one I0 for the whole
 volume: the tube current does not change from slice to slice); each lower dose is then
 simulated by noise insertion with exact Poisson counts and electronic noise (ctsim).
 Seeded, so every run sees the same noise.
@@ -36,7 +37,7 @@ def _cache_path(quick, seed, fractions, realisations):
 
 
 def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log=None):
-    """-> dict(hu=[Z, Y, X] full dose, spacing, native_sd, i0, low={(name, r): [Z, Y, X]},
+    """-> dict(hu=[Z, Y, X] full dose, spacing, native_sd (HU, true SD), window (FBP), i0, low={(name, r): [Z, Y, X]},
     slices=indices used). Cached (the full volume takes minutes to simulate)."""
     log = log or (lambda m: print(m, flush=True))
     cache = _cache_path(quick, seed, fractions, realisations)
@@ -44,12 +45,14 @@ def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log
         z = np.load(cache)
         low = {(name, r): z[f"low_{name}_{r}"].astype(np.float32) for name in fractions for r in range(realisations)}
         log(f"held-out CT: simulated doses from {cache}")
-        return {"hu": z["hu"], "spacing": tuple(z["spacing"]), "native_sd": float(z["native_sd"]), "i0": float(z["i0"]),
+        return {"hu": z["hu"], "spacing": tuple(z["spacing"]), "native_sd": float(z["native_sd"]),
+                "native_sd_highpass": float(z["native_sd_highpass"]), "window": float(z["window"]), "i0": float(z["i0"]),
                 "low": low, "slices": list(z["slices"])}
     out = _simulate(quick, seed, fractions, realisations, log)
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     arrays = {f"low_{n}_{r}": v.astype(np.int16) for (n, r), v in out["low"].items()}
-    np.savez(cache + ".tmp.npz", hu=out["hu"], spacing=np.array(out["spacing"]), native_sd=out["native_sd"], i0=out["i0"],
+    np.savez(cache + ".tmp.npz", hu=out["hu"], spacing=np.array(out["spacing"]), native_sd=out["native_sd"],
+             native_sd_highpass=out["native_sd_highpass"], window=out["window"], i0=out["i0"],
              slices=np.array(out["slices"]), **arrays)
     os.replace(cache + ".tmp.npz", cache)
     return out
@@ -58,11 +61,14 @@ def simulate(quick, seed=0, fractions=("1/2", "1/4", "1/8"), realisations=1, log
 def _simulate(quick, seed, fractions, realisations, log):
     torch.set_num_threads(max(1, torch.get_num_threads()))
     hu, spacing = ct_data.load_cranium()
-    idx = slices_for(quick, hu.shape[0])
-    hu = hu[idx]
     pixel = spacing[1]
     gen = torch.Generator().manual_seed(seed)
-    sims, natives, units = [], [], []
+    # The scan's kernel, from the grain of its noise in every 12th slice of the brain
+    # (the same slices for the quick and the full evaluation).
+    window, err = ctsim.fit_window([hu[z] for z in range(24, hu.shape[0] - 8, 12)], pixel, gen)
+    idx = slices_for(quick, hu.shape[0])
+    hu = hu[idx]
+    sims, natives, ratios = [], [], []
     for z in range(hu.shape[0]):
         sl = ctsim.Slice(hu[z], pixel)
         sims.append(sl)
@@ -70,20 +76,25 @@ def _simulate(quick, seed, fractions, realisations, log):
         if mask.sum() >= 2000:
             natives.append(ctsim.measure_noise(hu[z], mask))
             u1, _ = sl.unit_noise(gen)
-            units.append(ctsim.measure_noise(u1.numpy(), mask))
-    natives, units = np.array(natives), np.array(units)
+            u = ctsim.blend(u1, window).numpy()[:hu.shape[1], :hu.shape[2]]
+            ratios.append((ctsim.measure_noise(u, mask), float(u[mask].std())))
+    natives, ratios = np.array(natives), np.array(ratios)
     native_sd = float(np.median(natives))
-    i0 = float(np.median((units / natives) ** 2))
-    log(f"held-out CT: {len(idx)} slices, native noise {native_sd:.2f} HU (soft tissue), calibrated I0 {i0:.4g} photons/ray")
+    # Same kernel, so the estimator sees the same share of both noises: the ratio is unbiased.
+    i0 = float(np.median((ratios[:, 0] / natives) ** 2))
+    native_true_sd = float(np.median(natives * ratios[:, 1] / ratios[:, 0]))
+    log(f"held-out CT: {len(idx)} slices, noise grain fits the FBP window a = {window:.2f} (0.5 Hann .. 1 ramp; "
+        f"spectral misfit {err:.3f}), native noise {native_true_sd:.2f} HU in soft tissue ({native_sd:.2f} by the "
+        f"3x3 high-pass estimator), calibrated I0 {i0:.4g} photons/ray")
     low = {}
     for name in fractions:
         f = FRACTIONS[name]
         for r in range(realisations):
             g = torch.Generator().manual_seed(seed * 1000 + int(1000 * f) + 7919 * r)
-            vol = np.stack([hu[z] + sims[z].noise(i0, f, g).numpy() for z in range(hu.shape[0])])
+            vol = np.stack([hu[z] + sims[z].noise(i0, f, g, window=window).numpy() for z in range(hu.shape[0])])
             low[(name, r)] = np.round(vol).astype(np.float32)  # CT numbers are integers
-    return {"hu": hu, "spacing": (spacing[0] * (8 if quick else 1), spacing[1], spacing[2]), "native_sd": native_sd,
-            "i0": i0, "low": low, "slices": idx}
+    return {"hu": hu, "spacing": (spacing[0] * (8 if quick else 1), spacing[1], spacing[2]), "native_sd": native_true_sd,
+            "native_sd_highpass": native_sd, "window": window, "i0": i0, "low": low, "slices": idx}
 
 
 def head_mask(hu):

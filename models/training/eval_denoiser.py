@@ -37,12 +37,12 @@ import evaluation  # noqa: E402
 
 GRIDS = {  # wide enough that every filter's best setting is inside its grid, not on its edge
     "gaussian": [[s] for s in (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)],
-    "anisotropic": [[it, c] for it in (1, 2, 3, 5, 8) for c in (0.25, 0.5, 1.0, 2.0)],
-    "bilateral": [[d, r] for d in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0) for r in (20, 30, 40, 50)],
+    "anisotropic": [[it, c] for it in (1, 2, 3, 5, 8, 12) for c in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)],
+    "bilateral": [[d, r] for d in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0) for r in (10, 15, 20, 30, 40, 50)],
     # Non-local means (skimage, 5 x 5 patches, 13 x 13 search), h in units of the noise SD
     # estimated on each slice. ITK's PatchBasedDenoising was tried too: over 5 minutes per
     # setting on this volume, too slow to tune fairly here.
-    "nlmeans": [[h] for h in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)],
+    "nlmeans": [[h] for h in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)],
 }
 
 
@@ -111,7 +111,7 @@ def main():
     sim = ct_eval_data.simulate(a.quick)
     full, spacing = sim["hu"], sim["spacing"]
     mask = ct_eval_data.head_mask(full)
-    result = {"mode": mode, "slices": len(sim["slices"]), "native_noise_hu": round(sim["native_sd"], 2),
+    result = {"mode": mode, "slices": len(sim["slices"]), "native_noise_hu": round(sim["native_sd"], 2), "fbp_window": sim["window"],
               "i0": sim["i0"], "doses": {}}
     best = recorded.get("classical_settings", {})
     if a.tune or not best:

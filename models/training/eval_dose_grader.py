@@ -87,7 +87,7 @@ def main():
     # slice accuracy weighs each dose equally.
     per_class = [float(confusion[i, i] / max(confusion[i].sum(), 1)) for i in range(4)]
     result = {"mode": mode, "slices_per_series": len(sim["slices"]), "realisations": reals,
-              "native_noise_hu": round(sim["native_sd"], 2), "series_accuracy": round(series_acc, 4),
+              "native_noise_hu": round(sim["native_sd"], 2), "fbp_window": sim["window"], "series_accuracy": round(series_acc, 4),
               "slice_accuracy": round(slice_acc, 4), "slice_balanced_accuracy": round(float(np.mean(per_class)), 4),
               "per_class_slice_recall": dict(zip(CLASSES, [round(v, 4) for v in per_class])),
               "confusion_rows_true_cols_predicted": {"classes": CLASSES, "counts": confusion.tolist()},

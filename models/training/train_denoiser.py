@@ -6,7 +6,9 @@
 A 2D residual U-Net (3 levels, 32-64-128 channels) learns to remove the noise a lower dose
 adds. Each training pair is a clean base slice (ct_bank) plus simulated noise at a random
 "full" dose (noise SD 3 to 12 HU in soft tissue: the target), and the same plus the noise
-a random fraction of that dose adds (1/10 to 1/1.5: the input). The target keeps its own
+a random fraction of that dose adds (1/10 to 1/1.5: the input), both reconstructed with
+one random FBP kernel from smooth (Hann) to sharp (ramp): scanners differ in the grain of
+their noise as much as in its amount. The target keeps its own
 full-dose noise, exactly as the evaluation compares with a real full-dose image. Seeded;
 about an hour on 2 CPU cores. Writes model.ts (TorchScript), weights and a training log.
 """
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import ct_bank
+import ctsim
 import fitting
 import nets
 
@@ -29,22 +32,24 @@ def sample(bank, rng, crop):
     items = bank["items"]
     while True:
         it = items[rng.randrange(len(items))]
-        if it["unit_sd"] is None:
+        if it["moments"] is None:
             continue
         img = it["image"]
         h, w = img.shape
         if h < crop or w < crop:
             continue
         y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
-        base = img[y:y + crop, x:x + crop]
+        box = (slice(y, y + crop), slice(x, x + crop))
+        base = img[box]
         if (base > -500).float().mean() < 0.3:
             continue
+        window = rng.uniform(ctsim.SMOOTHEST, ctsim.SHARPEST)  # the scan's kernel: smooth to sharp
         sd_full = math.exp(rng.uniform(math.log(3.0), math.log(12.0)))
         fraction = math.exp(rng.uniform(math.log(1 / 10), math.log(1 / 1.5)))
-        i0 = ct_bank.i0_for(it, sd_full)
+        i0 = ct_bank.i0_for(it, sd_full, window)
         a, b = rng.sample(range(it["u1"].shape[0]), 2)
-        full = base + ct_bank.noise_at(it, i0, a)[y:y + crop, x:x + crop]
-        low = full + ct_bank.noise_at(it, i0, b, fraction)[y:y + crop, x:x + crop]
+        full = base + ct_bank.noise_at(it, i0, a, window, box)
+        low = full + ct_bank.noise_at(it, i0, b, window, box, fraction)
         pair = torch.stack([low, full])
         k = rng.randrange(4)
         pair = torch.rot90(pair, k, (1, 2))

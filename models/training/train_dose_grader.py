@@ -4,9 +4,9 @@
     /usr/bin/python3 models/training/train_dose_grader.py [--steps 600] [--out /tmp/ct_dose_grade]
 
 What it grades: the noise of a head CT slice in dose-equivalent steps of a reference
-protocol. "full" is a noise SD of REF_SD HU in soft tissue (a standard-dose adult head CT
-reconstructed at ~1 mm pixels with a soft-tissue kernel); "1/2", "1/4", "1/8" are the noise
-of half, a quarter and an eighth of that dose (SD x sqrt(2), x 2, x 2 sqrt(2)). A single image
+protocol. "full" is a noise SD of REF_SD HU in soft tissue (the pixel SD of the noise, not a
+high-pass estimate of it; a standard-dose adult head CT at ~1 mm pixels, any kernel from
+smooth to sharp); "1/2", "1/4", "1/8" are the noise of half, a quarter and an eighth of that dose (SD x sqrt(2), x 2, x 2 sqrt(2)). A single image
 cannot tell which dose *its own* scanner used; what it shows is how noisy it is, which is
 what decides whether the denoiser helps.
 
@@ -29,7 +29,7 @@ import fitting
 import nets
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
-REF_SD = 5.6  # HU: see the model card (the held-out scan's own noise is of this order)
+REF_SD = 7.0  # HU, true SD: see the model card (the held-out scan's own noise is of this order)
 LO, HI = -100.0, 200.0  # the soft-tissue window the network sees
 
 
@@ -43,21 +43,22 @@ def base_noise(item):
 def sample(items, rng, crop, gen_jitter=0.08):
     while True:
         it = items[rng.randrange(len(items))]
-        if it["unit_sd"] is None:
+        if it["moments"] is None:
             continue
         img = it["image"]
         h, w = img.shape
         if h < crop or w < crop:
             continue
         y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
-        if (it["mask"][y:y + crop, x:x + crop].float().mean() < 0.08):
+        box = (slice(y, y + crop), slice(x, x + crop))
+        if (it["mask"][box].float().mean() < 0.08):
             continue  # no soft tissue to read noise from
         k = rng.randrange(4)
         sd = REF_SD * 2 ** (k / 2) * math.exp(rng.gauss(0.0, gen_jitter))
         add = math.sqrt(max(sd ** 2 - it["base_sd"] ** 2, 0.25))
-        i0 = ct_bank.i0_for(it, add)
-        n = ct_bank.noise_at(it, i0, rng.randrange(it["u1"].shape[0]))
-        im = (img + n)[y:y + crop, x:x + crop]
+        window = rng.uniform(ctsim.SMOOTHEST, ctsim.SHARPEST)
+        i0 = ct_bank.i0_for(it, add, window)
+        im = img[box] + ct_bank.noise_at(it, i0, rng.randrange(it["u1"].shape[0]), window, box)
         im = torch.rot90(im, rng.randrange(4), (0, 1))
         if rng.random() < 0.5:
             im = im.flip(1)
