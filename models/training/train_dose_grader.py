@@ -6,14 +6,15 @@
 What it grades: the noise of a head CT slice in dose-equivalent steps of a reference
 protocol. "full" is a noise SD of REF_SD HU in soft tissue (the pixel SD of the noise, not a
 high-pass estimate of it; a standard-dose adult head CT at ~1 mm pixels, any kernel from
-smooth to sharp); "1/2", "1/4", "1/8" are the noise of half, a quarter and an eighth of that dose (SD x sqrt(2), x 2, x 2 sqrt(2)). A single image
-cannot tell which dose *its own* scanner used; what it shows is how noisy it is, which is
-what decides whether the denoiser helps.
+smooth to sharp); "1/2", "1/4", "1/8" are the noise of half, a quarter and an eighth of
+that dose (SD x sqrt(2), x 2, x 2 sqrt(2)). A single image cannot tell which dose *its own*
+scanner used; what it shows is how noisy it is, which is what decides whether the denoiser
+helps.
 
 Training slices: ct_bank bases (real CT and Colin27 CT-like slices) with simulated noise of
 the class's SD (times a random factor of about +-8 %, as slices of one scan differ), 128 x 128
 crops, random flips. Network: nets.NoiseGrader (fully convolutional, attention-pooled), any
-slice size. Seeded; about 15 minutes on 2 cores.
+slice size. Seeded; about 11 minutes on 2 cores (after ct_bank's build, cached).
 """
 import argparse
 import math
