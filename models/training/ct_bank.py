@@ -122,8 +122,7 @@ def noise_at(item, i0, idx, window, box=(slice(None), slice(None)), fraction=Non
     i0 f / (1 - f) and electronic variance se^2 (1 + f) / (1 - f) (ctsim.Slice.noise)."""
     se = ctsim.ELECTRONIC_SD
     if fraction is not None:
-        se = se * math.sqrt((1 + fraction) / (1 - fraction))
-        i0 = i0 * fraction / (1 - fraction)
+        i0, se = ctsim.insertion(i0, fraction)
     u1 = ctsim.blend(item["u1"][idx][(slice(None),) + box].float(), window)
     u2 = ctsim.blend(item["u2"][idx][(slice(None),) + box].float(), window)
     return u1 / math.sqrt(i0) + u2 * (se / U2_SCALE / i0)

@@ -75,7 +75,7 @@ def _simulate(quick, seed, fractions, realisations, log):
         mask = ctsim.soft_tissue_mask(hu[z])
         if mask.sum() >= 2000:
             natives.append(ctsim.measure_noise(hu[z], mask))
-            u1, _ = sl.unit_noise(gen)
+            u1, _ = sl.unit_noise(gen, electronic=False)
             u = ctsim.blend(u1, window).numpy()[:hu.shape[1], :hu.shape[2]]
             ratios.append((ctsim.measure_noise(u, mask), float(u[mask].std())))
     natives, ratios = np.array(natives), np.array(ratios)

@@ -129,6 +129,12 @@ def blend(parts, a):
     return a * parts[..., 0, :, :] + (1.0 - a) * parts[..., 1, :, :]
 
 
+def insertion(i0, fraction, electronic=ELECTRONIC_SD):
+    """Noise insertion from dose i0 to fraction * i0: the photons per ray and the electronic
+    noise SD of the independent noise to add (see the module's note)."""
+    return i0 * fraction / (1.0 - fraction), electronic * math.sqrt((1.0 + fraction) / (1.0 - fraction))
+
+
 class Slice:
     """One slice prepared for noise simulation: its line integrals and geometry."""
 
@@ -150,10 +156,9 @@ class Slice:
         `fraction` of that dose. exact: Poisson counts; else the Gaussian approximation."""
         if fraction >= 1.0:
             return torch.zeros(self.shape)
-        lam = i0 * torch.exp(-self.p.to(torch.float64))
-        scale = fraction / (1.0 - fraction)
-        lam2 = lam * scale
-        se2 = (ELECTRONIC_SD if electronic is None else electronic) ** 2 * (1.0 + fraction) / (1.0 - fraction)
+        i0_add, se = insertion(i0, fraction, ELECTRONIC_SD if electronic is None else electronic)
+        lam2 = i0_add * torch.exp(-self.p.to(torch.float64))
+        se2 = se ** 2
         if exact:
             counts = torch.poisson(lam2, generator=gen) + torch.randn(lam2.shape, generator=gen,
                                                                       dtype=torch.float64) * math.sqrt(se2)
@@ -165,7 +170,7 @@ class Slice:
         mu = fbp(n, self.n, window) / self.pixel_mm  # 1/mm
         return (mu * 1000.0 / MU_WATER).to(torch.float32)
 
-    def unit_noise(self, gen, windows=KERNEL_PARTS):
+    def unit_noise(self, gen, windows=KERNEL_PARTS, electronic=True):
         """Two independent zero-mean noise images per window, [len(windows), N, N] each,
         whose combination a/sqrt(I0) * u1 + se/I0 * u2 is the reconstructed noise of a scan
         at I0 with electronic noise se (the Gaussian approximation; cheap to rescale for any
@@ -176,7 +181,9 @@ class Slice:
         n2 = torch.randn(e.shape, generator=gen, dtype=torch.float64) * e
         k = 1000.0 / MU_WATER / self.pixel_mm
         u1 = torch.stack([fbp(n1, self.n, w) * k for w in windows]).float()
-        u2 = torch.stack([fbp(n2, self.n, w) * k for w in windows]).float()
+        # electronic=False: u2 is None (its draw is still made, so the generator's sequence
+        # does not depend on it), for callers that only need the Poisson part.
+        u2 = torch.stack([fbp(n2, self.n, w) * k for w in windows]).float() if electronic else None
         return u1, u2
 
 
@@ -226,7 +233,7 @@ def fit_window(images, pixel_mm, gen, patch=32, band=(0.1875, 0.5)):
         mask = soft_tissue_mask(hu)
         if mask.sum() < 2000:
             continue
-        u1, _ = Slice(hu, pixel_mm).unit_noise(gen)
+        u1, _ = Slice(hu, pixel_mm).unit_noise(gen, electronic=False)
         u1 = u1.double().numpy()
         for y in range(0, hu.shape[0] - patch, patch // 2):
             for x in range(0, hu.shape[1] - patch, patch // 2):
