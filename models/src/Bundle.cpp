@@ -439,6 +439,23 @@ Result<Bundle> loadBundle(const fs::path& dir) {
       su.text = str(sg, "text");
       b.extras.suggestion = su;
     }
+    if (extra->contains("slice_evidence")) {
+      const json& se = (*extra)["slice_evidence"];
+      const char* expected =
+          "slice_evidence: expected {\"range\": [low, high], \"smoothing_mm\": >= 0, \"neighbourhood_mm\": > 0, "
+          "\"min_area_mm2\": > 0}";
+      if (!se.is_object() || !se.contains("range") || !se["range"].is_array() || se["range"].size() != 2 ||
+          !se["range"][0].is_number() || !se["range"][1].is_number() || !se.contains("smoothing_mm") ||
+          !se["smoothing_mm"].is_number() || !se.contains("neighbourhood_mm") ||
+          !se["neighbourhood_mm"].is_number() || !se.contains("min_area_mm2") || !se["min_area_mm2"].is_number())
+        return Error(ErrorCode::Model, expected, extraPath.string());
+      LumenExtras::SliceEvidence ev{se["range"][0].get<double>(), se["range"][1].get<double>(), se["smoothing_mm"].get<double>(),
+                                    se["neighbourhood_mm"].get<double>(), se["min_area_mm2"].get<double>()};
+      if (!(ev.lo < ev.hi) || !(ev.smoothingMm >= 0) || !(ev.neighbourhoodMm > 0) || !(ev.minAreaMm2 > 0) ||
+          ev.smoothingMm > 1000 || ev.neighbourhoodMm > 1000)
+        return Error(ErrorCode::Model, expected, extraPath.string());
+      b.extras.sliceEvidence = ev;
+    }
     if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
       for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
         const json& c = it.value();

@@ -51,6 +51,24 @@ struct State {
   std::vector<Linear> intensity;
 };
 
+// lumen.json "slice_evidence": per slice of the input ([Z, Y, X] tensor `kji`), the area in
+// mm^2 of tissue in (lo, hi), counted at the centres of whole neighbourhood squares inside
+// that range. A box mean first: a low-dose slice's noise would otherwise break the squares
+// up and grade fewer slices the noisier the scan. Sizes in mm, odd pixel counts.
+torch::Tensor evidenceAreaMm2(const torch::Tensor& kji, const ImageGeometry& g, const LumenExtras::SliceEvidence& ev) {
+  const double sx = g.spacingMm[0], sy = g.spacingMm[1];
+  const auto odd = [](double mm, double pixel) { return 2 * static_cast<std::int64_t>(std::floor(mm / (2 * pixel))) + 1; };
+  const std::int64_t ki = odd(ev.neighbourhoodMm, sx), kj = odd(ev.neighbourhoodMm, sy);
+  const std::int64_t si = odd(ev.smoothingMm, sx), sj = odd(ev.smoothingMm, sy);
+  const torch::Tensor x = kji.unsqueeze(1);  // [Z, 1, Y, X]
+  if (kj > x.size(2) || ki > x.size(3) || sj > x.size(2) || si > x.size(3))
+    return torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat64));
+  const torch::Tensor mean = F::avg_pool2d(x, F::AvgPool2dFuncOptions({sj, si}).stride(1).padding({sj / 2, si / 2}).count_include_pad(false));
+  const torch::Tensor in = ((mean > ev.lo) & (mean < ev.hi)).to(torch::kFloat32);
+  const torch::Tensor whole = F::avg_pool2d(in, F::AvgPool2dFuncOptions({kj, ki}).stride(1)) >= 1.0f - 1e-6f;
+  return whole.sum({1, 2, 3}).to(torch::kFloat64) * (sx * sy);
+}
+
 torch::Tensor resampleAxisNearest(const torch::Tensor& x, int axis, std::int64_t newSize) {
   const std::int64_t n = x.size(axis);
   if (n == newSize) return x;
@@ -518,8 +536,12 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
       raw = torch::from_blob(const_cast<std::byte*>(input.bytes()), kji, scalarOf(input.pixelType()));
     }
     State s;
-    s.x = raw.to(dev, torch::kFloat32).permute({2, 1, 0}).unsqueeze(0).unsqueeze(0);
+    const torch::Tensor voxels = raw.to(dev, torch::kFloat32);
+    s.x = voxels.permute({2, 1, 0}).unsqueeze(0).unsqueeze(0);
     s.geometry = input.geometry();
+    // In the input's own units, before any pre-processing changes them.
+    torch::Tensor evidence;
+    if (b.extras.sliceEvidence) evidence = evidenceAreaMm2(voxels, input.geometry(), *b.extras.sliceEvidence).cpu();
 
     // ---- Pre-processing ----
     progress.report(0.0, "Preparing the input");
@@ -582,6 +604,30 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
         batch = anySize ? slices.contiguous()
                         : F::interpolate(slices, F::InterpolateFuncOptions().size(shape).mode(torch::kBilinear).align_corners(false));
       }
+      // Slices without enough of what the model reads are not graded (lumen.json).
+      torch::Tensor graded;  // indices of the graded slices; undefined: all of them
+      const std::int64_t nSlices = modelDims == 2 ? batch.size(0) : 1;
+      if (const auto& ev = b.extras.sliceEvidence) {
+        const std::string extraFile = (b.root / "configs" / "lumen.json").string();
+        if (modelDims != 2) return Error(ErrorCode::Model, "slice_evidence is for classifiers that read 2D slices", extraFile);
+        if (!s.spatial.empty())
+          return Error(ErrorCode::Model, "slice_evidence needs the input's own slices; this bundle's pre-processing reorients, resamples or crops them", extraFile);
+        graded = (evidence >= ev->minAreaMm2).nonzero().flatten();
+        std::ostringstream need;
+        need << ev->minAreaMm2 / 100.0 << " cm^2 of tissue in " << ev->lo << ".." << ev->hi << " (mean over " << ev->smoothingMm << " mm)";
+        if (graded.numel() == 0) {
+          std::ostringstream e;
+          e << "no slice shows enough tissue to grade (the model needs " << need.str() << "; the most any slice shows is "
+            << std::round(evidence.max().item<double>()) / 100.0 << " cm^2)";
+          return Error(ErrorCode::InvalidArgument, e.str());
+        }
+        if (graded.numel() < nSlices) {
+          std::ostringstream l;
+          l << nSlices - graded.numel() << " of " << nSlices << " slice(s) not graded: less than " << need.str();
+          res.log.push_back(l.str());
+          batch = batch.index_select(0, graded.to(batch.device()));
+        }
+      }
       std::vector<torch::Tensor> probs;
       torch::Tensor saliency;
       // Items per forward pass bounded by pixels, not a count: a classifier that takes any
@@ -628,12 +674,18 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
         auto it = b.output.channelDef.find(static_cast<int>(c));
         res.classNames.push_back(it != b.output.channelDef.end() ? it->second : "class " + std::to_string(c));
       }
-      if (modelDims == 2)
-        for (std::int64_t z = 0; z < p.size(0); ++z) {
-          std::vector<double> row;
-          for (std::int64_t c = 0; c < p.size(1); ++c) row.push_back(p[z][c].item<double>());
-          res.sliceProbabilities.push_back(row);
+      if (modelDims == 2) {
+        // One row per input slice; an empty row for a slice that was not graded.
+        std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
+        for (std::int64_t i = 0; i < p.size(0); ++i)
+          row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
+        for (std::int64_t z = 0; z < nSlices; ++z) {
+          std::vector<double> values;
+          if (const std::int64_t i = row[static_cast<std::size_t>(z)]; i >= 0)
+            for (std::int64_t c = 0; c < p.size(1); ++c) values.push_back(p[i][c].item<double>());
+          res.sliceProbabilities.push_back(std::move(values));
         }
+      }
       if (saliency.defined()) {
         // Back to the preprocessed grid, then onto the input grid.
         torch::Tensor sal;
@@ -641,6 +693,8 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
           sal = F::interpolate(saliency, F::InterpolateFuncOptions().size(std::vector<std::int64_t>{s.x.size(2), s.x.size(3), s.x.size(4)}).mode(torch::kTrilinear).align_corners(false));
         } else {
           sal = F::interpolate(saliency, F::InterpolateFuncOptions().size(std::vector<std::int64_t>{s.x.size(2), s.x.size(3)}).mode(torch::kBilinear).align_corners(false));
+          if (graded.defined() && graded.numel() < nSlices)  // slices not graded: no saliency
+            sal = torch::zeros({nSlices, sal.size(1), sal.size(2), sal.size(3)}, sal.options()).index_copy(0, graded.to(sal.device()), sal);
           sal = sal.permute({1, 2, 3, 0}).unsqueeze(0);  // [1, 1, X, Y, Z]
         }
         sal = undoSpatial(sal, s.spatial, false);

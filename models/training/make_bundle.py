@@ -19,6 +19,9 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
 DISCLAIMER = "Reference model for research and demonstration, not for diagnosis."
 
+sys.path.insert(0, HERE)
+import train_dose_grader  # noqa: E402  (the grader's slice_evidence comes from its training rule)
+
 
 def compose(*t):
     return {"_target_": "Compose", "transforms": [{"_target_": "LoadImaged", "keys": "image"},
@@ -88,7 +91,8 @@ def ct_dose_grade():
     extras = {"task": "classification", "display_name": "CT dose level", "disclaimer": DISCLAIMER,
               "series_filter": {"modality": "CT"},
               "suggest": {"when": ["1/4", "1/8"], "model": "ct_denoise",
-                          "text": "Noisy series (a quarter of a standard dose or less): the denoiser may help"}}
+                          "text": "Noisy series (a quarter of a standard dose or less): the denoiser may help"},
+              "slice_evidence": train_dose_grader.SLICE_EVIDENCE}
     return meta, inference, extras
 
 

@@ -32,6 +32,13 @@ import nets
 CLASSES = ["full", "1/2", "1/4", "1/8"]
 REF_SD = 7.0  # HU, true SD: see the model card (the held-out scan's own noise is of this order)
 LO, HI = -100.0, 200.0  # the soft-tissue window the network sees
+# Every training view has at least MIN_TISSUE of its area in soft tissue (the bank's mask:
+# -20..100 HU over a whole 5 x 5 neighbourhood of clean ~1 mm pixels); at inference a slice
+# with less than the same area (8 % of a 128^2 crop at 0.95 mm, 12 cm^2) is not graded (the
+# bundle's lumen.json slice_evidence; its 3 mm box mean stands in for the clean base, so
+# noise does not break the tissue up): above the vertex a grade would be a guess.
+MIN_TISSUE = 0.08
+SLICE_EVIDENCE = {"range": [-20, 100], "smoothing_mm": 3, "neighbourhood_mm": 5, "min_area_mm2": 1200}
 
 
 def base_noise(item):
@@ -52,7 +59,7 @@ def sample(items, rng, crop, gen_jitter=0.08):
             continue
         y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
         box = (slice(y, y + crop), slice(x, x + crop))
-        if (it["mask"][box].float().mean() < 0.08):
+        if (it["mask"][box].float().mean() < MIN_TISSUE):
             continue  # no soft tissue to read noise from
         k = rng.randrange(4)
         sd = REF_SD * 2 ** (k / 2) * math.exp(rng.gauss(0.0, gen_jitter))

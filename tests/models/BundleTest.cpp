@@ -80,6 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadBundle{"bad_json", {"metadata.json", "not valid JSON"}},
                       BadBundle{"no_data_format", {"metadata.json", "network_data_format"}},
                       BadBundle{"bad_task", {"lumen.json", "sorcery"}},
+                      BadBundle{"bad_slice_evidence", {"lumen.json", "slice_evidence"}},
                       BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}}),
     [](const auto& p) { return std::string(p.param.dir); });
 

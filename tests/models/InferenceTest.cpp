@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -176,6 +178,68 @@ TEST(Inference, AnySizeClassifierSeesTheSlicesUnresized) {
     EXPECT_NEAR(r->sliceProbabilities[static_cast<std::size_t>(z)][1], p[0][1].item<double>(), 1e-5) << "slice " << z;
   }
   EXPECT_TRUE(sameGrid(r->saliency.geometry(), g));
+}
+
+// lumen.json slice_evidence: slices without 4 cm^2 of soft tissue (air, a bone edge whose
+// ramp crosses the soft-tissue range, a small patch) are not graded and do not vote;
+// noise does not un-grade a tissue slice.
+TEST(Inference, SlicesWithoutEvidenceAreNotGraded) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  ImageGeometry g;
+  g.size = {48, 40, 6};
+  g.spacingMm = {1.0, 1.0, 2.0};
+  auto v = Volume::allocate(PixelType::Float32, g);
+  ASSERT_TRUE(v);
+  std::uint32_t seed = 12345;
+  const auto noise = [&seed] {  // uniform in [-1, 1)
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>(seed >> 8) / 8388608.0f - 1.0f;
+  };
+  for (std::size_t k = 0; k < 6; ++k)
+    for (std::size_t j = 0; j < 40; ++j)
+      for (std::size_t i = 0; i < 48; ++i) {
+        const bool block = i >= 6 && i < 42 && j >= 8 && j < 34;  // 36 x 26 mm
+        const bool patch = i >= 10 && i < 20 && j >= 10 && j < 20;
+        float hu = -1000.0f;
+        if ((k == 0 || k == 5) && block) hu = 40.0f;
+        if (k == 2 && block) hu = 40.0f + 35.0f * noise();  // a noisy low-dose slice
+        if (k == 3 && patch) hu = 40.0f;
+        if (k == 4) hu = -1000.0f + 2000.0f * std::clamp((static_cast<float>(i) - 14.0f) / 20.0f, 0.0f, 1.0f);
+        v->data<float>()[v->linearIndex(i, j, k)] = hu;
+      }
+  auto r = runInference(bundle("classifier2d_evidence"), *v, cpu());
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_EQ(r->sliceProbabilities.size(), 6u);
+  for (std::size_t z : {1u, 3u, 4u}) EXPECT_TRUE(r->sliceProbabilities[z].empty()) << "slice " << z;
+  double mean = 0;
+  for (std::size_t z : {0u, 2u, 5u}) {
+    ASSERT_EQ(r->sliceProbabilities[z].size(), 2u) << "slice " << z;
+    mean += r->sliceProbabilities[z][1] / 3.0;
+  }
+  EXPECT_NEAR(r->probabilities[1], mean, 1e-9);
+  const auto logged = std::any_of(r->log.begin(), r->log.end(), [](const std::string& l) { return l.find("3 of 6 slice(s) not graded") != std::string::npos; });
+  EXPECT_TRUE(logged);
+  // No saliency on the slices that were not graded.
+  const auto sliceMax = [&](std::size_t k) {
+    float m = 0;
+    for (std::size_t j = 0; j < 40; ++j)
+      for (std::size_t i = 0; i < 48; ++i) m = std::max(m, r->saliency.data<float>()[r->saliency.linearIndex(i, j, k)]);
+    return m;
+  };
+  EXPECT_EQ(sliceMax(1), 0.0f);
+  EXPECT_EQ(sliceMax(4), 0.0f);
+  EXPECT_GT(sliceMax(0) + sliceMax(2) + sliceMax(5), 0.0f);
+
+  // Nothing to grade: a clear error, not a guess.
+  for (std::size_t n = 0; n < v->voxelCount(); ++n) v->data<float>()[n] = -1000.0f;
+  auto none = runInference(bundle("classifier2d_evidence"), *v, cpu());
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().toString().find("no slice shows enough tissue"), std::string::npos) << none.error().toString();
+
+  auto resampled = runInference(bundle("classifier2d_evidence_resampled"), *v, cpu());
+  ASSERT_FALSE(resampled);
+  EXPECT_NE(resampled.error().toString().find("slice_evidence needs the input's own slices"), std::string::npos)
+      << resampled.error().toString();
 }
 
 TEST(Inference, WrongTensorsAreClearErrors) {

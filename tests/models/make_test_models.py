@@ -276,6 +276,18 @@ def main():
                  metadata("classifier2d_any_size", 2, out_type="probabilities", out_format="classification",
                           spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),
                  {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
+    # Grades only slices with enough soft tissue (lumen.json slice_evidence), as the CT dose
+    # grader does; the second one resamples its input, which slice_evidence cannot follow.
+    evidence = {"range": [-20, 100], "smoothing_mm": 3, "neighbourhood_mm": 5, "min_area_mm2": 400}
+    for name, pre in [("classifier2d_evidence", None),
+                      ("classifier2d_evidence_resampled", {"_target_": "Spacingd", "keys": "image", "pixdim": [2.0, 2.0, 2.0]})]:
+        inference = {"inferer": {"_target_": "SimpleInferer"}}
+        if pre:
+            inference["preprocessing"] = compose(pre)
+        write_bundle(name, Classifier2d(),
+                     metadata(name, 2, out_type="probabilities", out_format="classification",
+                              spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),
+                     inference, {"task": "classification", "slice_evidence": evidence})
     write_bundle("spleen_like", Pointwise3d(), metadata("spleen_ct_segmentation", 2,
                                                          channel_def={"0": "background", "1": "spleen"}),
                  SPLEEN_INFERENCE, {"label_colors": {"1": [220, 60, 60]}, "series_filter": {"modality": "CT"}})
@@ -303,6 +315,11 @@ def main():
         f.write('{"name": "bad_json", "network_data_format": ')
     d = write_bundle("no_data_format", Pointwise3d(), {"name": "no_data_format", "version": "1"}, SPLEEN_INFERENCE)
     write_bundle("bad_task", Pointwise3d(), metadata("bad_task", 2), SPLEEN_INFERENCE, {"task": "sorcery"})
+    write_bundle("bad_slice_evidence", Classifier2d(), metadata("bad_slice_evidence", 2, out_type="probabilities",
+                                                                out_format="classification", spatial_shape=[],
+                                                                in_shape=["*", "*"]),
+                 {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "slice_evidence": {"range": [100, -20], "smoothing_mm": 3, "neighbourhood_mm": 5, "min_area_mm2": 400}})
 
     # Reference sliding-window results for the C++ implementation to match.
     cases = [

@@ -45,9 +45,11 @@ struct InferenceResult {
   /// units. Always on the input volume's grid. Empty for classification.
   Volume output;
   /// Classification: class probabilities (mean over slices for a 2D classifier run on a
-  /// volume, whose per-slice values are in `sliceProbabilities`).
+  /// volume, whose per-slice values are in `sliceProbabilities`; slices the bundle's
+  /// slice_evidence leaves ungraded do not count).
   std::vector<double> probabilities;
   std::vector<std::string> classNames;
+  /// One row per input slice; empty for a slice that was not graded.
   std::vector<std::vector<double>> sliceProbabilities;
   /// Classification: |gradient x input| for the winning class, on the input grid, 0..1.
   Volume saliency;
