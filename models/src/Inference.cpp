@@ -61,12 +61,17 @@ torch::Tensor evidenceAreaMm2(const torch::Tensor& kji, const ImageGeometry& g, 
   const std::int64_t ki = odd(ev.neighbourhoodMm, sx), kj = odd(ev.neighbourhoodMm, sy);
   const std::int64_t si = odd(ev.smoothingMm, sx), sj = odd(ev.smoothingMm, sy);
   const torch::Tensor x = kji.unsqueeze(1);  // [Z, 1, Y, X]
-  if (kj > x.size(2) || ki > x.size(3) || sj > x.size(2) || si > x.size(3))
-    return torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat64));
-  const torch::Tensor mean = F::avg_pool2d(x, F::AvgPool2dFuncOptions({sj, si}).stride(1).padding({sj / 2, si / 2}).count_include_pad(false));
-  const torch::Tensor in = ((mean > ev.lo) & (mean < ev.hi)).to(torch::kFloat32);
-  const torch::Tensor whole = F::avg_pool2d(in, F::AvgPool2dFuncOptions({kj, ki}).stride(1)) >= 1.0f - 1e-6f;
-  return whole.sum({1, 2, 3}).to(torch::kFloat64) * (sx * sy);
+  torch::Tensor area = torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat64));
+  if (kj > x.size(2) || ki > x.size(3) || sj > x.size(2) || si > x.size(3)) return area;
+  // A few slices at a time: the temporaries of a whole 2000-slice CT would take gigabytes.
+  for (std::int64_t z = 0; z < x.size(0); z += 32) {
+    const torch::Tensor part = x.narrow(0, z, std::min<std::int64_t>(32, x.size(0) - z));
+    const torch::Tensor mean = F::avg_pool2d(part, F::AvgPool2dFuncOptions({sj, si}).stride(1).padding({sj / 2, si / 2}).count_include_pad(false));
+    const torch::Tensor in = ((mean > ev.lo) & (mean < ev.hi)).to(torch::kFloat32);
+    const torch::Tensor whole = F::avg_pool2d(in, F::AvgPool2dFuncOptions({kj, ki}).stride(1)) >= 1.0f - 1e-6f;
+    area.narrow(0, z, part.size(0)).copy_(whole.sum({1, 2, 3}).to(torch::kFloat64) * (sx * sy));
+  }
+  return area;
 }
 
 torch::Tensor resampleAxisNearest(const torch::Tensor& x, int axis, std::int64_t newSize) {
