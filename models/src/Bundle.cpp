@@ -444,10 +444,10 @@ Result<Bundle> loadBundle(const fs::path& dir) {
       const char* expected =
           "slice_evidence: expected {\"range\": [low, high], \"smoothing_mm\": >= 0, \"neighbourhood_mm\": > 0, "
           "\"min_area_mm2\": > 0}";
+      const auto number = [&se](const char* key) { return se.contains(key) && se[key].is_number(); };
       if (!se.is_object() || !se.contains("range") || !se["range"].is_array() || se["range"].size() != 2 ||
-          !se["range"][0].is_number() || !se["range"][1].is_number() || !se.contains("smoothing_mm") ||
-          !se["smoothing_mm"].is_number() || !se.contains("neighbourhood_mm") ||
-          !se["neighbourhood_mm"].is_number() || !se.contains("min_area_mm2") || !se["min_area_mm2"].is_number())
+          !se["range"][0].is_number() || !se["range"][1].is_number() || !number("smoothing_mm") ||
+          !number("neighbourhood_mm") || !number("min_area_mm2"))
         return Error(ErrorCode::Model, expected, extraPath.string());
       LumenExtras::SliceEvidence ev{se["range"][0].get<double>(), se["range"][1].get<double>(), se["smoothing_mm"].get<double>(),
                                     se["neighbourhood_mm"].get<double>(), se["min_area_mm2"].get<double>()};

@@ -104,8 +104,9 @@ struct LumenExtras {
   /// "slice_evidence" (2D classifiers): a slice is graded only when it shows at least
   /// `minAreaMm2` of tissue in (lo, hi) (input units, e.g. HU), counted where a whole
   /// `neighbourhoodMm` square lies in that range after a `smoothingMm` box mean (so noise
-  /// does not break it up: sizes in mm, so the rule is the same at any pixel size). Slices with less (above the vertex, air) carry nothing the model can
-  /// read: they are left out of the series' probabilities instead of voting at random.
+  /// does not break it up; sizes in mm, so the rule is the same at any pixel size). Slices
+  /// with less (above the vertex, air) carry nothing the model can read: they are left out
+  /// of the series' probabilities instead of voting at random.
   struct SliceEvidence {
     double lo = 0, hi = 0;
     double smoothingMm = 0;
