@@ -401,8 +401,16 @@ Result<FileInfo> readFileInfo(const fs::path& path) {
         // Relative offsets start at 0; absolute ones at the first frame's coordinate.
         const double first = frameOffsets.front();
         for (double& o : frameOffsets) o -= first;
-      } else if (!timeIncrement && geometric && spacingBetween > 0) {
+      } else if (!timeIncrement && geometric && spacingBetween != 0) {
+        // One position and a step: DICOM gives no per-frame position to check the direction
+        // against, so it is assumed (and said). A negative step, which some vendors write,
+        // stacks against the normal.
         for (std::uint32_t f = 0; f < info.numberOfFrames; ++f) frameOffsets.push_back(spacingBetween * f);
+        std::ostringstream n;
+        n << "multi-frame file with one position and SpacingBetweenSlices " << spacingBetween
+          << " mm: frames assumed to advance " << (spacingBetween > 0 ? "along" : "against")
+          << " the slice normal (row x column direction); check left/right and head/feet before measuring";
+        info.stackingNote = n.str();
       }
       info.isCine = frameOffsets.empty();
     }

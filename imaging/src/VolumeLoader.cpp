@@ -57,19 +57,20 @@ bool sample(const T* f, std::size_t cols, std::size_t rows, double x, double y, 
   return true;
 }
 
-// Output slice from one or two decoded source frames, each shifted in-plane.
+// Output slice (cols x rows) from one or two decoded source frames (frameCols x frameRows),
+// each shifted in-plane.
 template <class T>
-void resampleSlice(const T* a, const T* b, const SliceSource& s, std::size_t cols, std::size_t rows, double padding,
-                   T* out) {
+void resampleSlice(const T* a, const T* b, const SliceSource& s, std::size_t frameCols, std::size_t frameRows,
+                   std::size_t cols, std::size_t rows, double padding, T* out) {
   constexpr int channels = std::is_same_v<T, Rgb8> ? 3 : 1;
   for (std::size_t j = 0; j < rows; ++j) {
     for (std::size_t i = 0; i < cols; ++i) {
       double v[3] = {padding, padding, padding};
       for (int c = 0; c < channels; ++c) {
         double va = 0, vb = 0;
-        const bool inA = sample(a, cols, rows, double(i) - s.shiftIa, double(j) - s.shiftJa, c, va);
+        const bool inA = sample(a, frameCols, frameRows, double(i) - s.shiftIa, double(j) - s.shiftJa, c, va);
         if (b && s.weightB > 0) {
-          const bool inB = sample(b, cols, rows, double(i) - s.shiftIb, double(j) - s.shiftJb, c, vb);
+          const bool inB = sample(b, frameCols, frameRows, double(i) - s.shiftIb, double(j) - s.shiftJb, c, vb);
           if (inA && inB) v[c] = va * (1 - s.weightB) + vb * s.weightB;
           else if (inA || inB) v[c] = inA ? va : vb;
         } else if (inA) {
@@ -129,6 +130,10 @@ Attempt loadAs(const ScanResult& scan, const VolumePlan& plan, PixelType type, c
   std::atomic<bool> overflow{false};
   std::atomic<std::size_t> done{0};
   const std::size_t sliceBytes = vol.sliceByteSize();
+  const std::size_t frameCols = plan.frameColumns ? plan.frameColumns : cols;
+  const std::size_t frameRows = plan.frameRows ? plan.frameRows : rows;
+  const std::size_t frameBytes = frameCols * frameRows * bytesPerVoxel(type);
+  const bool sameSize = frameCols == cols && frameRows == rows;
 
   auto fail = [&](Error e) {
     std::lock_guard<std::mutex> lock(errorMutex);
@@ -156,22 +161,22 @@ Attempt loadAs(const ScanResult& scan, const VolumePlan& plan, PixelType type, c
       if (of) overflow = true;
       return true;
     };
-    if (src.direct()) {
+    if (src.direct() && sameSize) {
       if (!decodeInto(src.a, dst)) return;
     } else {
       auto& a = scratchA[static_cast<std::size_t>(w)];
       auto& b = scratchB[static_cast<std::size_t>(w)];
-      a.resize(sliceBytes);
+      a.resize(frameBytes);
       if (!decodeInto(src.a, a.data())) return;
       const bool two = src.weightB > 0;
       if (two) {
-        b.resize(sliceBytes);
+        b.resize(frameBytes);
         if (!decodeInto(src.b, b.data())) return;
       }
       visitPixelType(type, [&](auto tag) {
         using T = typename decltype(tag)::type;
         resampleSlice(reinterpret_cast<const T*>(a.data()), two ? reinterpret_cast<const T*>(b.data()) : nullptr, src,
-                      cols, rows, plan.paddingValue, reinterpret_cast<T*>(dst));
+                      frameCols, frameRows, cols, rows, plan.paddingValue, reinterpret_cast<T*>(dst));
       });
     }
     if (options.onSliceReady) options.onSliceReady(k);

@@ -33,6 +33,7 @@ struct Entry {
 struct Group {
   const FileInfo* first = nullptr;
   std::string seriesUid;
+  std::string encoding;  // bits, sign, photometric, units: must agree within a volume
   std::uint16_t rows = 0, cols = 0;
   bool color = false, localizer = false, geometric = false;
   int cineFile = -1;   // cine files each form their own group
@@ -42,6 +43,7 @@ struct Group {
   double si = 1, sj = 1;
   std::vector<Entry> entries;
   std::vector<std::string> labels;
+  std::string splitWarning;
 };
 
 std::string fmt(double v, int precision = 2) {
@@ -66,9 +68,19 @@ std::string planeName(const Vec3& normal) {
   }
 }
 
+// What the stored values mean: files that disagree on it cannot share one output type,
+// one MONOCHROME1 inversion and one unit, so they are separate volumes.
+std::string encodingKey(const FileInfo& f) {
+  std::ostringstream s;
+  s << "BitsAllocated " << f.bitsAllocated << ", BitsStored " << f.bitsStored << ", HighBit " << f.highBit << ", "
+    << (f.floatPixelData ? "float" : f.pixelRepresentation == 1 ? "signed" : "unsigned") << ", " << f.photometric;
+  if (!f.rescaleType.empty()) s << ", RescaleType " << f.rescaleType;
+  return s.str();
+}
+
 bool matches(const Group& g, const FileInfo& f, const FrameInfo& fr) {
   if (g.cineFile >= 0 || g.singleKey >= 0) return false;
-  if (g.seriesUid != f.series.seriesInstanceUid || g.rows != f.rows || g.cols != f.columns ||
+  if (g.seriesUid != f.series.seriesInstanceUid || g.rows != f.rows || g.cols != f.columns || g.encoding != encodingKey(f) ||
       g.color != f.isColor() || g.localizer != f.isLocalizer || g.stackId != fr.stackId)
     return false;
   return sameDirection(g.row, fr.rowCosine) && sameDirection(g.col, fr.columnCosine) &&
@@ -199,6 +211,7 @@ class Planner {
           Group g;
           g.first = &f;
           g.seriesUid = f.series.seriesInstanceUid;
+          g.encoding = encodingKey(f);
           g.rows = f.rows;
           g.cols = f.columns;
           g.color = f.isColor();
@@ -222,6 +235,20 @@ class Planner {
     for (auto& g : groups_) bySeries[g.seriesUid].push_back(&g);
     for (auto& [uid, gs] : bySeries) {
       if (gs.size() < 2) continue;
+      std::set<std::string> encodings;
+      for (auto* g : gs) encodings.insert(g->encoding);
+      if (encodings.size() > 1) {
+        std::string all;
+        for (const auto& e : encodings) all += (all.empty() ? "" : "; ") + e;
+        int n = 0;
+        std::map<std::string, int> number;
+        for (const auto& e : encodings) number[e] = ++n;
+        for (auto* g : gs) {
+          g->labels.push_back("encoding " + std::to_string(number[g->encoding]));
+          g->splitWarning = "the series' files store their pixels differently (" + all +
+                            "): each encoding is a separate volume";
+        }
+      }
       std::set<std::string> planes;
       for (auto* g : gs)
         if (g->geometric) planes.insert(planeName(g->row.cross(g->col)));
@@ -261,7 +288,9 @@ class Planner {
     const Vec3 normal = g.row.cross(g.col).normalized();
     for (auto& e : g.entries) e.d = e.frame->positionLps.dot(normal);
     sortAlongNormal(g.entries);
-    processStack(g, g.entries, g.labels, {});
+    std::vector<std::string> warnings;
+    if (!g.splitWarning.empty()) warnings.push_back(g.splitWarning);
+    processStack(g, g.entries, g.labels, warnings);
   }
 
   // A stack of frames of one orientation, possibly with shared positions.
@@ -358,7 +387,8 @@ class Planner {
     double dz = e0.frame->sliceThicknessMm > 0 ? e0.frame->sliceThicknessMm : 1.0;
     plan.info.stackKind = n == 1 ? StackKind::Single2D : StackKind::Spatial;
 
-    // In-plane offset of each frame relative to the first (non-zero: gantry tilt or shift).
+    // In-plane offset of each frame relative to the first (non-zero: gantry tilt, or a stack
+    // whose positions and orientation disagree a little).
     std::vector<double> shiftI(n, 0.0), shiftJ(n, 0.0);
     double maxShiftPx = 0.0;
     for (std::size_t k = 0; k < n; ++k) {
@@ -367,7 +397,35 @@ class Planner {
       shiftJ[k] = off.dot(g.col) / g.sj;
       maxShiftPx = std::max({maxShiftPx, std::fabs(shiftI[k]), std::fabs(shiftJ[k])});
     }
-    const bool tilted = maxShiftPx > 0.05;  // > 1/20 pixel: voxels would visibly misplace
+    // Half a voxel of drift over the whole stack is what placing every slice on the normal
+    // may cost at most; below it the slices are used as acquired, above it they are
+    // resampled onto a grid that covers every acquired voxel (the bounding box of the
+    // sheared stack), so nothing is cut away.
+    const bool tilted = maxShiftPx >= 0.5;
+    std::string shearText;
+    if (maxShiftPx > 1e-3 && n >= 2) {
+      const double lateral = std::hypot(shiftI[n - 1] * g.si, shiftJ[n - 1] * g.sj);
+      const double angle = std::atan2(lateral, entries.back().d - e0.d) * 180.0 / M_PI;
+      shearText = "slice positions shift in-plane by up to " + fmt(maxShiftPx, 2) + " voxel(s) over the stack (" +
+                  fmt(angle, angle < 1.0 ? 2 : 1) + " degrees from the slice normal" +
+                  (g.first->series.modality == "CT" ? ", gantry tilt" : "") + ")";
+    }
+    // Grid offset (whole voxels) that brings the leftmost / topmost shifted frame inside.
+    const double eps = 1e-6;
+    double oI = 0.0, oJ = 0.0;
+    if (tilted) {
+      const auto [minI, maxI] = std::minmax_element(shiftI.begin(), shiftI.end());
+      const auto [minJ, maxJ] = std::minmax_element(shiftJ.begin(), shiftJ.end());
+      oI = std::floor(*minI + eps);
+      oJ = std::floor(*minJ + eps);
+      plan.geometry.size[0] = g.cols + static_cast<std::size_t>(std::ceil(*maxI - eps) - oI);
+      plan.geometry.size[1] = g.rows + static_cast<std::size_t>(std::ceil(*maxJ - eps) - oJ);
+      plan.geometry.originLps = e0.frame->positionLps + g.row * (oI * g.si) + g.col * (oJ * g.sj);
+      for (std::size_t k = 0; k < n; ++k) {
+        shiftI[k] -= oI;
+        shiftJ[k] -= oJ;
+      }
+    }
 
     std::vector<double> outD;  // output slice positions along the normal
     bool uniform = true;
@@ -406,10 +464,11 @@ class Planner {
       }
     }
     if (tilted) {
-      const double lateral = std::hypot(shiftI[n - 1] * g.si, shiftJ[n - 1] * g.sj);
-      const double angle = std::atan2(lateral, entries.back().d - e0.d) * 180.0 / M_PI;
-      warnings.push_back("gantry tilt of " + fmt(angle, 1) +
-                         " degrees (slice positions shift in-plane): resampled onto a rectilinear grid");
+      warnings.push_back(shearText + ": resampled onto a rectilinear " + std::to_string(plan.geometry.size[0]) + " x " +
+                         std::to_string(plan.geometry.size[1]) + " grid that holds every acquired voxel (" +
+                         std::to_string(g.cols) + " x " + std::to_string(g.rows) + " acquired)");
+    } else if (!shearText.empty() && maxShiftPx > 0.05) {
+      warnings.push_back(shearText + ": under half a voxel, slices used as acquired (not resampled)");
     }
     plan.geometry.spacingMm = {g.si, g.sj, dz > 0 ? dz : 1.0};
 
@@ -451,6 +510,8 @@ class Planner {
       }
     }
     plan.sourceFrames = n;
+    plan.frameColumns = g.cols;
+    plan.frameRows = g.rows;
     plan.resampled = tilted || !uniform;
     finish(plan, g, entries, labels, std::move(warnings));
   }
@@ -465,6 +526,8 @@ class Planner {
       plan.geometry.direction = Mat3::fromColumns(f0.rowCosine, f0.columnCosine, f0.rowCosine.cross(f0.columnCosine));
     if (f0.hasPosition) plan.geometry.originLps = f0.positionLps;
     plan.info.stackKind = g.entries.size() > 1 ? StackKind::TimeSeries2D : StackKind::Single2D;
+    plan.frameColumns = g.cols;
+    plan.frameRows = g.rows;
     for (const auto& e : g.entries) {
       SliceSource s;
       s.a = e.ref;
@@ -472,6 +535,7 @@ class Planner {
     }
     plan.sourceFrames = g.entries.size();
     std::vector<std::string> warnings;
+    if (!g.splitWarning.empty()) warnings.push_back(g.splitWarning);
     if (!f0.hasPixelSpacing) {
       const FileInfo& f = *g.first;
       if (f0.spacingI != 1.0 || f0.spacingJ != 1.0)
@@ -505,6 +569,9 @@ class Planner {
       if (tsSeen.insert(ts).second) info.transferSyntaxes.push_back(ts);
     }
     choosePixelType(plan, f, entries);
+    std::set<std::string> stacking;
+    for (const auto& e : entries)
+      if (!e.file->stackingNote.empty() && stacking.insert(e.file->stackingNote).second) warnings.push_back(e.file->stackingNote);
     info.warnings = std::move(warnings);
     std::string why;
     if (!plan.geometry.isValid(&why)) {

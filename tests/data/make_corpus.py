@@ -194,6 +194,19 @@ def build_ramp_cases():
     pos = [(-30.0, -25.0 + 2.0 * k * math.tan(tilt), -20.0 + 2.0 * k) for k in range(20)]
     write_stack("ramp/tilt", s, pos, extra_fn=lambda k: {"GantryDetectorTilt": "15"})
 
+    # An MR-like stack whose positions leave the slice normal by 0.4 degrees (what a real
+    # oblique MR series does when its positions and orientation are rounded separately):
+    # 0.28 mm of drift over the stack, under half a voxel.
+    s = Series("small drift")
+    drift = math.radians(0.4)
+    pos = [(-30.0, -25.0 + 2.0 * k * math.tan(drift), -20.0 + 2.0 * k) for k in range(20)]
+    write_stack("ramp/drift", s, pos)
+
+    # One series, two pixel encodings: slices 5-9 store 12 bits (HighBit 11), the others 16.
+    s = Series("mixed encoding")
+    write_stack("ramp/mixed-encoding", s, axial_positions(10, 2.0),
+                extra_fn=lambda k: {"BitsStored": 12, "HighBit": 11} if k >= 5 else None)
+
     s = Series("oblique")
     a, b = math.radians(30), math.radians(20)
     row = (math.cos(a), math.sin(a), 0.0)
@@ -300,6 +313,24 @@ def build_enhanced():
     ds.PerFrameFunctionalGroupsSequence = Sequence(per)
     ds.PixelData = np.stack(frames).tobytes()
     save(ds, os.path.join(mkdir("enhanced"), "ENHANCED_CT.dcm"))
+
+
+def build_legacy_multiframe():
+    """Legacy (not enhanced) multi-frame CT: one position, frames stacked by SpacingBetweenSlices.
+    `negative-spacing.dcm` stacks its frames against the normal (a negative step, as some
+    vendors write it); both hold the ramp of the frames' true positions."""
+    d = mkdir("legacy-mf")
+    for name, step in (("positive-spacing.dcm", 2.5), ("negative-spacing.dcm", -2.5)):
+        s = Series("legacy multi-frame " + name)
+        first = ramp_slice(s, (-30.0, -25.0, -20.0), (1, 0, 0), (0, 1, 0))
+        frames = []
+        for f in range(6):
+            one = ramp_slice(s, (-30.0, -25.0, -20.0 + step * f), (1, 0, 0), (0, 1, 0))
+            frames.append(one.PixelData)
+        first.NumberOfFrames = 6
+        first.SpacingBetweenSlices = f"{step:.1f}"
+        first.PixelData = b"".join(frames)
+        save(first, os.path.join(d, name))
 
 
 def build_cine():
@@ -441,6 +472,7 @@ if __name__ == "__main__":
     build_transfer_syntaxes()
     build_ramp_cases()
     build_enhanced()
+    build_legacy_multiframe()
     build_cine()
     build_photometric()
     build_bad()

@@ -64,9 +64,77 @@ TEST(VolumePlanner, GantryTiltIsDetectedFromPositions) {
   LUMEN_REQUIRE_CORPUS();
   auto l = test::scanAndPlan(test::corpus("ramp/tilt"));
   ASSERT_EQ(l.plans.size(), 1u);
-  EXPECT_TRUE(l.plans[0].resampled);
-  EXPECT_TRUE(hasWarning(l.plans[0], "gantry tilt of 15"));
-  EXPECT_NEAR(l.plans[0].geometry.spacingMm.z, 2.0, 1e-6);  // along the normal, not along the tilt
+  const auto& p = l.plans[0];
+  EXPECT_TRUE(p.resampled);
+  EXPECT_TRUE(hasWarning(p, "15 degrees from the slice normal, gantry tilt")) << p.info.warnings.front();
+  EXPECT_NEAR(p.geometry.spacingMm.z, 2.0, 1e-6);  // along the normal, not along the tilt
+  // 19 steps of 2 mm x tan(15 deg) = 10.2 mm = 5.09 rows of 2 mm: the grid grows by 6 rows.
+  EXPECT_EQ(p.geometry.size[0], 40u);
+  EXPECT_EQ(p.geometry.size[1], 32u + 6u);
+  EXPECT_EQ(p.frameRows, 32u);
+}
+
+// Every acquired voxel centre (each frame's corners and edge midpoints) lies inside the
+// tilt-corrected grid: nothing acquired is cut away.
+TEST(VolumePlanner, TiltCorrectedGridHoldsEveryAcquiredVoxel) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/tilt"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  const auto& g = l.plans[0].geometry;
+  std::size_t checked = 0;
+  for (const auto& f : l.scan.files) {
+    const auto& fr = f.frames[0];
+    for (double i : {0.0, (f.columns - 1) / 2.0, f.columns - 1.0})
+      for (double j : {0.0, (f.rows - 1) / 2.0, f.rows - 1.0}) {
+        const Vec3 p = fr.positionLps + fr.rowCosine * (i * fr.spacingI) + fr.columnCosine * (j * fr.spacingJ);
+        const Vec3 ijk = g.lpsToIjk(p);
+        for (int a = 0; a < 3; ++a) {
+          EXPECT_GE(ijk[a], -1e-6) << f.path << " pixel " << i << "," << j;
+          EXPECT_LE(ijk[a], static_cast<double>(g.size[a] - 1) + 1e-6) << f.path << " pixel " << i << "," << j;
+        }
+        ++checked;
+      }
+  }
+  EXPECT_EQ(checked, 20u * 9u);
+}
+
+TEST(VolumePlanner, DriftUnderHalfAVoxelIsReportedNotResampled) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/drift"));
+  ASSERT_EQ(l.plans.size(), 1u);
+  const auto& p = l.plans[0];
+  EXPECT_FALSE(p.resampled);
+  EXPECT_EQ(p.geometry.size[1], 32u);
+  ASSERT_EQ(p.info.warnings.size(), 1u);
+  EXPECT_NE(p.info.warnings[0].find("0.4 degrees from the slice normal"), std::string::npos) << p.info.warnings[0];
+  EXPECT_NE(p.info.warnings[0].find("not resampled"), std::string::npos) << p.info.warnings[0];
+}
+
+TEST(VolumePlanner, FilesThatStorePixelsDifferentlyAreSeparateVolumes) {
+  LUMEN_REQUIRE_CORPUS();
+  auto l = test::scanAndPlan(test::corpus("ramp/mixed-encoding"));
+  ASSERT_EQ(l.plans.size(), 2u);
+  for (const auto& p : l.plans) {
+    EXPECT_EQ(p.geometry.size[2], 5u);
+    EXPECT_NE(p.info.splitLabel.find("encoding"), std::string::npos) << p.info.splitLabel;
+    EXPECT_TRUE(hasWarning(p, "BitsStored 12"));
+    Volume v = test::load(l, static_cast<std::size_t>(&p - l.plans.data()));
+    EXPECT_EQ(test::maxRampError(v), 0.0);
+  }
+}
+
+TEST(VolumePlanner, LegacyMultiFrameStackingDirectionIsFollowedAndStated) {
+  LUMEN_REQUIRE_CORPUS();
+  for (const char* name : {"legacy-mf/positive-spacing.dcm", "legacy-mf/negative-spacing.dcm"}) {
+    auto l = test::scanAndPlan(test::corpus(name));
+    ASSERT_EQ(l.plans.size(), 1u) << name;
+    const auto& p = l.plans[0];
+    EXPECT_EQ(p.info.stackKind, StackKind::Spatial) << name;
+    EXPECT_EQ(p.geometry.size[2], 6u) << name;
+    EXPECT_TRUE(hasWarning(p, "assumed to advance")) << name;
+    Volume v = test::load(l);
+    EXPECT_EQ(test::maxRampError(v), 0.0) << name;
+  }
 }
 
 TEST(VolumePlanner, SplitsOrientationsLocalizersEchoesTimePointsAndRanges) {

@@ -82,6 +82,9 @@ struct FileInfo {
   std::vector<WindowPreset> windows;  // as stored (before rescale / inversion)
 
   std::vector<FrameInfo> frames;
+  /// Set when frame positions had to be assumed (legacy multi-frame stacked by
+  /// SpacingBetweenSlices): says how, for the volume's warnings.
+  std::string stackingNote;
 
   bool isColor() const { return samplesPerPixel == 3 || photometric == "PALETTE COLOR"; }
   std::uint64_t frameBytes() const;  // native (uncompressed) bytes of one frame

@@ -38,6 +38,9 @@ struct VolumePlan {
   PixelType pixelType = PixelType::Int16;
   std::vector<SliceSource> slices;  // one per output slice
   std::size_t sourceFrames = 0;     // distinct source frames used
+  /// Size of the source frames; the output's in-plane size differs when a sheared stack
+  /// (gantry tilt) is resampled onto a grid that holds all of it.
+  std::size_t frameColumns = 0, frameRows = 0;
   bool resampled = false;           // some slice is not a plain copy of one frame
   double paddingValue = 0.0;        // where resampling reads outside the source
   // MONOCHROME1 is inverted after rescale so that high values are bright everywhere:
