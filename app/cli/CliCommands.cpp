@@ -159,6 +159,8 @@ int runInfo(const std::vector<std::string>& paths, const CommonOptions& common) 
     for (std::size_t i = 0; i < s->plans.size(); ++i) printPlan(s->plans[i], i + 1);
     printSkipped(s->skipped, std::cout);
   }
+  if (const auto* e = dicom::firstListingError(s->skipped))
+    return fail(e->path + ": " + e->reason + "; volumes found there may be incomplete");
   if (s->plans.empty()) {
     if (s->skipped.size() == 1) return fail(s->skipped.front().path + ": " + s->skipped.front().reason);
     return fail("no image volume found in the input (" + std::to_string(s->skipped.size()) + " file(s) skipped)");
@@ -180,32 +182,20 @@ int runConvert(const ConvertOptions& o, const CommonOptions& common) {
     return fail(o.input + ": no image volume found (" + std::to_string(s->skipped.size()) + " file(s) skipped)");
   }
 
-  std::vector<std::size_t> candidates;
-  for (std::size_t i = 0; i < s->plans.size(); ++i)
-    if (o.seriesUid.empty() || s->plans[i].info.series.seriesInstanceUid == o.seriesUid) candidates.push_back(i);
-  if (candidates.empty()) return fail(o.input + ": no volume with series UID " + o.seriesUid);
-  std::size_t chosen;
-  if (o.volumeIndex > 0) {
-    if (static_cast<std::size_t>(o.volumeIndex) > s->plans.size())
-      return fail(o.input + ": --volume " + std::to_string(o.volumeIndex) + " is out of range (" +
-                  std::to_string(s->plans.size()) + " volume(s) found)");
-    chosen = static_cast<std::size_t>(o.volumeIndex - 1);
-    if (!o.seriesUid.empty() && s->plans[chosen].info.series.seriesInstanceUid != o.seriesUid)
-      return fail("--volume " + std::to_string(o.volumeIndex) + " is not in series " + o.seriesUid);
-  } else {
-    chosen = candidates.front();
-    for (std::size_t c : candidates)
-      if (s->plans[c].geometry.size[2] > s->plans[chosen].geometry.size[2]) chosen = c;
-    if (candidates.size() > 1) {
-      std::cerr << "lumen-cli: " << candidates.size() << " volumes found; converting volume " << (chosen + 1)
-                << " (the one with the most slices). Others (choose with --volume N or --series UID):\n";
-      for (std::size_t c : candidates) {
-        if (c == chosen) continue;
-        const auto& p = s->plans[c];
-        std::cerr << "  volume " << (c + 1) << ": " << p.info.series.modality << " series " << p.info.series.seriesNumber
-                  << " " << p.info.series.seriesInstanceUid << (p.info.splitLabel.empty() ? "" : " [" + p.info.splitLabel + "]")
-                  << ", " << p.geometry.size[0] << "x" << p.geometry.size[1] << "x" << p.geometry.size[2] << "\n";
-      }
+  // A folder that could not be listed to its end may hide slices of the series.
+  if (const auto* e = dicom::firstListingError(s->skipped))
+    return fail(e->path + ": " + e->reason + "; the volume may be incomplete, nothing converted");
+  auto choice = dicom::chooseVolume(s->plans, o.seriesUid, o.volumeIndex, o.input);
+  if (!choice) return fail(choice.error().toString());
+  const std::size_t chosen = choice->index;
+  if (o.volumeIndex == 0 && !choice->others.empty()) {
+    std::cerr << "lumen-cli: " << choice->others.size() + 1 << " volumes found; converting volume " << (chosen + 1)
+              << " (the one with the most slices). Others (choose with --volume N or --series UID):\n";
+    for (std::size_t c : choice->others) {
+      const auto& p = s->plans[c];
+      std::cerr << "  volume " << (c + 1) << ": " << p.info.series.modality << " series " << p.info.series.seriesNumber
+                << " " << p.info.series.seriesInstanceUid << (p.info.splitLabel.empty() ? "" : " [" + p.info.splitLabel + "]")
+                << ", " << p.geometry.size[0] << "x" << p.geometry.size[1] << "x" << p.geometry.size[2] << "\n";
     }
   }
   const auto& plan = s->plans[chosen];
@@ -253,6 +243,8 @@ int runImport(const std::vector<std::string>& paths, bool copy, const CommonOpti
               << " updated, " << r->instancesUnchanged << " already known, " << r->skipped.size() << " skipped\n";
     printSkipped(r->skipped, std::cerr);
   }
+  if (const auto* e = dicom::firstListingError(r->skipped))
+    return fail(e->path + ": " + e->reason + "; import again once it can be read (re-import is idempotent)");
   if (r->instancesAdded + r->instancesUpdated + r->instancesUnchanged == 0)
     return fail("nothing imported (" + std::to_string(r->skipped.size()) + " file(s) skipped)");
   return 0;

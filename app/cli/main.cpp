@@ -39,8 +39,14 @@ int runAiPlugin(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace lumen::cli;
+  // The command is the first word that is neither an option nor the value of a global
+  // option that takes one (`lumen-cli --threads 2 infer ...`).
   for (int i = 1; i < argc; ++i) {
-    if (argv[i][0] == '-') continue;  // global options before the command
+    if (std::strcmp(argv[i], "--threads") == 0) {
+      ++i;
+      continue;
+    }
+    if (argv[i][0] == '-') continue;
     if (std::strcmp(argv[i], "infer") == 0 || std::strcmp(argv[i], "models") == 0) return runAiPlugin(argc, argv);
     break;
   }

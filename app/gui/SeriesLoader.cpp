@@ -75,29 +75,24 @@ int SeriesLoader::start(const Request& request) {
     std::vector<dicom::SkippedFile> skipped = scan->skipped;
     auto plans = dicom::planVolumes(*scan, &skipped);
     for (const auto& k : skipped) notes << QString::fromStdString("skipped " + k.path + ": " + k.reason);
-    std::vector<std::size_t> candidates;
-    for (std::size_t i = 0; i < plans.size(); ++i)
-      if (request.seriesUid.isEmpty() || plans[i].info.series.seriesInstanceUid == request.seriesUid.toStdString())
-        candidates.push_back(i);
-    if (candidates.empty()) {
-      QString msg = skipped.size() == 1 ? QString::fromStdString(skipped[0].path + ": " + skipped[0].reason)
-                                        : QString("No image volume found (%1 file(s) skipped)").arg(skipped.size());
+    if (const auto* e = dicom::firstListingError(skipped))
+      notes << QString::fromStdString("error: " + e->path + ": " + e->reason + "; this series may be incomplete");
+    auto choice = dicom::chooseVolume(plans, request.seriesUid.toStdString(), request.volumeNumber,
+                                      request.paths.join(", ").toStdString());
+    if (!choice) {
+      QString msg = plans.empty() && skipped.size() == 1
+                        ? QString::fromStdString(skipped[0].path + ": " + skipped[0].reason)
+                        : plans.empty() ? QString("No image volume found (%1 file(s) skipped)").arg(skipped.size())
+                                        : QString::fromStdString(choice.error().toString());
       emitLater([&](SeriesLoader* s) { emit s->failed(id, msg); });
       self->busy_ = false;
       return;
     }
-    std::size_t chosen = candidates.front();
-    if (request.volumeIndex >= 0 && static_cast<std::size_t>(request.volumeIndex) < plans.size()) {
-      chosen = static_cast<std::size_t>(request.volumeIndex);
-    } else {
-      for (std::size_t c : candidates)
-        if (plans[c].geometry.size[2] > plans[chosen].geometry.size[2]) chosen = c;
-    }
-    for (std::size_t c : candidates)
-      if (c != chosen)
-        notes << QString::fromStdString("also found: " + plans[c].info.series.modality + " series " +
-                                        std::to_string(plans[c].info.series.seriesNumber) +
-                                        (plans[c].info.splitLabel.empty() ? "" : " [" + plans[c].info.splitLabel + "]"));
+    const std::size_t chosen = choice->index;
+    for (std::size_t c : choice->others)
+      notes << QString::fromStdString("also found: " + plans[c].info.series.modality + " series " +
+                                      std::to_string(plans[c].info.series.seriesNumber) +
+                                      (plans[c].info.splitLabel.empty() ? "" : " [" + plans[c].info.splitLabel + "]"));
     const auto& plan = plans[chosen];
     for (const auto& w : plan.info.warnings) notes << QString::fromStdString("warning: " + w);
 

@@ -23,7 +23,7 @@ class SeriesLoader : public QObject {
   struct Request {
     QStringList paths;
     QString seriesUid;     // empty: any
-    int volumeIndex = -1;  // into the plans; -1: the one with the most slices
+    int volumeNumber = 0;  // 1-based as `lumen-cli info` lists them; 0: the one with the most slices
   };
 
   explicit SeriesLoader(QObject* parent = nullptr);

@@ -79,7 +79,54 @@ std::string readDicomdir(const fs::path& dicomdir, std::vector<fs::path>& out, s
   return {};
 }
 
+// Lists a folder tree. Every folder that cannot be opened or read to its end (out of file
+// descriptors, removed or unreadable while walking) is reported with the reason, and the
+// walk goes on with the folders it can read: a series is never silently cut short.
+// Iterative (a hostile tree may be very deep); symlinked folders are not followed.
+template <class AddFile>
+void walkFolder(const fs::path& root, AddFile& addFile, std::vector<SkippedFile>& skipped) {
+  std::vector<fs::path> pending{root};
+  while (!pending.empty()) {
+    const fs::path dir = std::move(pending.back());
+    pending.pop_back();
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) {
+      skipped.push_back({dir.string(), "cannot list folder: " + ec.message() + " (its files were not read)", true});
+      continue;
+    }
+    std::vector<fs::path> subfolders;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      const fs::path p = it->path();
+      std::error_code tec;
+      const auto type = it->symlink_status(tec).type();
+      if (tec) {
+        skipped.push_back({p.string(), "cannot read: " + tec.message(), true});
+        continue;
+      }
+      const auto name = p.filename().string();
+      if (type == fs::file_type::directory) {
+        subfolders.push_back(p);
+      } else if (!name.empty() && name[0] == '.') {
+        continue;  // hidden files (.DS_Store, ...)
+      } else if (type == fs::file_type::regular || (type == fs::file_type::symlink && fs::is_regular_file(p, tec))) {
+        addFile(p);
+      }
+    }
+    // increment() failing leaves the iterator at the end: the rest of this folder is unread.
+    if (ec) skipped.push_back({dir.string(), "cannot list folder to its end: " + ec.message() + " (some files were not read)", true});
+    std::sort(subfolders.begin(), subfolders.end());
+    for (auto r = subfolders.rbegin(); r != subfolders.rend(); ++r) pending.push_back(*r);
+  }
+}
+
 }  // namespace
+
+const SkippedFile* firstListingError(const std::vector<SkippedFile>& skipped) {
+  for (const auto& s : skipped)
+    if (s.listingError) return &s;
+  return nullptr;
+}
 
 std::vector<fs::path> enumerateInputs(const std::vector<fs::path>& inputs, std::vector<SkippedFile>& skipped,
                                       std::vector<std::string>& notes) {
@@ -116,24 +163,7 @@ std::vector<fs::path> enumerateInputs(const std::vector<fs::path>& inputs, std::
       continue;
     }
     if (fs::is_directory(st)) {
-      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec);
-      if (ec) {
-        skipped.push_back({in.string(), "cannot list folder: " + ec.message()});
-        continue;
-      }
-      for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) {
-          skipped.push_back({it->path().string(), "cannot list folder: " + ec.message()});
-          ec.clear();
-          continue;
-        }
-        std::error_code fec;
-        if (it->is_regular_file(fec)) {
-          const auto name = it->path().filename().string();
-          if (!name.empty() && name[0] == '.') continue;  // hidden files (.DS_Store, ...)
-          addFile(it->path());
-        }
-      }
+      walkFolder(in, addFile, skipped);
     } else if (fs::is_regular_file(st)) {
       addFile(in);
     } else {

@@ -1,6 +1,13 @@
 #include "lumen/imaging/StudyDatabase.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -82,6 +89,15 @@ class Stmt {
   }
   Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
   int step() { return sqlite3_step(s_); }
+  /// Next row: true while there is one. Anything but a row or the end (SQLITE_BUSY after
+  /// the busy timeout, I/O errors) stops the loop and is kept for ok(): a query that
+  /// could not finish must never read as "no (more) rows".
+  bool next() {
+    rc_ = sqlite3_step(s_);
+    return rc_ == SQLITE_ROW;
+  }
+  bool finished() const { return rc_ == SQLITE_DONE; }
+  int resultCode() const { return rc_; }
   void reset() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
@@ -97,10 +113,20 @@ class Stmt {
  private:
   sqlite3_stmt* s_ = nullptr;
   std::string error_;
+  int rc_ = SQLITE_OK;
 };
 
 Error dbError(sqlite3* db, const std::string& what) {
   return Error(ErrorCode::Database, what + ": " + sqlite3_errmsg(db));
+}
+
+// A query that stopped before its end: the database was busy or failing.
+Error incomplete(sqlite3* db, const Stmt& s, const std::string& what) {
+  const int rc = s.resultCode();
+  std::string why = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "the study database is busy (locked by another program)"
+                                                              : std::string(sqlite3_errstr(rc));
+  (void)db;
+  return Error(ErrorCode::Database, what + ": " + why);
 }
 
 // UIDs are digits and dots; anything else (a hostile header) must not shape a path.
@@ -111,6 +137,62 @@ std::string safeComponent(const std::string& uid) {
   std::ostringstream s;
   s << "x" << std::hex << std::hash<std::string>{}(uid);
   return s.str();
+}
+
+// Copies `src` to `dest` so that `dest` is either absent or complete and on disk: written
+// under a temporary name no other import can share (process id and a counter), flushed,
+// renamed, and the folder entry flushed too, before the database records it.
+Status durableCopy(const fs::path& src, const fs::path& dest) {
+  static std::atomic<std::uint64_t> counter{0};
+  const fs::path tmp = dest.parent_path() / (".part-" + dest.filename().string() + "-" + std::to_string(getpid()) + "-" +
+                                             std::to_string(counter.fetch_add(1)));
+  const auto sysError = [](const char* what) { return Error(ErrorCode::Io, std::string(what) + ": " + std::strerror(errno)); };
+  const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return sysError("cannot open the file");
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    Error e = sysError("cannot create a file in the store");
+    ::close(in);
+    return e;
+  }
+  std::vector<char> buf(1 << 20);
+  Status st;
+  for (;;) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      st = sysError("cannot read the file");
+      break;
+    }
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out, buf.data() + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        st = sysError("cannot write into the store");
+        break;
+      }
+      done += w;
+    }
+    if (!st) break;
+  }
+  ::close(in);
+  if (st && ::fsync(out) != 0) st = sysError("cannot flush the copy to disk");
+  if (::close(out) != 0 && st) st = sysError("cannot write into the store");
+  std::error_code ec;
+  if (st) {
+    fs::rename(tmp, dest, ec);
+    if (ec) st = Error(ErrorCode::Io, "cannot rename into the store: " + ec.message());
+  }
+  if (!st) {
+    fs::remove(tmp, ec);
+    return st;
+  }
+  if (const int d = ::open(dest.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  return {};
 }
 
 }  // namespace
@@ -137,24 +219,39 @@ Status StudyDatabase::exec(const char* sql) {
 }
 
 int StudyDatabase::schemaVersion() const {
+  auto v = readSchemaVersion();
+  return v ? *v : -1;
+}
+
+Result<int> StudyDatabase::readSchemaVersion() const {
   Stmt s(db_, "PRAGMA user_version");
-  return s.step() == SQLITE_ROW ? s.i32(0) : -1;
+  if (!s.ok()) return Error(ErrorCode::Database, "cannot read the schema version: " + s.error(), (dataDir_ / "lumen.db").string());
+  if (!s.next()) return incomplete(db_, s, "cannot read the schema version");
+  return s.i32(0);
 }
 
 Status StudyDatabase::migrate(int target) {
-  int v = schemaVersion();
-  if (v > kSchemaVersion) {
-    std::ostringstream m;
-    m << "database schema version " << v << " is newer than this Lumen understands (" << kSchemaVersion
-      << "); update Lumen";
-    return Error(ErrorCode::Database, m.str(), (dataDir_ / "lumen.db").string());
-  }
-  for (; v < target; ++v) {
-    // One transaction per step: a failed migration leaves the previous version intact.
+  const std::string file = (dataDir_ / "lumen.db").string();
+  for (;;) {
+    // The version is read inside the write transaction: two programs opening a new data
+    // folder at once take turns, and the second sees the first one's steps as done.
     if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
-    auto s = exec(kMigrations[v]);
+    auto v = readSchemaVersion();
+    if (!v || *v > kSchemaVersion || *v >= target) {
+      (void)exec("ROLLBACK");
+      if (!v) return v.error();
+      if (*v > kSchemaVersion) {
+        std::ostringstream m;
+        m << "database schema version " << *v << " is newer than this Lumen understands (" << kSchemaVersion
+          << "); update Lumen";
+        return Error(ErrorCode::Database, m.str(), file);
+      }
+      return {};
+    }
+    // One transaction per step: a failed migration leaves the previous version intact.
+    auto s = exec(kMigrations[*v]);
     if (s) {
-      const std::string pragma = "PRAGMA user_version = " + std::to_string(v + 1);
+      const std::string pragma = "PRAGMA user_version = " + std::to_string(*v + 1);
       s = exec(pragma.c_str());
     }
     if (!s) {
@@ -162,13 +259,12 @@ Status StudyDatabase::migrate(int target) {
       return s;
     }
     if (auto c = exec("COMMIT"); !c) return c;
-    LUMEN_INFO("study database migrated to schema version " << (v + 1));
+    LUMEN_INFO("study database migrated to schema version " << (*v + 1));
   }
-  return {};
 }
 
 namespace {
-Result<sqlite3*> openRaw(const fs::path& dataDir) {
+Result<sqlite3*> openRaw(const fs::path& dataDir, int busyTimeoutMs = 5000) {
   std::error_code ec;
   fs::create_directories(dataDir, ec);
   if (ec) return Error(ErrorCode::Io, "cannot create data folder: " + ec.message(), dataDir.string());
@@ -180,21 +276,32 @@ Result<sqlite3*> openRaw(const fs::path& dataDir) {
     sqlite3_close_v2(db);
     return Error(ErrorCode::Database, "cannot open the study database: " + m, file.string());
   }
-  sqlite3_busy_timeout(db, 5000);  // the GUI and lumen-cli may share it
-  char* err = nullptr;
-  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;", nullptr, nullptr,
-                   &err) != SQLITE_OK) {
-    std::string m = err ? err : "?";
+  sqlite3_busy_timeout(db, busyTimeoutMs);  // the GUI and lumen-cli may share it
+  // Switching a new file to WAL can meet another opener doing the same; SQLite then answers
+  // "locked" at once instead of waiting, so this step retries for the same timeout.
+  // synchronous=FULL: a committed import is on disk before it is reported done.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busyTimeoutMs);
+  for (;;) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;", nullptr,
+                                nullptr, &err);
+    if (rc == SQLITE_OK) break;
+    std::string m = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
+    if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
     sqlite3_close_v2(db);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) m = "the study database is busy (locked by another program)";
     return Error(ErrorCode::Database, "cannot configure the study database: " + m, file.string());
   }
   return db;
 }
 }  // namespace
 
-Result<std::unique_ptr<StudyDatabase>> StudyDatabase::open(const fs::path& dataDir) {
-  auto raw = openRaw(dataDir);
+Result<std::unique_ptr<StudyDatabase>> StudyDatabase::open(const fs::path& dataDir, int busyTimeoutMs) {
+  auto raw = openRaw(dataDir, busyTimeoutMs);
   if (!raw) return raw.error();
   std::unique_ptr<StudyDatabase> db(new StudyDatabase(*raw, dataDir));
   if (auto s = db->migrate(kSchemaVersion); !s) return s.error();
@@ -265,10 +372,12 @@ Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std
     std::optional<std::int64_t> existingId;
     std::string existingPath;
     bool existingManaged = false;
-    if (findInstance.step() == SQLITE_ROW) {
+    if (findInstance.next()) {
       existingId = findInstance.i64(0);
       existingPath = findInstance.text(1);
       existingManaged = findInstance.i32(2) != 0;
+    } else if (!findInstance.finished()) {
+      return rollback(incomplete(db_, findInstance, "instance lookup failed"));
     }
 
     std::string path = f.path;
@@ -283,13 +392,8 @@ Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (!fs::exists(dest, ec)) {
-        // Copy to a temporary name, then rename: the store never holds half a file.
-        const fs::path tmp = dir / (".part-" + safeComponent(f.sopInstanceUid));
-        fs::copy_file(f.path, tmp, fs::copy_options::overwrite_existing, ec);
-        if (!ec) fs::rename(tmp, dest, ec);
-        if (ec) {
-          fs::remove(tmp, ec);
-          report.skipped.push_back({f.path, "cannot copy into the managed store: " + ec.message()});
+        if (auto c = durableCopy(f.path, dest); !c) {
+          report.skipped.push_back({f.path, "cannot copy into the managed store: " + c.error().message});
           continue;
         }
       }
@@ -357,13 +461,14 @@ Result<std::vector<PatientRow>> StudyDatabase::patients() {
          "LEFT JOIN studies st ON st.patient_ref = p.id GROUP BY p.id ORDER BY p.name, p.patient_id");
   if (!s.ok()) return Error(ErrorCode::Database, s.error());
   std::vector<PatientRow> rows;
-  while (s.step() == SQLITE_ROW) {
+  while (s.next()) {
     PatientRow r;
     r.id = s.i64(0);
     r.info = {s.text(1), s.text(2), s.text(3), s.text(4)};
     r.studyCount = s.i32(5);
     rows.push_back(std::move(r));
   }
+  if (!s.finished()) return incomplete(db_, s, "listing patients");
   return rows;
 }
 
@@ -385,7 +490,7 @@ Result<std::vector<StudyRow>> StudyDatabase::studies(const StudyQuery& q) {
   if (!s.ok()) return Error(ErrorCode::Database, s.error());
   s.bind(1, q.text).bind(2, q.modality).bind(3, q.dateFrom).bind(4, q.dateTo);
   std::vector<StudyRow> rows;
-  while (s.step() == SQLITE_ROW) {
+  while (s.next()) {
     StudyRow r;
     r.id = s.i64(0);
     r.patientId = s.i64(1);
@@ -401,6 +506,7 @@ Result<std::vector<StudyRow>> StudyDatabase::studies(const StudyQuery& q) {
     r.instanceCount = s.i32(14);
     rows.push_back(std::move(r));
   }
+  if (!s.finished()) return incomplete(db_, s, "listing studies");
   return rows;
 }
 
@@ -412,7 +518,7 @@ Result<std::vector<SeriesRow>> StudyDatabase::series(std::int64_t studyId) {
   if (!s.ok()) return Error(ErrorCode::Database, s.error());
   s.bind(1, studyId);
   std::vector<SeriesRow> rows;
-  while (s.step() == SQLITE_ROW) {
+  while (s.next()) {
     SeriesRow r;
     r.id = s.i64(0);
     r.studyId = s.i64(1);
@@ -426,6 +532,7 @@ Result<std::vector<SeriesRow>> StudyDatabase::series(std::int64_t studyId) {
     r.instanceCount = s.i32(9);
     rows.push_back(std::move(r));
   }
+  if (!s.finished()) return incomplete(db_, s, "listing series");
   return rows;
 }
 
@@ -436,28 +543,28 @@ Result<std::vector<InstanceRow>> StudyDatabase::instances(std::int64_t seriesId)
   if (!s.ok()) return Error(ErrorCode::Database, s.error());
   s.bind(1, seriesId);
   std::vector<InstanceRow> rows;
-  while (s.step() == SQLITE_ROW) rows.push_back({s.i64(0), s.text(1), s.text(2), s.i32(3) != 0, s.i32(4)});
+  while (s.next()) rows.push_back({s.i64(0), s.text(1), s.text(2), s.i32(3) != 0, s.i32(4)});
+  if (!s.finished()) return incomplete(db_, s, "listing instances");
   return rows;
 }
 
-Result<DeleteReport> StudyDatabase::deleteInstancesWhere(const std::string& where, std::int64_t id,
-                                                         bool deleteManagedFiles) {
+Result<DeleteReport> StudyDatabase::deleteLevel(Level level, std::int64_t id, bool deleteManagedFiles) {
   DeleteReport report;
   std::vector<std::string> managedFiles;
+  const bool study = level == Level::Study;
   {
-    const std::string sql = "SELECT i.path, i.managed FROM instances i JOIN series se ON i.series_ref = se.id WHERE " + where;
-    Stmt s(db_, sql.c_str());
+    Stmt s(db_, study ? "SELECT i.path, i.managed FROM instances i JOIN series se ON i.series_ref = se.id WHERE se.study_ref = ?1"
+                      : "SELECT i.path, i.managed FROM instances i WHERE i.series_ref = ?1");
     if (!s.ok()) return Error(ErrorCode::Database, s.error());
     s.bind(1, id);
-    while (s.step() == SQLITE_ROW) {
+    while (s.next()) {
       ++report.instancesRemoved;
       if (s.i32(1)) managedFiles.push_back(s.text(0));
     }
+    if (!s.finished()) return incomplete(db_, s, "listing the files to delete");
   }
   if (auto st = exec("BEGIN IMMEDIATE"); !st) return st.error();
-  const std::string del = where.find("se.study_ref") != std::string::npos ? "DELETE FROM studies WHERE id = ?1"
-                                                                         : "DELETE FROM series WHERE id = ?1";
-  Stmt d(db_, del.c_str());
+  Stmt d(db_, study ? "DELETE FROM studies WHERE id = ?1" : "DELETE FROM series WHERE id = ?1");
   d.bind(1, id);
   if (d.step() != SQLITE_DONE) {
     (void)exec("ROLLBACK");
@@ -486,11 +593,11 @@ Result<DeleteReport> StudyDatabase::deleteInstancesWhere(const std::string& wher
 }
 
 Result<DeleteReport> StudyDatabase::deleteStudy(std::int64_t studyId, bool deleteManagedFiles) {
-  return deleteInstancesWhere("se.study_ref = ?1", studyId, deleteManagedFiles);
+  return deleteLevel(Level::Study, studyId, deleteManagedFiles);
 }
 
 Result<DeleteReport> StudyDatabase::deleteSeries(std::int64_t seriesId, bool deleteManagedFiles) {
-  return deleteInstancesWhere("se.id = ?1", seriesId, deleteManagedFiles);
+  return deleteLevel(Level::Series, seriesId, deleteManagedFiles);
 }
 
 }  // namespace lumen::db

@@ -645,11 +645,30 @@ VolumePlan slicePlan(const VolumePlan& plan, std::size_t k) {
   return p;
 }
 
-std::size_t largestPlan(const std::vector<VolumePlan>& plans) {
-  std::size_t best = 0;
-  for (std::size_t i = 1; i < plans.size(); ++i)
-    if (plans[i].geometry.size[2] > plans[best].geometry.size[2]) best = i;
-  return best;
+Result<VolumeChoice> chooseVolume(const std::vector<VolumePlan>& plans, const std::string& seriesUid, int number,
+                                  const std::string& input) {
+  if (plans.empty()) return Error(ErrorCode::NotFound, "no image volume found", input);
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    if (seriesUid.empty() || plans[i].info.series.seriesInstanceUid == seriesUid) candidates.push_back(i);
+  if (candidates.empty()) return Error(ErrorCode::NotFound, "no volume with series UID " + seriesUid, input);
+  VolumeChoice c;
+  if (number > 0) {
+    if (static_cast<std::size_t>(number) > plans.size())
+      return Error(ErrorCode::InvalidArgument,
+                   "volume " + std::to_string(number) + " is out of range (" + std::to_string(plans.size()) + " volume(s) found)",
+                   input);
+    c.index = static_cast<std::size_t>(number - 1);
+    if (std::find(candidates.begin(), candidates.end(), c.index) == candidates.end())
+      return Error(ErrorCode::InvalidArgument, "volume " + std::to_string(number) + " is not in series " + seriesUid, input);
+  } else {
+    c.index = candidates.front();
+    for (std::size_t i : candidates)
+      if (plans[i].geometry.size[2] > plans[c.index].geometry.size[2]) c.index = i;
+  }
+  for (std::size_t i : candidates)
+    if (i != c.index) c.others.push_back(i);
+  return c;
 }
 
 }  // namespace lumen::dicom

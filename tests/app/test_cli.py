@@ -388,6 +388,15 @@ class Inference(unittest.TestCase):
         self.assertEqual(q.returncode, 1)
         self.assertIn(".json", q.stderr)
 
+    def test_global_options_before_the_command(self):
+        d = workdir("infer-global")
+        env = dict(os.environ, LUMEN_MODEL_PATH=MODELS)
+        p = subprocess.run([CLI, "--threads", "2", "-v", "infer", "-m", "identity3d", SAMPLE, "-o",
+                            os.path.join(d, "out.nii.gz")], capture_output=True, text=True, timeout=600, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("2 CPU thread(s)", p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(d, "out.nii.gz")))
+
     def test_errors_are_one_line(self):
         d = workdir("infer-errors")
         for args, words in [(["-m", "unknown_transform"], ["RandFlipd"]),

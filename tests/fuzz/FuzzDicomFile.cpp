@@ -49,20 +49,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 #ifndef LUMEN_LIBFUZZER
+// Every argument must exist and give at least one input: a replay of nothing proves nothing.
 int main(int argc, char** argv) {
   int n = 0;
   for (int i = 1; i < argc; ++i) {
     std::error_code ec;
+    int fromThis = 0;
     if (std::filesystem::is_directory(argv[i], ec)) {
       for (const auto& e : std::filesystem::recursive_directory_iterator(argv[i], ec))
         if (e.is_regular_file()) {
           exercise(e.path().string());
-          ++n;
+          ++fromThis;
         }
-    } else {
+    } else if (std::filesystem::is_regular_file(argv[i], ec)) {
       exercise(argv[i]);
-      ++n;
+      ++fromThis;
     }
+    if (fromThis == 0) {
+      std::fprintf(stderr, "%s: no input to replay (missing or empty)\n", argv[i]);
+      return 1;
+    }
+    n += fromThis;
+  }
+  if (n == 0) {
+    std::fprintf(stderr, "usage: %s FILE_OR_FOLDER...\n", argv[0]);
+    return 1;
   }
   std::printf("replayed %d input(s) without a crash\n", n);
   return 0;

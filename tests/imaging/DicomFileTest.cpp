@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "Corpus.h"
 #include "lumen/imaging/DicomFile.h"
+#include "lumen/imaging/DicomScanner.h"
 
 using namespace lumen;
 using namespace lumen::dicom;
@@ -137,4 +142,70 @@ TEST(DicomFile, VrUnAttributesAreReadWithTheirRealVr) {
   ASSERT_TRUE(r) << r.error().toString();
   EXPECT_TRUE(r->frames[0].hasPosition);
   EXPECT_EQ(r->frames.size(), 15u);
+}
+
+namespace {
+// The lowest free descriptor number: RLIMIT_NOFILE at this value makes the next open fail.
+rlim_t lowestFreeDescriptor() {
+  const int fd = dup(0);
+  close(fd);
+  return static_cast<rlim_t>(fd);
+}
+
+struct FdLimit {
+  rlimit saved{};
+  explicit FdLimit(rlim_t soft) {
+    getrlimit(RLIMIT_NOFILE, &saved);
+    rlimit l = saved;
+    l.rlim_cur = soft;
+    setrlimit(RLIMIT_NOFILE, &l);
+  }
+  ~FdLimit() { setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+fs::path deepTree(const std::string& name, int depth) {
+  const fs::path root = fs::path(LUMEN_TEST_WORK_DIR) / "walk" / name;
+  fs::remove_all(root);
+  fs::path d = root;
+  for (int i = 0; i < depth; ++i) {
+    d /= "level" + std::to_string(i);
+    fs::create_directories(d);
+    std::ofstream(d / "file") << "x";
+  }
+  return root;
+}
+}  // namespace
+
+// A deep tree listed with few file descriptors left: the walk holds one folder open at a
+// time, so every file is found (a recursive iterator holding one per level ran out and
+// silently ended the scan).
+TEST(FolderWalk, FindsEveryFileWithFewDescriptorsLeft) {
+  const fs::path root = deepTree("deep", 24);
+  std::vector<SkippedFile> skipped;
+  std::vector<std::string> notes;
+  std::vector<fs::path> files;
+  {
+    FdLimit limit(lowestFreeDescriptor() + 3);
+    files = enumerateInputs({root}, skipped, notes);
+  }
+  EXPECT_EQ(files.size(), 24u);
+  EXPECT_TRUE(skipped.empty()) << skipped.front().path << ": " << skipped.front().reason;
+}
+
+// A folder that cannot be listed at all is reported as a listing error naming it, never
+// read as "no files".
+TEST(FolderWalk, AFolderThatCannotBeListedIsReported) {
+  const fs::path root = deepTree("nofd", 2);
+  std::vector<SkippedFile> skipped;
+  std::vector<std::string> notes;
+  std::vector<fs::path> files;
+  {
+    FdLimit limit(lowestFreeDescriptor());
+    files = enumerateInputs({root}, skipped, notes);
+  }
+  EXPECT_TRUE(files.empty());
+  const SkippedFile* e = firstListingError(skipped);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->path, root.string());
+  EXPECT_NE(e->reason.find("cannot list folder"), std::string::npos) << e->reason;
 }

@@ -3,8 +3,13 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <fstream>
+#include <latch>
+#include <set>
+#include <thread>
 
 #include "Corpus.h"
+#include "lumen/imaging/DicomFile.h"
 #include "lumen/imaging/StudyDatabase.h"
 
 using namespace lumen;
@@ -28,6 +33,16 @@ int count(const fs::path& dir, const char* sql) {
   sqlite3_finalize(s);
   sqlite3_close(db);
   return n;
+}
+std::string text(const fs::path& dir, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open((dir / "lumen.db").c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+  std::string out = sqlite3_step(s) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(s, 0)) : "(error)";
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return out;
 }
 }  // namespace
 
@@ -56,7 +71,7 @@ TEST(StudyDatabase, ImportsAndListsTheSampleStudy) {
   EXPECT_FALSE((*inst)[0].managed);
   EXPECT_TRUE(fs::exists((*inst)[0].path));
   // WAL mode for concurrent readers (GUI + CLI).
-  EXPECT_TRUE(fs::exists(dir / "lumen.db-wal") || count(dir, "PRAGMA journal_mode") != -1);
+  EXPECT_EQ(text(dir, "PRAGMA journal_mode"), "wal");
 }
 
 TEST(StudyDatabase, ReimportIsIdempotent) {
@@ -207,4 +222,118 @@ TEST(StudyDatabase, BadFilesAreReportedNotImported) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->instancesAdded, 1u);
   EXPECT_GE(r->skipped.size(), 17u);
+}
+
+// Several programs opening a new data folder at once: each sees the schema created exactly
+// once (the version is read inside the write transaction, not before it).
+TEST(StudyDatabase, ConcurrentFirstOpensMigrateOnce) {
+  for (int round = 0; round < 8; ++round) {
+    const fs::path dir = freshDir("concurrent-open-" + std::to_string(round));
+    constexpr int kThreads = 4;
+    std::latch start(kThreads);
+    std::vector<std::string> errors(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        auto db = StudyDatabase::open(dir);
+        if (!db) errors[static_cast<std::size_t>(t)] = db.error().toString();
+        else if ((*db)->schemaVersion() != StudyDatabase::kSchemaVersion) errors[static_cast<std::size_t>(t)] = "wrong version";
+      });
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+  }
+}
+
+// Two imports copying the same files into the store at once: no shared temporary names,
+// every copy complete, nothing left behind.
+TEST(StudyDatabase, ConcurrentCopyImportsDoNotCollide) {
+  const fs::path dir = freshDir("concurrent-copy");
+  ASSERT_TRUE(StudyDatabase::open(dir));
+  std::latch start(2);
+  std::vector<std::string> problems(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      auto db = StudyDatabase::open(dir);
+      if (!db) {
+        problems[static_cast<std::size_t>(t)] = db.error().toString();
+        return;
+      }
+      ImportOptions o;
+      o.copyToStore = true;
+      o.batchSize = 4;
+      start.arrive_and_wait();
+      auto r = (*db)->import({test::sampleCt()}, o);
+      if (!r) problems[static_cast<std::size_t>(t)] = r.error().toString();
+      else if (!r->skipped.empty()) problems[static_cast<std::size_t>(t)] = r->skipped.front().path + ": " + r->skipped.front().reason;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(problems[0], "");
+  EXPECT_EQ(problems[1], "");
+  std::size_t partial = 0;
+  std::multiset<std::uintmax_t> stored, original;
+  for (const auto& e : fs::directory_iterator(test::sampleCt())) original.insert(fs::file_size(e.path()));
+  for (const auto& e : fs::recursive_directory_iterator(dir / "store")) {
+    if (!e.is_regular_file()) continue;
+    if (e.path().filename().string().rfind(".part-", 0) == 0) {
+      ++partial;
+      continue;
+    }
+    stored.insert(fs::file_size(e.path()));
+    EXPECT_TRUE(dicom::readFileInfo(e.path())) << e.path();  // complete, readable copies
+  }
+  EXPECT_EQ(stored, original);
+  EXPECT_EQ(partial, 0u);
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances WHERE managed = 1"), 32);
+}
+
+// A database locked by another program: opening says "busy" (after the timeout), it does
+// not fail with an unexplained "locked" or wait forever.
+TEST(StudyDatabase, ABusyDatabaseIsSaidToBeBusy) {
+  const fs::path dir = freshDir("busy");
+  ASSERT_TRUE(StudyDatabase::open(dir));
+  sqlite3* locker = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "lumen.db").c_str(), &locker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(locker, "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; DELETE FROM instances WHERE 0;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  auto db = StudyDatabase::open(dir, 200);
+  ASSERT_FALSE(db);
+  EXPECT_NE(db.error().message.find("busy"), std::string::npos) << db.error().message;
+  sqlite3_exec(locker, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(locker);
+  EXPECT_TRUE(StudyDatabase::open(dir, 200));
+}
+
+// A query that stops before its end (here a damaged table) is an error, never a shorter
+// list: the loops used to read anything but a row as "no more rows".
+TEST(StudyDatabase, AQueryThatCannotFinishIsAnErrorNotFewerRows) {
+  const fs::path dir = freshDir("damaged");
+  std::int64_t seriesId = 0;
+  {
+    auto db = StudyDatabase::open(dir);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));
+    auto studies = (*db)->studies();
+    ASSERT_TRUE(studies && studies->size() == 1u);
+    auto series = (*db)->series((*studies)[0].id);
+    ASSERT_TRUE(series && series->size() == 1u);
+    seriesId = (*series)[0].id;
+  }  // last connection: the WAL is checkpointed into lumen.db
+  const int page = count(dir, "SELECT rootpage FROM sqlite_master WHERE name = 'instances'");
+  const int pageSize = count(dir, "PRAGMA page_size");
+  ASSERT_GT(page, 1);
+  {
+    // Overwrite the cell contents of the instances table's (leaf) root page.
+    std::fstream f(dir / "lumen.db", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(page - 1) * pageSize + pageSize / 2);
+    const std::string junk(static_cast<std::size_t>(pageSize / 2), '\xA5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto db = StudyDatabase::open(dir, 200);
+  ASSERT_TRUE(db) << db.error().toString();
+  auto inst = (*db)->instances(seriesId);
+  ASSERT_FALSE(inst) << "a damaged table read as " << inst->size() << " of 32 instances";
+  EXPECT_EQ(inst.error().code, ErrorCode::Database);
 }

@@ -212,11 +212,26 @@ TEST(VolumePlanner, DicomdirListsItsReferencedFiles) {
   EXPECT_FALSE(l.plans.empty());
 }
 
-TEST(VolumePlanner, LargestPlanIsTheOneWithMostSlices) {
+TEST(VolumePlanner, ChooseVolumeTakesTheMostSlicesOrTheNumberAsked) {
   LUMEN_REQUIRE_CORPUS();
   auto l = test::scanAndPlan(test::corpus("ramp/localizer"));
   ASSERT_EQ(l.plans.size(), 2u);
-  EXPECT_EQ(l.plans[largestPlan(l.plans)].geometry.size[2], 10u);
+  auto c = chooseVolume(l.plans, "", 0, "in");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(l.plans[c->index].geometry.size[2], 10u);
+  ASSERT_EQ(c->others.size(), 1u);
+  EXPECT_EQ(l.plans[c->others[0]].geometry.size[2], 1u);
+  auto second = chooseVolume(l.plans, "", 2, "in");  // 1-based, as `lumen-cli info` numbers them
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->index, 1u);
+  auto out = chooseVolume(l.plans, "", 3, "in");
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("out of range"), std::string::npos);
+  auto series = chooseVolume(l.plans, "9.9.9", 0, "in");
+  ASSERT_FALSE(series);
+  EXPECT_EQ(series.error().resource, "in");
+  auto wrong = chooseVolume(l.plans, l.plans[0].info.series.seriesInstanceUid + "1", 1, "in");
+  EXPECT_FALSE(wrong);
 }
 
 TEST(VolumePlanner, SlicePlanDecodesOneSliceAtItsPosition) {

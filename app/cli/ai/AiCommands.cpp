@@ -61,25 +61,15 @@ Result<LoadedInput> loadInput(const std::string& path, const std::string& series
   if (!scan) return scan.error();
   std::vector<dicom::SkippedFile> skipped = scan->skipped;
   auto plans = dicom::planVolumes(*scan, &skipped);
-  std::vector<std::size_t> candidates;
-  for (std::size_t i = 0; i < plans.size(); ++i)
-    if (seriesUid.empty() || plans[i].info.series.seriesInstanceUid == seriesUid) candidates.push_back(i);
-  if (candidates.empty()) {
-    if (skipped.size() == 1) return Error(ErrorCode::NotFound, skipped[0].reason, skipped[0].path);
-    return Error(ErrorCode::NotFound, "no image volume found", path);
-  }
-  std::size_t chosen = candidates.front();
-  if (volumeIndex > 0) {
-    if (static_cast<std::size_t>(volumeIndex) > plans.size())
-      return Error(ErrorCode::InvalidArgument, "--volume " + std::to_string(volumeIndex) + " is out of range", path);
-    chosen = static_cast<std::size_t>(volumeIndex - 1);
-  } else {
-    for (std::size_t c : candidates)
-      if (plans[c].geometry.size[2] > plans[chosen].geometry.size[2]) chosen = c;
-    if (candidates.size() > 1)
-      std::cerr << "lumen-cli: " << candidates.size() << " volumes found; using volume " << (chosen + 1)
-                << " (most slices); choose with --volume N or --series UID\n";
-  }
+  if (const auto* e = dicom::firstListingError(skipped))
+    return Error(ErrorCode::Io, e->reason + "; the volume may be incomplete", e->path);
+  if (plans.empty() && skipped.size() == 1) return Error(ErrorCode::NotFound, skipped[0].reason, skipped[0].path);
+  auto choice = dicom::chooseVolume(plans, seriesUid, volumeIndex, path);
+  if (!choice) return choice.error();
+  const std::size_t chosen = choice->index;
+  if (volumeIndex == 0 && !choice->others.empty())
+    std::cerr << "lumen-cli: " << choice->others.size() + 1 << " volumes found; using volume " << (chosen + 1)
+              << " (most slices); choose with --volume N or --series UID\n";
   for (const auto& w : plans[chosen].info.warnings) std::cerr << "lumen-cli: warning: " << w << "\n";
   auto v = dicom::loadVolume(*scan, plans[chosen]);
   if (!v) return v.error();
@@ -152,6 +142,11 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   app.require_subcommand(1);
   int verbosity = 0;
   app.add_flag("-v,--verbose", verbosity, "More log output");
+  // lumen-cli's global options, before the command, mean the same here.
+  int globalThreads = 0;
+  bool globalProgress = false;
+  app.add_option("--threads", globalThreads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 256));
+  app.add_flag("--progress", globalProgress, "Show progress on stderr");
 
   std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath;
   int threads = 0, swBatch = 0, volumeIndex = 0;
@@ -195,7 +190,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
 
     models::InferenceOptions o;
     o.device = device;
-    o.threads = threads;
+    o.threads = threads > 0 ? threads : globalThreads;
     if (!roi.empty()) {
       try {
         o.roiSize = parseRoi(roi);

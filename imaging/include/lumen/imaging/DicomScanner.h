@@ -14,7 +14,13 @@ namespace lumen::dicom {
 struct SkippedFile {
   std::string path;
   std::string reason;  // one line, no patient data
+  /// A folder that could not be listed (completely): files under it may be missing from
+  /// the scan, so a series found there may be incomplete.
+  bool listingError = false;
 };
+
+/// The first listing error in `skipped`, if any.
+const SkippedFile* firstListingError(const std::vector<SkippedFile>& skipped);
 
 struct ScanOptions {
   int threads = 0;  // 0 = all cores

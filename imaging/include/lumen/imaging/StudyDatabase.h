@@ -86,7 +86,9 @@ class StudyDatabase {
   static std::filesystem::path defaultDataDir();
 
   /// Opens (creating and migrating as needed) `dataDir`/lumen.db.
-  static Result<std::unique_ptr<StudyDatabase>> open(const std::filesystem::path& dataDir);
+  /// `busyTimeoutMs`: how long a query waits for another program's lock before it fails
+  /// with "busy" (never an empty answer).
+  static Result<std::unique_ptr<StudyDatabase>> open(const std::filesystem::path& dataDir, int busyTimeoutMs = 5000);
   /// For tests of migrations: creates a database at an older schema version.
   static Status createAtVersion(const std::filesystem::path& dataDir, int version);
 
@@ -94,6 +96,7 @@ class StudyDatabase {
   StudyDatabase(const StudyDatabase&) = delete;
   StudyDatabase& operator=(const StudyDatabase&) = delete;
 
+  /// -1 when it cannot be read.
   int schemaVersion() const;
   const std::filesystem::path& dataDir() const { return dataDir_; }
   std::filesystem::path storeDir() const { return dataDir_ / "store"; }
@@ -114,10 +117,12 @@ class StudyDatabase {
  private:
   StudyDatabase(sqlite3* db, std::filesystem::path dataDir);
   Status migrate(int targetVersion);
+  Result<int> readSchemaVersion() const;
   Status exec(const char* sql);
   Status importBatch(const std::vector<dicom::FileInfo>& files, std::size_t begin, std::size_t end,
                      const ImportOptions& options, ImportReport& report);
-  Result<DeleteReport> deleteInstancesWhere(const std::string& where, std::int64_t id, bool deleteManagedFiles);
+  enum class Level { Study, Series };
+  Result<DeleteReport> deleteLevel(Level level, std::int64_t id, bool deleteManagedFiles);
 
   sqlite3* db_ = nullptr;
   std::filesystem::path dataDir_;

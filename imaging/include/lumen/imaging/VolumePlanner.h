@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lumen/core/Geometry.h"
+#include "lumen/core/Result.h"
 #include "lumen/core/Metadata.h"
 #include "lumen/core/Volume.h"
 #include "lumen/imaging/DicomScanner.h"
@@ -57,7 +58,17 @@ std::vector<VolumePlan> planVolumes(const ScanResult& scan, std::vector<SkippedF
 /// thumbnails and previews without decoding the whole series.
 VolumePlan slicePlan(const VolumePlan& plan, std::size_t k);
 
-/// The plan with the most slices (ties: first). Requires a non-empty list.
-std::size_t largestPlan(const std::vector<VolumePlan>& plans);
+/// Which of the planned volumes of an input to use, the same way everywhere (lumen-cli
+/// convert / infer, the viewer): volume `number` (1-based, as `lumen-cli info` lists them)
+/// when > 0, else the one with the most slices (ties: the first) among those of series
+/// `seriesUid` (any series when empty). `others` are the other candidates, to be named.
+struct VolumeChoice {
+  std::size_t index = 0;
+  std::vector<std::size_t> others;
+};
+/// Errors name `input`: nothing found, no such series, a number out of range or not in
+/// the series asked for.
+Result<VolumeChoice> chooseVolume(const std::vector<VolumePlan>& plans, const std::string& seriesUid, int number,
+                                  const std::string& input);
 
 }  // namespace lumen::dicom
