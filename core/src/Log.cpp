@@ -65,6 +65,7 @@ const char* toString(ErrorCode code) {
     case ErrorCode::TooLarge: return "too large";
     case ErrorCode::Cancelled: return "cancelled";
     case ErrorCode::OutOfMemory: return "out of memory";
+    case ErrorCode::NotTrusted: return "not trusted";
     case ErrorCode::Database: return "database error";
     case ErrorCode::Model: return "model error";
     case ErrorCode::Internal: return "internal error";

@@ -163,6 +163,79 @@ Status writeImage(const Volume& volume, const fs::path& path) {
 }
 
 namespace {
+// Writes `fill` through a temporary beside `path`, renamed into place when complete.
+template <class Fill>
+Status writeAtomically(const fs::path& path, Fill fill) {
+  const fs::path tmp = path.parent_path() / (".lumen-tmp-" + path.filename().string());
+  try {
+    if (Status s = fill(tmp); !s) return s;
+  } catch (const itk::ExceptionObject& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return Error(ErrorCode::Io, std::string("cannot write image: ") + e.GetDescription(), path.string());
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return Error(ErrorCode::Io, std::string("cannot write image: ") + e.what(), path.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return Error(ErrorCode::Io, "cannot move the written file into place: " + ec.message(), path.string());
+  }
+  return {};
+}
+}  // namespace
+
+Status writeChannels(const std::vector<Volume>& channels, const fs::path& path) {
+  registerImageIO();
+  const ImageFormat fmt = formatFromPath(path);
+  if (fmt == ImageFormat::Unknown)
+    return Error(ErrorCode::InvalidArgument, "unknown output format (use .nii, .nii.gz, .nrrd or .mha)", path.string());
+  if (channels.empty()) return Error(ErrorCode::InvalidArgument, "nothing to write: no channels", path.string());
+  const ImageGeometry& g = channels.front().geometry();
+  for (const auto& c : channels)
+    if (c.pixelType() != PixelType::UInt8 || !sameGrid(c.geometry(), g, 1e-6))
+      return Error(ErrorCode::InvalidArgument, "channels must be 8-bit volumes on one grid", path.string());
+  const std::string n = lowerName(path);
+  const bool compress = endsWith(n, ".gz") || fmt == ImageFormat::Nrrd;
+  return writeAtomically(path, [&](const fs::path& tmp) -> Status {
+    using ImageT = itk::Image<std::uint8_t, 4>;
+    auto img = ImageT::New();
+    ImageT::RegionType region;
+    ImageT::SpacingType spacing;
+    ImageT::PointType origin;
+    ImageT::DirectionType direction;
+    direction.SetIdentity();
+    for (unsigned a = 0; a < 3; ++a) {
+      region.SetSize(a, g.size[a]);
+      spacing[a] = g.spacingMm[a];
+      origin[a] = g.originLps[a];
+      for (unsigned b = 0; b < 3; ++b) direction(a, b) = g.direction(a, b);
+    }
+    region.SetSize(3, channels.size());
+    spacing[3] = 1.0;
+    origin[3] = 0.0;
+    img->SetRegions(region);
+    img->SetSpacing(spacing);
+    img->SetOrigin(origin);
+    img->SetDirection(direction);
+    img->Allocate();
+    std::uint8_t* out = img->GetBufferPointer();
+    for (std::size_t c = 0; c < channels.size(); ++c)
+      std::copy(channels[c].bytes(), channels[c].bytes() + channels[c].byteSize(),
+                reinterpret_cast<std::byte*>(out) + c * channels[c].byteSize());
+    auto writer = itk::ImageFileWriter<ImageT>::New();
+    writer->SetFileName(tmp.string());
+    writer->SetInput(img);
+    writer->SetUseCompression(compress);
+    writer->Update();
+    return {};
+  });
+}
+
+namespace {
 // niftilib resolves "x.nii.gz" to "x.nii" (and the reverse) when both exist, so it may
 // read another file than the one asked for. Read such a file through a link with no
 // siblings instead.

@@ -56,7 +56,7 @@ const std::set<std::string> kHarmless = {"_target_", "keys", "allow_missing_keys
                                          "to_tensor", "output_dir", "output_postfix", "output_ext", "separate_folder",
                                          "print_log", "resample", "squeeze_end_dims", "data_root_dir", "channel_dim",
                                          "strict_check", "output_dtype", "writer", "post_func", "transform",
-                                         "source_key", "labels", "ensure_channel_first", "simple_keys", "overwriting"};
+                                         "source_key", "ensure_channel_first", "simple_keys", "overwriting"};
 
 class Reader {
  public:
@@ -122,12 +122,21 @@ Result<std::vector<std::pair<json, std::string>>> transformList(const json& root
   return out;
 }
 
-std::vector<double> asVector(const json& v, std::size_t n) {
+// A number or a list of numbers (null entries: -1, "keep this axis"). Anything else is an
+// error naming the key: a bundle's JSON types must never escape as exceptions.
+Result<std::vector<double>> numbers(const json& v, std::size_t n, const std::string& key, const std::string& file) {
   std::vector<double> out;
-  if (v.is_array())
-    for (const auto& e : v) out.push_back(e.is_null() ? -1.0 : e.get<double>());
-  else if (v.is_number())
+  if (v.is_array()) {
+    for (const auto& e : v) {
+      if (e.is_null()) out.push_back(-1.0);
+      else if (e.is_number()) out.push_back(e.get<double>());
+      else return Error(ErrorCode::Model, key + ": expected numbers, found " + e.dump(), file);
+    }
+  } else if (v.is_number()) {
     out.assign(n, v.get<double>());
+  } else {
+    return Error(ErrorCode::Model, key + ": expected a number or a list of numbers, found " + v.dump(), file);
+  }
   return out;
 }
 
@@ -149,29 +158,82 @@ Status readPreprocessing(const json& root, const Reader& r, Bundle& b) {
       continue;
     }
     if (name == "Orientationd" || name == "Orientation") {
-      if (auto s = r.checkKeys(t, {"axcodes", "as_closest_canonical"}, where); !s) return s;
+      if (auto s = r.checkKeys(t, {"axcodes", "as_closest_canonical", "labels"}, where); !s) return s;
       OrientationT o;
       auto ax = r.value<std::string>(t, "axcodes", "RAS", where);
       if (!ax) return ax.error();
       o.axcodes = *ax;
+      auto canonical = r.value<bool>(t, "as_closest_canonical", false, where);
+      if (!canonical) return canonical.error();
+      if (*canonical) o.axcodes = "RAS";  // MONAI then ignores axcodes: the closest canonical (RAS) order
       if (o.axcodes.size() != 3) return Error(ErrorCode::Model, where + "#axcodes: expected three letters", r.file());
+      if (t.contains("labels") && !t["labels"].is_null()) {
+        // The meaning of the letters: only nibabel's (L->R, P->A, I->S), MONAI's default.
+        auto l = r.get(t, "labels", where);
+        if (!l) return l.error();
+        if (*l != json::parse(R"([["L","R"],["P","A"],["I","S"]])"))
+          return Error(ErrorCode::Model, where + "#labels: only MONAI's default ((L, R), (P, A), (I, S)) is supported", r.file());
+      }
       b.preprocessing.emplace_back(o);
     } else if (name == "Spacingd" || name == "Spacing") {
-      if (auto s = r.checkKeys(t, {"pixdim", "mode", "padding_mode", "align_corners", "diagonal", "dtype"}, where); !s) return s;
+      if (auto s = r.checkKeys(t, {"pixdim", "mode", "padding_mode", "align_corners", "diagonal", "dtype", "scale_extent",
+                                   "recompute_affine", "min_pixdim", "max_pixdim"},
+                               where);
+          !s)
+        return s;
       SpacingT s;
       if (!t.contains("pixdim")) return Error(ErrorCode::Model, where + ": Spacingd without pixdim", r.file());
       auto p = r.get(t, "pixdim", where);
       if (!p) return p.error();
-      s.pixdim = asVector(*p, 3);
+      auto pv = numbers(*p, 3, where + "#pixdim", r.file());
+      if (!pv) return pv.error();
+      s.pixdim = *pv;
       if (s.pixdim.empty() || s.pixdim.size() > 3) return Error(ErrorCode::Model, where + "#pixdim: expected 1 to 3 numbers", r.file());
-      while (s.pixdim.size() < 3) s.pixdim.push_back(s.pixdim.back());
-      if (t.contains("mode")) {
+      while (s.pixdim.size() < 3) s.pixdim.push_back(s.pixdim.back());  // MONAI pads with the last value
+      for (const char* key : {"min_pixdim", "max_pixdim"}) {
+        std::vector<double> v(3, std::nan(""));
+        if (t.contains(key) && !t[key].is_null()) {
+          auto m = r.get(t, key, where);
+          if (!m) return m.error();
+          auto mv = numbers(*m, 3, where + "#" + key, r.file());
+          if (!mv) return mv.error();
+          v = *mv;
+          if (v.empty() || v.size() > 3) return Error(ErrorCode::Model, where + "#" + key + ": expected 1 to 3 numbers", r.file());
+          while (v.size() < 3) v.push_back(v.back());
+          for (double& x : v)
+            if (x < 0) x = std::nan("");  // MONAI: a negative value means no limit
+        }
+        (std::string(key) == "min_pixdim" ? s.minPixdim : s.maxPixdim) = v;
+      }
+      // One value per key, or a list with the image's first: the image is the one key here.
+      const auto firstString = [](const json& j) { return j.is_array() && !j.empty() ? j[0] : j; };
+      if (t.contains("mode") && !t["mode"].is_null()) {
         auto m = r.get(t, "mode", where);
         if (!m) return m.error();
-        const std::string mode = m->is_array() ? (*m)[0].get<std::string>() : m->get<std::string>();
-        if (mode != "bilinear" && mode != "nearest")
-          return Error(ErrorCode::Model, where + "#mode: '" + mode + "' (supported: bilinear, nearest)", r.file());
-        s.mode = mode;
+        const json mode = firstString(*m);
+        if (!mode.is_string() || (mode != "bilinear" && mode != "nearest"))
+          return Error(ErrorCode::Model, where + "#mode: " + mode.dump() + " (supported: bilinear, nearest)", r.file());
+        s.mode = mode.get<std::string>();
+      }
+      if (t.contains("padding_mode") && !t["padding_mode"].is_null()) {
+        auto m = r.get(t, "padding_mode", where);
+        if (!m) return m.error();
+        const json pad = firstString(*m);
+        if (!pad.is_string() || (pad != "border" && pad != "zeros"))
+          return Error(ErrorCode::Model, where + "#padding_mode: " + pad.dump() + " (supported: border, zeros)", r.file());
+        s.padding = pad.get<std::string>();
+      }
+      // Options whose MONAI result Lumen does not reproduce: refused, never ignored.
+      for (const auto& [key, why] : std::vector<std::pair<std::string, std::string>>{
+               {"align_corners", "true makes MONAI sample voxel edges, not centres"},
+               {"diagonal", "true resamples onto world axes"},
+               {"scale_extent", "true measures the extent from voxel edges"},
+               {"recompute_affine", "true replaces the output's affine"}}) {
+        auto v = r.value<json>(t, key, json(false), where);
+        if (!v) return v.error();
+        const json one = firstString(*v);
+        if (!(one.is_boolean() && !one.get<bool>()))
+          return Error(ErrorCode::Model, where + "#" + key + ": only false is supported (" + why + ")", r.file());
       }
       b.preprocessing.emplace_back(s);
     } else if (name == "ScaleIntensityRanged" || name == "ScaleIntensityRange") {
@@ -215,6 +277,10 @@ Status readPreprocessing(const json& root, const Reader& r, Bundle& b) {
         if (!k || !(k->is_number() && k->get<int>() == 1))
           return Error(ErrorCode::Model, where + "#k_divisible: only 1 is supported", r.file());
       }
+      auto smaller = r.value<bool>(t, "allow_smaller", true, where);
+      if (!smaller) return smaller.error();
+      if (!*smaller)
+        return Error(ErrorCode::Model, where + "#allow_smaller: only true is supported (false pads the box beyond the image)", r.file());
       CropForegroundT c;
       auto m = r.value<int>(t, "margin", 0, where);
       if (!m) return m.error();
@@ -249,7 +315,9 @@ Status readInferer(const json& root, const Reader& r, Bundle& b) {
   if (!v->contains("roi_size")) return Error(ErrorCode::Model, "inferer: SlidingWindowInferer without roi_size", r.file());
   auto roi = r.get(*v, "roi_size", "inferer");
   if (!roi) return roi.error();
-  for (double d : asVector(*roi, 3)) w.roiSize.push_back(static_cast<int>(d));
+  auto rv = numbers(*roi, 3, "inferer#roi_size", r.file());
+  if (!rv) return rv.error();
+  for (double d : *rv) w.roiSize.push_back(static_cast<int>(d));
   auto bs = r.value<int>(*v, "sw_batch_size", 1, "inferer");
   auto ov = r.value<double>(*v, "overlap", 0.25, "inferer");
   auto mode = r.value<std::string>(*v, "mode", "constant", "inferer");
@@ -296,7 +364,9 @@ Status readPostprocessing(const json& root, const Reader& r, Bundle& b) {
       a.sigmoid = *sg;
       b.postprocessing.emplace_back(a);
     } else if (name == "AsDiscreted" || name == "AsDiscrete") {
-      if (auto s = r.checkKeys(t, {"argmax", "threshold", "threshold_values", "logit_thresh", "to_onehot", "dim", "keepdim"}, where);
+      if (auto s = r.checkKeys(t, {"argmax", "threshold", "to_onehot", "dim", "keepdim", "rounding", "threshold_values",
+                                   "logit_thresh"},
+                               where);
           !s)
         return s;
       AsDiscreteT a;
@@ -308,16 +378,25 @@ Status readPostprocessing(const json& root, const Reader& r, Bundle& b) {
       if (t.contains("threshold") && !t["threshold"].is_null()) {
         auto th = r.get(t, "threshold", where);
         if (!th) return th.error();
-        if (th->is_number()) a.threshold = th->get<double>();
-        else if (th->is_boolean() && th->get<bool>()) a.threshold = 0.5;
+        if (!th->is_number())
+          return Error(ErrorCode::Model, where + "#threshold: expected a number (MONAI 1.x refuses " + th->dump() + ")", r.file());
+        a.threshold = th->get<double>();
       }
-      auto tv = r.value<bool>(t, "threshold_values", false, where);
-      if (!tv) return tv.error();
-      if (*tv) {
-        auto lt = r.value<double>(t, "logit_thresh", 0.5, where);
-        if (!lt) return lt.error();
-        a.threshold = *lt;
-      }
+      // MONAI 0.x's threshold_values / logit_thresh: MONAI 1.x ignores them, 0.x applied them.
+      for (const char* key : {"threshold_values", "logit_thresh"})
+        if (t.contains(key) && !t[key].is_null())
+          return Error(ErrorCode::Model,
+                       where + "#" + key + ": an old MONAI option whose meaning changed between versions; use 'threshold'",
+                       r.file());
+      auto dim = r.value<int>(t, "dim", 0, where);
+      if (!dim) return dim.error();
+      if (*dim != 0) return Error(ErrorCode::Model, where + "#dim: only 0 (the channel axis) is supported", r.file());
+      auto keep = r.value<bool>(t, "keepdim", true, where);
+      if (!keep) return keep.error();
+      if (!*keep)
+        return Error(ErrorCode::Model, where + "#keepdim: only true is supported (false drops the channel axis)", r.file());
+      if (t.contains("rounding") && !t["rounding"].is_null())
+        return Error(ErrorCode::Model, where + "#rounding: not supported", r.file());
       b.postprocessing.emplace_back(a);
     } else if (name == "KeepLargestConnectedComponentd" || name == "KeepLargestConnectedComponent") {
       if (auto s = r.checkKeys(t, {"applied_labels", "independent", "connectivity", "is_onehot", "num_components"}, where); !s)
@@ -326,10 +405,26 @@ Status readPostprocessing(const json& root, const Reader& r, Bundle& b) {
       if (t.contains("applied_labels") && !t["applied_labels"].is_null()) {
         auto al = r.get(t, "applied_labels", where);
         if (!al) return al.error();
-        for (double d : asVector(*al, 1)) k.appliedLabels.push_back(static_cast<int>(d));
+        auto lv = numbers(*al, 1, where + "#applied_labels", r.file());
+        if (!lv) return lv.error();
+        for (double d : *lv) k.appliedLabels.push_back(static_cast<int>(d));
       }
       if (t.contains("is_onehot") && t["is_onehot"] == true)
         return Error(ErrorCode::Model, where + "#is_onehot: one-hot inputs are not supported", r.file());
+      auto independent = r.value<bool>(t, "independent", true, where);
+      auto connectivity = r.value<json>(t, "connectivity", json(nullptr), where);
+      auto number = r.value<int>(t, "num_components", 1, where);
+      if (!independent) return independent.error();
+      if (!connectivity) return connectivity.error();
+      if (!number) return number.error();
+      k.independent = *independent;
+      if (!connectivity->is_null()) {
+        if (!connectivity->is_number_integer() || connectivity->get<int>() < 1 || connectivity->get<int>() > 3)
+          return Error(ErrorCode::Model, where + "#connectivity: expected 1, 2 or 3 (or null: full)", r.file());
+        k.connectivity = connectivity->get<int>();
+      }
+      if (*number < 1) return Error(ErrorCode::Model, where + "#num_components: expected at least 1", r.file());
+      k.numComponents = *number;
       b.postprocessing.emplace_back(k);
     } else if (name == "Invertd" || name == "Invert") {
       if (auto s = r.checkKeys(t, {"nearest_interp"}, where); !s) return s;
@@ -371,7 +466,7 @@ Result<Task> parseTask(const std::string& s, const std::string& file) {
 
 }  // namespace
 
-Result<Bundle> loadBundle(const fs::path& dir) {
+Result<Bundle> loadBundleChecked(const fs::path& dir) {
   Bundle b;
   b.root = dir;
   std::error_code ec;
@@ -426,6 +521,12 @@ Result<Bundle> loadBundle(const fs::path& dir) {
     }
     b.extras.displayName = str(*extra, "display_name");
     b.extras.disclaimer = str(*extra, "disclaimer");
+    if (extra->contains("plane")) {
+      const json& pl = (*extra)["plane"];
+      if (!pl.is_string() || (pl != "axial" && pl != "coronal" && pl != "sagittal"))
+        return Error(ErrorCode::Model, "plane: expected \"axial\", \"coronal\" or \"sagittal\"", extraPath.string());
+      b.extras.plane = pl.get<std::string>();
+    }
     if (extra->contains("series_filter") && (*extra)["series_filter"].is_object())
       b.extras.modalityFilter = str((*extra)["series_filter"], "modality");
     if (extra->contains("suggest")) {
@@ -459,8 +560,9 @@ Result<Bundle> loadBundle(const fs::path& dir) {
     if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
       for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
         const json& c = it.value();
-        if (!c.is_array() || c.size() != 3)
-          return Error(ErrorCode::Model, "label_colors#" + it.key() + ": expected [r, g, b]", extraPath.string());
+        if (!c.is_array() || c.size() != 3 ||
+            !std::all_of(c.begin(), c.end(), [](const json& e) { return e.is_number_integer() && e.get<int>() >= 0 && e.get<int>() <= 255; }))
+          return Error(ErrorCode::Model, "label_colors#" + it.key() + ": expected [r, g, b], each 0 to 255", extraPath.string());
         b.extras.labelColors[std::atoi(it.key().c_str())] = {c[0].get<std::uint8_t>(), c[1].get<std::uint8_t>(), c[2].get<std::uint8_t>()};
       }
   }
@@ -471,6 +573,18 @@ Result<Bundle> loadBundle(const fs::path& dir) {
   if (!hash) return hash.error();
   b.modelSha256 = *hash;
   return b;
+}
+
+Result<Bundle> loadBundle(const fs::path& dir) {
+  // Every value is type-checked where it is read, with the key in the message; this is the
+  // net for anything missed: a malformed bundle is an error, never an exception.
+  try {
+    return loadBundleChecked(dir);
+  } catch (const json::exception& e) {
+    return Error(ErrorCode::Model, std::string("malformed configuration (") + e.what() + ")", dir.string());
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::Model, std::string("cannot read the bundle: ") + e.what(), dir.string());
+  }
 }
 
 std::vector<fs::path> modelSearchPath(const fs::path& shipped) {
@@ -494,8 +608,11 @@ std::vector<BundleEntry> discoverBundles(const std::vector<fs::path>& searchPath
     std::error_code ec;
     if (!fs::is_directory(root, ec)) continue;
     std::vector<fs::path> dirs;
-    for (const auto& e : fs::directory_iterator(root, ec))
-      if (e.is_directory() && fs::exists(e.path() / "configs" / "metadata.json")) dirs.push_back(e.path());
+    fs::directory_iterator it(root, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code dec;
+      if (it->is_directory(dec) && fs::exists(it->path() / "configs" / "metadata.json", dec)) dirs.push_back(it->path());
+    }
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
       if (!seen.insert(d.filename().string()).second) continue;  // earlier folders win

@@ -37,17 +37,17 @@ class CpuMemoryPool final : public c10::Allocator {
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
-  void activate() {
+  // Caching starts with the first active run and ends (cache emptied) with the last one.
+  void acquire() {
     std::lock_guard<std::mutex> lock(mutex_);
-    active_ = true;
-    stats_ = {};
+    if (active_++ == 0) stats_ = {};
   }
 
-  void deactivate() {
+  void release() {
     std::multimap<std::size_t, void*> drop;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      active_ = false;
+      if (--active_ > 0) return;
       drop.swap(free_);
       cached_ = 0;
     }
@@ -65,7 +65,7 @@ class CpuMemoryPool final : public c10::Allocator {
     const std::size_t want = roundUp(n);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (active_) {
+      if (active_ > 0) {
         // A cached block of this size or slightly larger (a quarter more at most).
         auto it = free_.lower_bound(want);
         if (it != free_.end() && it->first <= want + want / 4) {
@@ -99,7 +99,7 @@ class CpuMemoryPool final : public c10::Allocator {
       if (it != live_.end()) {
         const std::size_t size = it->second;
         live_.erase(it);
-        if (!active_) {
+        if (active_ == 0) {
           std::free(ptr);
           return;
         }
@@ -113,28 +113,25 @@ class CpuMemoryPool final : public c10::Allocator {
   }
 
   mutable std::mutex mutex_;
-  bool active_ = false;
+  int active_ = 0;  // runs holding a guard
   std::size_t cached_ = 0;
   std::multimap<std::size_t, void*> free_;           // cached, by size
   std::unordered_map<void*, std::size_t> live_;       // large blocks in use
   CpuMemoryPoolGuard::Stats stats_;
 };
 
-CpuMemoryPoolGuard::CpuMemoryPoolGuard() {
-  previous_ = c10::GetCPUAllocator();
-  if (previous_ == &CpuMemoryPool::instance()) return;  // nested run: the outer guard owns it
-  CpuMemoryPool::instance().activate();
-  // Priority 1 beats the default CPU allocator's 0; the destructor restores at the same
-  // priority (SetAllocator replaces when priority >= the current one).
-  c10::SetCPUAllocator(&CpuMemoryPool::instance(), 1);
-  installed_ = true;
+void installCpuMemoryPool() {
+  static std::once_flag once;
+  // Priority 1 beats the default CPU allocator's 0. Done once, before the first run.
+  std::call_once(once, [] { c10::SetCPUAllocator(&CpuMemoryPool::instance(), 1); });
 }
 
-CpuMemoryPoolGuard::~CpuMemoryPoolGuard() {
-  if (!installed_) return;
-  c10::SetCPUAllocator(previous_, 1);
-  CpuMemoryPool::instance().deactivate();
+CpuMemoryPoolGuard::CpuMemoryPoolGuard() {
+  installCpuMemoryPool();
+  CpuMemoryPool::instance().acquire();
 }
+
+CpuMemoryPoolGuard::~CpuMemoryPoolGuard() { CpuMemoryPool::instance().release(); }
 
 CpuMemoryPoolGuard::Stats CpuMemoryPoolGuard::stats() const { return CpuMemoryPool::instance().stats(); }
 

@@ -8,9 +8,12 @@
 // the CPU side in 1.13 does not. This pool keeps freed large blocks and hands them back for
 // requests of (nearly) the same size, the way a sliding window asks for them.
 //
-// Scope: installed by a guard for the duration of one Engine::run on the CPU. When the guard
-// ends, the previous allocator is restored and cached blocks are released, so nothing is held
-// between runs; blocks still owned by live tensors are freed normally when those die.
+// Scope: LibTorch's CPU allocator is process-wide, and the GUI runs other LibTorch work
+// (a second model, saliency) on other threads. Swapping the allocator in and out around
+// each run would change it under their feet, so the pool is installed once, before the
+// first run (Engine::load), and never removed. It caches only while at least one run holds
+// a guard (a count); when the last guard ends, cached blocks are released, so nothing is
+// held between runs. Outside runs it passes every request straight to the system.
 
 #include <c10/core/Allocator.h>
 
@@ -20,9 +23,12 @@ namespace lumen::models {
 
 class CpuMemoryPool;
 
+/// Makes the pool LibTorch's CPU allocator (once per process; later calls do nothing).
+void installCpuMemoryPool();
+
 class CpuMemoryPoolGuard {
  public:
-  /// The pool holds at most what the run itself had allocated at one time.
+  /// Starts caching (installs the pool first if needed); nested and concurrent guards share it.
   CpuMemoryPoolGuard();
   ~CpuMemoryPoolGuard();
   CpuMemoryPoolGuard(const CpuMemoryPoolGuard&) = delete;
@@ -32,11 +38,8 @@ class CpuMemoryPoolGuard {
     std::size_t hits = 0, misses = 0;       // large allocations served from / not from the cache
     std::size_t peakCachedBytes = 0;
   };
+  /// Since caching last started (the first of the guards now alive).
   Stats stats() const;
-
- private:
-  c10::Allocator* previous_ = nullptr;
-  bool installed_ = false;
 };
 
 }  // namespace lumen::models

@@ -62,7 +62,7 @@ def ct_denoise():
                     "mode": "gaussian"},
     }
     extras = {"task": "enhancement", "display_name": "CT low-dose denoiser", "disclaimer": DISCLAIMER,
-              "series_filter": {"modality": "CT"}}
+              "series_filter": {"modality": "CT"}, "plane": "axial"}
     return meta, inference, extras
 
 
@@ -89,7 +89,7 @@ def ct_dose_grade():
                            "transforms": [{"_target_": "Activationsd", "keys": "pred", "softmax": True}]},
     }
     extras = {"task": "classification", "display_name": "CT dose level", "disclaimer": DISCLAIMER,
-              "series_filter": {"modality": "CT"},
+              "series_filter": {"modality": "CT"}, "plane": "axial",
               "suggest": {"when": ["1/4", "1/8"], "model": "ct_denoise",
                           "text": "Noisy series (a quarter of a standard dose or less): the denoiser may help"},
               "slice_evidence": train_dose_grader.SLICE_EVIDENCE}

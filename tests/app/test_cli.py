@@ -319,9 +319,14 @@ class Database(unittest.TestCase):
 MODELS = os.environ.get("LUMEN_TEST_MODELS", "")
 
 
-def infer(*args, check=True):
-    env = dict(os.environ, LUMEN_MODEL_PATH=MODELS)
-    p = subprocess.run([CLI, "infer", *args], capture_output=True, text=True, timeout=600, env=env)
+TRUST_DIR = os.path.join(WORK, "cli", "config")  # the trusted-models list of these tests
+
+
+def infer(*args, check=True, trust=True):
+    """lumen-cli infer with the test bundles; `trust`: --trust (they are the tests' own)."""
+    env = dict(os.environ, LUMEN_MODEL_PATH=MODELS, LUMEN_CONFIG_DIR=TRUST_DIR)
+    p = subprocess.run([CLI, "infer", *(["--trust"] if trust else []), *args], capture_output=True, text=True,
+                       timeout=600, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"lumen-cli infer {' '.join(args)} failed ({p.returncode}): {p.stderr}")
     return p
@@ -370,6 +375,19 @@ class Inference(unittest.TestCase):
         seg, ct = nib.load(os.path.join(d, "seg.nii.gz")), nib.load(os.path.join(d, "ct.nii.gz"))
         self.assertEqual(seg.shape, ct.shape)
         np.testing.assert_allclose(seg.affine, ct.affine, atol=1e-4)
+        # The labels themselves, not only the grid: a DICOM series through Lumen against MONAI's
+        # answer on dcm2niix's NIfTI of the same series, at the same physical positions.
+        ours = os.path.join(d, "labels.nii.gz")
+        infer("-m", "monai_probabilities", SAMPLE, "-o", ours)
+        subprocess.run(["dcm2niix", "-z", "y", "-f", "ref", "-o", d, SAMPLE], check=True, capture_output=True)
+        subprocess.run([PYTHON, MONAI_REFERENCE, os.path.join(MODELS, "monai_probabilities"), os.path.join(d, "ref.nii.gz"),
+                        os.path.join(d, "monai.nii.gz"), "--grid-json", os.path.join(d, "grid.json")], check=True,
+                       capture_output=True)
+        labels = nib.load(ours)
+        agree, overlap = agreement_through_affines(labels, nib.load(os.path.join(d, "monai.nii.gz")))
+        self.assertGreater(overlap, 0.999)
+        self.assertGreaterEqual(agree, 0.999)
+        self.assertEqual(len(np.unique(np.asarray(labels.dataobj))), 3)  # every label present
         infer("-m", "spleen_ct_segmentation", SAMPLE, "-o", os.path.join(d, "seg.json"))
         report = json.load(open(os.path.join(d, "seg.json")))
         self.assertEqual(report["model"], "spleen_ct_segmentation")
@@ -388,10 +406,53 @@ class Inference(unittest.TestCase):
         self.assertEqual(q.returncode, 1)
         self.assertIn(".json", q.stderr)
 
+    def test_untrusted_models_do_not_run_until_trusted(self):
+        d = workdir("infer-trust")
+        shutil.rmtree(TRUST_DIR, ignore_errors=True)
+        env = dict(os.environ, LUMEN_MODEL_PATH=MODELS, LUMEN_CONFIG_DIR=TRUST_DIR)
+        out = os.path.join(d, "seg.nii.gz")
+        p = infer("-m", "pointwise3d", SAMPLE, "-o", out, check=False, trust=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not trusted", p.stderr)
+        self.assertFalse(os.path.exists(out))
+        # Trusted once, by name: runs from then on; the list is the user's alone.
+        t = subprocess.run([CLI, "models", "--trust", "pointwise3d"], capture_output=True, text=True, env=env)
+        self.assertEqual(t.returncode, 0, t.stderr)
+        listed = os.path.join(TRUST_DIR, "trusted-models.json")
+        self.assertEqual(os.stat(listed).st_mode & 0o777, 0o600)
+        infer("-m", "pointwise3d", SAMPLE, "-o", out, trust=False)
+        models = json.loads(subprocess.run([CLI, "models", "--json"], capture_output=True, text=True, env=env).stdout)
+        states = {m.get("name"): m.get("trust") for m in models["models"]}
+        self.assertEqual(states["pointwise3d"], "trusted")
+        self.assertEqual(states["ct_denoise"], "shipped")  # pinned by hash, no question asked
+        self.assertEqual(states["conv3d"], "not trusted")
+        # A changed model.ts is another model: trusted again or not run.
+        copy = os.path.join(d, "bundles", "pointwise3d")
+        shutil.copytree(os.path.join(MODELS, "pointwise3d"), copy)
+        env2 = dict(env, LUMEN_MODEL_PATH=os.path.join(d, "bundles"))
+        ok = subprocess.run([CLI, "infer", "-m", copy, SAMPLE, "-o", out], capture_output=True, text=True, env=env2)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        shutil.copy(os.path.join(MODELS, "spleen_like", "models", "model.ts"), os.path.join(copy, "models", "model.ts"))
+        changed = subprocess.run([CLI, "infer", "-m", copy, SAMPLE, "-o", out], capture_output=True, text=True, env=env2)
+        self.assertEqual(changed.returncode, 1)
+        self.assertIn("not trusted", changed.stderr)
+
+    def test_threshold_keeps_every_channel(self):
+        d = workdir("infer-channels")
+        out = os.path.join(d, "masks.nii.gz")
+        infer("-m", "multilabel_threshold", SAMPLE, "-o", out, "--report", os.path.join(d, "r.json"))
+        img = nib.load(out)
+        self.assertEqual(img.shape, (512, 512, 32, 3))
+        report = json.load(open(os.path.join(d, "r.json")))
+        self.assertEqual(report["channels"], 3)
+        data = np.asarray(img.dataobj)
+        for name, c in (("mean", 0), ("square", 1), ("flat", 2)):
+            self.assertEqual(report["labels"][name]["voxels"], int((data[..., c] > 0).sum()))
+
     def test_global_options_before_the_command(self):
         d = workdir("infer-global")
         env = dict(os.environ, LUMEN_MODEL_PATH=MODELS)
-        p = subprocess.run([CLI, "--threads", "2", "-v", "infer", "-m", "identity3d", SAMPLE, "-o",
+        p = subprocess.run([CLI, "--threads", "2", "-v", "infer", "--trust", "-m", "identity3d", SAMPLE, "-o",
                             os.path.join(d, "out.nii.gz")], capture_output=True, text=True, timeout=600, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("2 CPU thread(s)", p.stderr)
@@ -410,6 +471,57 @@ class Inference(unittest.TestCase):
             self.assertEqual(len(err), 1, p.stderr)
             for w in words:
                 self.assertIn(w, err[0])
+
+
+PYTHON = "/usr/bin/python3"
+MONAI_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "monai_reference.py")
+
+
+def agreement_through_affines(a_img, b_img):
+    """Fraction of a's voxels with b's label at the same position, and the share compared."""
+    a = np.asarray(a_img.dataobj)
+    b = np.rint(np.asarray(b_img.dataobj))
+    idx = np.indices(a.shape[:3]).reshape(3, -1)
+    xyz = a_img.affine @ np.vstack([idx, np.ones(idx.shape[1])])
+    r = np.rint(np.linalg.inv(b_img.affine) @ xyz)[:3].astype(int)
+    inside = np.all((r >= 0) & (r < np.array(b.shape[:3])[:, None]), axis=0)
+    return float(np.mean(a[tuple(idx[:, inside])] == b[tuple(r[:, inside])])), float(inside.mean())
+
+
+class AgreesWithMonai(unittest.TestCase):
+    """lumen-cli infer against tests/models/monai_reference.py, written from MONAI's documented
+    Spacing / SpatialResample / Invertd: the model grid (shape and affine) and the labels."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = workdir("monai")
+        cls.ct = os.path.join(cls.dir, "ct.nii.gz")
+        run("convert", SAMPLE, cls.ct)
+
+    def check(self, bundle):
+        d = self.dir
+        ours, report = os.path.join(d, bundle + ".nii.gz"), os.path.join(d, bundle + ".json")
+        infer("-m", os.path.join(MODELS, bundle), self.ct, "-o", ours, "--report", report)
+        ref, grid = os.path.join(d, bundle + "-monai.nii.gz"), os.path.join(d, bundle + "-grid.json")
+        p = subprocess.run([PYTHON, MONAI_REFERENCE, os.path.join(MODELS, bundle), self.ct, ref, "--grid-json", grid],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(report) as f, open(grid) as h:
+            g, rg = json.load(f)["model_grid"], json.load(h)
+        self.assertEqual(g["size"], rg["shape"])
+        np.testing.assert_allclose(np.array(g["affine_ras"]).reshape(4, 4), np.array(rg["affine"]), atol=1e-6)
+        a, b = np.asarray(nib.load(ours).dataobj), np.rint(np.asarray(nib.load(ref).dataobj))
+        self.assertEqual(a.shape, b.shape)
+        self.assertGreater(len(np.unique(a)), 2)
+        return float(np.mean(a == b))
+
+    def test_probabilities_resampled_back_then_argmax(self):
+        self.assertGreaterEqual(self.check("monai_probabilities"), 0.999)
+
+    def test_labels_kept_largest_then_resampled_back_nearest(self):
+        # Nearest neighbour at exactly half-way positions: Lumen rounds to even, MONAI as its
+        # affine arithmetic's rounding falls; on this grid two planes of such ties differ.
+        self.assertGreaterEqual(self.check("monai_labels"), 0.999)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,19 @@ TEST(Volume, SetGeometryMustKeepSize) {
   h.size = {3, 2, 2};
   EXPECT_THROW(v->setGeometry(h), std::invalid_argument);
 }
+
+TEST(Volume, AMovedFromVolumeIsEmpty) {
+  ImageGeometry g;
+  g.size = {4, 3, 2};
+  auto v = Volume::zeros(PixelType::Int16, g);
+  ASSERT_TRUE(v);
+  Volume a = std::move(*v);
+  EXPECT_TRUE(v->empty());
+  EXPECT_EQ(v->voxelCount(), 0u);
+  Volume b;
+  b = std::move(a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(a.voxelCount(), 0u);
+  EXPECT_FALSE(b.empty());
+  EXPECT_EQ(b.voxelCount(), 24u);
+}

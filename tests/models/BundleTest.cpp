@@ -81,7 +81,22 @@ INSTANTIATE_TEST_SUITE_P(
                       BadBundle{"no_data_format", {"metadata.json", "network_data_format"}},
                       BadBundle{"bad_task", {"lumen.json", "sorcery"}},
                       BadBundle{"bad_slice_evidence", {"lumen.json", "slice_evidence"}},
-                      BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}}),
+                      BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}},
+                      // Types a hand-edited bundle gets wrong: errors naming the key, never a crash.
+                      BadBundle{"bad_label_colors", {"lumen.json", "label_colors#1"}},
+                      BadBundle{"bad_pixdim_type", {"inference.json", "pixdim: expected numbers"}},
+                      BadBundle{"bad_plane", {"lumen.json", "plane"}},
+                      // Options that change MONAI's result and are not reproduced: refused by name.
+                      BadBundle{"refused_spacing_align_corners", {"transforms#3", "align_corners"}},
+                      BadBundle{"refused_spacing_diagonal", {"transforms#3", "diagonal"}},
+                      BadBundle{"refused_spacing_padding_mode", {"padding_mode", "reflection"}},
+                      BadBundle{"refused_spacing_scale_extent", {"transforms#3", "scale_extent"}},
+                      BadBundle{"refused_spacing_recompute_affine", {"transforms#3", "recompute_affine"}},
+                      BadBundle{"refused_orientation_labels", {"transforms#2", "labels"}},
+                      BadBundle{"refused_asdiscrete_dim", {"postprocessing", "dim"}},
+                      BadBundle{"refused_asdiscrete_keepdim", {"postprocessing", "keepdim"}},
+                      BadBundle{"refused_threshold_values", {"postprocessing", "threshold_values"}},
+                      BadBundle{"refused_klcc_connectivity", {"postprocessing", "connectivity"}}),
     [](const auto& p) { return std::string(p.param.dir); });
 
 TEST(Bundle, PythonLiteralsOnly) {

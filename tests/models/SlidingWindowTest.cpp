@@ -135,21 +135,42 @@ TEST(SlidingWindow, MatchesThePythonReferenceImplementation) {
   }
 }
 
-TEST(SlidingWindow, HostAccumulationGivesTheSameResult) {
+// Out of memory on the CPU: a predictor that fails like LibTorch's allocator does. The
+// batch is halved (the output is stitched on the host already, on the CPU); the result is
+// the one an unconstrained run gives; with no way left, a clear error.
+TEST(SlidingWindow, OutOfMemoryBacksOffAndKeepsTheResult) {
   LUMEN_REQUIRE_TEST_MODELS();
   auto m = loadModule("conv3d");
   const torch::Tensor x = torch::randn({1, 1, 30, 30, 30});
   SlidingWindowParams p;
   p.roiSize = {16, 16, 16};
   p.overlap = 0.5;
-  SlidingWindowReport a, b;
-  SlidingWindowOptions host;
-  host.forceHostAccumulation = true;
-  auto y1 = slidingWindowInference(x, p, predictorOf(m), a);
-  auto y2 = slidingWindowInference(x, p, predictorOf(m), b, host);
-  ASSERT_TRUE(y1 && y2);
-  EXPECT_TRUE(b.hostAccumulation);
-  EXPECT_TRUE(torch::allclose(*y1, *y2));
+  p.swBatchSize = 4;
+  SlidingWindowReport plainReport;
+  auto plain = slidingWindowInference(x, p, predictorOf(m), plainReport);
+  ASSERT_TRUE(plain) << plain.error().toString();
+
+  // Too many windows at once: fails for any batch above one.
+  Predictor bigBatchesFail = [&m](const torch::Tensor& w) {
+    if (w.size(0) > 1) throw c10::Error({__func__, __FILE__, __LINE__}, "DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB");
+    torch::NoGradGuard g;
+    return m.forward({w}).toTensor();
+  };
+  SlidingWindowReport a;
+  auto y1 = slidingWindowInference(x, p, bigBatchesFail, a);
+  ASSERT_TRUE(y1) << y1.error().toString();
+  EXPECT_EQ(a.batchSize, 1);
+  ASSERT_GE(a.decisions.size(), 2u);
+  EXPECT_NE(a.decisions[0].find("window batch reduced to 2"), std::string::npos) << a.decisions[0];
+  EXPECT_NE(a.decisions[1].find("window batch reduced to 1"), std::string::npos) << a.decisions[1];
+  EXPECT_TRUE(torch::allclose(*y1, *plain, 1e-5, 1e-6));
+
+  // Not even one window: an out-of-memory error, not a crash.
+  Predictor neverFits = [](const torch::Tensor&) -> torch::Tensor { throw std::runtime_error("not enough memory"); };
+  SlidingWindowReport c;
+  auto y3 = slidingWindowInference(x, p, neverFits, c);
+  ASSERT_FALSE(y3);
+  EXPECT_EQ(y3.error().code, ErrorCode::OutOfMemory);
 }
 
 TEST(SlidingWindow, ReportsProgressAndStopsWhenCancelled) {
@@ -243,12 +264,13 @@ TEST(SlidingWindow, PermutedInputGivesTheSameResult) {
 
 #include "CpuMemoryPool.h"
 
-TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndRestoresTheAllocator) {
-  c10::Allocator* before = c10::GetCPUAllocator();
+TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndKeepsOneAllocator) {
+  installCpuMemoryPool();
+  c10::Allocator* installed = c10::GetCPUAllocator();
   torch::Tensor survivor;
   {
     CpuMemoryPoolGuard guard;
-    EXPECT_NE(c10::GetCPUAllocator(), before);
+    EXPECT_EQ(c10::GetCPUAllocator(), installed);  // caching starts; nothing is swapped
     void* first = nullptr;
     for (int i = 0; i < 5; ++i) {
       torch::Tensor t = torch::full({4, 1024, 1024}, static_cast<float>(i));  // 16 MiB
@@ -267,12 +289,17 @@ TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndRestoresTheAllocator) {
     EXPECT_GE(s.hits, 4u);
     EXPECT_GE(s.peakCachedBytes, std::size_t{16} << 20);
   }
-  EXPECT_EQ(c10::GetCPUAllocator(), before);
+  EXPECT_EQ(c10::GetCPUAllocator(), installed);
   EXPECT_EQ(survivor.sum().item<double>(), 2.0 * 1024 * 1024);
-  survivor = torch::Tensor();  // freed through the pool's deleter after the guard: no crash
+  survivor = torch::Tensor();  // freed after the guard: no crash
   {
+    // Outside any run, large blocks are not kept: two allocations in a row get fresh memory.
+    torch::Tensor a = torch::zeros({4, 1024, 1024});
+    a = torch::Tensor();
     CpuMemoryPoolGuard outer;
-    CpuMemoryPoolGuard inner;  // nested: the outer one keeps ownership
+    CpuMemoryPoolGuard inner;  // nested and concurrent runs share the cache
+    torch::Tensor b = torch::zeros({4, 1024, 1024});
+    EXPECT_EQ(outer.stats().hits, 0u);  // nothing was cached from before the run
   }
-  EXPECT_EQ(c10::GetCPUAllocator(), before);
+  EXPECT_EQ(c10::GetCPUAllocator(), installed);
 }

@@ -92,6 +92,37 @@ class Classifier2d(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
+class Smooth3d(nn.Module):
+    """Three channels of fixed, smooth functions of the input (a 5x5x5 mean, its square and a
+    constant): argmax regions with long, curved boundaries, like a real segmentation's."""
+
+    def __init__(self):
+        super().__init__()
+        self.mean = nn.Conv3d(1, 1, 5, padding=2, bias=False)
+        nn.init.constant_(self.mean.weight, 1.0 / 125)
+
+    def forward(self, x):
+        m = self.mean(x)
+        return torch.cat([m, 1.2 * m * m, torch.full_like(m, 0.35)], 1)
+
+
+class IndexAlong(nn.Module):
+    """Outputs, at every voxel, its own array index along one axis of the network's input:
+    mapped back to the input grid, the model grid's affine must turn these into the voxel's
+    own RAS position, which no consistently wrong orientation convention can fake."""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        n = x.shape[2 + self.axis]
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + self.axis] = n
+        idx = torch.arange(n, dtype=x.dtype, device=x.device).view(shape)
+        return idx.expand(x.shape[0], 1, x.shape[2], x.shape[3], x.shape[4]) + 0.0 * x
+
+
 class WrongInput(nn.Module):
     def __init__(self):
         super().__init__()
@@ -246,6 +277,10 @@ def main():
                  {"task": "enhancement"})
     write_bundle("pointwise2d", Pointwise2d(), metadata("pointwise2d", 3, in_shape=[32, 32], spatial_shape=[32, 32],
                                                         channel_def={"0": "bg", "1": "one", "2": "two"}),
+                 {"inferer": sw([20, 20], batch=5), "postprocessing": seg_post}, {"plane": "axial"})
+    # The same network without saying which plane it was trained on: refused at run time.
+    write_bundle("noplane2d", Pointwise2d(), metadata("noplane2d", 3, in_shape=[32, 32], spatial_shape=[32, 32],
+                                                      channel_def={"0": "bg", "1": "one", "2": "two"}),
                  {"inferer": sw([20, 20], batch=5), "postprocessing": seg_post})
     write_bundle("classifier3d", Classifier3d(),
                  metadata("classifier3d", 3, out_type="probabilities", out_format="classification", spatial_shape=[],
@@ -257,7 +292,7 @@ def main():
                  metadata("classifier2d", 2, out_type="probabilities", out_format="classification", spatial_shape=[],
                           channel_def={"0": "no", "1": "yes"}, in_shape=[32, 32]),
                  {"inferer": {"_target_": "SimpleInferer"}},
-                 {"task": "classification",
+                 {"task": "classification", "plane": "axial",
                   "suggest": {"when": ["no", "yes"], "model": "gui_enhance", "text": "Enhance this series"}})
     # Fast whole-volume models for the GUI tests (a 512 x 512 x 32 CT in well under a second).
     write_bundle("gui_segment", Threshold3d(),
@@ -275,7 +310,7 @@ def main():
     write_bundle("classifier2d_any_size", Classifier2d(),
                  metadata("classifier2d_any_size", 2, out_type="probabilities", out_format="classification",
                           spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),
-                 {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification"})
+                 {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification", "plane": "axial"})
     # Grades only slices with enough soft tissue (lumen.json slice_evidence), as the CT dose
     # grader does; the second one resamples its input, which slice_evidence cannot follow.
     evidence = {"range": [-20, 100], "smoothing_mm": 3, "neighbourhood_mm": 5, "min_area_mm2": 400}
@@ -287,10 +322,51 @@ def main():
         write_bundle(name, Classifier2d(),
                      metadata(name, 2, out_type="probabilities", out_format="classification",
                               spatial_shape=[], channel_def={"0": "no", "1": "yes"}, in_shape=["*", "*"]),
-                     inference, {"task": "classification", "slice_evidence": evidence})
+                     inference, {"task": "classification", "plane": "axial", "slice_evidence": evidence})
     write_bundle("spleen_like", Pointwise3d(), metadata("spleen_ct_segmentation", 2,
                                                          channel_def={"0": "background", "1": "spleen"}),
                  SPLEEN_INFERENCE, {"label_colors": {"1": [220, 60, 60]}, "series_filter": {"modality": "CT"}})
+
+    # MONAI's answer: Spacingd with non-integer factors on every axis, then Invertd with
+    # probabilities resampled back (nearest_interp false, then argmax), or labels resampled
+    # back by nearest neighbour; compared with tests/models/monai_reference.py.
+    monai_pre = compose({"_target_": "EnsureChannelFirstd", "keys": "image"},
+                        {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+                        {"_target_": "Spacingd", "keys": "image", "pixdim": [1.37, 0.83, 2.21], "mode": "bilinear"},
+                        {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -200, "a_max": 300,
+                         "b_min": 0.0, "b_max": 1.0, "clip": True})
+    smooth_meta = metadata("monai_probabilities", 3, channel_def={"0": "background", "1": "low", "2": "high"})
+    write_bundle("monai_probabilities", Smooth3d(), smooth_meta,
+                 {"preprocessing": monai_pre, "inferer": sw([48, 48, 24], batch=2, overlap=0.25),
+                  "postprocessing": compose({"_target_": "Activationsd", "keys": "pred", "softmax": True},
+                                            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
+                                             "orig_keys": "image", "nearest_interp": False},
+                                            {"_target_": "AsDiscreted", "keys": "pred", "argmax": True})})
+    write_bundle("monai_labels", Smooth3d(), dict(smooth_meta, name="monai_labels"),
+                 {"preprocessing": monai_pre, "inferer": {"_target_": "SimpleInferer"},
+                  "postprocessing": compose({"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+                                            {"_target_": "KeepLargestConnectedComponentd", "keys": "pred",
+                                             "applied_labels": [1, 2], "independent": False, "connectivity": 1,
+                                             "num_components": 2},
+                                            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
+                                             "orig_keys": "image"})})
+    # Sigmoid channels thresholded: every channel is kept (they may overlap).
+    write_bundle("multilabel_threshold", Smooth3d(), metadata("multilabel_threshold", 3,
+                                                             channel_def={"0": "mean", "1": "square", "2": "flat"}),
+                 {"preprocessing": compose({"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -200,
+                                            "a_max": 300, "b_min": -1.0, "b_max": 1.0, "clip": True}),
+                  "inferer": {"_target_": "SimpleInferer"},
+                  "postprocessing": compose({"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+                                            {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5})})
+    for axis in range(3):
+        name = f"ras_index{axis}"
+        write_bundle(name, IndexAlong(axis),
+                     metadata(name, 1, out_type="image", out_format="index", channel_def={"0": "index"}),
+                     {"preprocessing": compose({"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+                                               {"_target_": "Spacingd", "keys": "image", "pixdim": [1.37, 0.83, 2.21]}),
+                      "inferer": {"_target_": "SimpleInferer"},
+                      "postprocessing": compose({"_target_": "Invertd", "keys": "pred", "nearest_interp": False})},
+                     {"task": "enhancement"})
 
     # Bundles that must be refused with a clear message.
     write_bundle("wrong_input_channels", WrongInput(), metadata("wrong_input_channels", 2),
@@ -320,6 +396,36 @@ def main():
                                                                 in_shape=["*", "*"]),
                  {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "slice_evidence": {"range": [100, -20], "smoothing_mm": 3, "neighbourhood_mm": 5, "min_area_mm2": 400}})
+
+    # Options that change MONAI's result and that Lumen does not reproduce: refused by name.
+    for key, value in (("align_corners", True), ("diagonal", True), ("padding_mode", "reflection"),
+                       ("scale_extent", True), ("recompute_affine", True)):
+        bad = copy.deepcopy(SPLEEN_INFERENCE)
+        bad["preprocessing"]["transforms"][3][key] = value
+        write_bundle("refused_spacing_" + key, Pointwise3d(), metadata("refused_spacing_" + key, 2), bad)
+    for name, transform in (("refused_orientation_labels", {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS",
+                                                             "labels": [["R", "L"], ["A", "P"], ["I", "S"]]}),
+                            ("refused_asdiscrete_dim", {"_target_": "AsDiscreted", "keys": "pred", "argmax": True, "dim": 1}),
+                            ("refused_asdiscrete_keepdim", {"_target_": "AsDiscreted", "keys": "pred", "argmax": True,
+                                                            "keepdim": False}),
+                            ("refused_threshold_values", {"_target_": "AsDiscreted", "keys": "pred",
+                                                          "threshold_values": True, "logit_thresh": 0.5}),
+                            ("refused_klcc_connectivity", {"_target_": "KeepLargestConnectedComponentd", "keys": "pred",
+                                                           "connectivity": 4})):
+        bad = copy.deepcopy(SPLEEN_INFERENCE)
+        if transform["_target_"] == "Orientationd":
+            bad["preprocessing"]["transforms"][2] = transform
+        else:
+            bad["postprocessing"]["transforms"].insert(1, transform)
+        write_bundle(name, Pointwise3d(), metadata(name, 2), bad)
+    # A malformed lumen.json (label colours as words): an error naming the key, never a crash.
+    write_bundle("bad_label_colors", Pointwise3d(), metadata("bad_label_colors", 2), SPLEEN_INFERENCE,
+                 {"label_colors": {"1": ["red", "green", "blue"]}})
+    write_bundle("bad_plane", Pointwise2d(), metadata("bad_plane", 3, in_shape=[32, 32], spatial_shape=[32, 32]),
+                 {"inferer": sw([20, 20])}, {"plane": "oblique"})
+    bad = copy.deepcopy(SPLEEN_INFERENCE)
+    bad["preprocessing"]["transforms"][3]["pixdim"] = ["1.5", "1.5", "2.0"]
+    write_bundle("bad_pixdim_type", Pointwise3d(), metadata("bad_pixdim_type", 2), bad)
 
     # Reference sliding-window results for the C++ implementation to match.
     cases = [

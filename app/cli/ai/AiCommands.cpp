@@ -20,6 +20,8 @@
 #include "lumen/imaging/VolumePlanner.h"
 #include "lumen/models/Bundle.h"
 #include "lumen/models/Inference.h"
+#include "lumen/models/Trust.h"
+#include "lumen/core/LabelStatistics.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -92,8 +94,37 @@ bool endsWith(const std::string& s, const std::string& e) {
 }
 
 // Enhancement results keep integer HU where the input had them.
-int runModels(bool asJson) {
+// Whether a bundle may run: shipped ones by their compiled-in pin, others by the user's list.
+std::string trustState(const models::Bundle& b, const models::TrustStore& store) {
+  const auto& pins = models::shippedModelPins();
+  std::error_code ec;
+  const auto pin = pins.find(b.root.filename().string());
+  const bool inShipped = pin != pins.end() &&
+                         fs::equivalent(fs::weakly_canonical(b.root.parent_path(), ec), fs::weakly_canonical(shippedModels(), ec), ec);
+  if (inShipped) return b.modelSha256 == pin->second ? "shipped" : "modified";
+  if (store.trusts(b.modelSha256)) return "trusted";
+  for (const auto& [name, sha] : pins)
+    if (sha == b.modelSha256) return "shipped";  // the same bytes as a shipped bundle
+  return "not trusted";
+}
+
+int runModels(bool asJson, const std::string& trust, const std::string& untrust) {
   const auto path = models::modelSearchPath(shippedModels());
+  auto store = models::TrustStore::load();
+  if (!store) return fail(store.error().toString());
+  if (!trust.empty() || !untrust.empty()) {
+    auto b = models::findBundle(trust.empty() ? untrust : trust, path);
+    if (!b) return fail(b.error().toString());
+    if (!trust.empty()) {
+      if (auto st = store->add({b->modelSha256, b->name, b->root.string()}); !st) return fail(st.error().toString());
+      std::cout << "trusted " << b->name << " (SHA-256 " << b->modelSha256 << "); listed in " << store->file().string() << "\n";
+    } else {
+      auto removed = store->remove(b->modelSha256);
+      if (!removed) return fail(removed.error().toString());
+      std::cout << (*removed ? "no longer trusted: " : "was not in the trusted list: ") << b->name << "\n";
+    }
+    return 0;
+  }
   const auto entries = models::discoverBundles(path);
   json out = json::array();
   for (const auto& e : entries) {
@@ -103,11 +134,12 @@ int runModels(bool asJson) {
       continue;
     }
     const auto& b = *e.bundle;
+    const std::string state = trustState(b, *store);
     json labels = json::object();
     for (const auto& [k, v] : b.output.channelDef) labels[std::to_string(k)] = v;
     out.push_back({{"name", b.name}, {"display_name", b.displayName()}, {"version", b.version}, {"task", models::toString(b.task)},
                    {"modality", b.extras.modalityFilter.empty() ? b.input.modality : b.extras.modalityFilter},
-                   {"labels", labels}, {"sha256", b.modelSha256}, {"folder", b.root.string()}});
+                   {"labels", labels}, {"sha256", b.modelSha256}, {"folder", b.root.string()}, {"trust", state}});
     if (!asJson) {
       std::cout << b.name << "  " << b.version << "  " << models::toString(b.task) << "  "
                 << (b.extras.modalityFilter.empty() ? b.input.modality : b.extras.modalityFilter) << "  [";
@@ -116,7 +148,7 @@ int runModels(bool asJson) {
         std::cout << (first ? "" : ", ") << k << ": " << v;
         first = false;
       }
-      std::cout << "]  sha256 " << b.modelSha256.substr(0, 16) << "...  " << b.root.string() << "\n";
+      std::cout << "]  sha256 " << b.modelSha256.substr(0, 16) << "...  " << state << "  " << b.root.string() << "\n";
     }
   }
   if (asJson) std::cout << json{{"search_path", [&] {
@@ -124,6 +156,7 @@ int runModels(bool asJson) {
                                    for (const auto& s : path) p.push_back(s.string());
                                    return p;
                                  }()},
+                                {"trusted_list", store->file().string()},
                                 {"models", out}}
                                .dump(2)
                          << "\n";
@@ -168,8 +201,13 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   infer->add_option("--volume", volumeIndex, "Volume number as listed by `lumen-cli info` (DICOM input)");
   infer->add_option("--saliency", saliencyPath, "Classification: write the saliency map here (.nii.gz, .nrrd)");
   infer->add_option("--report", reportPath, "Also write the JSON report (model, hash, device, timings) here");
-  auto* list = app.add_subcommand("models", "List the model bundles Lumen finds");
+  bool trustFlag = false;
+  infer->add_flag("--trust", trustFlag, "Run this model even if its SHA-256 is not in the trusted list (this run only)");
+  std::string trustName, untrustName;
+  auto* list = app.add_subcommand("models", "List the model bundles Lumen finds; trust one (its code runs inside Lumen)");
   list->add_flag("--json", modelsJson, "Machine-readable output");
+  list->add_option("--trust", trustName, "Add this bundle's SHA-256 (name or folder) to the trusted list");
+  list->add_option("--untrust", untrustName, "Remove this bundle's SHA-256 from the trusted list");
 
   try {
     app.parse(argc, argv);
@@ -178,7 +216,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   }
   setLogLevel(verbosity >= 1 ? LogLevel::Info : LogLevel::Warning);
   try {
-    if (list->parsed()) return runModels(modelsJson);
+    if (list->parsed()) return runModels(modelsJson, trustName, untrustName);
 
     const bool jsonOut = endsWith(output, ".json");
     if (!jsonOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
@@ -188,7 +226,17 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (bundle->task == models::Task::Classification && !jsonOut)
       return fail("a classification model gives probabilities: use --output result.json (and --saliency map.nii.gz)");
 
+    auto store = models::TrustStore::load();
+    if (!store) return fail(store.error().toString());
+    const std::string state = trustState(*bundle, *store);
+    if (state == "modified")
+      return fail(bundle->modelPath.string() + ": this shipped model does not match the SHA-256 Lumen was built with "
+                  "(the installation was changed); reinstall Lumen, or copy the bundle elsewhere and trust it");
     models::InferenceOptions o;
+    o.trustedSha256 = store->trustedHashes();
+    o.trustThisModel = trustFlag;
+    if (trustFlag && state == "not trusted")
+      std::cerr << "lumen-cli: warning: running untrusted model " << bundle->name << " (--trust, this run only)\n";
     o.device = device;
     o.threads = threads > 0 ? threads : globalThreads;
     if (!roi.empty()) {
@@ -221,13 +269,14 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     for (const auto& l : r->log) std::cerr << "lumen-cli: " << l << "\n";
 
     if (!jsonOut) {
-      // Enhancement: back in the input's pixel type (float results rounded, e.g. to int16 HU).
-      const PixelType inType = in->volume.pixelType();
-      const bool convert = r->task == models::Task::Enhancement &&
-                           (inType == PixelType::Int16 || inType == PixelType::UInt16 || inType == PixelType::UInt8);
-      Result<Volume> converted = convert ? r->output.convertTo(inType) : Result<Volume>(Volume{});
-      if (!converted) return fail(converted.error().toString());
-      if (auto s = io::writeImage(convert ? *converted : r->output, output); !s) return fail(s.error().toString());
+      // Several channel masks (a threshold kept them all): one 4D image, channels last.
+      if (!r->channelMasks.empty()) {
+        if (auto s = io::writeChannels(r->channelMasks, output); !s) return fail(s.error().toString());
+      } else {
+        auto out = models::inInputType(std::move(r->output), r->task, in->volume.pixelType());
+        if (!out) return fail(out.error().toString());
+        if (auto s = io::writeImage(*out, output); !s) return fail(s.error().toString());
+      }
     }
     if (!saliencyPath.empty() && !r->saliency.empty())
       if (auto s = io::writeImage(r->saliency, saliencyPath); !s) return fail(s.error().toString());
@@ -245,23 +294,23 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       j["predicted"] = r->classNames[static_cast<std::size_t>(r->predictedClass())];
       if (!r->sliceProbabilities.empty()) j["slice_probabilities"] = r->sliceProbabilities;
     } else if (r->task == models::Task::Segmentation) {
-      // Voxel counts and volumes of each label (mm^3 -> mL).
-      std::map<int, std::size_t> counts;
-      visitScalarType(r->output.pixelType(), [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        const T* d = r->output.template data<T>();
-        for (std::size_t i = 0; i < r->output.voxelCount(); ++i)
-          if (d[i] != 0) ++counts[static_cast<int>(d[i])];
-      });
-      const double voxelMl = g.spacingMm.x * g.spacingMm.y * g.spacingMm.z / 1000.0;
+      // Voxel counts and volumes of each label, or of each channel mask.
       json labels = json::object();
-      for (const auto& [label, n] : counts) {
-        auto it = bundle->output.channelDef.find(label);
-        labels[it != bundle->output.channelDef.end() ? it->second : std::to_string(label)] = {
-            {"label", label}, {"voxels", n}, {"volume_ml", static_cast<double>(n) * voxelMl}};
+      const auto add = [&](const LabelStatistic& st, int label) {
+        auto it = r->labelNames.find(label);
+        labels[it != r->labelNames.end() ? it->second : std::to_string(label)] = {
+            {"label", label}, {"voxels", st.voxels}, {"volume_ml", st.volumeMl}};
+      };
+      if (r->channelMasks.empty()) {
+        for (const auto& st : labelStatistics(r->output)) add(st, st.label);
+      } else {
+        for (std::size_t c = 0; c < r->channelMasks.size(); ++c)
+          for (const auto& st : labelStatistics(r->channelMasks[c])) add(st, static_cast<int>(c) + 1);
+        j["channels"] = r->channelMasks.size();
       }
       j["labels"] = labels;
     }
+    j["model_grid"] = {{"size", r->modelGridSize}, {"affine_ras", r->modelGridAffine}};
     for (const std::string& path : {jsonOut ? output : std::string(), reportPath}) {
       if (path.empty()) continue;
       std::ofstream f(path);

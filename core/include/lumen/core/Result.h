@@ -25,6 +25,7 @@ enum class ErrorCode {
   OutOfMemory,
   Database,
   Model,            // a model bundle or tensor is malformed
+  NotTrusted,       // a model whose code the user has not trusted
   Internal,
 };
 

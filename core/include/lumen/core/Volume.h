@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "lumen/core/Geometry.h"
 #include "lumen/core/Result.h"
@@ -74,8 +75,21 @@ decltype(auto) visitScalarType(PixelType t, Fn&& fn) {
 class Volume {
  public:
   Volume() = default;
-  Volume(Volume&&) noexcept = default;
-  Volume& operator=(Volume&&) noexcept = default;
+  /// A moved-from volume is empty (no dangling pointer to voxels it no longer owns).
+  Volume(Volume&& o) noexcept
+      : type_(o.type_), geometry_(o.geometry_), owner_(std::move(o.owner_)), data_(std::exchange(o.data_, nullptr)) {
+    o.geometry_ = {};
+  }
+  Volume& operator=(Volume&& o) noexcept {
+    if (this != &o) {
+      type_ = o.type_;
+      geometry_ = o.geometry_;
+      owner_ = std::move(o.owner_);
+      data_ = std::exchange(o.data_, nullptr);
+      o.geometry_ = {};
+    }
+    return *this;
+  }
   Volume(const Volume&) = delete;
   Volume& operator=(const Volume&) = delete;
 

@@ -3,6 +3,7 @@
 // is LPS inside; ITK writes NIfTI's RAS convention on disk and converts back on reading.
 
 #include <filesystem>
+#include <vector>
 
 #include "lumen/core/Result.h"
 #include "lumen/core/Volume.h"
@@ -18,6 +19,11 @@ ImageFormat formatFromPath(const std::filesystem::path& path);
 /// target and renamed into place, so an interrupted write never leaves a partial file
 /// under the requested name.
 Status writeImage(const Volume& volume, const std::filesystem::path& path);
+
+/// Writes several 8-bit volumes on one grid (e.g. the channel masks of a segmentation) as
+/// one 4D image, the channels along the fourth axis (NIfTI or NRRD; nibabel reads X, Y, Z,
+/// C). Same atomic replacement as writeImage.
+Status writeChannels(const std::vector<Volume>& channels, const std::filesystem::path& path);
 
 /// Reads a volume; scalar types other than uint8/int16/uint16/float32 become float32, and
 /// 3-component 8-bit images RGB. 2D images are one-slice volumes.

@@ -31,12 +31,18 @@ struct TensorSpec {
 };
 
 // ---- Pre-processing, in order. Each records what it needs to be inverted. ----
+// Every option that changes MONAI's result is either implemented as MONAI 1.x documents it
+// or refused by loadBundle with a message naming the key.
 struct OrientationT {
   std::string axcodes = "RAS";  // RAS-style letters: the direction each array axis increases
 };
 struct SpacingT {
-  std::vector<double> pixdim;  // mm; <= 0 keeps that axis
-  std::string mode = "bilinear";
+  std::vector<double> pixdim;  // mm, three; <= 0 keeps that axis
+  /// min_pixdim / max_pixdim: an axis whose spacing already lies in [min, max] (within
+  /// MONAI's 1e-3) keeps it. NaN: not given (the range is pixdim itself).
+  std::vector<double> minPixdim, maxPixdim;
+  std::string mode = "bilinear";   // bilinear | nearest
+  std::string padding = "border";  // border | zeros (MONAI's grid_sample padding)
 };
 struct ScaleIntensityRangeT {
   double aMin = 0, aMax = 1, bMin = 0, bMax = 1;
@@ -77,13 +83,16 @@ struct ActivationsT {
 };
 struct AsDiscreteT {
   bool argmax = false;
-  std::optional<double> threshold;
+  std::optional<double> threshold;  // value >= threshold, every channel kept
 };
 struct KeepLargestComponentT {
   std::vector<int> appliedLabels;  // empty: every foreground label
+  bool independent = true;         // each label on its own; false: their union as one foreground
+  int connectivity = 0;            // 1: faces, 2: + edges, 3 or 0 (MONAI's None): + corners
+  int numComponents = 1;           // how many of the largest components to keep
 };
 struct InvertT {
-  bool nearest = false;  // nearest_interp
+  bool nearest = true;  // nearest_interp
 };
 using PostTransform = std::variant<ActivationsT, AsDiscreteT, KeepLargestComponentT, InvertT>;
 
@@ -114,6 +123,10 @@ struct LumenExtras {
     double minAreaMm2 = 0;
   };
   std::optional<SliceEvidence> sliceEvidence;
+  /// "plane": the patient plane a 2D network was trained on ("axial", "coronal" or
+  /// "sagittal"). A series acquired in another plane is reformatted so that the network
+  /// sees slices of this plane; a 2D bundle that does not say is refused at run time.
+  std::string plane;
 };
 
 struct Bundle {

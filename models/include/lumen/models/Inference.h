@@ -5,7 +5,10 @@
 //   inference -> activation / argmax / threshold / largest component -> back onto the
 //   input grid (Invertd) -> one copy back into a Volume with the input's geometry.
 
+#include <array>
+#include <map>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +40,12 @@ struct InferenceOptions {
   /// Classification: compute the gradient x input saliency map.
   bool saliency = true;
   SlidingWindowOptions memory;
+  /// A bundle is code (TorchScript runs inside Lumen). It is loaded only when the SHA-256 of
+  /// the bytes read from models/model.ts is one of these (the pins of the shipped bundles,
+  /// the user's trusted list), or when `trustThisModel` says the user trusted it for this
+  /// run (lumen-cli infer --trust).
+  std::set<std::string> trustedSha256;
+  bool trustThisModel = false;
 };
 
 struct InferenceResult {
@@ -53,7 +62,17 @@ struct InferenceResult {
   std::vector<std::vector<double>> sliceProbabilities;
   /// Classification: |gradient x input| for the winning class, on the input grid, 0..1.
   Volume saliency;
-  // Provenance
+  /// Segmentation whose post-processing keeps several channels (a threshold without argmax:
+  /// regions that may overlap): one 0/1 mask per channel on the input grid. `output` then
+  /// shows, at each voxel, the smallest region that holds it (label c + 1 for channel c).
+  std::vector<Volume> channelMasks;
+  /// Names of the label values in `output` (background left out).
+  std::map<int, std::string> labelNames;
+  /// The grid the network saw (after pre-processing): size and RAS affine (row-major 4x4),
+  /// to compare with MONAI's.
+  std::array<std::size_t, 3> modelGridSize{};
+  std::array<double, 16> modelGridAffine{};
+  // Provenance: sha256 is of the model bytes actually loaded.
   std::string model, version, sha256, device;
   std::vector<std::string> log;
   double seconds = 0.0;
@@ -70,12 +89,19 @@ class Engine {
   Result<InferenceResult> run(const Volume& input, const Progress& progress = {}, const CancelToken& cancel = {});
   const DeviceChoice& device() const;
   const Bundle& bundle() const;
+  /// SHA-256 of the model bytes that were loaded (and trusted).
+  const std::string& sha256() const;
 
   struct Impl;
 
  private:
   std::shared_ptr<Impl> impl_;
 };
+
+/// An enhancement result in the input's pixel type: integer types (HU as int16, ...)
+/// rounded and clamped, so that it reads like the series it came from; float and
+/// segmentation outputs unchanged.
+Result<Volume> inInputType(Volume output, Task task, PixelType inputType);
 
 /// Loads and runs once.
 Result<InferenceResult> runInference(const Bundle& bundle, const Volume& input, const InferenceOptions& options,
