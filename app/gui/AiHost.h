@@ -27,7 +27,8 @@ struct AiLabel {
 class AiHost {
  public:
   virtual ~AiHost() = default;
-  /// The series in the active viewport (null when none).
+  /// The series in the active viewport, once it is completely loaded (null otherwise: a
+  /// model never runs on a half-decoded volume).
   virtual std::shared_ptr<LoadedSeries> currentSeries() const = 0;
   /// Shows a label map over the image (and in the label panel).
   virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) = 0;
@@ -39,10 +40,11 @@ class AiHost {
   virtual std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
                                                           const QString& description) = 0;
   virtual void showSeries(std::shared_ptr<LoadedSeries> series) = 0;
-  /// Long work: status text, progress and a cancel button in the status bar.
-  virtual void beginTask(const QString& text, std::function<void()> cancel) = 0;
-  virtual void taskProgress(double fraction, const QString& text) = 0;
-  virtual void endTask(const QString& text) = 0;
+  /// Long work, tracked on its own next to the window's other jobs (loading, import):
+  /// status text, progress and cancel in the status bar. Returns the job's id.
+  virtual int beginTask(const QString& text, std::function<void()> cancel) = 0;
+  virtual void taskProgress(int job, double fraction, const QString& text) = 0;
+  virtual void endTask(int job, const QString& text) = 0;
   virtual void addMessage(const QString& text) = 0;
 };
 

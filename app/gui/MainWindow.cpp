@@ -13,6 +13,7 @@
 #include <QFileInfo>
 #include <QHeaderView>
 #include <QLabel>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPlainTextEdit>
@@ -31,6 +32,8 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <dlfcn.h>
+
+#include <utility>
 
 #include "LabelPanel.h"
 #include "SeriesLoader.h"
@@ -88,12 +91,26 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   statusBar()->addWidget(statusText_, 1);
   statusBar()->addPermanentWidget(progress_);
   statusBar()->addPermanentWidget(cancel_);
+  // One job: Cancel stops it. Several: Cancel offers each of them, and all.
+  cancel_->setMenu(new QMenu(cancel_));
+  connect(cancel_->menu(), &QMenu::aboutToShow, this, [this] {
+    QMenu* menu = cancel_->menu();
+    menu->clear();
+    for (const auto& [id, job] : jobs_) {
+      const int jobId = id;
+      menu->addAction("Cancel: " + job.text, this, [this, jobId] {
+        if (auto it = jobs_.find(jobId); it != jobs_.end() && it->second.cancel) it->second.cancel();
+      });
+    }
+    menu->addSeparator();
+    menu->addAction("Cancel all", this, [this] { cancelAllJobs(); });
+  });
   connect(cancel_, &QToolButton::clicked, this, [this] {
-    if (task_ == Task::Load) loader_->cancel();
-    if (task_ == Task::Import) browser_->cancelImport();
-    if (task_ == Task::Ai && aiCancel_) {
-      aiCancel_();
+    if (jobs_.size() == 1 && jobs_.begin()->second.cancel) {
+      jobs_.begin()->second.cancel();
       statusText_->setText("Cancelling...");
+    } else if (jobs_.size() > 1) {
+      cancel_->showMenu();
     }
   });
 
@@ -103,12 +120,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   connect(grid_, &ViewportGrid::dropped, this, [this](int viewport, const QStringList& paths) { openPaths(paths, viewport); });
   connect(loader_, &SeriesLoader::progress, this, [this](int id, double f, const QString& m) {
     if (id != loadId_) return;
-    if (std::isnan(f)) progress_->setRange(0, 0);
-    else {
-      progress_->setRange(0, 1000);
-      progress_->setValue(static_cast<int>(f * 1000));
-    }
-    if (!m.isEmpty()) statusText_->setText(m + "...");
+    taskProgress(loadJob_, f, m);
   });
   connect(loader_, &SeriesLoader::firstSliceReady, this, [this](int id, std::shared_ptr<LoadedSeries> s) {
     if (id != loadId_) return;
@@ -139,7 +151,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     else grid_->showSeries(s, loadViewport_);
     partial_.reset();
     const auto& g = s->volume->geometry();
-    endTask(QString("Loaded %1 %2: %3 x %4 x %5%6")
+    const int job = std::exchange(loadJob_, -1);
+    endTask(job, QString("Loaded %1 %2: %3 x %4 x %5%6")
                 .arg(QString::fromStdString(s->info.series.modality), QString::fromStdString(s->info.series.description))
                 .arg(g.size[0])
                 .arg(g.size[1])
@@ -150,7 +163,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
     if (id != loadId_) return;
     addMessage("error: " + msg);
-    endTask("Could not load: " + msg);
+    endTask(std::exchange(loadJob_, -1), "Could not load: " + msg);
     emit loadFailed(msg);
   });
 
@@ -164,9 +177,19 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
 }
 
 MainWindow::~MainWindow() {
+  // Every job is told to stop before waiting for the pool: an import of thousands of files
+  // must not keep a closed window alive until it finishes.
+  cancelAllJobs();
   loader_->cancel();
-  if (aiCancel_) aiCancel_();
+  browser_->cancelImport();
   QThreadPool::globalInstance()->waitForDone();
+}
+
+void MainWindow::cancelAllJobs() {
+  std::vector<std::function<void()>> cancels;
+  for (const auto& [id, job] : jobs_)
+    if (job.cancel) cancels.push_back(job.cancel);
+  for (auto& c : cancels) c();
 }
 
 void MainWindow::loadAiPlugin() {
@@ -206,9 +229,14 @@ void MainWindow::loadAiPlugin() {
   }));
 }
 
-std::shared_ptr<LoadedSeries> MainWindow::currentSeries() const {
+std::shared_ptr<LoadedSeries> MainWindow::shownSeries() const {
   SliceView* v = grid_->activeSliceView();
-  return v && v->hasSeries() && !loading() ? v->series() : nullptr;
+  return v && v->hasSeries() ? v->series() : nullptr;
+}
+
+std::shared_ptr<LoadedSeries> MainWindow::currentSeries() const {
+  auto s = shownSeries();
+  return s && s->complete ? s : nullptr;  // never a volume the loader is still filling
 }
 
 void MainWindow::showOverlay(std::shared_ptr<LabelOverlay> o) {
@@ -272,23 +300,55 @@ std::shared_ptr<LoadedSeries> MainWindow::showDerivedSeries(const LoadedSeries& 
   return s;
 }
 
-void MainWindow::showSeries(std::shared_ptr<LoadedSeries> series) { grid_->replaceSeries(currentSeries(), std::move(series)); }
+void MainWindow::showSeries(std::shared_ptr<LoadedSeries> series) { grid_->replaceSeries(shownSeries(), std::move(series)); }
 
-void MainWindow::beginTask(const QString& text, std::function<void()> cancel) {
-  startTask(text);
-  task_ = Task::Ai;
-  aiCancel_ = std::move(cancel);
+int MainWindow::beginTask(const QString& text, std::function<void()> cancel) {
+  return beginJob(JobKind::Ai, text, std::move(cancel));
 }
 
-void MainWindow::taskProgress(double fraction, const QString& text) {
-  if (task_ == Task::None) return;
-  if (std::isnan(fraction)) {
+int MainWindow::beginJob(JobKind kind, const QString& text, std::function<void()> cancel) {
+  const int id = ++nextJob_;
+  jobs_[id] = Job{kind, text, NAN, std::move(cancel)};
+  updateStatusBar();
+  return id;
+}
+
+void MainWindow::taskProgress(int job, double fraction, const QString& text) {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return;  // ended meanwhile
+  it->second.fraction = fraction;
+  if (!text.isEmpty()) it->second.text = text;
+  updateStatusBar();
+}
+
+void MainWindow::endTask(int job, const QString& text) {
+  if (jobs_.erase(job) == 0) return;
+  updateStatusBar();
+  if (jobs_.empty()) statusText_->setText(text);
+  else addMessage(text);  // other jobs still own the status bar; the result goes to Messages
+}
+
+// The status bar shows the newest job; when others run too, how many.
+void MainWindow::updateStatusBar() {
+  if (jobs_.empty()) {
+    progress_->hide();
+    cancel_->hide();
+    cancel_->setPopupMode(QToolButton::DelayedPopup);
+    return;
+  }
+  const Job& job = jobs_.rbegin()->second;
+  QString text = job.text + "...";
+  if (jobs_.size() > 1) text += QString("  (%1 tasks running)").arg(jobs_.size());
+  statusText_->setText(text);
+  if (std::isnan(job.fraction)) {
     progress_->setRange(0, 0);
   } else {
     progress_->setRange(0, 1000);
-    progress_->setValue(static_cast<int>(fraction * 1000));
+    progress_->setValue(static_cast<int>(job.fraction * 1000));
   }
-  if (!text.isEmpty()) statusText_->setText(text + "...");
+  progress_->show();
+  cancel_->show();
+  cancel_->setText(jobs_.size() > 1 ? "Cancel..." : "Cancel");
 }
 
 void MainWindow::applyDarkTheme() {
@@ -330,19 +390,16 @@ void MainWindow::buildDocks() {
     addMessage(m);
     statusText_->setText(m);
   });
+  connect(browser_, &StudyBrowser::importStarted, this, [this] {
+    importJob_ = beginJob(JobKind::Import, "Importing", [this] { browser_->cancelImport(); });
+  });
   connect(browser_, &StudyBrowser::importProgress, this, [this](double f, const QString& m) {
-    if (task_ != Task::Import) return;
-    if (std::isnan(f)) progress_->setRange(0, 0);
-    else {
-      progress_->setRange(0, 1000);
-      progress_->setValue(static_cast<int>(f * 1000));
-    }
-    statusText_->setText(m + "...");
+    taskProgress(importJob_, f, m);
   });
   connect(browser_, &StudyBrowser::importFinished, this, [this](const QString& summary, const QStringList& skipped) {
     for (const auto& s : skipped) addMessage("skipped " + s);
     addMessage(summary);
-    endTask(summary);
+    endTask(std::exchange(importJob_, -1), summary);
   });
 
   labels_ = new LabelPanel(this);
@@ -409,8 +466,6 @@ void MainWindow::buildActions() {
   add(file, "Import into study database...", QKeySequence(), [this] {
     const QString d = QFileDialog::getExistingDirectory(this, "Import DICOM folder");
     if (d.isEmpty()) return;
-    startTask("Importing");
-    task_ = Task::Import;
     browser_->importPaths({d}, false);
   });
   add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
@@ -473,6 +528,7 @@ void MainWindow::buildActions() {
   cineAction_ = add(tools, "Cine", QKeySequence("C"), [this] { toggleCine(cineAction_->isChecked()); });
   cineAction_->setCheckable(true);
   cineFps_ = new QSpinBox;
+  cineFps_->setObjectName("CineFps");
   cineFps_->setRange(1, 60);
   cineFps_->setValue(15);
   cineFps_->setSuffix(" fps");
@@ -558,52 +614,39 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
   if (paths.isEmpty()) return;
   loadViewport_ = viewport;
   partial_.reset();
-  startTask(QString("Opening %1").arg(paths.size() == 1 ? QFileInfo(paths[0]).fileName() : QString("%1 files").arg(paths.size())));
-  task_ = Task::Load;
+  // A new load replaces the one in progress (the loader cancels it).
+  if (loadJob_ >= 0) endTask(std::exchange(loadJob_, -1), "Loading replaced by another");
+  loadJob_ = beginJob(JobKind::Load,
+                      QString("Opening %1").arg(paths.size() == 1 ? QFileInfo(paths[0]).fileName() : QString("%1 files").arg(paths.size())),
+                      [this] { loader_->cancel(); });
   SeriesLoader::Request r;
   r.paths = paths;
   loadId_ = loader_->start(r);
 }
 
-bool MainWindow::loading() const { return task_ == Task::Load; }
+bool MainWindow::loading() const { return loadJob_ >= 0; }
 
 void MainWindow::openOverlay(const QString& path) {
-  startTask("Loading label map " + QFileInfo(path).fileName());
-  task_ = Task::Overlay;
-  (void)QtConcurrent::run([this, path] {
+  const int job = beginJob(JobKind::Overlay, "Loading label map " + QFileInfo(path).fileName(), {});
+  (void)QtConcurrent::run([this, path, job] {
     auto v = io::readImage(path.toStdString());
     Result<LabelOverlay> overlay = v ? makeLabelOverlay(std::make_shared<Volume>(std::move(v.value())), path.toStdString())
                                      : Result<LabelOverlay>(v.error());
     QMetaObject::invokeMethod(
         this,
-        [this, overlay] {
+        [this, overlay, job] {
           if (!overlay) {
             addMessage("error: " + QString::fromStdString(overlay.error().toString()));
-            endTask("Could not load the label map");
+            endTask(job, "Could not load the label map");
             return;
           }
           auto o = std::make_shared<LabelOverlay>(*overlay);
           showOverlay(o);
-          endTask(QString("Label map: %1 label(s)").arg(o->entries.size()));
+          endTask(job, QString("Label map: %1 label(s)").arg(o->entries.size()));
           emit overlayLoaded();
         },
         Qt::QueuedConnection);
   });
-}
-
-void MainWindow::startTask(const QString& text) {
-  statusText_->setText(text + "...");
-  progress_->setRange(0, 0);
-  progress_->show();
-  cancel_->show();
-}
-
-void MainWindow::endTask(const QString& text) {
-  task_ = Task::None;
-  aiCancel_ = nullptr;
-  statusText_->setText(text);
-  progress_->hide();
-  cancel_->hide();
 }
 
 void MainWindow::addMessage(const QString& text) {
@@ -671,7 +714,7 @@ void MainWindow::saveSettings() {
 
 void MainWindow::closeEvent(QCloseEvent* e) {
   if (options_.rememberSettings) saveSettings();
-  loader_->cancel();
+  cancelAllJobs();
   QMainWindow::closeEvent(e);
 }
 

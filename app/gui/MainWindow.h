@@ -6,6 +6,8 @@
 #include <QMainWindow>
 #include <QStringList>
 
+#include <cmath>
+#include <map>
 #include <memory>
 
 #include "AiHost.h"
@@ -55,7 +57,12 @@ class MainWindow : public QMainWindow, public AiHost {
   ViewportGrid* grid() const { return grid_; }
   StudyBrowser* browser() const { return browser_; }
   LabelPanel* labelPanel() const { return labels_; }
+  /// A series is being loaded (whatever else runs).
   bool loading() const;
+  /// Jobs running now (loading, import, label map, AI), each tracked on its own.
+  int runningJobs() const { return static_cast<int>(jobs_.size()); }
+  /// Cancels every running job (the status bar's "Cancel all").
+  void cancelAllJobs();
   /// Messages shown to the reader (warnings, skipped files, errors), newest last.
   QStringList messages() const;
   /// The AI panel once its plug-in is loaded (see aiReady), else null.
@@ -69,9 +76,9 @@ class MainWindow : public QMainWindow, public AiHost {
   std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
                                                   const QString& description) override;
   void showSeries(std::shared_ptr<LoadedSeries> series) override;
-  void beginTask(const QString& text, std::function<void()> cancel) override;
-  void taskProgress(double fraction, const QString& text) override;
-  void endTask(const QString& text) override;
+  int beginTask(const QString& text, std::function<void()> cancel) override;
+  void taskProgress(int job, double fraction, const QString& text) override;
+  void endTask(int job, const QString& text) override;
   void addMessage(const QString& text) override;
 
  signals:
@@ -91,7 +98,10 @@ class MainWindow : public QMainWindow, public AiHost {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  void startTask(const QString& text);
+  enum class JobKind { Load, Import, Overlay, Ai };
+  int beginJob(JobKind kind, const QString& text, std::function<void()> cancel);
+  void updateStatusBar();
+  std::shared_ptr<LoadedSeries> shownSeries() const;
   void loadAiPlugin();
   void showOverlay(std::shared_ptr<LabelOverlay> overlay);
   void toggleCine(bool on);
@@ -121,8 +131,16 @@ class MainWindow : public QMainWindow, public AiHost {
   int loadViewport_ = -1;
   std::shared_ptr<LoadedSeries> partial_;
   bool firstImageReported_ = false;
-  enum class Task { None, Load, Import, Overlay, Ai } task_ = Task::None;
-  std::function<void()> aiCancel_;
+  struct Job {
+    JobKind kind;
+    QString text;
+    double fraction = NAN;
+    std::function<void()> cancel;
+  };
+  std::map<int, Job> jobs_;  // by id, oldest first
+  int nextJob_ = 0;
+  int loadJob_ = -1;    // the series load in progress, or -1
+  int importJob_ = -1;  // the study browser's import in progress, or -1
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
   bool aiLoadStarted_ = false;

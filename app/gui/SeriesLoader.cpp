@@ -99,22 +99,25 @@ int SeriesLoader::start(const Request& request) {
     auto series = std::make_shared<LoadedSeries>();
     series->info = plan.info;
     series->source = request.paths.join(";").toStdString();
+    series->complete = false;  // shown while loading; nothing computes on it
     std::mutex m;
     bool firstSent = false;
     auto lastTick = std::chrono::steady_clock::now();
     dicom::LoadOptions lo;
     lo.zeroFill = true;
     lo.onAllocated = [&](const Volume& v) {
+      // Once the GUI holds the partial series, its volume is never replaced under it: a
+      // reload as float32 (values beyond int16) reaches the GUI as the finished series.
       std::lock_guard<std::mutex> lock(m);
-      series->volume = std::make_shared<Volume>(v.share());
+      if (!firstSent) series->volume = std::make_shared<Volume>(v.share());
     };
-    lo.onSliceReady = [&](std::size_t) {
+    lo.onSliceReady = [&](std::size_t k) {
       std::lock_guard<std::mutex> lock(m);
       if (!firstSent) {
+        if (!series->volume) return;
         firstSent = true;
-        // Statistics of the first slice are enough for a first window.
-        series->minValue = series->info.units == "HU" ? -1024 : 0;
-        series->maxValue = 1;
+        // The first decoded slice gives the first picture its window.
+        computeSliceStatistics(*series, k);
         emitLater([&](SeriesLoader* s) { emit s->firstSliceReady(id, series); });
         return;
       }
@@ -131,8 +134,14 @@ int SeriesLoader::start(const Request& request) {
       return;
     }
     // The final volume (the same buffer, unless it had to be reloaded as float).
-    auto done = std::make_shared<LoadedSeries>(*series);
+    auto done = std::make_shared<LoadedSeries>();
+    {
+      std::lock_guard<std::mutex> lock(m);
+      done->info = series->info;
+      done->source = series->source;
+    }
     done->volume = std::make_shared<Volume>(std::move(v.value()));
+    done->complete = true;
     computeStatistics(*done);
     LUMEN_INFO("loaded series " << done->info.series.seriesInstanceUid << ": " << done->volume->size()[0] << "x"
                                 << done->volume->size()[1] << "x" << done->volume->size()[2]);

@@ -201,6 +201,12 @@ void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series) {
   vtkImage_ = wrapForVtk(series_->volume);
   mapper_->SetInputData(vtkImage_.image);
   slice_->SetUserMatrix(vtkImage_.matrix);
+  // The first window came from one slice; with all of them, the default may be better,
+  // unless the reader chose one meanwhile.
+  if (!windowChosen_) {
+    wl_ = defaultWindow(*series_);
+    emit windowLevelChanged(wl_);
+  }
   updateWindowLevelProperty();
   updateAnnotations();
   update();
@@ -211,6 +217,7 @@ void SliceView::reset() {
   nav_.reset(series_->volume->geometry(), (plane_ == Plane::Native ? nativeAxes(series_->volume->geometry()) : planeAxes(plane_)));
   pan_ = {};
   wl_ = defaultWindow(*series_);
+  windowChosen_ = false;
   inverted_ = false;
   updateWindowLevelProperty();
   fit();
@@ -302,6 +309,7 @@ void SliceView::setSliceIndex(int k) {
 
 void SliceView::setWindowLevel(const WindowLevel& wl) {
   wl_ = {wl.center, std::max(1e-3, wl.width)};
+  windowChosen_ = true;  // the reader's (or a preset's) window: kept when loading completes
   updateWindowLevelProperty();
   updateAnnotations();
   update();
@@ -467,9 +475,7 @@ void SliceView::updateAnnotations() {
   in.hidePatient = hidePatient_;
   in.probe = probe_;
   // Images without patient geometry (projection X-ray, secondary capture) have no plane.
-  bool noGeometry = false;
-  for (const auto& w : series_->info.warnings)
-    if (w.find("no patient position") != std::string::npos) noGeometry = true;
+  const bool noGeometry = !series_->info.hasPatientGeometry;
   in.viewName = noGeometry ? std::string() : plane_ == Plane::Native ? planeName(nav_.axes().normal) : toString(plane_);
   if (slabMode_ != SlabMode::None && slabMm_ > 0) {
     const char* m = slabMode_ == SlabMode::Max ? "MIP" : slabMode_ == SlabMode::Min ? "MinIP" : "Mean";

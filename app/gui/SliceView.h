@@ -124,6 +124,7 @@ class SliceView : public VtkWidget {
   bool crossDirsSet_ = false;
   SliceNavigator nav_;
   WindowLevel wl_;
+  bool windowChosen_ = false;  // set by setWindowLevel; reset with the view
   bool inverted_ = false;
   bool hidePatient_ = false;
   bool mpr_ = false;

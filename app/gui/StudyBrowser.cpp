@@ -22,6 +22,8 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
+
 #include "SliceImage.h"
 #include "ViewportGrid.h"
 
@@ -277,6 +279,7 @@ void StudyBrowser::importPaths(const QStringList& paths, bool copy) {
   if (importing_ || paths.isEmpty()) return;
   importing_ = true;
   importCancel_ = CancelToken{};
+  emit importStarted();
   const auto dir = dataDir_;
   CancelToken cancel = importCancel_;
   importJob_ = QtConcurrent::run([this, dir, paths, copy, cancel] {
@@ -325,7 +328,9 @@ void StudyBrowser::deleteSelectedStudy() {
   if (!item || !db_) return;
   const int row = studyTree_->indexOfTopLevelItem(item);
   if (row < 0 || row >= static_cast<int>(studies_.size())) return;
-  const auto& st = studies_[static_cast<std::size_t>(row)];
+  // A copy: the dialog below runs a nested event loop, in which an import finishing
+  // refreshes studies_ (and the row may then be another study).
+  const db::StudyRow st = studies_[static_cast<std::size_t>(row)];
   bool managed = false;
   if (auto series = db_->series(st.id))
     for (const auto& se : *series)
@@ -338,6 +343,7 @@ void StudyBrowser::deleteSelectedStudy() {
                       .arg(st.seriesCount)
                       .arg(st.instanceCount),
                   QMessageBox::Yes | QMessageBox::Cancel, this);
+  box.setObjectName("DeleteStudyQuestion");
   box.setDefaultButton(QMessageBox::Cancel);
   QCheckBox* alsoFiles = nullptr;
   if (managed) {
@@ -345,7 +351,21 @@ void StudyBrowser::deleteSelectedStudy() {
     box.setCheckBox(alsoFiles);
   }
   if (box.exec() != QMessageBox::Yes) return;
-  auto r = db_->deleteStudy(st.id, alsoFiles && alsoFiles->isChecked());
+  // Still there? Found again by its UID, whatever happened to the list meanwhile.
+  auto now = db_->studies();
+  if (!now) {
+    emit message(qs(now.error().toString()));
+    return;
+  }
+  const auto it = std::find_if(now->begin(), now->end(), [&](const db::StudyRow& r) {
+    return r.info.studyInstanceUid == st.info.studyInstanceUid;
+  });
+  if (it == now->end()) {
+    emit message("The study is no longer in the database; nothing was deleted");
+    refresh();
+    return;
+  }
+  auto r = db_->deleteStudy(it->id, alsoFiles && alsoFiles->isChecked());
   if (!r) emit message(qs(r.error().toString()));
   else emit message(QString("Removed %1 image(s) from the database; %2 file(s) deleted").arg(r->instancesRemoved).arg(r->filesDeleted));
   refresh();

@@ -28,6 +28,9 @@ namespace lumen::gui {
 class StudyBrowser : public QWidget {
   Q_OBJECT
  public:
+  /// Asks, then removes the selected study. The study asked about is the one removed, even
+  /// when the list changes while the question is open (an import finishing meanwhile).
+  void deleteSelectedStudy();
   explicit StudyBrowser(std::filesystem::path dataDir, QWidget* parent = nullptr);
   ~StudyBrowser() override;
 
@@ -53,6 +56,8 @@ class StudyBrowser : public QWidget {
 
  signals:
   void openSeries(const QStringList& files);
+  /// An import began (the window tracks it as a job, with its own progress and cancel).
+  void importStarted();
   void importProgress(double fraction, const QString& message);
   void importFinished(const QString& summary, const QStringList& skipped);
   void message(const QString& text);
@@ -63,7 +68,6 @@ class StudyBrowser : public QWidget {
 
  private:
   void showSeriesOf(std::int64_t studyId);
-  void deleteSelectedStudy();
   void requestThumbnail(QListWidgetItem* item, const QStringList& files);
 
   std::filesystem::path dataDir_;

@@ -8,10 +8,11 @@
 
 namespace lumen::gui {
 
-void computeStatistics(LoadedSeries& s) {
-  if (!s.volume || s.volume->empty()) return;
-  const Volume& v = *s.volume;
-  const std::size_t n = v.voxelCount();
+namespace {
+// Range and robust percentiles of voxels [first, last) of `v`, taking every `stride`th.
+void statisticsOf(LoadedSeries& s, const Volume& v, std::size_t first, std::size_t last) {
+  const std::size_t n = last - first;
+  if (n == 0) return;
   const std::size_t stride = std::max<std::size_t>(1, n / 2000000);
   std::vector<float> sample;
   sample.reserve(n / stride + 1);
@@ -19,7 +20,7 @@ void computeStatistics(LoadedSeries& s) {
   visitPixelType(v.pixelType(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* d = v.data<T>();
-    for (std::size_t i = 0; i < n; i += stride) {
+    for (std::size_t i = first; i < last; i += stride) {
       double x;
       if constexpr (std::is_same_v<T, Rgb8>) x = 0.299 * d[i].r + 0.587 * d[i].g + 0.114 * d[i].b;
       else x = static_cast<double>(d[i]);
@@ -32,13 +33,31 @@ void computeStatistics(LoadedSeries& s) {
   if (sample.empty()) return;
   s.minValue = lo;
   s.maxValue = hi;
+  // Background (air around a CT, padding, the black border of an X-ray) is the minimum
+  // filling much of the image: percentiles over it would put the window in the air.
+  const auto atMin = static_cast<std::size_t>(std::count(sample.begin(), sample.end(), static_cast<float>(lo)));
+  if (atMin > sample.size() / 5 && atMin < sample.size())
+    sample.erase(std::remove(sample.begin(), sample.end(), static_cast<float>(lo)), sample.end());
   auto pct = [&](double q) {
     auto it = sample.begin() + static_cast<long>(q * static_cast<double>(sample.size() - 1));
     std::nth_element(sample.begin(), it, sample.end());
     return static_cast<double>(*it);
   };
-  s.lowPercentile = pct(0.01);
-  s.highPercentile = pct(0.99);
+  s.lowPercentile = pct(0.005);
+  s.highPercentile = pct(0.995);
+  s.hasStatistics = true;
+}
+}  // namespace
+
+void computeStatistics(LoadedSeries& s) {
+  if (!s.volume || s.volume->empty()) return;
+  statisticsOf(s, *s.volume, 0, s.volume->voxelCount());
+}
+
+void computeSliceStatistics(LoadedSeries& s, std::size_t k) {
+  if (!s.volume || s.volume->empty() || k >= s.volume->size()[2]) return;
+  const std::size_t n = s.volume->geometry().sliceVoxelCount();
+  statisticsOf(s, *s.volume, k * n, (k + 1) * n);
 }
 
 const char* toString(Plane p) {
@@ -186,14 +205,26 @@ bool findWindowPreset(const std::string& name, WindowLevel& out) {
 WindowLevel automaticWindow(const LoadedSeries& s) {
   if (s.isColor()) return {127.5, 255.0};
   const double lo = s.lowPercentile, hi = s.highPercentile;
-  if (hi > lo) return {(lo + hi) / 2.0, hi - lo};
+  if (s.hasStatistics && hi > lo) return {(lo + hi) / 2.0, hi - lo};
+  if (s.hasStatistics && s.maxValue > s.minValue) return {(s.minValue + s.maxValue) / 2.0, s.maxValue - s.minValue};
   return {(s.minValue + s.maxValue) / 2.0, std::max(1.0, s.maxValue - s.minValue)};
 }
 
 WindowLevel defaultWindow(const LoadedSeries& s) {
   if (s.isColor()) return {127.5, 255.0};
-  if (!s.info.windows.empty()) return {s.info.windows.front().center, s.info.windows.front().width};
-  if (s.isCt()) return {40, 400};
+  // The header's window, unless it is degenerate or misses the data entirely (a window
+  // written for other units, or W 1 / L 0 placeholders).
+  for (const auto& w : s.info.windows) {
+    if (!(w.width > 1.0) || !std::isfinite(w.center)) continue;
+    if (s.hasStatistics && (w.center + w.width / 2 <= s.lowPercentile || w.center - w.width / 2 >= s.highPercentile)) continue;
+    return {w.center, w.width};
+  }
+  // The CT soft-tissue preset, when the data reach into it (a CT in HU usually does; a
+  // phantom or a derived map in other values may not).
+  const WindowLevel ct{40, 400};
+  if (s.isCt() && s.info.units == "HU" &&
+      (!s.hasStatistics || (s.lowPercentile < ct.center + ct.width / 2 && s.highPercentile > ct.center - ct.width / 2)))
+    return ct;
   return automaticWindow(s);
 }
 

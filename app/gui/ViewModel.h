@@ -20,7 +20,13 @@ struct LoadedSeries {
   VolumeInfo info;
   std::string source;  // file or folder it was read from
   double minValue = 0.0, maxValue = 0.0;
-  double lowPercentile = 0.0, highPercentile = 1.0;  // 1st / 99th, for automatic W/L
+  /// 0.5th / 99.5th percentile of the voxels that are not background (the minimum, when it
+  /// fills much of the volume: air, padding), for the automatic window.
+  double lowPercentile = 0.0, highPercentile = 1.0;
+  bool hasStatistics = false;  // the values above describe the data
+  /// False while the loader is still filling the voxels (a viewer may show it; nothing may
+  /// compute on it).
+  bool complete = true;
 
   bool isColor() const { return volume && volume->pixelType() == PixelType::RGB8; }
   bool isCt() const { return info.series.modality == "CT"; }
@@ -28,6 +34,8 @@ struct LoadedSeries {
 
 /// Computes value range and percentiles (on a subsample) once after loading.
 void computeStatistics(LoadedSeries& s);
+/// The same from slice k alone (the first slice a loader decodes), for the first picture.
+void computeSliceStatistics(LoadedSeries& s, std::size_t k);
 
 /// Native: the plane the slices were acquired in (rows and columns as stored), which is
 /// how 2D reading starts; the others are patient planes (MPR).
@@ -109,8 +117,9 @@ struct WindowPresetDef {
 const std::vector<WindowPresetDef>& ctWindowPresets();
 /// Preset by case-insensitive name ("brain", "lung", ...); false when unknown.
 bool findWindowPreset(const std::string& name, WindowLevel& out);
-/// The window a reader expects first: the header's, else a CT default, else 1st-99th
-/// percentile for MR / X-ray.
+/// The window a reader expects first: the header's when it is usable (positive width, and
+/// it overlaps the data), else the CT soft-tissue preset for a CT in HU, else one computed
+/// from the data (percentiles of the non-background voxels).
 WindowLevel defaultWindow(const LoadedSeries& s);
 WindowLevel automaticWindow(const LoadedSeries& s);
 

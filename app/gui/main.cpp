@@ -199,8 +199,10 @@ int main(int argc, char** argv) {
       auto start = [&] {
         QWidget* panel = window.aiPanel();
         bool started = false;
-        if (panel)
+        if (panel) {
+          QMetaObject::invokeMethod(panel, "setAskToTrust", Q_ARG(bool, false));  // no questions in a script
           QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, cli.value(runModel)));
+        }
         if (!started) {
           std::fprintf(stderr, "lumen: error: cannot run model '%s': %s\n", qPrintable(cli.value(runModel)),
                        qPrintable(window.messages().join("; ")));
@@ -212,6 +214,14 @@ int main(int argc, char** argv) {
           QMetaObject::invokeMethod(panel, "busy", Q_RETURN_ARG(bool, busy));
           if (busy) return;
           poll->stop();
+          // A run that failed (or was refused) is an error of the command, not a picture without it.
+          bool ok = false;
+          QMetaObject::invokeMethod(panel, "lastRunOk", Q_RETURN_ARG(bool, ok));
+          if (!ok) {
+            std::fprintf(stderr, "lumen: error: model '%s' did not run: %s\n", qPrintable(cli.value(runModel)),
+                         qPrintable(window.messages().join("; ")));
+            return finish(1);
+          }
           modelDone = true;
           afterLoad();
         });

@@ -543,8 +543,10 @@ class Planner {
       else if (f.series.modality != "OT" && f.series.modality != "SC")
         warnings.push_back("no pixel spacing in the header: 1 mm assumed, measurements are not calibrated");
     }
-    if (!f0.hasPosition || !f0.hasOrientation)
+    if (!f0.hasPosition || !f0.hasOrientation) {
+      plan.info.hasPatientGeometry = false;
       warnings.push_back("no patient position/orientation: shown in image coordinates");
+    }
     finish(plan, g, g.entries, g.labels, std::move(warnings));
   }
 

@@ -27,6 +27,31 @@ const std::map<std::string, std::string>& shippedModelPins() {
   return pins;
 }
 
+const char* toString(TrustState s) {
+  switch (s) {
+    case TrustState::Shipped: return "shipped";
+    case TrustState::Trusted: return "trusted";
+    case TrustState::NotTrusted: return "not trusted";
+    case TrustState::Modified: return "modified";
+  }
+  return "?";
+}
+
+TrustState trustOf(const std::string& bundleFolder, const std::string& modelSha256, const TrustStore& store,
+                   const fs::path& shippedDir) {
+  const fs::path dir(bundleFolder);
+  const auto& pins = shippedModelPins();
+  const auto pin = pins.find(dir.filename().string());
+  std::error_code ec;
+  const bool inShipped = pin != pins.end() && !shippedDir.empty() &&
+                         fs::equivalent(fs::weakly_canonical(dir.parent_path(), ec), fs::weakly_canonical(shippedDir, ec), ec);
+  if (inShipped) return modelSha256 == pin->second ? TrustState::Shipped : TrustState::Modified;
+  if (store.trusts(modelSha256)) return TrustState::Trusted;
+  for (const auto& [name, sha] : pins)
+    if (sha == modelSha256) return TrustState::Shipped;  // the same bytes as a shipped bundle
+  return TrustState::NotTrusted;
+}
+
 fs::path TrustStore::defaultFile() {
   if (const char* d = std::getenv("LUMEN_CONFIG_DIR"); d && *d) return fs::path(d) / "trusted-models.json";
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return fs::path(x) / "lumen" / "trusted-models.json";

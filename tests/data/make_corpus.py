@@ -352,6 +352,48 @@ def build_cine():
     save(ds, os.path.join(mkdir("cine"), "XA_CINE.dcm"))
 
 
+def build_without_window_tags():
+    """Images whose headers give no window (the viewer must find one from the data): an
+    8-bit JPEG-baseline XA cine and a slightly oblique 16-bit MR series."""
+    d = mkdir("no-window")
+    ds = base_dataset(sop_class="1.2.840.10008.5.1.4.1.1.12.1", modality="XA")
+    ds.StudyInstanceUID = STUDY_UID
+    ds.SeriesInstanceUID = uid()
+    ds.SeriesNumber = 40
+    ds.Rows, ds.Columns = 128, 128
+    ds.NumberOfFrames = 24
+    ds.FrameTime = "66.7"
+    ds.FrameIncrementPointer = pydicom.tag.Tag(0x0018, 0x1063)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    y, x = np.mgrid[0:128, 0:128]
+    frames = []
+    for f in range(24):  # a vessel-like bright band moving over a mid-grey background
+        band = np.exp(-((x - 20 - 3 * f) ** 2) / 60.0)
+        frames.append(np.clip(90 + 30 * np.sin(y / 9.0) + 120 * band, 0, 255).astype(np.uint8))
+    ds.PixelData = np.stack(frames).tobytes()
+    raw = os.path.join(d, "xa-raw.dcm")
+    save(ds, raw)
+    run(["dcmcjpeg", "+eb", raw, os.path.join(d, "XA_8bit_baseline.dcm")])
+    os.remove(raw)
+
+    s = Series("oblique MR without window", number=41)
+    drift = math.radians(0.4)
+    m = mkdir("no-window", "mr-oblique")
+    for k in range(12):
+        ds = ramp_slice(s, (-60.0, -60.0 + 4.0 * k * math.tan(drift), -20.0 + 4.0 * k), (1, 0, 0), (0, 1, 0),
+                        rows=64, cols=64, spacing=(2.0, 2.0), instance=k + 1,
+                        pixel_fn=lambda p: np.clip(800 - 0.15 * ((p[..., 0] + 0) ** 2 + (p[..., 1] + 0) ** 2), 0, None))
+        ds.Modality = "MR"
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        ds.PixelRepresentation = 0
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
+        del ds.RescaleIntercept
+        del ds.RescaleSlope
+        save(ds, os.path.join(m, f"MR{k:03d}"))
+
+
 def build_photometric():
     d = mkdir("photometric")
     rows, cols = 16, 20
@@ -448,22 +490,24 @@ def build_pydicom_copies():
     d = mkdir("pydicom")
     for name in ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm",
                  "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm", "JPGExtended.dcm",
-                 "SC_rgb.dcm", "SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm",
+                 "SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm",
                  "SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_gdcm_KY.dcm", "SC_ybr_full_422_uncompressed.dcm",
                  "ExplVR_BigEnd.dcm", "image_dfl.dcm", "rtdose.dcm", "rtdose_rle.dcm", "693_J2KI.dcm",
-                 "liver_1frame.dcm", "test-SR.dcm", "rtplan.dcm", "MR_truncated.dcm", "no_meta.dcm", "emri_small.dcm"]:
+                 "liver_1frame.dcm", "test-SR.dcm", "rtplan.dcm", "MR_truncated.dcm", "no_meta.dcm"]:
         src = os.path.join(PYDICOM_FILES, name)
-        if os.path.exists(src):
-            shutil.copy(src, os.path.join(d, name))
+        if not os.path.exists(src):  # the tests must not pass on a smaller corpus
+            raise SystemExit(f"make_corpus: {src} missing (Debian package python3-pydicom)")
+        shutil.copy(src, os.path.join(d, name))
     dd = os.path.join(PYDICOM_FILES, "dicomdirtests")
-    if os.path.isdir(dd):
-        target = os.path.join(OUT, "dicomdir")
-        shutil.rmtree(target, ignore_errors=True)
-        os.makedirs(target)
-        shutil.copy(os.path.join(dd, "DICOMDIR"), target)
-        for sub in os.listdir(dd):
-            if os.path.isdir(os.path.join(dd, sub)):
-                shutil.copytree(os.path.join(dd, sub), os.path.join(target, sub))
+    if not os.path.isdir(dd):
+        raise SystemExit(f"make_corpus: {dd} missing (Debian package python3-pydicom)")
+    target = os.path.join(OUT, "dicomdir")
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    shutil.copy(os.path.join(dd, "DICOMDIR"), target)
+    for sub in os.listdir(dd):
+        if os.path.isdir(os.path.join(dd, sub)):
+            shutil.copytree(os.path.join(dd, sub), os.path.join(target, sub))
 
 
 if __name__ == "__main__":
@@ -474,6 +518,7 @@ if __name__ == "__main__":
     build_enhanced()
     build_legacy_multiframe()
     build_cine()
+    build_without_window_tags()
     build_photometric()
     build_bad()
     build_pydicom_copies()

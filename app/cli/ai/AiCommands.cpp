@@ -96,16 +96,7 @@ bool endsWith(const std::string& s, const std::string& e) {
 // Enhancement results keep integer HU where the input had them.
 // Whether a bundle may run: shipped ones by their compiled-in pin, others by the user's list.
 std::string trustState(const models::Bundle& b, const models::TrustStore& store) {
-  const auto& pins = models::shippedModelPins();
-  std::error_code ec;
-  const auto pin = pins.find(b.root.filename().string());
-  const bool inShipped = pin != pins.end() &&
-                         fs::equivalent(fs::weakly_canonical(b.root.parent_path(), ec), fs::weakly_canonical(shippedModels(), ec), ec);
-  if (inShipped) return b.modelSha256 == pin->second ? "shipped" : "modified";
-  if (store.trusts(b.modelSha256)) return "trusted";
-  for (const auto& [name, sha] : pins)
-    if (sha == b.modelSha256) return "shipped";  // the same bytes as a shipped bundle
-  return "not trusted";
+  return models::toString(models::trustOf(b.root.string(), b.modelSha256, store, shippedModels()));
 }
 
 int runModels(bool asJson, const std::string& trust, const std::string& untrust) {

@@ -1,6 +1,7 @@
 #include "AiPanel.h"
 
 #include <QCheckBox>
+#include <QMessageBox>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -15,8 +16,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <utility>
 
+#include "lumen/core/LabelStatistics.h"
 #include "lumen/models/Device.h"
+#include "lumen/models/Trust.h"
 
 #ifndef LUMEN_SHIPPED_MODELS
 #define LUMEN_SHIPPED_MODELS ""
@@ -62,9 +66,22 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   device_->setObjectName("AiDevice");
   device_->addItem("Auto", "auto");
   device_->addItem("CPU", "cpu");
-  const auto cuda = models::chooseDevice("cuda");
-  if (cuda) device_->addItem("CUDA", "cuda");
-  device_->setToolTip(QString::fromStdString(models::torchDescription()));
+  // Probing CUDA initialises the driver (seconds on some machines): off the GUI thread.
+  {
+    QPointer<AiPanel> self(this);
+    (void)QtConcurrent::run([self] {
+      const bool cuda = static_cast<bool>(models::chooseDevice("cuda"));
+      const QString description = QString::fromStdString(models::torchDescription());
+      QMetaObject::invokeMethod(
+          qApp,
+          [self, cuda, description] {
+            if (!self) return;
+            if (cuda) self->device_->addItem("CUDA", "cuda");
+            self->device_->setToolTip(description);
+          },
+          Qt::QueuedConnection);
+    });
+  }
   row->addWidget(new QLabel("Device"));
   row->addWidget(device_, 1);
   run_ = new QPushButton("Run on current series");
@@ -95,11 +112,34 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
 AiPanel::~AiPanel() { cancel_.cancel(); }
 
 void AiPanel::refresh() {
+  if (discovering_) return;
+  discovering_ = true;
+  run_->setEnabled(false);
+  details_->setText("Looking for model bundles...");
+  // Reading bundles hashes every model.ts (hundreds of MB for large models): a worker.
+  QPointer<AiPanel> self(this);
+  (void)QtConcurrent::run([self] {
+    auto entries = models::discoverBundles(models::modelSearchPath(shippedModels()));
+    auto shared = std::make_shared<std::vector<models::BundleEntry>>(std::move(entries));
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, shared] {
+          if (self) self->showModels(std::move(*shared));
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void AiPanel::showModels(std::vector<models::BundleEntry> entries) {
+  discovering_ = false;
   const QString current = list_->currentItem() ? list_->currentItem()->data(Qt::UserRole).toString() : QString();
   list_->clear();
   bundles_.clear();
-  for (const auto& e : models::discoverBundles(models::modelSearchPath(shippedModels()))) {
+  int unusable = 0;
+  for (auto& e : entries) {
     if (!e.bundle) {
+      // One bad folder says why and does not keep the others from loading.
+      ++unusable;
       host_->addMessage(QString("AI: model folder %1 unusable: %2").arg(QString::fromStdString(e.dir.string()), QString::fromStdString(e.error)));
       continue;
     }
@@ -116,7 +156,54 @@ void AiPanel::refresh() {
   if (!list_->currentItem() && list_->count() > 0) list_->setCurrentRow(0);
   if (bundles_.empty())
     details_->setText("No model bundles found. Put MONAI bundles in the user model folder or LUMEN_MODEL_PATH.");
+  else if (unusable > 0)
+    host_->addMessage(QString("AI: %1 model folder(s) could not be used (reasons above)").arg(unusable));
   run_->setEnabled(!bundles_.empty() && !busy_);
+  Q_EMIT modelsListed();
+  if (!pendingRun_.isEmpty()) {
+    const QString name = std::exchange(pendingRun_, QString());
+    if (!runModel(name)) Q_EMIT runFinished(false, "model " + name + " did not start (see Messages)");
+  }
+}
+
+bool AiPanel::confirmTrust(const models::Bundle& bundle) {
+  auto store = models::TrustStore::load();
+  if (!store) {
+    host_->addMessage("AI: error: " + QString::fromStdString(store.error().toString()));
+    return false;
+  }
+  const auto state = models::trustOf(bundle.root.string(), bundle.modelSha256, *store, shippedModels());
+  if (state == models::TrustState::Shipped || state == models::TrustState::Trusted) return true;
+  const QString name = QString::fromStdString(bundle.displayName());
+  if (!askToTrust_ && state == models::TrustState::NotTrusted) {
+    host_->addMessage("AI: " + name + " is not trusted (a bundle runs code inside Lumen): trust it in the AI panel or with "
+                      "lumen-cli models --trust " + QString::fromStdString(bundle.name));
+    return false;
+  }
+  if (state == models::TrustState::Modified) {
+    host_->addMessage("AI: error: " + name + ": this shipped model does not match the SHA-256 Lumen was built with "
+                      "(the installation was changed); it is not run");
+    return false;
+  }
+  QMessageBox box(QMessageBox::Warning, "Trust this model?",
+                  QString("%1 is not one of the models shipped with Lumen, and you have not trusted it before.\n\n"
+                          "A model bundle is code: it runs inside Lumen with your rights. Run it only if you trust "
+                          "where it comes from.\n\nFolder: %2\nSHA-256: %3")
+                      .arg(name, QString::fromStdString(bundle.root.string()), QString::fromStdString(bundle.modelSha256)),
+                  QMessageBox::Yes | QMessageBox::Cancel, this);
+  box.setObjectName("TrustModelQuestion");
+  box.button(QMessageBox::Yes)->setText("Trust and run");
+  box.setDefaultButton(QMessageBox::Cancel);
+  if (box.exec() != QMessageBox::Yes) {
+    host_->addMessage("AI: " + name + " not run (not trusted)");
+    return false;
+  }
+  if (auto st = store->add({bundle.modelSha256, bundle.name, bundle.root.string()}); !st) {
+    host_->addMessage("AI: error: " + QString::fromStdString(st.error().toString()));
+    return false;
+  }
+  host_->addMessage("AI: trusted " + name + " (SHA-256 " + QString::fromStdString(bundle.modelSha256) + ")");
+  return true;
 }
 
 void AiPanel::showDetails() {
@@ -135,6 +222,11 @@ void AiPanel::showDetails() {
 }
 
 bool AiPanel::runModel(const QString& name) {
+  if (discovering_) {  // runs once the list is there (showModels)
+    if (busy()) return false;
+    pendingRun_ = name;
+    return true;
+  }
   for (int i = 0; i < list_->count(); ++i)
     if (list_->item(i)->data(Qt::UserRole).toString() == name) {
       list_->setCurrentRow(i);
@@ -143,6 +235,7 @@ bool AiPanel::runModel(const QString& name) {
       return busy_;
     }
   host_->addMessage("AI: no model named " + name);
+  lastRunOk_ = false;
   return false;
 }
 
@@ -156,12 +249,16 @@ void AiPanel::clearResult() {
 void AiPanel::runSelected() {
   const int i = list_->currentRow();
   if (busy_ || i < 0 || i >= static_cast<int>(bundles_.size())) return;
+  lastRunOk_ = false;  // until this run ends well
   std::shared_ptr<LoadedSeries> series = host_->currentSeries();
   if (!series || !series->volume) {
-    host_->addMessage("AI: open a series first");
+    host_->addMessage("AI: open a series first, and let it load completely");
     return;
   }
   const models::Bundle bundle = bundles_[static_cast<std::size_t>(i)];
+  if (!confirmTrust(bundle)) return;
+  auto store = models::TrustStore::load();
+  if (!store) return;
   if (series->isColor()) {
     host_->addMessage("AI: " + QString::fromStdString(bundle.displayName()) + " needs a greyscale series");
     return;
@@ -175,11 +272,12 @@ void AiPanel::runSelected() {
   run_->setEnabled(false);
   cancel_ = CancelToken{};
   const CancelToken cancel = cancel_;
-  host_->beginTask("Running " + QString::fromStdString(bundle.displayName()), [cancel] { cancel.cancel(); });
+  job_ = host_->beginTask("Running " + QString::fromStdString(bundle.displayName()), [cancel] { cancel.cancel(); });
 
   models::InferenceOptions options;
   options.device = device_->currentData().toString().toStdString();
   options.saliency = true;
+  options.trustedSha256 = store->trustedHashes();  // the engine checks the bytes it loads
   const std::string key = bundle.root.string() + "|" + options.device;
   auto engines = engines_;
   QPointer<AiPanel> self(this);
@@ -196,7 +294,7 @@ void AiPanel::runSelected() {
         std::lock_guard<std::mutex> lock(engines->mutex);
         auto it = engines->byKey.find(key);
         if (it == engines->byKey.end()) {
-          post([](AiPanel& p) { p.host_->taskProgress(NAN, "Loading the model"); });
+          post([](AiPanel& p) { p.host_->taskProgress(p.job_, NAN, "Loading the model"); });
           auto loaded = models::Engine::load(bundle, options);
           if (!loaded) {
             result = loaded.error();
@@ -210,7 +308,7 @@ void AiPanel::runSelected() {
         engine = it->second;
       }
       const Progress progress([post](double f, std::string_view m) {
-        post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(f, msg); });
+        post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
       });
       result = engine.run(*series->volume, progress, cancel);
     } catch (const std::exception& e) {
@@ -225,15 +323,17 @@ void AiPanel::runSelected() {
 void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries> input, Result<models::InferenceResult> r) {
   busy_ = false;
   run_->setEnabled(true);
+  const int job = std::exchange(job_, -1);
   const QString name = QString::fromStdString(bundle.displayName());
   if (!r) {
     const bool cancelled = r.error().code == ErrorCode::Cancelled;
     const QString msg = QString::fromStdString(r.error().toString());
     host_->addMessage(cancelled ? "AI: " + name + " cancelled" : "AI: error: " + msg);
-    host_->endTask(cancelled ? name + " cancelled" : name + " failed");
+    host_->endTask(job, cancelled ? name + " cancelled" : name + " failed");
     Q_EMIT runFinished(false, msg);
     return;
   }
+  lastRunOk_ = true;
   models::InferenceResult& res = *r;
   for (const auto& l : res.log) host_->addMessage("AI: " + name + ": " + QString::fromStdString(l));
   clearResult();
@@ -245,48 +345,54 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
   if (res.task == models::Task::Segmentation) {
     auto labels = std::make_shared<Volume>(std::move(res.output));
     std::vector<AiLabel> names;
-    for (const auto& [value, label] : bundle.labels()) {
+    for (const auto& [value, label] : res.labelNames) {
       AiLabel a;
       a.value = value;
       a.name = label;
       if (auto c = bundle.extras.labelColors.find(value); c != bundle.extras.labelColors.end()) a.color = c->second;
       names.push_back(a);
     }
-    // Volumes per label (mm^3 -> mL).
-    std::map<int, std::size_t> counts;
-    visitScalarType(labels->pixelType(), [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* d = labels->template data<T>();
-      for (std::size_t v = 0; v < labels->voxelCount(); ++v)
-        if (d[v] != 0) ++counts[static_cast<int>(d[v])];
-    });
-    const auto& sp = labels->geometry().spacingMm;
+    // Volumes per label (or per channel mask: they may overlap), in mL.
+    const auto nameOf = [&](int value) {
+      auto it = res.labelNames.find(value);
+      return it != res.labelNames.end() ? QString::fromStdString(it->second).toHtmlEscaped() : QString::number(value);
+    };
     QString text;
-    for (const auto& [value, n] : counts) {
-      auto it = std::find_if(names.begin(), names.end(), [value = value](const AiLabel& a) { return a.value == value; });
-      text += QString("%1: %2 mL<br>")
-                  .arg(it != names.end() ? QString::fromStdString(it->name).toHtmlEscaped() : QString::number(value))
-                  .arg(static_cast<double>(n) * sp.x * sp.y * sp.z / 1000.0, 0, 'f', 1);
+    std::size_t present = 0;
+    if (res.channelMasks.empty()) {
+      for (const auto& st : labelStatistics(*labels)) {
+        text += QString("%1: %2 mL<br>").arg(nameOf(st.label)).arg(st.volumeMl, 0, 'f', 1);
+        ++present;
+      }
+    } else {
+      for (std::size_t c = 0; c < res.channelMasks.size(); ++c)
+        for (const auto& st : labelStatistics(res.channelMasks[c])) {
+          text += QString("%1: %2 mL<br>").arg(nameOf(static_cast<int>(c) + 1)).arg(st.volumeMl, 0, 'f', 1);
+          ++present;
+        }
+      text += "<small>Regions may overlap; each voxel shows the smallest region that holds it.</small>";
     }
-    auto* vols = new QLabel(text.isEmpty() ? "No voxel was labelled." : text);
+    auto* vols = new QLabel(present == 0 ? "No voxel was labelled." : text);
     vols->setObjectName("AiLabelVolumes");
     resultLayout_->addWidget(vols);
     host_->showLabelMap(labels, names, name);
-    host_->endTask(QString("%1: %2 label(s)").arg(name).arg(counts.size()));
+    host_->endTask(job, QString("%1: %2 label(s)").arg(name).arg(present));
   } else if (res.task == models::Task::Enhancement) {
-    auto voxels = std::make_shared<Volume>();
-    const PixelType inType = input->volume->pixelType();
-    if (inType == PixelType::Int16 || inType == PixelType::UInt16 || inType == PixelType::UInt8) {
-      auto c = res.output.convertTo(inType);  // back to the input's type (integer HU)
-      if (c) *voxels = std::move(*c);
+    auto converted = models::inInputType(std::move(res.output), res.task, input->volume->pixelType());
+    if (!converted) {
+      host_->addMessage("AI: error: " + QString::fromStdString(converted.error().toString()));
+      host_->endTask(job, name + " failed");
+      lastRunOk_ = false;
+      Q_EMIT runFinished(false, QString::fromStdString(converted.error().toString()));
+      return;
     }
-    if (voxels->empty()) *voxels = std::move(res.output);
+    auto voxels = std::make_shared<Volume>(std::move(*converted));
     auto derived = host_->showDerivedSeries(*input, voxels, QString("%1 (%2)").arg(QString::fromStdString(input->info.series.description), name));
     auto* original = new QCheckBox("Show the original");
     original->setObjectName("AiShowOriginal");
     connect(original, &QCheckBox::toggled, this, [this, input, derived](bool on) { host_->showSeries(on ? input : derived); });
     resultLayout_->addWidget(original);
-    host_->endTask(name + ": enhanced series shown");
+    host_->endTask(job, name + ": enhanced series shown");
   } else {
     const int top = res.predictedClass();
     auto* grid = new QWidget;
@@ -327,7 +433,7 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
       connect(suggest, &QPushButton::clicked, this, [this, model] { runModel(model); });
       resultLayout_->addWidget(suggest);
     }
-    host_->endTask(QString("%1: %2 (p = %3)").arg(name, predicted).arg(res.probabilities[static_cast<std::size_t>(top)], 0, 'f', 2));
+    host_->endTask(job, QString("%1: %2 (p = %3)").arg(name, predicted).arg(res.probabilities[static_cast<std::size_t>(top)], 0, 'f', 2));
   }
   Q_EMIT runFinished(true, {});
 }

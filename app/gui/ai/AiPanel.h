@@ -32,20 +32,34 @@ class AiPanel : public QWidget {
   AiPanel(AiHost* host, QWidget* parent = nullptr);
   ~AiPanel() override;
 
-  /// Rescans the model folders.
+  /// Rescans the model folders, off the GUI thread (hashing large models takes a while).
   Q_INVOKABLE void refresh();
+  /// True while the model folders are being scanned.
+  Q_INVOKABLE bool discovering() const { return discovering_; }
   /// Runs the model named `name` (the bundle's name) on the current series; false when it
   /// is unknown or another run is going on.
   Q_INVOKABLE bool runModel(const QString& name);
-  Q_INVOKABLE bool busy() const { return busy_; }
+  /// A run is going on, or waits for the model list.
+  Q_INVOKABLE bool busy() const { return busy_ || !pendingRun_.isEmpty(); }
+  /// false (scripts, --run-model): a model not yet trusted is refused with a message
+  /// instead of asking.
+  Q_INVOKABLE void setAskToTrust(bool ask) { askToTrust_ = ask; }
+  /// Whether the last run (or the last attempt to start one) ended well.
+  Q_INVOKABLE bool lastRunOk() const { return lastRunOk_; }
 
  Q_SIGNALS:
   /// A run ended: ok, or cancelled / failed with `message`.
   void runFinished(bool ok, const QString& message);
+  /// The model list was (re)filled.
+  void modelsListed();
 
  private:
   void runSelected();
   void showDetails();
+  void showModels(std::vector<models::BundleEntry> entries);
+  /// A bundle is code: a model that is neither shipped nor trusted runs only after the user
+  /// says yes to its SHA-256 (remembered in the trusted list). False: do not run.
+  bool confirmTrust(const models::Bundle& bundle);
   void finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries> input, Result<models::InferenceResult> r);
   void clearResult();
 
@@ -58,6 +72,11 @@ class AiPanel : public QWidget {
   QWidget* result_ = nullptr;
   QVBoxLayout* resultLayout_ = nullptr;
   bool busy_ = false;
+  bool discovering_ = false;
+  bool askToTrust_ = true;
+  bool lastRunOk_ = false;
+  QString pendingRun_;  // asked for while the model list was still being made
+  int job_ = -1;  // the window's job id of the run in progress
   CancelToken cancel_;
   // Loaded engines, by bundle folder and device: loading TorchScript is the slow part.
   struct Engines {

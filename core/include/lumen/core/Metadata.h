@@ -57,6 +57,9 @@ struct VolumeInfo {
   SeriesInfo series;
 
   StackKind stackKind = StackKind::Spatial;
+  /// False when the frames carry no patient position/orientation (projection X-ray,
+  /// secondary capture): the volume is in image coordinates, without anatomical directions.
+  bool hasPatientGeometry = true;
   /// Why this volume is separate from others of the same series ("echo 2", "time 3",
   /// "localizer", "orientation 2"...); empty when the series is one volume.
   std::string splitLabel;

@@ -24,6 +24,21 @@ struct TrustedModel {
   std::string folder;  // where it was
 };
 
+class TrustStore;
+
+enum class TrustState {
+  Shipped,     // shipped with Lumen, its bytes the pinned ones (or the same bytes elsewhere)
+  Trusted,     // in the user's list
+  NotTrusted,  // must be trusted before it runs
+  Modified,    // in Lumen's shipped folder but not the bytes Lumen was built with
+};
+const char* toString(TrustState s);  // "shipped", "trusted", "not trusted", "modified"
+
+/// Whether the bundle (its model.ts hash as listed, `modelSha256`) may run. `shippedDir`: the
+/// folder of the bundles shipped with this installation.
+TrustState trustOf(const std::string& bundleFolder, const std::string& modelSha256, const TrustStore& store,
+                   const std::filesystem::path& shippedDir);
+
 class TrustStore {
  public:
   /// $LUMEN_CONFIG_DIR/trusted-models.json, else $XDG_CONFIG_HOME/lumen/..., else
