@@ -21,6 +21,8 @@ libs=(
 tools=(
   # independent DICOM readers/writers/validators used by tests and benchmarks
   dcmtk dcm2niix dicom3tools libgdcm-tools
+  # the fuzz build (preset fuzz: libFuzzer needs clang and its runtime)
+  clang llvm libclang-rt-14-dev
   # GUI tests: a real X server with software OpenGL
   xvfb xauth libgl1-mesa-dri
   # Debian's Python (/usr/bin/python3) with the libraries the test scripts use
