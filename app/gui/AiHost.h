@@ -51,5 +51,8 @@ class AiHost {
 /// The plug-in's entry point: creates the AI panel.
 using CreateAiPanelFn = QWidget* (*)(AiHost* host, QWidget* parent);
 inline constexpr const char* kCreateAiPanelSymbol = "lumen_gui_ai_create_panel";
+/// The AI panel's minimum width, and that of the placeholder shown while it loads: the same,
+/// so that its arrival does not resize (and re-render) every view.
+inline constexpr int kAiPanelMinimumWidth = 260;
 
 }  // namespace lumen::gui

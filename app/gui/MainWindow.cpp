@@ -170,10 +170,34 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   if (options_.rememberSettings) restoreSettings();
   else resize(1440, 900);
 
-  // The AI engine (LibTorch, ~0.5 s of loading) comes in the background once the first
-  // image is up, or after 1.5 s without one: start-up and first image do not wait for it.
-  connect(this, &MainWindow::firstImageShown, this, [this] { QTimer::singleShot(0, this, [this] { loadAiPlugin(); }); });
-  QTimer::singleShot(1500, this, [this] { loadAiPlugin(); });
+  // The AI engine (LibTorch) is loaded in the background, but its dlopen holds the dynamic
+  // loader's lock for about a second and the GUI thread waits on that lock too (lazy
+  // binding, Mesa's shader compiler). So it comes once the first series is on screen in
+  // every viewport (3D refined), or at a 1.5 s tick when nothing is loading.
+  if (options_.loadAi) {
+    connect(this, &MainWindow::seriesLoaded, this, [this] {
+      if (aiLoadStarted_) return;
+      // The last view to draw the series: the 3D view's full-quality frame in MPR, else the
+      // active slice view's next frame.
+      VolumeView3D* v = grid_->volumeView();
+      const bool wait3d = grid_->layoutMode() == Layout::Mpr && v->refining();
+      VtkWidget* last = wait3d ? static_cast<VtkWidget*>(v) : grid_->activeSliceView();
+      auto conn = std::make_shared<QMetaObject::Connection>();
+      const auto start = [this, conn] {
+        disconnect(*conn);
+        QTimer::singleShot(0, this, [this] { loadAiPlugin(); });
+      };
+      *conn = wait3d ? connect(v, &VolumeView3D::refined, this, start) : connect(last, &VtkWidget::frameRendered, this, start);
+    });
+    auto* idle = new QTimer(this);
+    connect(idle, &QTimer::timeout, this, [this, idle] {
+      if (aiLoadStarted_) return idle->stop();
+      if (loadJob_ < 0) loadAiPlugin();
+    });
+    idle->start(1500);
+  } else if (auto* status = aiDock_->findChild<QLabel*>("AiStatus")) {
+    status->setText("AI engine not loaded (batch run without --run-model)");
+  }
 }
 
 MainWindow::~MainWindow() {
@@ -424,6 +448,7 @@ void MainWindow::buildDocks() {
   aiStatus->setWordWrap(true);
   aiStatus->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   aiStatus->setMargin(8);
+  aiStatus->setMinimumWidth(kAiPanelMinimumWidth);
   aiDock_->setWidget(aiStatus);
   addDockWidget(Qt::RightDockWidgetArea, aiDock_);
 

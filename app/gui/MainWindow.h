@@ -40,6 +40,8 @@ class MainWindow : public QMainWindow, public AiHost {
     /// The AI plug-in (liblumen_gui_ai.so); empty: LUMEN_GUI_AI_PLUGIN, next to the
     /// executable, then the build tree.
     QString aiPlugin;
+    /// Load the AI plug-in at all (false: batch runs that do not use it).
+    bool loadAi = true;
   };
   explicit MainWindow(const Options& options, QWidget* parent = nullptr);
   ~MainWindow() override;

@@ -1,6 +1,7 @@
 #include "VolumeView3D.h"
 
 #include <QMouseEvent>
+#include <QTimer>
 
 #include <vtkActor.h>
 #include <vtkBoxRepresentation.h>
@@ -103,6 +104,7 @@ VolumeView3D::~VolumeView3D() {
 
 void VolumeView3D::clear() {
   series_.reset();
+  draftPending_ = refinePending_ = false;
   vtkImage_ = {};
   volume_->VisibilityOff();
   mapper_->RemoveAllInputConnections(0);
@@ -122,6 +124,8 @@ void VolumeView3D::setSeries(std::shared_ptr<LoadedSeries> series) {
   volume_->VisibilityOn();
   wl_ = defaultWindow(*series_);
   preset_ = series_->isCt() ? VolumePreset::CtBone : VolumePreset::MrDefault;
+  draftPending_ = draftFirst_;
+  refinePending_ = true;
   applyPreset();
   resetView();
   emit presetChanged(preset_);
@@ -301,6 +305,36 @@ void VolumeView3D::updateOverlayAppearance() {
 void VolumeView3D::voxelsChanged() {
   markModified(vtkImage_);
   update();
+}
+
+void VolumeView3D::paintGL() {
+  // Shading (a gradient and lighting at every sample) is most of a frame's cost; a draft
+  // without it shows the volume early, the shaded frame follows at once.
+  const bool draft = draftPending_ && series_ && property_->GetShade();
+  if (draft) property_->ShadeOff();
+  VtkWidget::paintGL();
+  if (!lastPaintRendered()) return;
+  if (draft) {
+    property_->ShadeOn();
+    draftPending_ = false;
+    QTimer::singleShot(0, this, [this] { update(); });
+    return;
+  }
+  draftPending_ = false;
+  if (refinePending_) {
+    refinePending_ = false;
+    emit refined();
+  }
+}
+
+vtkMTimeType VolumeView3D::sceneMTime() const {
+  // Everything this view draws: the volume (mapper, input, property and its transfer
+  // functions), label surfaces, the text, the clipping box, the camera, the renderer.
+  vtkRenderer* r = renderer();
+  vtkMTimeType t = std::max({r->GetMTime(), r->GetActiveCamera()->GetMTime(), volume_->GetRedrawMTime(), info_->GetMTime()});
+  for (const auto& a : labelActors_) t = std::max(t, a->GetRedrawMTime());
+  if (box_) t = std::max({t, box_->GetMTime(), box_->GetRepresentation()->GetMTime()});
+  return t;
 }
 
 void VolumeView3D::mousePressEvent(QMouseEvent* e) {

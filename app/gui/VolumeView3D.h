@@ -49,14 +49,24 @@ class VolumeView3D : public VtkWidget {
   /// Which mapper actually renders: "GPU ray cast" or "CPU ray cast".
   std::string renderModeName() const;
   void voxelsChanged();
+  /// A new series is first drawn as a quick draft (no shading: a fraction of the time under
+  /// software OpenGL), then refined in the next frame. Off: the first frame is the final one
+  /// (screenshots, which only want the final picture).
+  void setDraftFirst(bool on) { draftFirst_ = on; }
+  /// True from a new series until its full-quality frame has been drawn.
+  bool refining() const { return draftPending_ || refinePending_; }
 
  signals:
   void activated(lumen::gui::VolumeView3D* view);
   // The preset in use changed (setPreset, or a new series chose its own): for the toolbar.
   void presetChanged(lumen::gui::VolumePreset preset);
+  /// The full-quality frame of the series is on screen (after its draft, if any).
+  void refined();
 
  protected:
   void mousePressEvent(QMouseEvent* e) override;
+  void paintGL() override;
+  vtkMTimeType sceneMTime() const override;
 
  private:
   void applyPreset();
@@ -68,6 +78,9 @@ class VolumeView3D : public VtkWidget {
   VolumePreset preset_ = VolumePreset::CtBone;
   WindowLevel wl_;
   bool clipping_ = false;
+  bool draftFirst_ = true;
+  bool draftPending_ = false;   // the next frame of a new series is a draft
+  bool refinePending_ = false;  // a full-quality frame is still to come
 
   vtkSmartPointer<vtkSmartVolumeMapper> mapper_;
   vtkSmartPointer<vtkVolume> volume_;

@@ -53,6 +53,9 @@ VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
   });
   window_->AddObserver(vtkCommand::WindowMakeCurrentEvent, makeCurrent);
   makeCurrent->Delete();
+  // Keep the framebuffer between frames, so that a grab of an unchanged view can use it
+  // (see paintGL).
+  setUpdateBehavior(QOpenGLWidget::PartialUpdate);
   setFocusPolicy(Qt::StrongFocus);
   setMouseTracking(true);
   setMinimumSize(64, 64);
@@ -84,12 +87,29 @@ void VtkWidget::resizeGL(int w, int h) {
   interactor_->UpdateSize(static_cast<int>(w * dpr), static_cast<int>(h * dpr));
 }
 
+void VtkWidget::paintEvent(QPaintEvent* e) {
+  inPaintEvent_ = true;
+  QOpenGLWidget::paintEvent(e);
+  inPaintEvent_ = false;
+}
+
 void VtkWidget::paintGL() {
+  lastPaintRendered_ = false;
   if (!initialized_) return;
   const qreal dpr = devicePixelRatioF();
-  window_->SetSize(static_cast<int>(width() * dpr), static_cast<int>(height() * dpr));
+  const QSize px(static_cast<int>(width() * dpr), static_cast<int>(height() * dpr));
+  // A grab (screenshot) asks for a frame outside a paint event. When nothing drawn has
+  // changed since the last frame, that frame is still in the framebuffer (PartialUpdate)
+  // and is used as it is: under software OpenGL a 3D view takes seconds to render again.
+  const vtkMTimeType scene = inPaintEvent_ ? 0 : sceneMTime();
+  if (scene != 0 && hasFrame_ && px == framePx_ && scene == frameMTime_) return;
+  window_->SetSize(px.width(), px.height());
   window_->SetIsCurrent(true);
   window_->Render();
+  hasFrame_ = true;
+  framePx_ = px;
+  frameMTime_ = sceneMTime();  // after the frame: rendering itself modifies (clipping range)
+  lastPaintRendered_ = true;
   emit frameRendered();
 }
 
@@ -97,7 +117,9 @@ void VtkWidget::renderNow() {
   // Draw into the widget's framebuffer now and wait for the GPU (Mesa: the CPU) to
   // finish, so that a caller can time it; the window is updated by the next paint.
   makeCurrent();
+  inPaintEvent_ = true;  // always a new frame
   paintGL();
+  inPaintEvent_ = false;
   context()->functions()->glFinish();
   doneCurrent();
   update();

@@ -8,6 +8,7 @@
 
 #include <vtkNew.h>
 #include <vtkSmartPointer.h>
+#include <vtkType.h>
 
 class vtkGenericOpenGLRenderWindow;
 class vtkGenericRenderWindowInteractor;
@@ -42,6 +43,13 @@ class VtkWidget : public QOpenGLWidget {
   void initializeGL() override;
   void resizeGL(int w, int h) override;
   void paintGL() override;
+  void paintEvent(QPaintEvent* e) override;
+  /// Whether the last paintGL drew a new frame (false: it kept the previous one).
+  bool lastPaintRendered() const { return lastPaintRendered_; }
+  /// For views that are expensive to draw: the newest modification time of everything they
+  /// draw. A grab of such a view reuses its last frame when this has not changed. 0 (the
+  /// default): always draw again.
+  virtual vtkMTimeType sceneMTime() const { return 0; }
 
   void mousePressEvent(QMouseEvent* e) override;
   void mouseReleaseEvent(QMouseEvent* e) override;
@@ -63,6 +71,11 @@ class VtkWidget : public QOpenGLWidget {
   vtkSmartPointer<vtkRenderer> renderer_;
   bool forward_ = false;
   bool initialized_ = false;
+  bool inPaintEvent_ = false;
+  bool lastPaintRendered_ = false;
+  bool hasFrame_ = false;
+  QSize framePx_;
+  vtkMTimeType frameMTime_ = 0;
 };
 
 }  // namespace lumen::gui

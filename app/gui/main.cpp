@@ -12,6 +12,7 @@
 #include <QTimer>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -20,6 +21,8 @@
 
 #include "MainWindow.h"
 #include "SliceView.h"
+#include "ViewportGrid.h"
+#include "VolumeView3D.h"
 #include "VtkWidget.h"
 #include "lumen/core/Log.h"
 
@@ -129,7 +132,11 @@ int main(int argc, char** argv) {
   MainWindow::Options options;
   options.dataDir = cli.value(dataDir);
   options.rememberSettings = !batch && !cli.isSet(noSettings);
+  // Screenshots and benchmarks that run no model do not load LibTorch (a second of one core).
+  options.loadAi = !(cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr)) || cli.isSet(runModel);
   MainWindow window(options);
+  // A screenshot wants the final 3D picture only, not a draft first.
+  if (cli.isSet(screenshot)) window.grid()->volumeView()->setDraftFirst(false);
 
   Layout requestedLayout = Layout::One;
   if (cli.isSet(layout) && !parseLayout(cli.value(layout), requestedLayout)) {
@@ -149,7 +156,6 @@ int main(int argc, char** argv) {
   }
   if (cli.isSet(layout)) window.setLayoutMode(requestedLayout);
   if (cli.isSet(hidePatient)) window.setHidePatient(true);
-  window.show();
 
   const QStringList paths = cli.positionalArguments();
   if (batch && paths.isEmpty()) {
@@ -166,6 +172,19 @@ int main(int argc, char** argv) {
     if (cli.isSet(timing))
       std::printf("first_image_ms=%lld first_image_epoch_ms=%lld\n", epochMs() - startEpoch, epochMs());
   });
+  // --report-timing: when each viewport first drew a picture of the series (the 3D view's
+  // draft counts; its full-quality frame is reported apart).
+  std::array<long long, 4> viewportFirstMs{-1, -1, -1, -1};
+  if (cli.isSet(timing)) {
+    for (int k = 0; k < 4; ++k) {
+      VtkWidget* w = k < 3 ? static_cast<VtkWidget*>(window.grid()->sliceView(k)) : window.grid()->volumeView();
+      QObject::connect(w, &VtkWidget::frameRendered, &window, [&, k, w] {
+        const bool has = k < 3 ? static_cast<SliceView*>(w)->hasSeries() : window.grid()->volumeView()->series() != nullptr;
+        if (has && viewportFirstMs[static_cast<std::size_t>(k)] < 0)
+          viewportFirstMs[static_cast<std::size_t>(k)] = epochMs() - startEpoch;
+      });
+    }
+  }
   QObject::connect(&window, &MainWindow::loadFailed, [&](const QString& m) {
     if (!batch) return;
     std::fprintf(stderr, "lumen: error: %s\n", qPrintable(m));
@@ -191,7 +210,16 @@ int main(int argc, char** argv) {
     }
     if (cli.isSet(timing)) {
       std::printf("loaded_ms=%lld\n", epochMs() - startEpoch);
-      return finish(0);
+      VolumeView3D* v3d = window.grid()->volumeView();
+      if (window.grid()->layoutMode() != Layout::Mpr) return finish(0);
+      auto report = [&] {
+        std::printf("viewport_first_ms=%lld,%lld,%lld,%lld refined_3d_ms=%lld\n", viewportFirstMs[0], viewportFirstMs[1],
+                    viewportFirstMs[2], viewportFirstMs[3], epochMs() - startEpoch);
+        finish(0);
+      };
+      if (!v3d->refining()) return report();
+      QObject::connect(v3d, &VolumeView3D::refined, &window, report, Qt::SingleShotConnection);
+      return;
     }
     if (cli.isSet(screenshot) && cli.isSet(runModel) && !modelDone) {
       // The AI panel's result (overlay, derived series, probabilities) in the picture: wait
@@ -232,8 +260,12 @@ int main(int argc, char** argv) {
       return;
     }
     if (cli.isSet(screenshot)) {
-      // Let every viewport (3D included) draw at its final size, then grab the window.
-      QTimer::singleShot(400, &window, [&] {
+      // The final picture: in MPR once the 3D view's full-quality frame is drawn (a grab
+      // reuses the frames of views that did not change since); otherwise after the views
+      // drew at their final size.
+      VolumeView3D* v3d = window.grid()->volumeView();
+      const bool wait3d = window.grid()->layoutMode() == Layout::Mpr && v3d->refining();
+      auto grab = [&] {
         QApplication::processEvents();
         const QImage img = window.grab().toImage();
         if (img.isNull() || !img.save(cli.value(screenshot))) {
@@ -242,7 +274,13 @@ int main(int argc, char** argv) {
         }
         std::printf("wrote %s (%dx%d)\n", qPrintable(cli.value(screenshot)), img.width(), img.height());
         finish(0);
-      });
+      };
+      if (wait3d) {
+        QObject::connect(v3d, &VolumeView3D::refined, &window, [grab] { QTimer::singleShot(0, grab); },
+                         Qt::SingleShotConnection);
+      } else {
+        QTimer::singleShot(400, &window, grab);
+      }
     }
   };
   QObject::connect(&window, &MainWindow::seriesLoaded, [&] {
@@ -254,8 +292,12 @@ int main(int argc, char** argv) {
       afterLoad();
     }
   });
+  // Loading starts before the window is shown: showing it creates the OpenGL contexts
+  // (half a second under software OpenGL), and the series can be read meanwhile. Every
+  // result of the load arrives through the event loop, after the connections above.
   if (!paths.isEmpty()) window.openPaths(paths);
   else if (cli.isSet(overlay)) window.openOverlay(cli.value(overlay));
+  window.show();
 
   if (batch) {
     // Never hang in a script: give up after two minutes (ten with a model to run).

@@ -49,6 +49,7 @@ std::filesystem::path shippedModels() {
 
 AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   setObjectName("AiPanel");
+  setMinimumWidth(kAiPanelMinimumWidth);
   auto* l = new QVBoxLayout(this);
   l->setContentsMargins(6, 6, 6, 6);
   list_ = new QListWidget;
@@ -84,13 +85,15 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   }
   row->addWidget(new QLabel("Device"));
   row->addWidget(device_, 1);
-  run_ = new QPushButton("Run on current series");
-  run_->setObjectName("AiRun");
-  row->addWidget(run_);
   auto* rescan = new QPushButton("Rescan");
   rescan->setToolTip("Look for model bundles again (user folder, LUMEN_MODEL_PATH, shipped models)");
   row->addWidget(rescan);
   l->addLayout(row);
+  // On a row of its own: the panel arrives after the window is laid out, and must fit the
+  // dock's width then rather than widen it (which would resize, and re-render, every view).
+  run_ = new QPushButton("Run on current series");
+  run_->setObjectName("AiRun");
+  l->addWidget(run_);
 
   result_ = new QWidget;
   result_->setObjectName("AiResult");

@@ -42,6 +42,9 @@
 #include "lumen/imaging/VolumePlanner.h"
 #include "lumen/imaging/StudyDatabase.h"
 
+#include <vtkCamera.h>
+#include <vtkRenderer.h>
+
 using namespace lumen;
 using namespace lumen::gui;
 
@@ -375,6 +378,45 @@ class GuiTest : public QObject {
       for (int x = 0; x < img.width(); x += 4) bright += qGray(img.pixel(x, y)) > 150;
     QVERIFY2(bright > 50, qPrintable(QString("bright pixels in 3D: %1").arg(bright)));
     QCOMPARE(QString::fromStdString(w->grid()->volumeView()->renderModeName()), QString("GPU ray cast"));
+  }
+
+  void the3dViewDraftsThenRefinesAndAGrabReusesAnUnchangedFrame() {
+    MainWindow* w = openWindow();
+    QVERIFY(w);
+    w->setLayoutMode(Layout::Mpr);
+    VolumeView3D* v = w->grid()->volumeView();
+    QSignalSpy frames(v, &VtkWidget::frameRendered);
+    QSignalSpy refined(v, &VolumeView3D::refined);
+    QVERIFY(load(w, {kSample}));
+    // A hang guard, not a speed requirement.
+    for (int i = 0; i < kRunGuardMs / 50 && refined.isEmpty(); ++i) QTest::qWait(50);
+    QCOMPARE(refined.size(), 1);
+    QVERIFY(!v->refining());
+    // The draft (unshaded) and the full-quality frame, both of the series.
+    QVERIFY2(frames.size() >= 2, qPrintable(QString::number(frames.size())));
+    const auto bright = [](const QImage& rgb) {
+      const QImage img = rgb.convertToFormat(QImage::Format_Grayscale8);
+      int n = 0;
+      for (int y = 0; y < img.height(); y += 4)
+        for (int x = 0; x < img.width(); x += 4) n += qGray(img.pixel(x, y)) > 150;
+      return n;
+    };
+    // Nothing changed: a grab uses the frame on screen instead of rendering again.
+    const int before = static_cast<int>(frames.size());
+    const QImage same = v->grabFramebuffer();
+    QCOMPARE(static_cast<int>(frames.size()), before);
+    QVERIFY2(bright(same) > 50, qPrintable(QString("bright pixels in 3D: %1").arg(bright(same))));
+    // A change (another preset) is rendered by the grab itself, and shows.
+    v->setPreset(VolumePreset::Mip);
+    const QImage mip = v->grabFramebuffer();
+    QCOMPARE(static_cast<int>(frames.size()), before + 1);
+    QVERIFY(mip != same);
+    // So is a camera move.
+    v->resetView();
+    v->renderer()->GetActiveCamera()->Azimuth(90);
+    const QImage turned = v->grabFramebuffer();
+    QCOMPARE(static_cast<int>(frames.size()), before + 2);
+    QVERIFY(turned != mip);
   }
 
   void crosshairClickMovesTheOtherPlanes() {
