@@ -10,8 +10,10 @@
 #include <vtkCamera.h>
 #include <vtkColorTransferFunction.h>
 #include <vtkDiscreteFlyingEdges3D.h>
+#include <vtkGenericOpenGLRenderWindow.h>
 #include <vtkGenericRenderWindowInteractor.h>
 #include <vtkImageData.h>
+#include <vtkImageShrink3D.h>
 #include <vtkInteractorStyleTrackballCamera.h>
 #include <vtkMatrix4x4.h>
 #include <vtkPiecewiseFunction.h>
@@ -58,6 +60,10 @@ bool findVolumePreset(const std::string& name, VolumePreset& out) {
 }
 
 VolumeView3D::VolumeView3D(QWidget* parent) : VtkWidget(parent) {
+  // Keep the framebuffer between frames, so that a grab of an unchanged view can use it
+  // (VtkWidget::paintGL, sceneMTime). Only here: keeping it costs the slice views a load of
+  // the old contents on every frame under llvmpipe.
+  setUpdateBehavior(QOpenGLWidget::PartialUpdate);
   setForwardInputToVtk(true);
   auto style = vtkSmartPointer<vtkInteractorStyleTrackballCamera>::New();
   interactor()->SetInteractorStyle(style);
@@ -77,6 +83,13 @@ VolumeView3D::VolumeView3D(QWidget* parent) : VtkWidget(parent) {
   volume_->SetProperty(property_);
   volume_->VisibilityOff();
   renderer()->AddVolume(volume_);
+  draftMapper_ = vtkSmartPointer<vtkSmartVolumeMapper>::New();
+  draftMapper_->SetRequestedRenderModeToDefault();
+  draftVolume_ = vtkSmartPointer<vtkVolume>::New();
+  draftVolume_->SetMapper(draftMapper_);
+  draftVolume_->SetProperty(property_);
+  draftVolume_->VisibilityOff();
+  renderer()->AddVolume(draftVolume_);
 
   info_ = vtkSmartPointer<vtkTextActor>::New();
   info_->GetTextProperty()->SetFontSize(13);
@@ -308,14 +321,32 @@ void VolumeView3D::voxelsChanged() {
 }
 
 void VolumeView3D::paintGL() {
-  // Shading (a gradient and lighting at every sample) is most of a frame's cost; a draft
-  // without it shows the volume early, the shaded frame follows at once.
+  // Shading (a gradient and lighting at every sample) and uploading the whole volume into a
+  // 3D texture are most of a first frame's cost under software OpenGL. The draft is an
+  // unshaded copy subsampled 2 x 2 in-plane, shown early; the full frame follows at once.
   const bool draft = draftPending_ && series_ && property_->GetShade();
-  if (draft) property_->ShadeOff();
+  if (draft) {
+    auto shrink = vtkSmartPointer<vtkImageShrink3D>::New();
+    shrink->SetInputData(vtkImage_.image);
+    shrink->SetShrinkFactors(2, 2, 1);
+    shrink->AveragingOff();
+    shrink->Update();
+    draftMapper_->SetInputData(shrink->GetOutput());
+    draftVolume_->SetUserMatrix(vtkImage_.matrix);
+    draftVolume_->VisibilityOn();
+    volume_->VisibilityOff();
+    property_->ShadeOff();
+  }
   VtkWidget::paintGL();
+  if (draft) {
+    draftVolume_->VisibilityOff();
+    draftMapper_->ReleaseGraphicsResources(renderWindow());  // the context is current here
+    draftMapper_->RemoveAllInputConnections(0);
+    volume_->VisibilityOn();
+    property_->ShadeOn();
+  }
   if (!lastPaintRendered()) return;
   if (draft) {
-    property_->ShadeOn();
     draftPending_ = false;
     QTimer::singleShot(0, this, [this] { update(); });
     return;

@@ -53,9 +53,6 @@ VtkWidget::VtkWidget(QWidget* parent) : QOpenGLWidget(parent) {
   });
   window_->AddObserver(vtkCommand::WindowMakeCurrentEvent, makeCurrent);
   makeCurrent->Delete();
-  // Keep the framebuffer between frames, so that a grab of an unchanged view can use it
-  // (see paintGL).
-  setUpdateBehavior(QOpenGLWidget::PartialUpdate);
   setFocusPolicy(Qt::StrongFocus);
   setMouseTracking(true);
   setMinimumSize(64, 64);

@@ -47,8 +47,9 @@ class VtkWidget : public QOpenGLWidget {
   /// Whether the last paintGL drew a new frame (false: it kept the previous one).
   bool lastPaintRendered() const { return lastPaintRendered_; }
   /// For views that are expensive to draw: the newest modification time of everything they
-  /// draw. A grab of such a view reuses its last frame when this has not changed. 0 (the
-  /// default): always draw again.
+  /// draw. A grab of such a view reuses its last frame when this has not changed (the view
+  /// must keep its framebuffer: setUpdateBehavior(PartialUpdate)). 0 (the default): always
+  /// draw again.
   virtual vtkMTimeType sceneMTime() const { return 0; }
 
   void mousePressEvent(QMouseEvent* e) override;
