@@ -177,6 +177,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   if (options_.loadAi) {
     connect(this, &MainWindow::seriesLoaded, this, [this] {
       if (aiLoadStarted_) return;
+      aiWaitTicks_ = 4;  // the idle tick leaves it to the views for up to 6 s
       // The last view to draw the series: the 3D view's full-quality frame in MPR, else the
       // active slice view's next frame.
       VolumeView3D* v = grid_->volumeView();
@@ -185,6 +186,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
       auto conn = std::make_shared<QMetaObject::Connection>();
       const auto start = [this, conn] {
         disconnect(*conn);
+        aiWaitTicks_ = 0;
         QTimer::singleShot(0, this, [this] { loadAiPlugin(); });
       };
       *conn = wait3d ? connect(v, &VolumeView3D::refined, this, start) : connect(last, &VtkWidget::frameRendered, this, start);
@@ -192,6 +194,12 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     auto* idle = new QTimer(this);
     connect(idle, &QTimer::timeout, this, [this, idle] {
       if (aiLoadStarted_) return idle->stop();
+      // Not while a series is being drawn for the first time (the 3D view's refinement):
+      // a view that never draws (hidden, no OpenGL) only delays it by a few ticks.
+      if (aiWaitTicks_ > 0) {
+        --aiWaitTicks_;
+        return;
+      }
       if (loadJob_ < 0) loadAiPlugin();
     });
     idle->start(1500);

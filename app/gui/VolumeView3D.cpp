@@ -249,6 +249,7 @@ void VolumeView3D::resetView() {
 }
 
 void VolumeView3D::setClippingBox(bool on) {
+  renderer()->Modified();  // the box widget shown or hidden (sceneMTime)
   clipping_ = on && series_;
   if (!series_) return;
   if (clipping_) {
@@ -275,6 +276,7 @@ void VolumeView3D::updateClipping() {
 void VolumeView3D::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
   for (auto& a : labelActors_) renderer()->RemoveActor(a);
   labelActors_.clear();
+  renderer()->Modified();  // removing a prop modifies nothing that sceneMTime sees
   overlay_ = std::move(overlay);
   vtkOverlay_ = {};
   if (overlay_ && overlay_->labels) {
@@ -340,8 +342,12 @@ void VolumeView3D::paintGL() {
   VtkWidget::paintGL();
   if (draft) {
     draftVolume_->VisibilityOff();
-    draftMapper_->ReleaseGraphicsResources(renderWindow());  // the context is current here
-    draftMapper_->RemoveAllInputConnections(0);
+    // A new mapper: the old one's textures and its internal copy of the draft go with it
+    // (the context is current here).
+    draftMapper_->ReleaseGraphicsResources(renderWindow());
+    draftMapper_ = vtkSmartPointer<vtkSmartVolumeMapper>::New();
+    draftMapper_->SetRequestedRenderModeToDefault();
+    draftVolume_->SetMapper(draftMapper_);
     volume_->VisibilityOn();
     property_->ShadeOn();
   }

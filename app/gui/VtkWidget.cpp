@@ -77,6 +77,7 @@ void VtkWidget::initializeGL() {
   window_->OpenGLInitContext();
   window_->SetReadyForRendering(true);
   initialized_ = true;
+  hasFrame_ = false;  // a new context has a new, empty framebuffer
 }
 
 void VtkWidget::resizeGL(int w, int h) {

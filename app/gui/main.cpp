@@ -16,7 +16,9 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "MainWindow.h"
@@ -276,8 +278,15 @@ int main(int argc, char** argv) {
         finish(0);
       };
       if (wait3d) {
-        QObject::connect(v3d, &VolumeView3D::refined, &window, [grab] { QTimer::singleShot(0, grab); },
+        // A 3D view that never draws (no OpenGL) must not hold the screenshot back forever.
+        auto once = std::make_shared<bool>(false);
+        auto grabOnce = [grab, once] {
+          if (std::exchange(*once, true)) return;
+          grab();
+        };
+        QObject::connect(v3d, &VolumeView3D::refined, &window, [grabOnce] { QTimer::singleShot(0, grabOnce); },
                          Qt::SingleShotConnection);
+        QTimer::singleShot(60000, &window, grabOnce);
       } else {
         QTimer::singleShot(400, &window, grab);
       }
