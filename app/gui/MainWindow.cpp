@@ -172,37 +172,18 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
 
   // The AI engine (LibTorch) is loaded in the background, but its dlopen holds the dynamic
   // loader's lock for about a second and the GUI thread waits on that lock too (lazy
-  // binding, Mesa's shader compiler). So it comes once the first series is on screen in
-  // every viewport (3D refined), or at a 1.5 s tick when nothing is loading.
+  // binding, Mesa's shader compiler). So it comes at the first tick when nothing is loading
+  // and the 3D view is not drawing a new series (a 3D view that never draws, hidden or
+  // without OpenGL, holds it back 6 s at most).
   if (options_.loadAi) {
-    connect(this, &MainWindow::seriesLoaded, this, [this] {
-      if (aiLoadStarted_) return;
-      aiWaitTicks_ = 4;  // the idle tick leaves it to the views for up to 6 s
-      // The last view to draw the series: the 3D view's full-quality frame in MPR, else the
-      // active slice view's next frame.
-      VolumeView3D* v = grid_->volumeView();
-      const bool wait3d = grid_->layoutMode() == Layout::Mpr && v->refining();
-      VtkWidget* last = wait3d ? static_cast<VtkWidget*>(v) : grid_->activeSliceView();
-      auto conn = std::make_shared<QMetaObject::Connection>();
-      const auto start = [this, conn] {
-        disconnect(*conn);
-        aiWaitTicks_ = 0;
-        QTimer::singleShot(0, this, [this] { loadAiPlugin(); });
-      };
-      *conn = wait3d ? connect(v, &VolumeView3D::refined, this, start) : connect(last, &VtkWidget::frameRendered, this, start);
-    });
     auto* idle = new QTimer(this);
     connect(idle, &QTimer::timeout, this, [this, idle] {
       if (aiLoadStarted_) return idle->stop();
-      // Not while a series is being drawn for the first time (the 3D view's refinement):
-      // a view that never draws (hidden, no OpenGL) only delays it by a few ticks.
-      if (aiWaitTicks_ > 0) {
-        --aiWaitTicks_;
-        return;
-      }
-      if (loadJob_ < 0) loadAiPlugin();
+      if (loadJob_ >= 0) return;
+      if (grid_->volumeView()->refining() && ++aiWaitTicks_ < 12) return;
+      loadAiPlugin();
     });
-    idle->start(1500);
+    idle->start(500);
   } else if (auto* status = aiDock_->findChild<QLabel*>("AiStatus")) {
     status->setText("AI engine not loaded (batch run without --run-model)");
   }

@@ -146,7 +146,7 @@ class MainWindow : public QMainWindow, public AiHost {
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
   bool aiLoadStarted_ = false;
-  int aiWaitTicks_ = 0;  // idle ticks left before the AI plug-in loads anyway
+  int aiWaitTicks_ = 0;  // idle ticks spent waiting for the 3D view's full frame
 };
 
 }  // namespace lumen::gui

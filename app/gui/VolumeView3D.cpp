@@ -83,10 +83,7 @@ VolumeView3D::VolumeView3D(QWidget* parent) : VtkWidget(parent) {
   volume_->SetProperty(property_);
   volume_->VisibilityOff();
   renderer()->AddVolume(volume_);
-  draftMapper_ = vtkSmartPointer<vtkSmartVolumeMapper>::New();
-  draftMapper_->SetRequestedRenderModeToDefault();
-  draftVolume_ = vtkSmartPointer<vtkVolume>::New();
-  draftVolume_->SetMapper(draftMapper_);
+  draftVolume_ = vtkSmartPointer<vtkVolume>::New();  // its mapper exists only for a draft
   draftVolume_->SetProperty(property_);
   draftVolume_->VisibilityOff();
   renderer()->AddVolume(draftVolume_);
@@ -333,7 +330,10 @@ void VolumeView3D::paintGL() {
     shrink->SetShrinkFactors(2, 2, 1);
     shrink->AveragingOff();
     shrink->Update();
-    draftMapper_->SetInputData(shrink->GetOutput());
+    auto draftMapper = vtkSmartPointer<vtkSmartVolumeMapper>::New();
+    draftMapper->SetRequestedRenderModeToDefault();
+    draftMapper->SetInputData(shrink->GetOutput());
+    draftVolume_->SetMapper(draftMapper);
     draftVolume_->SetUserMatrix(vtkImage_.matrix);
     draftVolume_->VisibilityOn();
     volume_->VisibilityOff();
@@ -342,12 +342,9 @@ void VolumeView3D::paintGL() {
   VtkWidget::paintGL();
   if (draft) {
     draftVolume_->VisibilityOff();
-    // A new mapper: the old one's textures and its internal copy of the draft go with it
-    // (the context is current here).
-    draftMapper_->ReleaseGraphicsResources(renderWindow());
-    draftMapper_ = vtkSmartPointer<vtkSmartVolumeMapper>::New();
-    draftMapper_->SetRequestedRenderModeToDefault();
-    draftVolume_->SetMapper(draftMapper_);
+    // The mapper goes, with its textures (the context is current here) and its copy.
+    draftVolume_->GetMapper()->ReleaseGraphicsResources(renderWindow());
+    draftVolume_->SetMapper(nullptr);
     volume_->VisibilityOn();
     property_->ShadeOn();
   }

@@ -49,9 +49,9 @@ class VolumeView3D : public VtkWidget {
   /// Which mapper actually renders: "GPU ray cast" or "CPU ray cast".
   std::string renderModeName() const;
   void voxelsChanged();
-  /// A new series is first drawn as a quick draft (half the resolution in-plane, no shading:
-  /// a fraction of the time under software OpenGL), then refined in the next frame. Off: the first frame is the final one
-  /// (screenshots, which only want the final picture).
+  /// A new series is first drawn as a quick draft (half the resolution in-plane, no
+  /// shading: a fraction of the time under software OpenGL), then refined in the next
+  /// frame. Off: the first frame is the final one (screenshots want only that).
   void setDraftFirst(bool on) { draftFirst_ = on; }
   /// True from a new series until its full-quality frame has been drawn.
   bool refining() const { return draftPending_ || refinePending_; }
@@ -84,8 +84,7 @@ class VolumeView3D : public VtkWidget {
 
   vtkSmartPointer<vtkSmartVolumeMapper> mapper_;
   vtkSmartPointer<vtkVolume> volume_;
-  vtkSmartPointer<vtkSmartVolumeMapper> draftMapper_;  // the draft: a subsampled copy
-  vtkSmartPointer<vtkVolume> draftVolume_;
+  vtkSmartPointer<vtkVolume> draftVolume_;  // the draft: a subsampled copy (paintGL)
   vtkSmartPointer<vtkVolumeProperty> property_;
   vtkSmartPointer<vtkBoxWidget2> box_;
   std::vector<vtkSmartPointer<vtkActor>> labelActors_;

@@ -86,9 +86,9 @@ void VtkWidget::resizeGL(int w, int h) {
 }
 
 void VtkWidget::paintEvent(QPaintEvent* e) {
-  inPaintEvent_ = true;
+  mustRender_ = true;
   QOpenGLWidget::paintEvent(e);
-  inPaintEvent_ = false;
+  mustRender_ = false;
 }
 
 void VtkWidget::paintGL() {
@@ -99,7 +99,7 @@ void VtkWidget::paintGL() {
   // A grab (screenshot) asks for a frame outside a paint event. When nothing drawn has
   // changed since the last frame, that frame is still in the framebuffer (PartialUpdate)
   // and is used as it is: under software OpenGL a 3D view takes seconds to render again.
-  const vtkMTimeType scene = inPaintEvent_ ? 0 : sceneMTime();
+  const vtkMTimeType scene = mustRender_ ? 0 : sceneMTime();
   if (scene != 0 && hasFrame_ && px == framePx_ && scene == frameMTime_) return;
   window_->SetSize(px.width(), px.height());
   window_->SetIsCurrent(true);
@@ -115,9 +115,9 @@ void VtkWidget::renderNow() {
   // Draw into the widget's framebuffer now and wait for the GPU (Mesa: the CPU) to
   // finish, so that a caller can time it; the window is updated by the next paint.
   makeCurrent();
-  inPaintEvent_ = true;  // always a new frame
+  mustRender_ = true;
   paintGL();
-  inPaintEvent_ = false;
+  mustRender_ = false;
   context()->functions()->glFinish();
   doneCurrent();
   update();

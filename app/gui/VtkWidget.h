@@ -72,7 +72,7 @@ class VtkWidget : public QOpenGLWidget {
   vtkSmartPointer<vtkRenderer> renderer_;
   bool forward_ = false;
   bool initialized_ = false;
-  bool inPaintEvent_ = false;
+  bool mustRender_ = false;  // a paint event or renderNow: never reuse the last frame
   bool lastPaintRendered_ = false;
   bool hasFrame_ = false;
   QSize framePx_;

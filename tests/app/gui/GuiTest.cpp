@@ -153,6 +153,15 @@ Picture pictureOf(SliceView* view) {
   return p;
 }
 
+// Bright pixels (grey > 150) on a 4-pixel grid: a 3D rendering of bone shows many.
+int brightPixels(const QImage& rgb) {
+  const QImage img = rgb.convertToFormat(QImage::Format_Grayscale8);
+  int n = 0;
+  for (int y = 0; y < img.height(); y += 4)
+    for (int x = 0; x < img.width(); x += 4) n += qGray(img.pixel(x, y)) > 150;
+  return n;
+}
+
 // Share of a slice's voxels that a window shows as black or white.
 double saturatedShare(const Volume& v, std::size_t k, const WindowLevel& wl) {
   const double lo = wl.center - wl.width / 2, hi = wl.center + wl.width / 2;
@@ -372,10 +381,7 @@ class GuiTest : public QObject {
       QVERIFY2(m.correlation > 0.95, qPrintable(QString("view %1 correlation %2").arg(i).arg(m.correlation)));
     }
     // The 3D view renders the volume (bright skull on dark background).
-    const QImage img = w->grid()->volumeView()->grabFramebuffer().convertToFormat(QImage::Format_Grayscale8);
-    int bright = 0;
-    for (int y = 0; y < img.height(); y += 4)
-      for (int x = 0; x < img.width(); x += 4) bright += qGray(img.pixel(x, y)) > 150;
+    const int bright = brightPixels(w->grid()->volumeView()->grabFramebuffer());
     QVERIFY2(bright > 50, qPrintable(QString("bright pixels in 3D: %1").arg(bright)));
     QCOMPARE(QString::fromStdString(w->grid()->volumeView()->renderModeName()), QString("GPU ray cast"));
   }
@@ -398,18 +404,12 @@ class GuiTest : public QObject {
     // The draft and the full-quality frame, both of the series.
     QVERIFY(framesBeforeSeries >= 0);
     QVERIFY2(frames.size() - framesBeforeSeries >= 2, qPrintable(QString("%1 of %2").arg(framesBeforeSeries).arg(frames.size())));
-    const auto bright = [](const QImage& rgb) {
-      const QImage img = rgb.convertToFormat(QImage::Format_Grayscale8);
-      int n = 0;
-      for (int y = 0; y < img.height(); y += 4)
-        for (int x = 0; x < img.width(); x += 4) n += qGray(img.pixel(x, y)) > 150;
-      return n;
-    };
     // Nothing changed: a grab uses the frame on screen instead of rendering again.
     const int before = static_cast<int>(frames.size());
     const QImage same = v->grabFramebuffer();
     QCOMPARE(static_cast<int>(frames.size()), before);
-    QVERIFY2(bright(same) > 50, qPrintable(QString("bright pixels in 3D: %1").arg(bright(same))));
+    const int bright = brightPixels(same);
+    QVERIFY2(bright > 50, qPrintable(QString("bright pixels in 3D: %1").arg(bright)));
     // A change (another preset) is rendered by the grab itself, and shows.
     v->setPreset(VolumePreset::Mip);
     const QImage mip = v->grabFramebuffer();
