@@ -25,10 +25,45 @@ bool oneDnnUsable(const torch::Tensor& input, const torch::Tensor& weight) {
 
 }  // namespace
 
+torch::Tensor conv3dInSlabs(const torch::Tensor& input, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias,
+                            c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups,
+                            std::int64_t slabDepth) {
+  const std::int64_t depth = input.size(2), reach = dilation[0] * (weight.size(2) - 1);
+  const std::int64_t outDepth = (depth + 2 * padding[0] - reach - 1) / stride[0] + 1;
+  torch::Tensor out;
+  const torch::Tensor w = weight.contiguous();
+  const std::vector<std::int64_t> inPlane{0, padding[1], padding[2]};  // depth padding is explicit
+  for (std::int64_t o0 = 0; o0 < outDepth; o0 += slabDepth) {
+    const std::int64_t o1 = std::min(outDepth, o0 + slabDepth);
+    // The input slices output slices [o0, o1) read, zero-padded where they lie outside.
+    const std::int64_t i0 = o0 * stride[0] - padding[0], i1 = (o1 - 1) * stride[0] - padding[0] + reach + 1;
+    const std::int64_t from = std::max<std::int64_t>(i0, 0), to = std::min(depth, i1);
+    torch::Tensor in = input.narrow(2, from, to - from);
+    if (from > i0 || i1 > to) in = F::pad(in, F::PadFuncOptions({0, 0, 0, 0, from - i0, i1 - to}));
+    const torch::Tensor y = at::mkldnn_convolution(in.contiguous(), w, bias, inPlane, stride, dilation, groups);
+    if (!out.defined()) out = torch::empty({y.size(0), y.size(1), outDepth, y.size(3), y.size(4)}, y.options());
+    out.narrow(2, o0, o1 - o0).copy_(y);
+  }
+  return out;
+}
+
 torch::Tensor fastConv3d(const torch::Tensor& input, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias,
                          c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
   if (!oneDnnUsable(input, weight) || input.size(0) == 0)
     return at::conv3d(input, weight, bias, stride, padding, dilation, groups);
+  // oneDNN computes in blocks of 16 channels and pads a thin output into its own copy: two
+  // channels at 96^3 take 54 MiB there instead of 7. Such a convolution runs in slabs
+  // along depth, so that copy stays near kSlabBytes.
+  constexpr std::int64_t kSlabBytes = std::int64_t{16} << 20;
+  const std::int64_t cout = weight.size(0);
+  if (cout % 16 != 0) {
+    std::int64_t perSlice = input.size(0) * ((cout + 15) / 16 * 16) * 4;  // bytes per output slice, padded
+    for (int a = 1; a < 3; ++a)
+      perSlice *= (input.size(a + 2) + 2 * padding[a] - dilation[a] * (weight.size(a + 2) - 1) - 1) / stride[a] + 1;
+    const std::int64_t outDepth = (input.size(2) + 2 * padding[0] - dilation[0] * (weight.size(2) - 1) - 1) / stride[0] + 1;
+    if (perSlice > 0 && outDepth > 1 && perSlice * outDepth > 2 * kSlabBytes)
+      return conv3dInSlabs(input, weight, bias, stride, padding, dilation, groups, std::max<std::int64_t>(1, kSlabBytes / perSlice));
+  }
   return at::mkldnn_convolution(input.contiguous(), weight.contiguous(), bias, padding, stride, dilation, groups);
 }
 

@@ -23,6 +23,9 @@ namespace lumen::models {
 int useFastCpuKernels(torch::jit::Module& frozen);
 
 /// The replacements, exposed for tests.
+torch::Tensor conv3dInSlabs(const torch::Tensor& input, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias,
+                            c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups,
+                            std::int64_t slabDepth);
 torch::Tensor fastConv3d(const torch::Tensor& input, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias,
                          c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
 torch::Tensor fastConvTranspose3d(const torch::Tensor& input, const torch::Tensor& weight,

@@ -12,6 +12,9 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "CpuKernels.h"
 #include "CpuMemoryPool.h"
@@ -138,8 +141,21 @@ Result<Engine> Engine::load(const Bundle& bundle, const InferenceOptions& option
   impl->loadLog.push_back("device: " + dev->reason);
   impl->loadLog.push_back(torchDescription() + ", " + std::to_string(cpuThreads()) + " CPU thread(s)");
   try {
-    std::istringstream stream(bytes);
+    // Read in place: a std::istringstream would copy the model once more.
+    struct View : std::streambuf {
+      explicit View(std::string& b) { setg(b.data(), b.data(), b.data() + b.size()); }
+      pos_type seekoff(off_type off, std::ios_base::seekdir dir, std::ios_base::openmode) override {
+        const off_type from = dir == std::ios_base::beg ? 0 : (dir == std::ios_base::cur ? gptr() : egptr()) - eback();
+        const off_type to = from + off;
+        if (to < 0 || to > egptr() - eback()) return pos_type(off_type(-1));
+        setg(eback(), eback() + to, egptr());
+        return pos_type(to);
+      }
+      pos_type seekpos(pos_type pos, std::ios_base::openmode m) override { return seekoff(off_type(pos), std::ios_base::beg, m); }
+    } view(bytes);
+    std::istream stream(&view);
     impl->module = torch::jit::load(stream, impl->torchDevice());
+    bytes = std::string();  // before freezing makes a second copy of the weights
     impl->module.eval();
     // Freezing folds batch norm into the convolutions; on the CPU 3D convolutions then go
     // to oneDNN (see CpuKernels.h). Not for classifiers, whose saliency needs gradients.
@@ -166,6 +182,11 @@ Result<Engine> Engine::load(const Bundle& bundle, const InferenceOptions& option
   } catch (const std::exception& e) {
     return Error(ErrorCode::Model, std::string("cannot load the TorchScript model: ") + e.what(), bundle.modelPath.string());
   }
+#if defined(__GLIBC__)
+  // The archive's bytes and the module before freezing were freed into glibc's heap, where
+  // their pages would stay for the life of the process: give them back.
+  malloc_trim(0);
+#endif
   {
     std::ostringstream l;
     l.precision(3);
@@ -211,6 +232,7 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
   // On the CPU, activations are recycled between windows instead of being mapped, faulted
   // in and unmapped every time (see CpuMemoryPool.h).
   std::optional<CpuMemoryPoolGuard> pool;
+  std::optional<CpuMemoryPoolGuard::Stats> poolStats;
   if (!m.device.cuda) pool.emplace();
 
   try {
@@ -273,6 +295,11 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     } else {
       auto y = runDense(s, b, net, modelDims, params, m.options, res, progress, cancel);
       if (!y) return y.error();
+      // The windows are done: the pages they recycled go back before the output is made.
+      if (pool) {
+        poolStats = pool->stats();
+        pool.reset();
+      }
       networkDone = Clock::now();
       if (auto st = postprocessAndPlace(*y, s, b, input.geometry(), res); !st) return st.error();
     }
@@ -296,11 +323,12 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     t << " (input " << secs(started, preprocessed) << " s, tiling and stitching "
       << secs(preprocessed, networkDone) - res.forwardSeconds << " s, output " << secs(networkDone, Clock::now()) << " s)";
   res.log.push_back(t.str());
-  if (pool) {
-    const auto st = pool->stats();
+  if (pool) poolStats = pool->stats();
+  if (poolStats) {
+    const auto& st = *poolStats;
     std::ostringstream p;
     p << "CPU memory pool: " << st.hits << " reuse(s), " << st.misses << " new block(s), at most "
-      << (st.peakCachedBytes >> 20) << " MiB held";
+      << (st.peakBytes >> 20) << " MiB held";
     res.log.push_back(p.str());
   }
   for (const auto& l : res.log) LUMEN_INFO("inference: " << l);

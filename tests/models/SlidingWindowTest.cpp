@@ -240,6 +240,34 @@ TEST(CpuKernels, OneDnnConvolutionsComputeTheSameFunction) {
   }
 }
 
+// oneDNN pads a thin output to 16 channels in its own copy; such convolutions run in slabs
+// along depth. Every slab depth, stride, padding and dilation gives the same function.
+TEST(CpuKernels, ConvolutionInSlabsComputesTheSameFunction) {
+  torch::manual_seed(6);
+  torch::NoGradGuard g;
+  for (std::int64_t batch : {1, 2}) {
+    const torch::Tensor x = torch::randn({batch, 3, 11, 9, 8});
+    const torch::Tensor w = torch::randn({2, 3, 3, 3, 3}), b = torch::randn({2});
+    for (std::int64_t stride : {1, 2})
+      for (std::int64_t pad : {0, 1, 2})
+        for (std::int64_t dil : {1, 2})
+          for (std::int64_t slab : {1, 2, 3, 100}) {
+            const std::vector<std::int64_t> s(3, stride), p(3, pad), d(3, dil);
+            const torch::Tensor ref = at::conv3d(x, w, b, s, p, d, 1);
+            const torch::Tensor got = conv3dInSlabs(x, w, b, s, p, d, 1, slab);
+            ASSERT_EQ(got.sizes(), ref.sizes()) << "stride " << stride << " pad " << pad << " dilation " << dil << " slab " << slab;
+            EXPECT_LT((got - ref).abs().max().item<double>(), 1e-4)
+                << "stride " << stride << " pad " << pad << " dilation " << dil << " slab " << slab;
+          }
+  }
+  // Large enough for fastConv3d to choose slabs (2 channels padded to 16: 40 MiB): same
+  // values as one oneDNN call.
+  const torch::Tensor x = torch::randn({1, 2, 40, 128, 128});
+  const torch::Tensor w = torch::randn({2, 2, 3, 3, 3}), b = torch::randn({2});
+  const torch::Tensor whole = at::mkldnn_convolution(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1);
+  EXPECT_LT((fastConv3d(x, w, b, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1) - whole).abs().max().item<double>(), 1e-4);
+}
+
 TEST(SlidingWindow, PermutedInputGivesTheSameResult) {
   // Volumes reach the engine as permuted views (z-major memory, x-major tensor); windows
   // are gathered in memory order then transposed.
@@ -261,6 +289,10 @@ TEST(SlidingWindow, PermutedInputGivesTheSameResult) {
 }
 
 #include <c10/core/CPUAllocator.h>
+
+#include <unistd.h>
+
+#include <fstream>
 
 #include "CpuMemoryPool.h"
 
@@ -287,7 +319,7 @@ TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndKeepsOneAllocator) {
     survivor = torch::ones({2, 1024, 1024});  // outlives the guard
     const auto s = guard.stats();
     EXPECT_GE(s.hits, 4u);
-    EXPECT_GE(s.peakCachedBytes, std::size_t{16} << 20);
+    EXPECT_GE(s.peakBytes, std::size_t{16} << 20);
   }
   EXPECT_EQ(c10::GetCPUAllocator(), installed);
   EXPECT_EQ(survivor.sum().item<double>(), 2.0 * 1024 * 1024);
@@ -302,4 +334,45 @@ TEST(CpuMemoryPool, RecyclesLargeBlocksDuringARunAndKeepsOneAllocator) {
     EXPECT_EQ(outer.stats().hits, 0u);  // nothing was cached from before the run
   }
   EXPECT_EQ(c10::GetCPUAllocator(), installed);
+}
+
+// Free ranges are split and merged: memory freed in one size serves requests of another, so
+// the pool holds about what is in use at the worst moment, not a block per size.
+TEST(CpuMemoryPool, FreeRangesAreSplitAndMergedAndGiveTheirPagesBackAfterTheRun) {
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  const auto residentBytes = [] {
+    std::ifstream statm("/proc/self/statm");
+    std::size_t pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  };
+  std::size_t held = 0;
+  {
+    CpuMemoryPoolGuard guard;
+    char* big = nullptr;
+    {
+      torch::Tensor a = torch::ones({16, 1024, 1024});  // 64 MiB
+      big = static_cast<char*>(a.data_ptr());
+    }
+    {
+      // Two 32 MiB blocks fit in the freed 64 MiB range: no new memory.
+      torch::Tensor b = torch::full({8, 1024, 1024}, 2.0f), c = torch::full({8, 1024, 1024}, 3.0f);
+      EXPECT_EQ(static_cast<char*>(b.data_ptr()), big);
+      EXPECT_EQ(static_cast<char*>(c.data_ptr()), big + 32 * MiB);
+      EXPECT_EQ(b.sum().item<double>(), 2.0 * 8 * MiB);
+      EXPECT_EQ(c.sum().item<double>(), 3.0 * 8 * MiB);
+    }
+    // Freed, the halves merge again: a 64 MiB request gets the whole range.
+    torch::Tensor d = torch::zeros({16, 1024, 1024});
+    EXPECT_EQ(static_cast<char*>(d.data_ptr()), big);
+    EXPECT_EQ(d.sum().item<double>(), 0.0);
+    const auto s = guard.stats();
+    EXPECT_EQ(s.misses, 1u);
+    EXPECT_EQ(s.hits, 3u);
+    EXPECT_EQ(s.peakBytes, 64 * MiB);
+    d = torch::Tensor();
+    held = residentBytes();
+  }
+  // The run is over: the 64 MiB it kept resident go back to the system.
+  EXPECT_LT(residentBytes() + 48 * MiB, held);
 }
