@@ -25,6 +25,8 @@ tools=(
   clang llvm libclang-rt-14-dev
   # GUI tests: a real X server with software OpenGL
   xvfb xauth libgl1-mesa-dri
+  # the Debian package's checks (packaging/build-deb.sh, tests/packaging/test_deb.sh)
+  lintian desktop-file-utils shared-mime-info
   # Debian's Python (/usr/bin/python3) with the libraries the test scripts use
   python3 python3-pydicom python3-gdcm python3-pil python3-numpy python3-nibabel python3-torch python3-scipy
   python3-skimage python3-imageio

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "CliCommands.h"
+#include "lumen/core/InstallPaths.h"
 #include "lumen/core/Log.h"
 
 #ifndef LUMEN_VERSION
@@ -20,14 +21,7 @@ namespace {
 // `infer` and `models` live in a plug-in with LibTorch: loaded only when used, so the
 // other commands start fast and small.
 int runAiPlugin(int argc, char** argv) {
-  std::string path;
-  if (const char* p = std::getenv("LUMEN_CLI_AI_PLUGIN"); p && *p) {
-    path = p;
-  } else {
-    std::error_code ec;
-    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    path = (exe.parent_path() / "liblumen_cli_ai.so").string();
-  }
+  const std::string path = lumen::pluginPath("LUMEN_CLI_AI_PLUGIN", "liblumen_cli_ai.so").string();
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) return lumen::cli::fail(std::string("AI commands are unavailable: ") + dlerror());
   using Main = int (*)(int, char**);

@@ -38,6 +38,7 @@
 #include "LabelPanel.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
+#include "lumen/core/InstallPaths.h"
 #include "lumen/imaging/ImageIO.h"
 
 namespace lumen::gui {
@@ -209,15 +210,11 @@ void MainWindow::loadAiPlugin() {
   if (aiLoadStarted_) return;
   aiLoadStarted_ = true;
   QString path = options_.aiPlugin;
-  if (path.isEmpty()) path = qEnvironmentVariable("LUMEN_GUI_AI_PLUGIN");
-  if (path.isEmpty()) {
-    const QString beside = QCoreApplication::applicationDirPath() + "/liblumen_gui_ai.so";
-#ifdef LUMEN_GUI_AI_PLUGIN_BUILD
-    path = QFileInfo::exists(beside) ? beside : QString(LUMEN_GUI_AI_PLUGIN_BUILD);
-#else
-    path = beside;
+#ifndef LUMEN_GUI_AI_PLUGIN_BUILD
+#define LUMEN_GUI_AI_PLUGIN_BUILD ""
 #endif
-  }
+  if (path.isEmpty())
+    path = QString::fromStdString(pluginPath("LUMEN_GUI_AI_PLUGIN", "liblumen_gui_ai.so", LUMEN_GUI_AI_PLUGIN_BUILD).string());
   auto* watcher = new QFutureWatcher<std::pair<void*, QString>>(this);
   connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, path] {
     const auto [handle, error] = watcher->result();

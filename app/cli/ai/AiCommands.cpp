@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "lumen/core/InstallPaths.h"
 #include "lumen/core/Log.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/ImageIO.h"
@@ -34,16 +35,7 @@ int fail(const std::string& m) {
   return 1;
 }
 
-fs::path shippedModels() {
-  // Next to the executable when installed, else the source tree it was built from.
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& p : {exe.parent_path() / ".." / "share" / "lumen" / "models", exe.parent_path() / "models"})
-      if (fs::is_directory(p, ec)) return p;
-  }
-  return LUMEN_SHIPPED_MODELS;
-}
+fs::path shippedModels() { return shippedModelsDir(LUMEN_SHIPPED_MODELS); }
 
 struct LoadedInput {
   Volume volume;

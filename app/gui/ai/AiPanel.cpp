@@ -18,6 +18,7 @@
 #include <map>
 #include <utility>
 
+#include "lumen/core/InstallPaths.h"
 #include "lumen/core/LabelStatistics.h"
 #include "lumen/models/Device.h"
 #include "lumen/models/Trust.h"
@@ -39,11 +40,7 @@ QString taskName(models::Task t) {
   return {};
 }
 
-std::filesystem::path shippedModels() {
-  // Next to an installed executable first, then the source tree the build came from.
-  if (const char* p = std::getenv("LUMEN_SHIPPED_MODELS"); p && *p) return p;
-  return LUMEN_SHIPPED_MODELS;
-}
+std::filesystem::path shippedModels() { return shippedModelsDir(LUMEN_SHIPPED_MODELS); }
 
 }  // namespace
 
