@@ -1,5 +1,7 @@
 #include "CpuKernels.h"
 
+#include <algorithm>
+
 #include <ATen/Context.h>
 #include <torch/csrc/jit/passes/subgraph_rewrite.h>
 #include <torch/library.h>
@@ -37,9 +39,15 @@ torch::Tensor conv3dInSlabs(const torch::Tensor& input, const torch::Tensor& wei
     const std::int64_t o1 = std::min(outDepth, o0 + slabDepth);
     // The input slices output slices [o0, o1) read, zero-padded where they lie outside.
     const std::int64_t i0 = o0 * stride[0] - padding[0], i1 = (o1 - 1) * stride[0] - padding[0] + reach + 1;
-    const std::int64_t from = std::max<std::int64_t>(i0, 0), to = std::min(depth, i1);
-    torch::Tensor in = input.narrow(2, from, to - from);
-    if (from > i0 || i1 > to) in = F::pad(in, F::PadFuncOptions({0, 0, 0, 0, from - i0, i1 - to}));
+    // A slab may lie wholly in the padding (padding wider than the kernel's reach).
+    const std::int64_t from = std::clamp<std::int64_t>(i0, 0, depth), to = std::clamp<std::int64_t>(i1, from, depth);
+    torch::Tensor in;
+    if (to == from) {
+      in = torch::zeros({input.size(0), input.size(1), i1 - i0, input.size(3), input.size(4)}, input.options());
+    } else {
+      in = input.narrow(2, from, to - from);
+      if (from > i0 || i1 > to) in = F::pad(in, F::PadFuncOptions({0, 0, 0, 0, from - i0, i1 - to}));
+    }
     const torch::Tensor y = at::mkldnn_convolution(in.contiguous(), w, bias, inPlane, stride, dilation, groups);
     if (!out.defined()) out = torch::empty({y.size(0), y.size(1), outDepth, y.size(3), y.size(4)}, y.options());
     out.narrow(2, o0, o1 - o0).copy_(y);

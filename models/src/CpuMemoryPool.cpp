@@ -81,7 +81,7 @@ class CpuMemoryPool final : public c10::Allocator {
   }
 
   void* take(std::size_t n) {
-    if (n >= kLarge) {
+    if (n >= kLarge && n <= size_) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (active_ > 0)
         if (void* p = takeFromArena(roundUp(n, kGrain))) return p;

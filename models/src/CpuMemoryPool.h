@@ -44,7 +44,8 @@ class CpuMemoryPoolGuard {
 
   struct Stats {
     std::size_t hits = 0, misses = 0;       // large allocations served from / not from the cache
-    std::size_t peakBytes = 0;              // the most held at once, in use and free
+    std::size_t peakBytes = 0;              // how far into its range the pool reached: an upper
+                                            // bound of what it held, in use and free
   };
   /// Since caching last started (the first of the guards now alive).
   Stats stats() const;

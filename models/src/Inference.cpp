@@ -328,7 +328,7 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     const auto& st = *poolStats;
     std::ostringstream p;
     p << "CPU memory pool: " << st.hits << " reuse(s), " << st.misses << " new block(s), at most "
-      << (st.peakBytes >> 20) << " MiB held";
+      << (st.peakBytes >> 20) << " MiB of its range used";
     res.log.push_back(p.str());
   }
   for (const auto& l : res.log) LUMEN_INFO("inference: " << l);

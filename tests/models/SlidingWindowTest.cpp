@@ -259,6 +259,14 @@ TEST(CpuKernels, ConvolutionInSlabsComputesTheSameFunction) {
             EXPECT_LT((got - ref).abs().max().item<double>(), 1e-4)
                 << "stride " << stride << " pad " << pad << " dilation " << dil << " slab " << slab;
           }
+    // Padding wider than the kernel's reach: whole slabs lie in the padding.
+    const torch::Tensor w1 = torch::randn({2, 3, 1, 1, 1});
+    for (std::int64_t slab : {1, 2}) {
+      const torch::Tensor ref = at::conv3d(x, w1, b, {1, 1, 1}, {2, 2, 2}, {1, 1, 1}, 1);
+      const torch::Tensor got = conv3dInSlabs(x, w1, b, {1, 1, 1}, {2, 2, 2}, {1, 1, 1}, 1, slab);
+      ASSERT_EQ(got.sizes(), ref.sizes()) << "kernel 1, pad 2, slab " << slab;
+      EXPECT_LT((got - ref).abs().max().item<double>(), 1e-4) << "kernel 1, pad 2, slab " << slab;
+    }
   }
   // Large enough for fastConv3d to choose slabs (2 channels padded to 16: 40 MiB): same
   // values as one oneDNN call.
