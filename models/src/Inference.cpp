@@ -135,6 +135,12 @@ Result<Engine> Engine::load(const Bundle& bundle, const InferenceOptions& option
     impl->loadLog.push_back("model.ts changed since the bundle was listed; SHA-256 of the loaded model: " + impl->sha256);
   auto dev = chooseDevice(options.device);
   if (!dev) return dev.error();
+  // A result in another precision than asked for would be silently different: refused.
+  if (!dev->cuda && options.precision != Precision::Float32)
+    return Error(ErrorCode::Unsupported,
+                 std::string("reduced precision (") + (options.precision == Precision::Float16 ? "float16" : "bfloat16") +
+                     ") runs on CUDA only, and the device is the CPU (" + dev->reason + "); use float32",
+                 bundle.modelPath.string());
   if (!dev->cuda) installCpuMemoryPool();  // before any run (see CpuMemoryPool.h)
   impl->device = *dev;
   setCpuThreads(options.threads);
@@ -176,8 +182,6 @@ Result<Engine> Engine::load(const Bundle& bundle, const InferenceOptions& option
       impl->dtype = options.precision == Precision::Float16 ? torch::kFloat16 : torch::kBFloat16;
       impl->module.to(impl->dtype);
       impl->loadLog.push_back(std::string("reduced precision: ") + (options.precision == Precision::Float16 ? "float16" : "bfloat16"));
-    } else if (options.precision != Precision::Float32) {
-      impl->loadLog.push_back("reduced precision ignored on the CPU (float32)");
     }
   } catch (const std::exception& e) {
     return Error(ErrorCode::Model, std::string("cannot load the TorchScript model: ") + e.what(), bundle.modelPath.string());

@@ -103,6 +103,21 @@ INSTANTIATE_TEST_SUITE_P(Geometry, OutputGrid,
                                            GridCase{"flipped", {22, 28, 16}, {1.2, 0.8, 2.5}, true}),
                          [](const auto& p) { return std::string(p.param.name); });
 
+// Asked for float16 on the CPU, the engine does not run in float32 instead: it refuses.
+TEST(Inference, ReducedPrecisionOnTheCpuIsRefusedNotIgnored) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  for (auto precision : {Precision::Float16, Precision::BFloat16}) {
+    InferenceOptions o = cpu();
+    o.precision = precision;
+    auto engine = Engine::load(bundle("conv3d"), o);
+    ASSERT_FALSE(engine);
+    EXPECT_EQ(engine.error().code, ErrorCode::Unsupported);
+    EXPECT_NE(engine.error().message.find(precision == Precision::Float16 ? "float16" : "bfloat16"), std::string::npos)
+        << engine.error().message;
+    EXPECT_NE(engine.error().message.find("CUDA only"), std::string::npos) << engine.error().message;
+  }
+}
+
 TEST(Inference, TwoDimensionalNetworkRunsSliceBySlice) {
   LUMEN_REQUIRE_TEST_MODELS();
   ImageGeometry g;
