@@ -41,6 +41,10 @@
 #include "lumen/core/InstallPaths.h"
 #include "lumen/imaging/ImageIO.h"
 
+#ifndef LUMEN_GUI_AI_PLUGIN_BUILD
+#define LUMEN_GUI_AI_PLUGIN_BUILD ""  // a build without the AI plug-in
+#endif
+
 namespace lumen::gui {
 
 namespace {
@@ -210,9 +214,6 @@ void MainWindow::loadAiPlugin() {
   if (aiLoadStarted_) return;
   aiLoadStarted_ = true;
   QString path = options_.aiPlugin;
-#ifndef LUMEN_GUI_AI_PLUGIN_BUILD
-#define LUMEN_GUI_AI_PLUGIN_BUILD ""
-#endif
   if (path.isEmpty())
     path = QString::fromStdString(pluginPath("LUMEN_GUI_AI_PLUGIN", "liblumen_gui_ai.so", LUMEN_GUI_AI_PLUGIN_BUILD).string());
   auto* watcher = new QFutureWatcher<std::pair<void*, QString>>(this);
