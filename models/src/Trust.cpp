@@ -1,5 +1,7 @@
 #include "lumen/models/Trust.h"
 
+#include "lumen/core/DurableFile.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -124,17 +126,9 @@ Status TrustStore::save() const {
   if (ec) return Error(ErrorCode::Io, "cannot create the folder: " + ec.message(), file_.parent_path().string());
   json j{{"trusted", json::array()}};
   for (const auto& m : models_) j["trusted"].push_back({{"sha256", m.sha256}, {"name", m.name}, {"folder", m.folder}});
-  const std::string text = j.dump(2) + "\n";
-  const fs::path tmp = file_.parent_path() / (".trusted-models-" + std::to_string(getpid()) + ".tmp");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);  // the user's only
-  if (fd < 0) return Error(ErrorCode::Io, "cannot write the trusted models list", file_.string());
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (ok) fs::rename(tmp, file_, ec);
-  if (!ok || ec) {
-    fs::remove(tmp, ec);
-    return Error(ErrorCode::Io, "cannot write the trusted models list", file_.string());
-  }
+  // The user's only: it decides which code runs.
+  if (auto w = writeFileDurably(file_, j.dump(2) + "\n", 0600); !w)
+    return Error(ErrorCode::Io, "cannot write the trusted models list: " + w.error().message, file_.string());
   return {};
 }
 

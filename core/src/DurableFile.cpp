@@ -1,0 +1,79 @@
+#include "lumen/core/DurableFile.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace lumen {
+
+namespace fs = std::filesystem;
+
+namespace {
+Error sysError(const std::string& what, const fs::path& path) {
+  return Error(ErrorCode::Io, what + ": " + std::strerror(errno), path.string());
+}
+}  // namespace
+
+fs::path temporaryPathFor(const fs::path& dest) {
+  static std::atomic<std::uint64_t> counter{0};
+  return dest.parent_path() / (".part-" + dest.filename().string() + "-" + std::to_string(getpid()) + "-" +
+                               std::to_string(counter.fetch_add(1)));
+}
+
+Status commitFile(const fs::path& tmp, const fs::path& dest) {
+  std::error_code ec;
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    Error e = sysError("cannot flush the file to disk", dest);
+    if (fd >= 0) ::close(fd);
+    fs::remove(tmp, ec);
+    return e;
+  }
+  ::close(fd);
+  fs::rename(tmp, dest, ec);
+  if (ec) {
+    Error e(ErrorCode::Io, "cannot move the file into place: " + ec.message(), dest.string());
+    fs::remove(tmp, ec);
+    return e;
+  }
+  // The rename is durable only once the folder's entry is.
+  const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    const int rc = ::fsync(d);
+    ::close(d);
+    if (rc != 0) return sysError("cannot flush the folder to disk", dir);
+  }
+  return {};
+}
+
+Status writeFileDurably(const fs::path& dest, std::string_view bytes, unsigned mode) {
+  const fs::path tmp = temporaryPathFor(dest);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) return sysError("cannot create the file", dest);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      Error e = sysError("cannot write the file", dest);
+      ::close(fd);
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      return e;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  if (::close(fd) != 0) {
+    Error e = sysError("cannot write the file", dest);
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return e;
+  }
+  return commitFile(tmp, dest);
+}
+
+}  // namespace lumen

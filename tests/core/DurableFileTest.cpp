@@ -1,0 +1,60 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "lumen/core/DurableFile.h"
+
+namespace fs = std::filesystem;
+using namespace lumen;
+
+namespace {
+fs::path freshDir(const char* name) {
+  const fs::path d = fs::temp_directory_path() / (std::string(name) + "-" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST(DurableFile, ReplacesTheFileWholeWithTheAskedModeAndLeavesNoTemporary) {
+  const fs::path d = freshDir("lumen-durable");
+  const fs::path f = d / "settings.json";
+  ASSERT_TRUE(writeFileDurably(f, "first", 0600));
+  ASSERT_TRUE(writeFileDurably(f, "second, longer", 0600));
+  EXPECT_EQ(slurp(f), "second, longer");
+  struct stat st {};
+  ASSERT_EQ(::stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(std::distance(fs::directory_iterator(d), fs::directory_iterator()), 1);
+  fs::remove_all(d);
+}
+
+TEST(DurableFile, AFailedWriteLeavesTheOldFileAndNoTemporary) {
+  const fs::path d = freshDir("lumen-durable-fail");
+  const fs::path f = d / "kept.txt";
+  ASSERT_TRUE(writeFileDurably(f, "old"));
+  // The destination is a folder that is not empty: the rename must fail.
+  const fs::path blocked = d / "blocked";
+  fs::create_directories(blocked / "inside");
+  auto s = writeFileDurably(blocked, "new");
+  EXPECT_FALSE(s);
+  EXPECT_EQ(slurp(f), "old");
+  EXPECT_TRUE(fs::is_directory(blocked / "inside"));
+  for (const auto& e : fs::directory_iterator(d)) EXPECT_EQ(e.path().filename().string().rfind(".part-", 0), std::string::npos);
+  fs::remove_all(d);
+}
+
+TEST(DurableFile, TemporaryNamesAreUniqueAndBesideTheDestination) {
+  const fs::path a = temporaryPathFor("/x/y/file.dcm"), b = temporaryPathFor("/x/y/file.dcm");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.parent_path(), fs::path("/x/y"));
+}
