@@ -154,7 +154,10 @@ void readWindows(DcmItem* item, std::vector<WindowPreset>& out) {
 
 }  // namespace
 
-Result<FileInfo> readFileInfo(const fs::path& path) {
+namespace {
+// The header and the object's identity (patient, study, series, SOP); any storage SOP
+// class. `ff` keeps the parsed header for the image part.
+Result<FileInfo> readIdentity(const fs::path& path, DcmFileFormat& ff) {
   initializeDicomLibrary();
   const std::string p = path.string();
   std::string why;
@@ -174,7 +177,6 @@ Result<FileInfo> readFileInfo(const fs::path& path) {
   // Refuse hostile structures (deep nesting, lengths past the end) before DCMTK's
   // recursive parser sees them.
   if (auto err = checkDicomStructure(p); !err.empty()) return Error(ErrorCode::Corrupt, err, p);
-  DcmFileFormat ff;
   if (auto err = loadDicomHeader(ff, p); !err.empty()) return Error(ErrorCode::Corrupt, err, p);
   DcmDataset* ds = ff.getDataset();
   DcmMetaInfo* meta = ff.getMetaInfo();
@@ -211,6 +213,22 @@ Result<FileInfo> readFileInfo(const fs::path& path) {
   for (unsigned long i = 0, n = valueCount(ds, DCM_ImageType); i < n && i < 16; ++i)
     info.imageType.push_back(upper(getString(ds, DCM_ImageType, i)));
   info.isLocalizer = std::find(info.imageType.begin(), info.imageType.end(), "LOCALIZER") != info.imageType.end();
+  return info;
+}
+}  // namespace
+
+Result<FileInfo> readFileIdentity(const fs::path& path) {
+  DcmFileFormat ff;
+  return readIdentity(path, ff);
+}
+
+Result<FileInfo> readFileInfo(const fs::path& path) {
+  DcmFileFormat ff;
+  auto identity = readIdentity(path, ff);
+  if (!identity) return identity.error();
+  FileInfo info = std::move(identity.value());
+  const std::string p = info.path;
+  DcmDataset* ds = ff.getDataset();
 
   // ---- Pixel data and the image pixel module ----
   DcmElement* pixel = nullptr;

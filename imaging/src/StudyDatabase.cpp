@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "lumen/core/DurableFile.h"
 #include "lumen/core/Log.h"
 #include "lumen/core/Parallel.h"
 
@@ -139,13 +140,10 @@ std::string safeComponent(const std::string& uid) {
   return s.str();
 }
 
-// Copies `src` to `dest` so that `dest` is either absent or complete and on disk: written
-// under a temporary name no other import can share (process id and a counter), flushed,
-// renamed, and the folder entry flushed too, before the database records it.
+// Copies `src` to `dest` so that `dest` is either absent or complete and on disk before
+// the database records it (see DurableFile.h).
 Status durableCopy(const fs::path& src, const fs::path& dest) {
-  static std::atomic<std::uint64_t> counter{0};
-  const fs::path tmp = dest.parent_path() / (".part-" + dest.filename().string() + "-" + std::to_string(getpid()) + "-" +
-                                             std::to_string(counter.fetch_add(1)));
+  const fs::path tmp = temporaryPathFor(dest);
   const auto sysError = [](const char* what) { return Error(ErrorCode::Io, std::string(what) + ": " + std::strerror(errno)); };
   const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return sysError("cannot open the file");
@@ -177,22 +175,13 @@ Status durableCopy(const fs::path& src, const fs::path& dest) {
     if (!st) break;
   }
   ::close(in);
-  if (st && ::fsync(out) != 0) st = sysError("cannot flush the copy to disk");
   if (::close(out) != 0 && st) st = sysError("cannot write into the store");
-  std::error_code ec;
-  if (st) {
-    fs::rename(tmp, dest, ec);
-    if (ec) st = Error(ErrorCode::Io, "cannot rename into the store: " + ec.message());
-  }
   if (!st) {
+    std::error_code ec;
     fs::remove(tmp, ec);
     return st;
   }
-  if (const int d = ::open(dest.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
-    ::fsync(d);
-    ::close(d);
-  }
-  return {};
+  return commitFile(tmp, dest);
 }
 
 }  // namespace
@@ -316,7 +305,7 @@ Status StudyDatabase::createAtVersion(const fs::path& dataDir, int version) {
 }
 
 Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std::size_t begin, std::size_t end,
-                                  const ImportOptions& options, ImportReport& report) {
+                                  const ImportOptions& options, ImportReport& report, bool alreadyInStore) {
   Stmt patient(db_,
                "INSERT INTO patients(patient_id, name, birth_date, sex) VALUES(?1, ?2, ?3, ?4) "
                "ON CONFLICT(patient_id, name, birth_date) DO UPDATE SET sex = excluded.sex RETURNING id");
@@ -381,16 +370,15 @@ Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std
     }
 
     std::string path = f.path;
-    bool managed = false;
-    if (options.copyToStore) {
+    bool managed = alreadyInStore;
+    if (options.copyToStore && !alreadyInStore) {
       if (existingId && existingManaged) {
         ++report.instancesUnchanged;
         continue;
       }
-      const fs::path dir = storeDir() / safeComponent(f.study.studyInstanceUid) / safeComponent(f.series.seriesInstanceUid);
-      const fs::path dest = dir / (safeComponent(f.sopInstanceUid) + ".dcm");
+      const fs::path dest = managedPath(f.study.studyInstanceUid, f.series.seriesInstanceUid, f.sopInstanceUid);
       std::error_code ec;
-      fs::create_directories(dir, ec);
+      fs::create_directories(dest.parent_path(), ec);
       if (!fs::exists(dest, ec)) {
         if (auto c = durableCopy(f.path, dest); !c) {
           report.skipped.push_back({f.path, "cannot copy into the managed store: " + c.error().message});
@@ -453,6 +441,51 @@ Result<ImportReport> StudyDatabase::import(const std::vector<fs::path>& inputs, 
     progress.report(static_cast<double>(e) / static_cast<double>(files.size()), "Importing");
   }
   return report;
+}
+
+fs::path StudyDatabase::managedPath(const std::string& studyUid, const std::string& seriesUid,
+                                    const std::string& sopUid) const {
+  return storeDir() / safeComponent(studyUid) / safeComponent(seriesUid) / (safeComponent(sopUid) + ".dcm");
+}
+
+Result<ImportReport> StudyDatabase::addStoredInstances(const std::vector<dicom::FileInfo>& files) {
+  ImportReport report;
+  report.filesScanned = files.size();
+  if (auto s = importBatch(files, 0, files.size(), ImportOptions{}, report, /*alreadyInStore=*/true); !s) return s.error();
+  return report;
+}
+
+Result<std::optional<InstanceRow>> StudyDatabase::findInstance(const std::string& sopUid) {
+  Stmt s(db_, "SELECT id, sop_uid, path, managed, instance_number FROM instances WHERE sop_uid = ?1");
+  if (!s.ok()) return Error(ErrorCode::Database, s.error());
+  s.bind(1, sopUid);
+  if (s.next()) return std::optional<InstanceRow>(InstanceRow{s.i64(0), s.text(1), s.text(2), s.i32(3) != 0, s.i32(4)});
+  if (!s.finished()) return incomplete(db_, s, "looking up an instance");
+  return std::optional<InstanceRow>();
+}
+
+Result<std::vector<InstanceRow>> StudyDatabase::instancesWhere(const char* sql, const std::string& uid) {
+  Stmt s(db_, sql);
+  if (!s.ok()) return Error(ErrorCode::Database, s.error());
+  s.bind(1, uid);
+  std::vector<InstanceRow> rows;
+  while (s.next()) rows.push_back({s.i64(0), s.text(1), s.text(2), s.i32(3) != 0, s.i32(4)});
+  if (!s.finished()) return incomplete(db_, s, "listing instances");
+  return rows;
+}
+
+Result<std::vector<InstanceRow>> StudyDatabase::instancesOfStudy(const std::string& studyUid) {
+  return instancesWhere(
+      "SELECT i.id, i.sop_uid, i.path, i.managed, i.instance_number FROM instances i JOIN series se ON i.series_ref = se.id "
+      "JOIN studies st ON se.study_ref = st.id WHERE st.study_uid = ?1 ORDER BY se.number, i.instance_number, i.path",
+      studyUid);
+}
+
+Result<std::vector<InstanceRow>> StudyDatabase::instancesOfSeries(const std::string& seriesUid) {
+  return instancesWhere(
+      "SELECT i.id, i.sop_uid, i.path, i.managed, i.instance_number FROM instances i JOIN series se ON i.series_ref = se.id "
+      "WHERE se.series_uid = ?1 ORDER BY i.instance_number, i.path",
+      seriesUid);
 }
 
 Result<std::vector<PatientRow>> StudyDatabase::patients() {
@@ -537,15 +570,9 @@ Result<std::vector<SeriesRow>> StudyDatabase::series(std::int64_t studyId) {
 }
 
 Result<std::vector<InstanceRow>> StudyDatabase::instances(std::int64_t seriesId) {
-  Stmt s(db_,
-         "SELECT id, sop_uid, path, managed, instance_number FROM instances WHERE series_ref = ?1 "
-         "ORDER BY instance_number, path");
-  if (!s.ok()) return Error(ErrorCode::Database, s.error());
-  s.bind(1, seriesId);
-  std::vector<InstanceRow> rows;
-  while (s.next()) rows.push_back({s.i64(0), s.text(1), s.text(2), s.i32(3) != 0, s.i32(4)});
-  if (!s.finished()) return incomplete(db_, s, "listing instances");
-  return rows;
+  return instancesWhere("SELECT id, sop_uid, path, managed, instance_number FROM instances WHERE series_ref = ?1 "
+                        "ORDER BY instance_number, path",
+                        std::to_string(seriesId));
 }
 
 Result<DeleteReport> StudyDatabase::deleteLevel(Level level, std::int64_t id, bool deleteManagedFiles) {

@@ -98,6 +98,10 @@ Sniff sniffFile(const std::filesystem::path& path, std::string* why = nullptr);
 /// be used as an image gives an Error naming it and the reason.
 Result<FileInfo> readFileInfo(const std::filesystem::path& path);
 
+/// Only what identifies the object (patient, study, series, SOP class and instance,
+/// transfer syntax): for any storage SOP class, images or not (SR, SEG, PR...).
+Result<FileInfo> readFileIdentity(const std::filesystem::path& path);
+
 /// Registers DCMTK's decoders and silences its logger. Idempotent and thread-safe; every
 /// entry point of this library calls it.
 void initializeDicomLibrary();

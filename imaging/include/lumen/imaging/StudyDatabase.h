@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,22 @@ class StudyDatabase {
   Result<ImportReport> import(const std::vector<std::filesystem::path>& inputs, const ImportOptions& options,
                               const Progress& progress = {}, const CancelToken& cancel = {});
 
+  /// Where the managed store keeps an instance: store/<study>/<series>/<sop>.dcm (UIDs
+  /// that are not plain digits and dots are hashed, so no header can shape a path).
+  std::filesystem::path managedPath(const std::string& studyUid, const std::string& seriesUid,
+                                    const std::string& sopUid) const;
+
+  /// Records instances whose files are already complete at their managedPath() (received
+  /// from the network), in one transaction. A known SOP instance is updated, not doubled.
+  Result<ImportReport> addStoredInstances(const std::vector<dicom::FileInfo>& files);
+
+  /// Finds an instance by its SOP Instance UID.
+  Result<std::optional<InstanceRow>> findInstance(const std::string& sopUid);
+
+  /// The files of a study or series given by UID (empty when unknown).
+  Result<std::vector<InstanceRow>> instancesOfStudy(const std::string& studyUid);
+  Result<std::vector<InstanceRow>> instancesOfSeries(const std::string& seriesUid);
+
   Result<std::vector<PatientRow>> patients();
   Result<std::vector<StudyRow>> studies(const StudyQuery& query = {});
   Result<std::vector<SeriesRow>> series(std::int64_t studyId);
@@ -120,7 +137,8 @@ class StudyDatabase {
   Result<int> readSchemaVersion() const;
   Status exec(const char* sql);
   Status importBatch(const std::vector<dicom::FileInfo>& files, std::size_t begin, std::size_t end,
-                     const ImportOptions& options, ImportReport& report);
+                     const ImportOptions& options, ImportReport& report, bool alreadyInStore = false);
+  Result<std::vector<InstanceRow>> instancesWhere(const char* sql, const std::string& uid);
   enum class Level { Study, Series };
   Result<DeleteReport> deleteLevel(Level level, std::int64_t id, bool deleteManagedFiles);
 
