@@ -1,0 +1,68 @@
+#pragma once
+// The remote DICOM nodes Lumen talks to, and Lumen's own network identity, kept in a
+// JSON file in the user's config folder (created readable by the user only: it may hold
+// credentials). Read strictly: an unknown key or a setting this build cannot honour is
+// an error naming it, never silently dropped.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lumen/core/Result.h"
+
+namespace lumen::net {
+
+/// A DIMSE peer (PACS, modality, workstation).
+struct DimseNode {
+  std::string name;     // Lumen's name for it: what the user types (`lumen-cli echo NAME`)
+  std::string aeTitle;  // its Application Entity title (called AE)
+  std::string host;
+  int port = 104;
+};
+
+/// A DICOMweb service (QIDO-RS, WADO-RS, STOW-RS under one base URL).
+struct WebNode {
+  std::string name;
+  std::string baseUrl;   // e.g. https://pacs.example.org/dicom-web
+  std::string auth;      // "", "basic" or "bearer"
+  std::string username;  // basic
+  std::string password;  // basic; never logged
+  std::string token;     // bearer; never logged
+};
+
+/// Lumen's own DIMSE identity and the limits of its listener. (DCMTK 3.6.7 listens on all
+/// interfaces; it has no bind address to configure, so there is no such setting here.)
+struct LocalNode {
+  std::string aeTitle = "LUMEN";
+  int port = 11112;
+  std::vector<std::string> allowedAe;  // empty: any calling AE; else only these
+  int maxAssociations = 8;             // concurrent; more are rejected, not queued
+  int timeoutSeconds = 30;             // a peer silent this long loses its association
+  int minFreeMegabytes = 256;          // below this much free disk, instances are refused (A700)
+};
+
+struct NodeConfig {
+  LocalNode local;
+  std::vector<DimseNode> dimse;
+  std::vector<WebNode> web;
+
+  const DimseNode* findDimse(const std::string& name) const;
+  const WebNode* findWeb(const std::string& name) const;
+};
+
+/// $LUMEN_CONFIG_DIR/nodes.json, else $XDG_CONFIG_HOME/lumen/nodes.json, else
+/// ~/.config/lumen/nodes.json.
+std::filesystem::path defaultNodesFile();
+
+/// A missing file is an empty configuration (defaults); a malformed one is an error naming
+/// the file and what is wrong in it.
+Result<NodeConfig> loadNodes(const std::filesystem::path& file);
+
+/// Writes durably (temporary file, fsync, rename) with mode 0600.
+Status saveNodes(const std::filesystem::path& file, const NodeConfig& config);
+
+/// Checks one value: an AE title is 1-16 characters of the default repertoire without
+/// backslash or control characters, not all spaces. Returns "" when valid, else why not.
+std::string checkAeTitle(const std::string& ae);
+
+}  // namespace lumen::net

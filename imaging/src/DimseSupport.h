@@ -1,0 +1,43 @@
+#pragma once
+// Helpers shared by the DIMSE client and the storage listener (DCMTK types: private to
+// the imaging library).
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/ofstd/oflist.h>
+#include <dcmtk/ofstd/ofstring.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lumen/core/Result.h"
+
+namespace lumen::net::detail {
+
+/// The uncompressed transfer syntaxes, explicit little endian first.
+OFList<OFString> uncompressedSyntaxes();
+
+/// Compressed and deflated syntaxes Lumen can store and read, each proposed on a context
+/// of its own so a peer can send a compressed file without transcoding it.
+const std::vector<const char*>& compressedSyntaxes();
+
+/// Every syntax the listener accepts, in its order of preference.
+OFList<OFString> allAcceptedSyntaxes();
+
+/// Storage SOP classes proposed for C-GET when the node does not say which its study holds.
+const std::vector<const char*>& commonStorageClasses();
+
+/// Free bytes on the file system holding `path` (max when it cannot be read).
+std::uint64_t freeBytes(const std::filesystem::path& path);
+
+/// A one-line, user-facing reason for a failed network step with `node` (no patient data).
+std::string describe(const OFCondition& cond, int timeoutSeconds);
+
+/// DICOM status classes (PS3.7 Annex C).
+inline bool isSuccess(std::uint16_t s) { return s == 0x0000; }
+inline bool isWarning(std::uint16_t s) { return s == 0x0001 || (s & 0xF000) == 0xB000 || s == 0x0107 || s == 0x0116; }
+inline bool isPending(std::uint16_t s) { return s == 0xFF00 || s == 0xFF01; }
+
+}  // namespace lumen::net::detail

@@ -1,0 +1,218 @@
+#include "lumen/imaging/Nodes.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "lumen/core/DurableFile.h"
+
+namespace lumen::net {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const DimseNode* NodeConfig::findDimse(const std::string& name) const {
+  for (const auto& n : dimse)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+const WebNode* NodeConfig::findWeb(const std::string& name) const {
+  for (const auto& n : web)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+fs::path defaultNodesFile() {
+  if (const char* d = std::getenv("LUMEN_CONFIG_DIR"); d && *d) return fs::path(d) / "nodes.json";
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return fs::path(x) / "lumen" / "nodes.json";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".config" / "lumen" / "nodes.json";
+  return fs::current_path() / ".lumen-nodes.json";
+}
+
+std::string checkAeTitle(const std::string& ae) {
+  if (ae.empty() || ae.size() > 16) return "an AE title has 1 to 16 characters";
+  if (std::all_of(ae.begin(), ae.end(), [](char c) { return c == ' '; })) return "an AE title cannot be all spaces";
+  for (char c : ae)
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e)
+      return "an AE title holds printable ASCII characters other than backslash";
+  return {};
+}
+
+namespace {
+
+// Strict reading: every key is known, every value has its type. Unknown keys are errors
+// so that a misspelt setting ("allowed_ae" for "allow") cannot be silently without effect.
+class Reader {
+ public:
+  Reader(const json& object, std::string where) : j_(object), where_(std::move(where)) {
+    if (!j_.is_object()) throw std::runtime_error(where_ + " must be a JSON object");
+  }
+  std::string str(const char* key, bool required, const std::string& fallback = {}) {
+    seen_.insert(key);
+    if (!j_.contains(key)) {
+      if (required) throw std::runtime_error(where_ + ": \"" + key + "\" is missing");
+      return fallback;
+    }
+    if (!j_[key].is_string()) throw std::runtime_error(where_ + ": \"" + key + "\" must be a string");
+    return j_[key].get<std::string>();
+  }
+  int integer(const char* key, int fallback, int lo, int hi) {
+    seen_.insert(key);
+    if (!j_.contains(key)) return fallback;
+    if (!j_[key].is_number_integer()) throw std::runtime_error(where_ + ": \"" + key + "\" must be an integer");
+    const auto v = j_[key].get<long long>();
+    if (v < lo || v > hi)
+      throw std::runtime_error(where_ + ": \"" + key + "\" must lie in " + std::to_string(lo) + ".." + std::to_string(hi));
+    return static_cast<int>(v);
+  }
+  std::vector<std::string> strings(const char* key) {
+    seen_.insert(key);
+    std::vector<std::string> out;
+    if (!j_.contains(key)) return out;
+    if (!j_[key].is_array()) throw std::runtime_error(where_ + ": \"" + key + "\" must be a list of strings");
+    for (const auto& v : j_[key]) {
+      if (!v.is_string()) throw std::runtime_error(where_ + ": \"" + key + "\" must be a list of strings");
+      out.push_back(v.get<std::string>());
+    }
+    return out;
+  }
+  void known(const char* key) { seen_.insert(key); }
+  void finish() const {
+    for (const auto& [k, v] : j_.items()) {
+      (void)v;
+      if (!seen_.count(k)) {
+        if (k == "tls")
+          throw std::runtime_error(where_ + ": \"tls\": DICOM TLS is not supported by this version of Lumen; remove the "
+                                            "setting or use a node without TLS");
+        throw std::runtime_error(where_ + ": unknown setting \"" + k + "\"");
+      }
+    }
+  }
+
+ private:
+  const json& j_;
+  std::string where_;
+  std::set<std::string> seen_;
+};
+
+void requireAe(const std::string& ae, const std::string& where) {
+  if (auto why = checkAeTitle(ae); !why.empty()) throw std::runtime_error(where + ": AE title \"" + ae + "\": " + why);
+}
+
+NodeConfig parse(const json& root) {
+  NodeConfig c;
+  Reader top(root, "the configuration");
+  top.str("comment", false);
+  if (root.contains("local")) {
+    Reader r(root["local"], "\"local\"");
+    c.local.aeTitle = r.str("ae_title", false, c.local.aeTitle);
+    requireAe(c.local.aeTitle, "\"local\"");
+    c.local.port = r.integer("port", c.local.port, 1, 65535);
+    c.local.allowedAe = r.strings("allow");
+    for (const auto& ae : c.local.allowedAe) requireAe(ae, "\"local\".\"allow\"");
+    c.local.maxAssociations = r.integer("max_associations", c.local.maxAssociations, 1, 64);
+    c.local.timeoutSeconds = r.integer("timeout_seconds", c.local.timeoutSeconds, 1, 3600);
+    c.local.minFreeMegabytes = r.integer("min_free_mb", c.local.minFreeMegabytes, 0, 1 << 20);
+    r.finish();
+  }
+  top.known("local");
+  std::set<std::string> names;
+  if (root.contains("nodes")) {
+    if (!root["nodes"].is_array()) throw std::runtime_error("\"nodes\" must be a list");
+    for (const auto& n : root["nodes"]) {
+      Reader r(n, "a node");
+      const std::string name = r.str("name", true);
+      if (name.empty()) throw std::runtime_error("a node has an empty name");
+      if (!names.insert(name).second) throw std::runtime_error("two nodes are named \"" + name + "\"");
+      const std::string where = "node \"" + name + "\"";
+      const std::string type = r.str("type", false, "dimse");
+      if (type == "dimse") {
+        Reader d(n, where);
+        d.str("name", true);
+        d.str("type", false);
+        DimseNode node{name, d.str("ae_title", true), d.str("host", true), d.integer("port", 104, 1, 65535)};
+        requireAe(node.aeTitle, where);
+        if (node.host.empty()) throw std::runtime_error(where + ": \"host\" is empty");
+        d.finish();
+        c.dimse.push_back(std::move(node));
+      } else if (type == "dicomweb") {
+        Reader d(n, where);
+        d.str("name", true);
+        d.str("type", false);
+        WebNode node;
+        node.name = name;
+        node.baseUrl = d.str("url", true);
+        node.auth = d.str("auth", false);
+        node.username = d.str("username", false);
+        node.password = d.str("password", false);
+        node.token = d.str("token", false);
+        if (node.baseUrl.rfind("http://", 0) != 0 && node.baseUrl.rfind("https://", 0) != 0)
+          throw std::runtime_error(where + ": \"url\" must start with http:// or https://");
+        if (!node.auth.empty() && node.auth != "basic" && node.auth != "bearer")
+          throw std::runtime_error(where + ": \"auth\" must be \"basic\" or \"bearer\"");
+        d.finish();
+        c.web.push_back(std::move(node));
+      } else {
+        throw std::runtime_error(where + ": unknown type \"" + type + "\" (dimse or dicomweb)");
+      }
+    }
+  }
+  top.known("nodes");
+  top.finish();
+  return c;
+}
+
+}  // namespace
+
+Result<NodeConfig> loadNodes(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return NodeConfig{};
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Error(ErrorCode::Io, "cannot read the node configuration", file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  json root;
+  try {
+    root = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    return Error(ErrorCode::InvalidArgument, std::string("not valid JSON: ") + e.what(), file.string());
+  }
+  try {
+    return parse(root);
+  } catch (const json::exception& e) {
+    return Error(ErrorCode::InvalidArgument, e.what(), file.string());
+  } catch (const std::runtime_error& e) {
+    return Error(ErrorCode::InvalidArgument, e.what(), file.string());
+  }
+}
+
+Status saveNodes(const fs::path& file, const NodeConfig& c) {
+  json nodes = json::array();
+  for (const auto& n : c.dimse)
+    nodes.push_back({{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port}});
+  for (const auto& n : c.web) {
+    json w{{"name", n.name}, {"type", "dicomweb"}, {"url", n.baseUrl}};
+    if (!n.auth.empty()) w["auth"] = n.auth;
+    if (!n.username.empty()) w["username"] = n.username;
+    if (!n.password.empty()) w["password"] = n.password;
+    if (!n.token.empty()) w["token"] = n.token;
+    nodes.push_back(w);
+  }
+  json local{{"ae_title", c.local.aeTitle},
+             {"port", c.local.port},
+             {"max_associations", c.local.maxAssociations},
+             {"timeout_seconds", c.local.timeoutSeconds},
+             {"min_free_mb", c.local.minFreeMegabytes}};
+  if (!c.local.allowedAe.empty()) local["allow"] = c.local.allowedAe;
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  if (ec) return Error(ErrorCode::Io, "cannot create the folder: " + ec.message(), file.parent_path().string());
+  // 0600: web nodes may carry passwords or tokens.
+  return writeFileDurably(file, json{{"local", local}, {"nodes", nodes}}.dump(2) + "\n", 0600);
+}
+
+}  // namespace lumen::net

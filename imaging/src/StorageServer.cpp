@@ -1,0 +1,316 @@
+// The storage listener (DCMTK's DcmSCP in a pool of worker threads) and the filer that
+// makes every received instance durable before it is acknowledged.
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/scpthrd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "DimseSupport.h"
+#include "lumen/core/DurableFile.h"
+#include "lumen/core/Log.h"
+#include "lumen/imaging/Dimse.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+namespace lumen::net {
+
+namespace fs = std::filesystem;
+using namespace detail;
+
+// ---------------------------------------------------------------------------------------
+// InstanceFiler
+
+struct InstanceFiler::Impl {
+  struct Pending {
+    dicom::FileInfo info;
+    Status result;
+    bool done = false;
+  };
+
+  explicit Impl(db::StudyDatabase& database) : db(database), thread([this] { run(); }) {}
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+    thread.join();
+  }
+
+  Status commit(dicom::FileInfo info) {
+    Pending p{std::move(info), {}, false};
+    std::unique_lock<std::mutex> lock(mutex);
+    queue.push_back(&p);
+    wake.notify_all();
+    finished.wait(lock, [&] { return p.done; });
+    return p.result;
+  }
+
+  // One transaction for whatever has queued up while the last one was being flushed.
+  void run() {
+    for (;;) {
+      std::deque<Pending*> batch;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;
+        batch.swap(queue);
+      }
+      std::vector<dicom::FileInfo> infos;
+      infos.reserve(batch.size());
+      for (Pending* p : batch) infos.push_back(p->info);
+      auto r = db.addStoredInstances(infos);
+      Status s = r ? Status{} : Status{r.error()};
+      std::function<void(const dicom::FileInfo&)> notify;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (Pending* p : batch) {
+          p->result = s;
+          p->done = true;
+        }
+        notify = listener;
+      }
+      if (s && notify)
+        for (const auto& i : infos) notify(i);
+      finished.notify_all();
+    }
+  }
+
+  db::StudyDatabase& db;
+  std::mutex mutex;
+  std::condition_variable wake, finished;
+  std::deque<Pending*> queue;
+  bool stopping = false;
+  std::function<void(const dicom::FileInfo&)> listener;
+  std::thread thread;  // last: starts once the members above exist
+};
+
+InstanceFiler::InstanceFiler(db::StudyDatabase& db) : impl_(std::make_unique<Impl>(db)), incoming_(db.storeDir() / ".incoming") {
+  std::error_code ec;
+  fs::create_directories(incoming_, ec);
+  // Left by a crash: never acknowledged to any sender, so never indexed; the sender retries.
+  for (fs::directory_iterator it(incoming_, ec), end; !ec && it != end; it.increment(ec)) fs::remove(it->path(), ec);
+}
+
+InstanceFiler::~InstanceFiler() = default;
+
+void InstanceFiler::setListener(std::function<void(const dicom::FileInfo&)> listener) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->listener = std::move(listener);
+}
+
+Result<dicom::FileInfo> InstanceFiler::file(const fs::path& tmp, const std::string& expectedSopUid) {
+  const auto discard = [&](Error e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    return e;
+  };
+  auto info = dicom::readFileInfo(tmp);
+  // Not only images: SR, SEG, presentation states... are kept and indexed too.
+  if (!info && info.error().code == ErrorCode::Unsupported) info = dicom::readFileIdentity(tmp);
+  if (!info) return discard(Error(info.error().code, "received instance unreadable: " + info.error().message));
+  dicom::FileInfo f = std::move(info.value());
+  if (f.study.studyInstanceUid.empty() || f.series.seriesInstanceUid.empty() || f.sopInstanceUid.empty())
+    return discard(Error(ErrorCode::Corrupt, "received instance lacks its Study, Series or SOP Instance UID"));
+  if (!expectedSopUid.empty() && expectedSopUid != f.sopInstanceUid)
+    return discard(Error(ErrorCode::Inconsistent, "the dataset's SOP Instance UID differs from the request's"));
+  const fs::path dest = impl_->db.managedPath(f.study.studyInstanceUid, f.series.seriesInstanceUid, f.sopInstanceUid);
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  if (ec) return discard(Error(ErrorCode::Io, "cannot create a folder in the store: " + ec.message()));
+  if (auto s = commitFile(tmp, dest); !s) return s.error();
+  f.path = dest.string();
+  if (auto s = impl_->commit(f); !s) return s.error();
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------
+// StorageServer
+
+namespace {
+
+std::string trimmed(const OFString& s) {
+  std::string v(s.c_str());
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+  return v;
+}
+
+struct Shared {
+  LocalNode local;
+  InstanceFiler* filer = nullptr;
+  StorageServer::Stats stats;
+  std::uint64_t minFreeBytes = 0;
+};
+
+class StoreScp : public DcmThreadSCP {
+ public:
+  explicit StoreScp(Shared& shared) : shared_(shared) {}
+
+ protected:
+  OFBool checkCalledAETitleAccepted(const OFString& calledAE) override {
+    const bool ok = trimmed(calledAE) == shared_.local.aeTitle;
+    if (!ok) ++shared_.stats.rejected;
+    return ok;
+  }
+  OFBool checkCallingAETitleAccepted(const OFString& callingAE) override {
+    const auto& allow = shared_.local.allowedAe;
+    const bool ok = allow.empty() || std::find(allow.begin(), allow.end(), trimmed(callingAE)) != allow.end();
+    if (!ok) {
+      ++shared_.stats.rejected;
+      LUMEN_WARN("association from an AE title not on the allow-list rejected");
+    }
+    return ok;
+  }
+  void notifyAssociationAcknowledge() override { ++shared_.stats.associations; }
+
+  OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
+    if (msg->CommandField != DIMSE_C_STORE_RQ) return DcmThreadSCP::handleIncomingCommand(msg, info);
+    T_DIMSE_C_StoreRQ& req = msg->msg.CStoreRQ;
+    const T_ASC_PresentationContextID pid = info.presentationContextID;
+    InstanceFiler& filer = *shared_.filer;
+    if (freeBytes(filer.incomingDir()) < shared_.minFreeBytes) {
+      // Out of room: read the dataset off the wire (to keep the association in step), drop
+      // it, and say so with a status the sender can act on.
+      DcmDataset* ds = nullptr;
+      OFCondition c = receiveSTORERequest(req, pid, ds);
+      delete ds;
+      if (c.bad()) return c;
+      ++shared_.stats.failed;
+      LUMEN_WARN("instance refused: the store's disk is below the configured free-space reserve");
+      return sendSTOREResponse(pid, req, STATUS_STORE_Refused_OutOfResources);
+    }
+    const fs::path tmp = temporaryPathFor(filer.incomingDir() / "scp.dcm");
+    // Streamed to disk exactly as received (bounded memory, original bytes).
+    OFCondition c = receiveSTORERequest(req, pid, OFString(tmp.c_str()));
+    if (c.bad()) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      ++shared_.stats.failed;
+      return c;  // the association is out of step: DcmSCP aborts it
+    }
+    Uint16 status = STATUS_Success;
+    auto filed = filer.file(tmp, req.AffectedSOPInstanceUID);
+    if (!filed) {
+      const ErrorCode code = filed.error().code;
+      status = code == ErrorCode::Io || code == ErrorCode::Database ? STATUS_STORE_Refused_OutOfResources
+               : code == ErrorCode::Inconsistent                     ? STATUS_STORE_Error_DataSetDoesNotMatchSOPClass
+                                                                     : STATUS_STORE_Error_CannotUnderstand;
+      ++shared_.stats.failed;
+      LUMEN_WARN("instance refused: " << filed.error().message);
+    } else {
+      ++shared_.stats.stored;
+    }
+    return sendSTOREResponse(pid, req, status);
+  }
+
+ private:
+  Shared& shared_;
+};
+
+// DcmSCPPool's workers are default-constructed; this pool hands each the shared state.
+class Pool : public DcmBaseSCPPool {
+ public:
+  explicit Pool(Shared& shared) : shared_(shared) {}
+
+ protected:
+  struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, private StoreScp {
+    Worker(Pool& pool, Shared& shared) : DcmBaseSCPWorker(pool), StoreScp(shared) {}
+    OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override { return StoreScp::setSharedConfig(config); }
+    OFBool busy() override { return StoreScp::isConnected(); }
+    OFCondition workerListen(T_ASC_Association* const assoc) override { return StoreScp::run(assoc); }
+  };
+  DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this, shared_); }
+
+ private:
+  Shared& shared_;
+};
+
+// DCMTK binds inside its listen loop; try the port first so that "in use" is an error
+// the caller gets, not a log line from a thread.
+Status checkPortFree(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error(ErrorCode::Io, std::string("cannot open a socket: ") + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    return Error(ErrorCode::Io, "cannot listen on port " + std::to_string(port) + ": " + std::strerror(err) +
+                                    (err == EACCES ? " (ports below 1024 need privileges)" : ""));
+  return {};
+}
+
+}  // namespace
+
+struct StorageServer::Impl {
+  Shared shared;
+  std::unique_ptr<Pool> pool;
+  std::thread thread;
+  bool stopped = false;
+};
+
+StorageServer::StorageServer() : impl_(std::make_unique<Impl>()) {}
+
+Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& local, InstanceFiler& filer) {
+  dicom::initializeDicomLibrary();
+  if (auto s = checkPortFree(local.port); !s) return s.error();
+  std::unique_ptr<StorageServer> server(new StorageServer());
+  Impl& m = *server->impl_;
+  m.shared.local = local;
+  m.shared.filer = &filer;
+  m.shared.minFreeBytes = static_cast<std::uint64_t>(local.minFreeMegabytes) << 20;
+  m.pool = std::make_unique<Pool>(m.shared);
+  DcmSCPConfig& cfg = m.pool->getConfig();
+  cfg.setAETitle(local.aeTitle.c_str());
+  cfg.setPort(static_cast<Uint16>(local.port));
+  cfg.setMaxReceivePDULength(ASC_DEFAULTMAXPDU);
+  cfg.setHostLookupEnabled(OFFalse);  // no DNS lookups on the accept path
+  // Wake up every second to see whether to stop; a peer silent for the timeout is dropped.
+  cfg.setConnectionBlockingMode(DUL_NOBLOCK);
+  cfg.setConnectionTimeout(1);
+  cfg.setACSETimeout(static_cast<Uint32>(local.timeoutSeconds));
+  cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  cfg.setDIMSETimeout(static_cast<Uint32>(local.timeoutSeconds));
+  cfg.addPresentationContext(UID_VerificationSOPClass, uncompressedSyntaxes());
+  const OFList<OFString> syntaxes = allAcceptedSyntaxes();
+  for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; ++i)
+    cfg.addPresentationContext(dcmAllStorageSOPClassUIDs[i], syntaxes);
+  m.pool->setMaxThreads(static_cast<Uint16>(local.maxAssociations));
+  Pool* pool = m.pool.get();
+  m.thread = std::thread([pool] {
+    OFCondition c = pool->listen();
+    if (c.bad()) LUMEN_ERROR("the DICOM listener stopped: " << c.text());
+  });
+  return server;
+}
+
+void StorageServer::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->pool->stopAfterCurrentAssociations();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+StorageServer::~StorageServer() { stop(); }
+
+const StorageServer::Stats& StorageServer::stats() const { return impl_->shared.stats; }
+
+}  // namespace lumen::net

@@ -1,0 +1,91 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "lumen/imaging/Nodes.h"
+
+namespace fs = std::filesystem;
+using namespace lumen::net;
+
+namespace {
+fs::path freshDir() {
+  const fs::path d = fs::temp_directory_path() / ("lumen-nodes-" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+std::string loadError(const fs::path& f, const std::string& text) {
+  std::ofstream(f) << text;
+  auto r = loadNodes(f);
+  return r ? std::string() : r.error().toString();
+}
+}  // namespace
+
+TEST(Nodes, AMissingFileIsTheDefaults) {
+  auto r = loadNodes(freshDir() / "none.json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->local.aeTitle, "LUMEN");
+  EXPECT_EQ(r->local.port, 11112);
+  EXPECT_TRUE(r->dimse.empty());
+}
+
+TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
+  const fs::path f = freshDir() / "sub" / "nodes.json";
+  NodeConfig c;
+  c.local.aeTitle = "READING1";
+  c.local.port = 11999;
+  c.local.allowedAe = {"PACS", "CT1"};
+  c.local.maxAssociations = 3;
+  c.local.minFreeMegabytes = 512;
+  c.dimse.push_back({"pacs", "ORTHANC", "10.0.0.5", 4242});
+  WebNode w;
+  w.name = "web";
+  w.baseUrl = "https://pacs.example.org/dicom-web";
+  w.auth = "basic";
+  w.username = "reader";
+  w.password = "secret";
+  c.web.push_back(w);
+  ASSERT_TRUE(saveNodes(f, c));
+  struct stat st {};
+  ASSERT_EQ(::stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto r = loadNodes(f);
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->local.aeTitle, "READING1");
+  EXPECT_EQ(r->local.port, 11999);
+  EXPECT_EQ(r->local.allowedAe, (std::vector<std::string>{"PACS", "CT1"}));
+  EXPECT_EQ(r->local.maxAssociations, 3);
+  EXPECT_EQ(r->local.minFreeMegabytes, 512);
+  ASSERT_EQ(r->dimse.size(), 1u);
+  EXPECT_EQ(r->dimse[0].aeTitle, "ORTHANC");
+  EXPECT_EQ(r->dimse[0].port, 4242);
+  ASSERT_NE(r->findWeb("web"), nullptr);
+  EXPECT_EQ(r->findWeb("web")->password, "secret");
+}
+
+TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
+  const fs::path f = freshDir() / "nodes.json";
+  EXPECT_NE(loadError(f, R"({"local": {"ae_titel": "X"}})").find("unknown setting \"ae_titel\""), std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h", "tls": true}]})").find("TLS is not supported"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "MUCH_TOO_LONG_AE_TITLE", "host": "h"}]})")
+                .find("1 to 16 characters"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h"}, {"name": "a", "ae_title": "B", "host": "h"}]})")
+                .find("two nodes are named"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"local": {"port": 70000}})").find("\"port\" must lie in"), std::string::npos);
+  EXPECT_NE(loadError(f, "{not json").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "ftp://x"}]})").find("http"), std::string::npos);
+}
+
+TEST(Nodes, AeTitleRules) {
+  EXPECT_EQ(checkAeTitle("ORTHANC"), "");
+  EXPECT_EQ(checkAeTitle("A B"), "");
+  EXPECT_NE(checkAeTitle(""), "");
+  EXPECT_NE(checkAeTitle("    "), "");
+  EXPECT_NE(checkAeTitle("BACK\\SLASH"), "");
+  EXPECT_NE(checkAeTitle(std::string(17, 'A')), "");
+}
