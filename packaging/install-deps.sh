@@ -21,6 +21,8 @@ libs=(
 tools=(
   # independent DICOM readers/writers/validators used by tests and benchmarks
   dcmtk dcm2niix dicom3tools libgdcm-tools
+  # the PACS peer of the connectivity tests (run in a private network namespace: iproute2)
+  orthanc orthanc-dicomweb iproute2
   # the fuzz build (preset fuzz: libFuzzer needs clang and its runtime)
   clang llvm libclang-rt-14-dev
   # GUI tests: a real X server with software OpenGL
@@ -59,3 +61,9 @@ echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Orthanc is only a test peer: the tests start their own, in a private network namespace.
+# Debian's package starts a system service listening on every interface; stop it.
+if [[ " ${missing[*]} " == *" orthanc "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+  $SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true
+fi

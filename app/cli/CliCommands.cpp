@@ -26,8 +26,6 @@ int fail(const std::string& message) {
   return 1;
 }
 
-namespace {
-
 // A progress line on stderr, redrawn in place; only when asked for and stderr is a tty.
 Progress makeProgress(const CommonOptions& common) {
   if (!common.progress || !isatty(STDERR_FILENO)) return {};
@@ -43,6 +41,8 @@ Progress makeProgress(const CommonOptions& common) {
     if (pct == 100) std::fprintf(stderr, "\n");
   });
 }
+
+namespace {
 
 std::vector<fs::path> toPaths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
 

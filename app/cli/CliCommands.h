@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "lumen/core/Progress.h"
+#include "lumen/imaging/Dimse.h"
+
 namespace lumen::cli {
 
 struct CommonOptions {
@@ -27,6 +30,45 @@ struct ConvertOptions {
   bool timing = false;  // phase times on stderr (benchmarks)
 };
 int runConvert(const ConvertOptions& options, const CommonOptions& common);
+
+// ---- Network (NetCommands.cpp) ----
+struct NodesOptions {
+  std::string action;  // list, add, remove, local
+  std::string name, aeTitle, host;
+  int port = 0;
+  std::vector<std::string> allow;
+  bool allowSet = false;
+};
+int runNodes(const NodesOptions& options, const CommonOptions& common);
+int runEcho(const std::string& node, int timeoutSeconds, const CommonOptions& common);
+int runQuery(const std::string& node, const net::QueryFilter& filter, int timeoutSeconds, const CommonOptions& common);
+
+struct RetrieveOptions {
+  std::string node, studyUid, seriesUid;
+  std::string via = "get";
+  int timeout = 30;
+};
+int runRetrieve(const RetrieveOptions& options, const CommonOptions& common);
+
+struct SendOptions {
+  std::string node;
+  std::vector<std::string> paths;
+  std::string studyUid, seriesUid;
+  int timeout = 30;
+};
+int runSend(const SendOptions& options, const CommonOptions& common);
+
+struct ListenOptions {
+  std::string aeTitle;
+  int port = 0;
+  std::vector<std::string> allow;
+  bool allowSet = false;
+  int minFreeMb = -1;  // -1: the configuration's
+};
+int runListen(const ListenOptions& options, const CommonOptions& common);
+
+/// A progress line on stderr when --progress was given and stderr is a terminal.
+Progress makeProgress(const CommonOptions& common);
 
 /// Prints "lumen-cli: error: <message>" on stderr and returns 1.
 int fail(const std::string& message);

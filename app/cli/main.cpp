@@ -33,6 +33,7 @@ int runAiPlugin(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace lumen::cli;
+  namespace net = lumen::net;
   // The command is the first word that is neither an option nor the value of a global
   // option that takes one (`lumen-cli --threads 2 infer ...`).
   for (int i = 1; i < argc; ++i) {
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "infer") == 0 || std::strcmp(argv[i], "models") == 0) return runAiPlugin(argc, argv);
     break;
   }
-  CLI::App app{"Lumen command line: import, inspect and convert medical images.", "lumen-cli"};
+  CLI::App app{"Lumen command line: import, inspect and convert medical images; exchange them with PACS nodes.",
+               "lumen-cli"};
   app.set_version_flag("--version", std::string("lumen-cli ") + LUMEN_VERSION);
   app.require_subcommand(1);
 
@@ -84,6 +86,78 @@ int main(int argc, char** argv) {
   convert->add_option("--volume", conv.volumeIndex, "Volume number as listed by `info` (1-based)")->check(CLI::PositiveNumber);
   convert->add_flag("--timing", conv.timing, "Print load and write times on stderr");
 
+  // ---- Network ----
+  NodesOptions nodesOpt;
+  auto* nodes = app.add_subcommand("nodes", "List and edit the remote DICOM nodes and Lumen's own AE title and port");
+  nodes->require_subcommand(1);
+  auto* nodesList = nodes->add_subcommand("list", "Show the configured nodes");
+  nodesList->add_flag("--json", common.json, "Machine-readable output");
+  auto* nodesAdd = nodes->add_subcommand("add", "Add a DIMSE node");
+  nodesAdd->add_option("name", nodesOpt.name, "Name to call it by")->required();
+  nodesAdd->add_option("--aet", nodesOpt.aeTitle, "Its AE title")->required();
+  nodesAdd->add_option("--host", nodesOpt.host, "Host name or address")->required();
+  nodesAdd->add_option("--port", nodesOpt.port, "Port")->required()->check(CLI::Range(1, 65535));
+  auto* nodesRemove = nodes->add_subcommand("remove", "Remove a node");
+  nodesRemove->add_option("name", nodesOpt.name, "Its name")->required();
+  auto* nodesLocal = nodes->add_subcommand("local", "Set Lumen's own AE title, port and allow-list");
+  nodesLocal->add_option("--aet", nodesOpt.aeTitle, "Lumen's AE title");
+  nodesLocal->add_option("--port", nodesOpt.port, "Port Lumen listens on")->check(CLI::Range(1, 65535));
+  nodesLocal->add_option("--allow", nodesOpt.allow, "Calling AE titles accepted (comma-separated; empty: any)")
+      ->delimiter(',')
+      ->each([&](const std::string&) { nodesOpt.allowSet = true; });
+  nodesLocal->add_flag("--allow-any", nodesOpt.allowSet, "Accept any calling AE title (clears the allow-list)");
+
+  std::string nodeSpec;
+  int timeout = 30;
+  const auto addNode = [&](CLI::App* c) {
+    c->add_option("node", nodeSpec, "A configured node's name, or AE@host:port")->required();
+    c->add_option("--timeout", timeout, "Seconds to wait for the node at each step")->check(CLI::Range(1, 3600));
+  };
+  auto* echoCmd = app.add_subcommand("echo", "Check that a DICOM node answers (C-ECHO)");
+  addNode(echoCmd);
+
+  net::QueryFilter qf;
+  std::string level = "study";
+  auto* query = app.add_subcommand("query", "Search a node for studies or series (C-FIND)");
+  addNode(query);
+  query->add_option("--level", level, "study or series")->check(CLI::IsMember({"study", "series"}));
+  query->add_option("--patient-name", qf.patientName, "Patient name (wildcards * and ?)");
+  query->add_option("--patient-id", qf.patientId, "Patient ID");
+  query->add_option("--study-date", qf.studyDate, "YYYYMMDD or a range YYYYMMDD-YYYYMMDD");
+  query->add_option("--modality", qf.modality, "Modality (CT, MR, ...)");
+  query->add_option("--accession", qf.accession, "Accession number");
+  query->add_option("--study", qf.studyUid, "Study Instance UID (series level: the study's series)");
+  query->add_flag("--json", common.json, "Machine-readable output");
+
+  RetrieveOptions ro;
+  auto* retrieve = app.add_subcommand("retrieve", "Fetch a study or series from a node into the study database");
+  addNode(retrieve);
+  retrieve->add_option("--study", ro.studyUid, "Study Instance UID")->required();
+  retrieve->add_option("--series", ro.seriesUid, "Series Instance UID (default: the whole study)");
+  retrieve->add_option("--via", ro.via, "get (C-GET) or move (C-MOVE to Lumen's listener)");
+  retrieve->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
+  retrieve->add_flag("--json", common.json, "Machine-readable output");
+
+  SendOptions so;
+  auto* sendCmd = app.add_subcommand("send", "Send files, or a study or series from the database, to a node (C-STORE)");
+  addNode(sendCmd);
+  sendCmd->add_option("paths", so.paths, "Files or folders");
+  sendCmd->add_option("--study", so.studyUid, "A study in the study database");
+  sendCmd->add_option("--series", so.seriesUid, "A series in the study database");
+  sendCmd->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
+  sendCmd->add_flag("--json", common.json, "Machine-readable output");
+
+  ListenOptions lo;
+  auto* listen = app.add_subcommand("listen", "Receive DICOM instances (storage SCP) into the study database until stopped");
+  listen->add_option("--aet", lo.aeTitle, "AE title to answer to (default: the configured one)");
+  listen->add_option("--port", lo.port, "Port (default: the configured one)")->check(CLI::Range(1, 65535));
+  listen->add_option("--allow", lo.allow, "Accept only these calling AE titles (comma-separated)")
+      ->delimiter(',')
+      ->each([&](const std::string&) { lo.allowSet = true; });
+  listen->add_option("--min-free-mb", lo.minFreeMb, "Refuse instances when less disk than this is free")
+      ->check(CLI::Range(0, 1 << 20));
+  listen->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -98,6 +172,28 @@ int main(int argc, char** argv) {
     if (list->parsed()) return runList(common);
     if (info->parsed()) return runInfo(infoPaths, common);
     if (convert->parsed()) return runConvert(conv, common);
+    if (nodes->parsed()) {
+      nodesOpt.action = nodesList->parsed() ? "list" : nodesAdd->parsed() ? "add" : nodesRemove->parsed() ? "remove" : "local";
+      return runNodes(nodesOpt, common);
+    }
+    if (echoCmd->parsed()) return runEcho(nodeSpec, timeout, common);
+    if (query->parsed()) {
+      qf.level = level == "series" ? net::QueryLevel::Series : net::QueryLevel::Study;
+      return runQuery(nodeSpec, qf, timeout, common);
+    }
+    if (retrieve->parsed()) {
+      ro.node = nodeSpec;
+      ro.timeout = timeout;
+      return runRetrieve(ro, common);
+    }
+    if (sendCmd->parsed()) {
+      so.node = nodeSpec;
+      so.timeout = timeout;
+      if (so.paths.empty() == (so.studyUid.empty() && so.seriesUid.empty()))
+        return fail("send: give files or folders, or --study / --series from the database (one of them)");
+      return runSend(so, common);
+    }
+    if (listen->parsed()) return runListen(lo, common);
   } catch (const std::exception& e) {
     // A bug, not a user error; still one line, still no crash.
     return fail(std::string("internal error: ") + e.what());

@@ -1,0 +1,307 @@
+// lumen-cli's network commands: nodes, echo, query, retrieve, send, listen.
+
+#include <CLI/CLI.hpp>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "CliCommands.h"
+#include "lumen/core/Log.h"
+#include "lumen/imaging/Dimse.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+namespace lumen::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::atomic<bool> gStop{false};
+void onSignal(int) { gStop = true; }
+
+fs::path dataDirOf(const CommonOptions& c) { return c.dataDir.empty() ? db::StudyDatabase::defaultDataDir() : c.dataDir; }
+
+// A node by name from the configuration, or given inline as AE@host:port.
+Result<net::DimseNode> resolveNode(const net::NodeConfig& cfg, const std::string& spec) {
+  if (const auto* n = cfg.findDimse(spec)) return *n;
+  static const std::regex inlineNode(R"(^([^@]{1,16})@([^:]+):(\d{1,5})$)");
+  std::smatch m;
+  if (std::regex_match(spec, m, inlineNode)) {
+    net::DimseNode n{spec, m[1], m[2], std::stoi(m[3])};
+    if (auto why = net::checkAeTitle(n.aeTitle); !why.empty()) return Error(ErrorCode::InvalidArgument, why, spec);
+    if (n.port < 1 || n.port > 65535) return Error(ErrorCode::InvalidArgument, "port out of range", spec);
+    return n;
+  }
+  if (cfg.findWeb(spec))
+    return Error(ErrorCode::Unsupported, "a DICOMweb node: this command speaks DIMSE, and this version of Lumen has no "
+                                         "DICOMweb client yet", spec);
+  return Error(ErrorCode::NotFound,
+               "no such node in " + net::defaultNodesFile().string() +
+                   " (add it with `lumen-cli nodes add`, or write AE@host:port)",
+               spec);
+}
+
+net::DimseOptions dimseOptions(const net::NodeConfig& cfg, int timeout) {
+  net::DimseOptions o;
+  o.callingAe = cfg.local.aeTitle;
+  o.timeoutSeconds = timeout;
+  return o;
+}
+
+// The configuration, the node a command names and the options to reach it.
+struct Target {
+  net::NodeConfig cfg;
+  net::DimseNode node;
+  net::DimseOptions options;
+};
+
+Result<Target> target(const std::string& spec, int timeout) {
+  auto cfg = net::loadNodes(net::defaultNodesFile());
+  if (!cfg) return cfg.error();
+  auto node = resolveNode(*cfg, spec);
+  if (!node) return node.error();
+  const net::DimseOptions options = dimseOptions(*cfg, timeout);
+  return Target{std::move(*cfg), std::move(*node), options};
+}
+
+void printProblems(const net::TransferReport& r) {
+  for (const auto& p : r.problems) std::fprintf(stderr, "lumen-cli: %s\n", p.c_str());
+}
+
+}  // namespace
+
+int runNodes(const NodesOptions& o, const CommonOptions& common) {
+  const fs::path file = net::defaultNodesFile();
+  auto cfg = net::loadNodes(file);
+  if (!cfg) return fail(cfg.error().toString());
+  if (o.action == "list") {
+    if (common.json) {
+      json nodes = json::array();
+      for (const auto& n : cfg->dimse)
+        nodes.push_back({{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port}});
+      for (const auto& n : cfg->web)  // credentials are not printed
+        nodes.push_back({{"name", n.name}, {"type", "dicomweb"}, {"url", n.baseUrl}, {"auth", n.auth}});
+      std::cout << json{{"file", file.string()},
+                        {"local", {{"ae_title", cfg->local.aeTitle}, {"port", cfg->local.port}, {"allow", cfg->local.allowedAe}}},
+                        {"nodes", nodes}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::cout << "Lumen: " << cfg->local.aeTitle << " on port " << cfg->local.port;
+      if (!cfg->local.allowedAe.empty()) {
+        std::cout << ", accepts only";
+        for (const auto& a : cfg->local.allowedAe) std::cout << " " << a;
+      }
+      std::cout << "\n";
+      for (const auto& n : cfg->dimse) std::cout << n.name << ": DIMSE " << n.aeTitle << "@" << n.host << ":" << n.port << "\n";
+      for (const auto& n : cfg->web) std::cout << n.name << ": DICOMweb " << n.baseUrl << "\n";
+      if (cfg->dimse.empty() && cfg->web.empty()) std::cout << "no nodes (" << file.string() << ")\n";
+    }
+    return 0;
+  }
+  if (o.action == "add") {
+    if (cfg->findDimse(o.name) || cfg->findWeb(o.name)) return fail("a node named \"" + o.name + "\" exists; remove it first");
+    if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
+    cfg->dimse.push_back({o.name, o.aeTitle, o.host, o.port});
+  } else if (o.action == "remove") {
+    const auto before = cfg->dimse.size() + cfg->web.size();
+    std::erase_if(cfg->dimse, [&](const auto& n) { return n.name == o.name; });
+    std::erase_if(cfg->web, [&](const auto& n) { return n.name == o.name; });
+    if (cfg->dimse.size() + cfg->web.size() == before) return fail("no node named \"" + o.name + "\"");
+  } else if (o.action == "local") {
+    if (!o.aeTitle.empty()) {
+      if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
+      cfg->local.aeTitle = o.aeTitle;
+    }
+    if (o.port) cfg->local.port = o.port;
+    if (o.allowSet) {
+      for (const auto& a : o.allow)
+        if (auto why = net::checkAeTitle(a); !why.empty()) return fail("--allow " + a + ": " + why);
+      cfg->local.allowedAe = o.allow;
+    }
+  }
+  if (auto s = net::saveNodes(file, *cfg); !s) return fail(s.error().toString());
+  std::cout << "saved " << file.string() << "\n";
+  return 0;
+}
+
+int runEcho(const std::string& nodeSpec, int timeout, const CommonOptions&) {
+  auto t = target(nodeSpec, timeout);
+  if (!t) return fail(t.error().toString());
+  const net::DimseNode* node = &t->node;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (auto s = net::echo(*node, t->options); !s) return fail(s.error().toString());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: echo ok (%.0f ms)\n", node->name.c_str(), ms);
+  return 0;
+}
+
+int runQuery(const std::string& nodeSpec, const net::QueryFilter& filter, int timeout, const CommonOptions& common) {
+  auto t = target(nodeSpec, timeout);
+  if (!t) return fail(t.error().toString());
+  const net::DimseNode* node = &t->node;
+  auto r = net::find(*node, filter, t->options);
+  if (!r) return fail(r.error().toString());
+  const bool series = filter.level == net::QueryLevel::Series;
+  if (common.json) {
+    json out = json::array();
+    for (const auto& m : *r) {
+      json j{{"study_uid", m.studyUid}, {"patient_name", m.patientName}, {"patient_id", m.patientId},
+             {"study_date", m.studyDate}, {"study_description", m.studyDescription}, {"accession", m.accession}};
+      if (series) {
+        j["series_uid"] = m.seriesUid;
+        j["modality"] = m.modalities;
+        j["series_number"] = m.seriesNumber;
+        j["series_description"] = m.seriesDescription;
+      } else {
+        j["modalities"] = m.modalities;
+        j["birth_date"] = m.patientBirthDate;
+        j["series_count"] = m.seriesCount;
+      }
+      j["instance_count"] = m.instanceCount;
+      out.push_back(std::move(j));
+    }
+    std::cout << json{{"level", series ? "series" : "study"}, {"matches", out}}.dump(2) << "\n";
+  } else {
+    for (const auto& m : *r) {
+      if (series)
+        std::cout << m.studyUid << "  " << m.seriesUid << "  " << m.modalities << "  #" << m.seriesNumber << " \""
+                  << m.seriesDescription << "\"  " << m.instanceCount << " instance(s)\n";
+      else
+        std::cout << m.studyUid << "  " << m.studyDate << "  " << m.patientName << " [" << m.patientId << "]  "
+                  << m.modalities << " \"" << m.studyDescription << "\"  " << m.seriesCount << " series, "
+                  << m.instanceCount << " instance(s)\n";
+    }
+    std::cout << r->size() << (series ? " series\n" : " study(ies)\n");
+  }
+  return 0;
+}
+
+int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
+  auto t = target(o.node, o.timeout);
+  if (!t) return fail(t.error().toString());
+  const net::NodeConfig* cfg = &t->cfg;
+  const net::DimseNode* node = &t->node;
+  auto db = db::StudyDatabase::open(dataDirOf(common));
+  if (!db) return fail(db.error().toString());
+  const auto opts = t->options;
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<net::TransferReport> r = net::TransferReport{};
+  if (o.via == "get") {
+    r = net::retrieveGet(*node, o.studyUid, o.seriesUid, **db, opts, makeProgress(common));
+  } else if (o.via == "move") {
+    // The node sends to Lumen's listener: this one, for the time of the move, unless a
+    // listener (the GUI's, `lumen-cli listen`) already holds the port and will receive.
+    net::InstanceFiler filer(**db);
+    auto server = net::StorageServer::start(cfg->local, filer);
+    if (!server)
+      std::fprintf(stderr, "lumen-cli: warning: %s; counting on the listener already there to receive\n",
+                   server.error().toString().c_str());
+    r = net::retrieveMove(*node, o.studyUid, o.seriesUid, cfg->local.aeTitle, opts, makeProgress(common));
+    if (server) {
+      (*server)->stop();
+      if (r && (*server)->stats().failed > 0)
+        r->problems.push_back(std::to_string((*server)->stats().failed.load()) + " received instance(s) could not be stored");
+    }
+  } else {
+    return fail("--via " + o.via + ": this version of Lumen retrieves by get or move (DICOMweb's wado is not available yet)");
+  }
+  if (!r) return fail(r.error().toString());
+  printProblems(*r);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (common.json)
+    std::cout << json{{"stored", r->stored}, {"failed", r->failed}, {"warnings", r->warnings}, {"seconds", s}}.dump(2) << "\n";
+  else
+    std::printf("retrieved %zu instance(s) in %.1f s%s\n", r->stored, s,
+                r->failed ? (", " + std::to_string(r->failed) + " failed").c_str() : "");
+  if (r->failed) return fail(std::to_string(r->failed) + " instance(s) not retrieved; retrieving again fetches them (stored ones are kept)");
+  return 0;
+}
+
+int runSend(const SendOptions& o, const CommonOptions& common) {
+  auto t = target(o.node, o.timeout);
+  if (!t) return fail(t.error().toString());
+  const net::DimseNode* node = &t->node;
+  std::vector<fs::path> files;
+  if (!o.studyUid.empty() || !o.seriesUid.empty()) {
+    auto db = db::StudyDatabase::open(dataDirOf(common));
+    if (!db) return fail(db.error().toString());
+    auto rows = o.seriesUid.empty() ? (*db)->instancesOfStudy(o.studyUid) : (*db)->instancesOfSeries(o.seriesUid);
+    if (!rows) return fail(rows.error().toString());
+    if (rows->empty()) return fail((o.seriesUid.empty() ? "study " + o.studyUid : "series " + o.seriesUid) + ": not in the study database");
+    for (const auto& i : *rows) files.emplace_back(i.path);
+  }
+  std::vector<dicom::SkippedFile> skipped;
+  std::vector<std::string> notes;
+  if (!o.paths.empty()) {
+    std::vector<fs::path> in(o.paths.begin(), o.paths.end());
+    for (auto& f : dicom::enumerateInputs(in, skipped, notes)) files.push_back(std::move(f));
+    for (const auto& s : skipped) std::fprintf(stderr, "lumen-cli: %s: %s\n", s.path.c_str(), s.reason.c_str());
+  }
+  if (files.empty()) return fail("nothing to send");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = net::send(*node, files, t->options, makeProgress(common));
+  if (!r) return fail(r.error().toString());
+  printProblems(*r);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (common.json)
+    std::cout << json{{"sent", r->stored}, {"failed", r->failed}, {"warnings", r->warnings}, {"seconds", s}}.dump(2) << "\n";
+  else
+    std::printf("sent %zu instance(s) in %.1f s%s\n", r->stored, s,
+                r->failed ? (", " + std::to_string(r->failed) + " failed").c_str() : "");
+  if (r->failed || !skipped.empty()) return fail(std::to_string(r->failed + skipped.size()) + " file(s) not sent");
+  return 0;
+}
+
+int runListen(const ListenOptions& o, const CommonOptions& common) {
+  auto cfg = net::loadNodes(net::defaultNodesFile());
+  if (!cfg) return fail(cfg.error().toString());
+  net::LocalNode local = cfg->local;
+  if (!o.aeTitle.empty()) {
+    if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
+    local.aeTitle = o.aeTitle;
+  }
+  if (o.port) local.port = o.port;
+  if (o.allowSet) {
+    for (const auto& a : o.allow)
+      if (auto why = net::checkAeTitle(a); !why.empty()) return fail("--allow " + a + ": " + why);
+    local.allowedAe = o.allow;
+  }
+  if (o.minFreeMb >= 0) local.minFreeMegabytes = o.minFreeMb;
+  auto db = db::StudyDatabase::open(dataDirOf(common));
+  if (!db) return fail(db.error().toString());
+  net::InstanceFiler filer(**db);
+  auto server = net::StorageServer::start(local, filer);
+  if (!server) return fail(server.error().toString());
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::printf("listening as %s on port %d%s; storing into %s (Ctrl-C stops)\n", local.aeTitle.c_str(), local.port,
+              local.allowedAe.empty() ? "" : " (allow-list set)", (**db).dataDir().c_str());
+  std::fflush(stdout);
+  std::uint64_t lastStored = 0;
+  while (!gStop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto stored = (*server)->stats().stored.load();
+    if (common.progress && stored != lastStored) {
+      std::fprintf(stderr, "\rreceived %llu instance(s)", static_cast<unsigned long long>(stored));
+      lastStored = stored;
+    }
+  }
+  (*server)->stop();
+  const auto& st = (*server)->stats();
+  std::printf("stopped: %llu instance(s) stored, %llu refused, %llu association(s), %llu rejected\n",
+              static_cast<unsigned long long>(st.stored.load()), static_cast<unsigned long long>(st.failed.load()),
+              static_cast<unsigned long long>(st.associations.load()), static_cast<unsigned long long>(st.rejected.load()));
+  return 0;
+}
+
+}  // namespace lumen::cli

@@ -1,0 +1,457 @@
+#!/usr/bin/python3
+"""lumen-cli's DICOM networking against real peers: Orthanc (a PACS) and dcmtk's tools.
+
+Run by CTest inside private network and mount namespaces (tests/app/netns.sh): every
+server here listens on a loopback nobody else can reach. Environment: LUMEN_CLI,
+LUMEN_SAMPLE (a real CT series), LUMEN_CORPUS (test corpus: a series whose slices use
+different compressed transfer syntaxes), LUMEN_WORK.
+
+Every transfer is checked voxel by voxel with pydicom against the source files, matched by
+SOP Instance UID; what lands in Orthanc is read back through its REST API.
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import numpy as np
+import pydicom
+from pydicom.uid import generate_uid
+
+CLI = os.environ.get("LUMEN_CLI", "lumen-cli")
+SAMPLE = os.environ.get("LUMEN_SAMPLE", "")
+CORPUS = os.environ.get("LUMEN_CORPUS", "")
+WORK = os.environ.get("LUMEN_WORK", tempfile.gettempdir())
+ORTHANC_HTTP = "http://127.0.0.1:8042"
+ORTHANC_PORT = 4242
+LUMEN_PORT = 11112
+UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+
+
+def workdir(name):
+    d = os.path.join(WORK, "net", name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+ENV = dict(os.environ)
+
+
+def run(*args, check=True, timeout=300):
+    p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+    if "Sanitizer" in p.stderr or "runtime error:" in p.stderr:
+        raise AssertionError(f"sanitizer report from lumen-cli {' '.join(args)}:\n{p.stderr}")
+    if check and p.returncode != 0:
+        raise AssertionError(f"lumen-cli {' '.join(args)} failed ({p.returncode}): {p.stdout}{p.stderr}")
+    return p
+
+
+def http(method, path, body=None):
+    req = urllib.request.Request(ORTHANC_HTTP + path, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        data = r.read()
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def pixels_by_sop(paths):
+    out = {}
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        out[str(ds.SOPInstanceUID)] = ds.pixel_array.copy()
+    return out
+
+
+def store_files(data_dir):
+    return sorted(f for f in glob.glob(os.path.join(data_dir, "store", "**", "*.dcm"), recursive=True)
+                  if "/.incoming/" not in f)
+
+
+def indexed(data_dir):
+    con = sqlite3.connect(os.path.join(data_dir, "lumen.db"))
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return dict(con.execute("SELECT sop_uid, path FROM instances").fetchall())
+    finally:
+        con.close()
+
+
+def copy_with_new_uids(src_files, out_dir, copies=1):
+    """Copies of a series as new studies (new Study/Series/SOP UIDs), as a PACS would hold them."""
+    written = []
+    for c in range(copies):
+        study, series = generate_uid(), generate_uid()
+        for f in src_files:
+            ds = pydicom.dcmread(f)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            p = os.path.join(out_dir, f"{c:04d}-{os.path.basename(f)}")
+            ds.save_as(p)
+            written.append(p)
+    return written
+
+
+class Listener:
+    """`lumen-cli listen` as a child process."""
+
+    def __init__(self, data_dir, *args):
+        self.p = subprocess.Popen([CLI, "listen", "--data-dir", data_dir, *args], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=ENV)
+        line = self.p.stdout.readline()
+        if "listening" not in line:
+            raise AssertionError(f"listener did not start: {line}{self.p.stderr.read()}")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, err = self.p.communicate(timeout=60)
+        if "Sanitizer" in err or "runtime error:" in err:
+            raise AssertionError(f"sanitizer report from lumen-cli listen:\n{err}")
+        return self.p.returncode, out
+
+    def kill(self):
+        self.p.kill()
+        self.p.communicate()
+
+
+ORTHANC = None
+ORTHANC_LOG = None
+SOURCE_STUDY = None
+
+
+def setUpModule():
+    global ORTHANC, ORTHANC_LOG, SOURCE_STUDY
+    if not SAMPLE or not os.path.isdir(SAMPLE):
+        raise unittest.SkipTest("no sample series")
+    d = workdir("orthanc")
+    ENV["LUMEN_CONFIG_DIR"] = workdir("config")
+    cfg = {
+        "Name": "LumenTestPACS", "HttpPort": 8042, "DicomPort": ORTHANC_PORT, "DicomAet": "ORTHANC",
+        "StorageDirectory": os.path.join(d, "storage"), "IndexDirectory": os.path.join(d, "index"),
+        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+        "DicomModalities": {"lumen": ["LUMEN", "127.0.0.1", LUMEN_PORT]},
+        "RleTransferSyntaxAccepted": False,  # a syntax the node refuses: Lumen must say so, not re-encode
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    with open(os.path.join(d, "orthanc.json"), "w") as f:
+        json.dump(cfg, f)
+    ORTHANC_LOG = log = open(os.path.join(d, "orthanc.log"), "w")
+    ORTHANC = subprocess.Popen(["Orthanc", os.path.join(d, "orthanc.json")], stdout=log, stderr=log)
+    for _ in range(100):
+        try:
+            http("GET", "/system")
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("Orthanc did not start; see " + log.name)
+    for f in sorted(glob.glob(os.path.join(SAMPLE, "*"))):
+        with open(f, "rb") as fh:
+            http("POST", "/instances", fh.read())
+    SOURCE_STUDY = str(pydicom.dcmread(sorted(glob.glob(os.path.join(SAMPLE, "*")))[0]).StudyInstanceUID)
+    run("nodes", "local", "--aet", "LUMEN", "--port", str(LUMEN_PORT))
+    run("nodes", "add", "pacs", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", str(ORTHANC_PORT))
+
+
+def tearDownModule():
+    if ORTHANC:
+        ORTHANC.terminate()
+        ORTHANC.wait(timeout=30)
+    if ORTHANC_LOG:
+        ORTHANC_LOG.close()
+
+
+def sample_files():
+    return sorted(glob.glob(os.path.join(SAMPLE, "*")))
+
+
+class Nodes(unittest.TestCase):
+    def test_config_file_is_private_and_strict(self):
+        f = os.path.join(ENV["LUMEN_CONFIG_DIR"], "nodes.json")
+        self.assertEqual(os.stat(f).st_mode & 0o777, 0o600)
+        listed = json.loads(run("nodes", "list", "--json").stdout)
+        self.assertEqual(listed["nodes"][0]["ae_title"], "ORTHANC")
+        # A misspelt setting is an error naming it, never silently without effect.
+        bad = workdir("badconfig")
+        with open(os.path.join(bad, "nodes.json"), "w") as fh:
+            json.dump({"local": {"ae_title": "LUMEN", "allowed_ae": ["X"]}}, fh)
+        env = dict(ENV, LUMEN_CONFIG_DIR=bad)
+        p = subprocess.run([CLI, "nodes", "list"], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('unknown setting "allowed_ae"', p.stderr)
+        with open(os.path.join(bad, "nodes.json"), "w") as fh:
+            json.dump({"nodes": [{"name": "x", "ae_title": "X", "host": "h", "port": 1, "tls": {}}]}, fh)
+        p = subprocess.run([CLI, "echo", "x"], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("TLS is not supported", p.stderr)
+
+
+class Echo(unittest.TestCase):
+    def test_echo_orthanc(self):
+        self.assertIn("echo ok", run("echo", "pacs").stdout)
+        self.assertIn("echo ok", run("echo", f"ORTHANC@127.0.0.1:{ORTHANC_PORT}").stdout)
+
+    def test_nobody_listening_is_a_clear_error(self):
+        p = run("echo", "NOBODY@127.0.0.1:4999", "--timeout", "3", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertIn("NOBODY@127.0.0.1:4999", p.stderr)
+        self.assertRegex(p.stderr, "(?i)refused")
+
+    def test_silent_node_times_out(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        port = srv.getsockname()[1]
+        t0 = time.time()
+        p = run("echo", f"SILENT@127.0.0.1:{port}", "--timeout", "2", check=False)
+        elapsed = time.time() - t0
+        srv.close()
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no answer within 2 s", p.stderr)
+        self.assertLess(elapsed, 10)
+
+    def test_unknown_node(self):
+        p = run("echo", "nosuchnode", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such node", p.stderr)
+
+
+class Query(unittest.TestCase):
+    def test_study_and_series_levels(self):
+        studies = json.loads(run("query", "pacs", "--json").stdout)["matches"]
+        mine = [s for s in studies if s["study_uid"] == SOURCE_STUDY]
+        self.assertEqual(len(mine), 1)
+        src = pydicom.dcmread(sample_files()[0])
+        self.assertEqual(mine[0]["patient_id"], str(src.PatientID))
+        self.assertEqual(mine[0]["instance_count"], len(sample_files()))
+        self.assertIn("CT", mine[0]["modalities"])
+        none = json.loads(run("query", "pacs", "--patient-id", "NO-SUCH-PATIENT", "--json").stdout)["matches"]
+        self.assertEqual(none, [])
+        series = json.loads(run("query", "pacs", "--level", "series", "--study", SOURCE_STUDY, "--json").stdout)
+        self.assertEqual(len(series["matches"]), 1)
+        self.assertEqual(series["matches"][0]["series_uid"], str(src.SeriesInstanceUID))
+        self.assertEqual(series["matches"][0]["instance_count"], len(sample_files()))
+        # Series of every matching study, without naming one.
+        allseries = json.loads(run("query", "pacs", "--level", "series", "--modality", "CT", "--json").stdout)
+        self.assertIn(str(src.SeriesInstanceUID), [m["series_uid"] for m in allseries["matches"]])
+
+
+class Retrieve(unittest.TestCase):
+    def check_voxels(self, data_dir):
+        got = indexed(data_dir)
+        src = pixels_by_sop(sample_files())
+        self.assertEqual(set(got), set(src))
+        for sop, path in got.items():
+            self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]), sop)
+
+    def test_get(self):
+        d = workdir("retrieve-get")
+        out = json.loads(run("retrieve", "pacs", "--study", SOURCE_STUDY, "--via", "get", "--data-dir", d,
+                             "--json").stdout)
+        self.assertEqual(out["stored"], len(sample_files()))
+        self.check_voxels(d)
+        # Again: idempotent, nothing doubled.
+        run("retrieve", "pacs", "--study", SOURCE_STUDY, "--data-dir", d)
+        self.assertEqual(len(indexed(d)), len(sample_files()))
+        self.assertEqual(len(store_files(d)), len(sample_files()))
+
+    def test_move(self):
+        d = workdir("retrieve-move")
+        out = json.loads(run("retrieve", "pacs", "--study", SOURCE_STUDY, "--via", "move", "--data-dir", d,
+                             "--json").stdout)
+        self.assertEqual(out["stored"], len(sample_files()))
+        self.check_voxels(d)
+
+    def test_unknown_study(self):
+        d = workdir("retrieve-none")
+        for via in ("get", "move"):
+            p = run("retrieve", "pacs", "--study", "1.2.3.4.5.6.7", "--via", via, "--data-dir", d, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("no such study on the node", p.stderr)
+        p = run("retrieve", "pacs", "--study", SOURCE_STUDY, "--series", "1.2.3.4.5.6.8", "--data-dir", d, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such series on the node", p.stderr)
+
+
+class Send(unittest.TestCase):
+    def orthanc_instance(self, sop):
+        hits = http("POST", "/tools/lookup", sop.encode())
+        hits = [h for h in hits if h["Type"] == "Instance"]
+        self.assertEqual(len(hits), 1, sop)
+        return hits[0]["ID"]
+
+    def test_send_folder_voxel_exact(self):
+        d = workdir("send-src")
+        files = copy_with_new_uids(sample_files()[:8], d)
+        out = json.loads(run("send", "pacs", d, "--json").stdout)
+        self.assertEqual(out["sent"], 8)
+        for f in files:
+            ds = pydicom.dcmread(f)
+            oid = self.orthanc_instance(str(ds.SOPInstanceUID))
+            back = pydicom.dcmread(pydicom.filebase.DicomBytesIO(http("GET", f"/instances/{oid}/file")))
+            self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array))
+
+    def test_compressed_files_keep_their_transfer_syntax(self):
+        mixed = os.path.join(CORPUS, "mixed-series")
+        if not os.path.isdir(mixed):
+            self.skipTest("corpus without mixed-series")
+        d = workdir("send-mixed")
+        files = copy_with_new_uids(sorted(glob.glob(os.path.join(mixed, "*"))), d)
+        p = run("send", "pacs", d, check=False)
+        self.assertEqual(p.returncode, 1)
+        syntaxes = set()
+        refused = 0
+        for f in files:
+            ds = pydicom.dcmread(f)
+            if str(ds.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5":  # RLE, which this Orthanc refuses
+                self.assertIn(f"{f}: not sent: the node does not accept CTImageStorage in RLELossless", p.stderr)
+                self.assertEqual(http("POST", "/tools/lookup", str(ds.SOPInstanceUID).encode()), [])
+                refused += 1
+                continue
+            oid = self.orthanc_instance(str(ds.SOPInstanceUID))
+            ts = http("GET", f"/instances/{oid}/metadata/TransferSyntax")
+            ts = ts.decode() if isinstance(ts, bytes) else ts
+            src_ts = str(ds.file_meta.TransferSyntaxUID)
+            if src_ts in UNCOMPRESSED:  # the node may pick any of these: same bytes, other byte order
+                self.assertIn(ts, UNCOMPRESSED, f)
+            else:  # compressed (and deflated) files arrive as they were: never decoded, never re-encoded
+                self.assertEqual(ts, src_ts, f)
+                syntaxes.add(ts)
+            back = pydicom.dcmread(pydicom.filebase.DicomBytesIO(http("GET", f"/instances/{oid}/file")))
+            self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array))
+        self.assertGreater(refused, 0)
+        self.assertIn(f"{refused} file(s) not sent", p.stderr)
+        self.assertGreaterEqual(len(syntaxes), 4)  # JPEG lossless x2, JPEG-LS, JPEG 2000, deflate
+
+    def test_send_series_from_database(self):
+        d = workdir("send-db")
+        src = workdir("send-db-src")
+        files = copy_with_new_uids(sample_files()[:4], src)
+        run("import", src, "--data-dir", d)
+        series = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+        self.assertIn("sent 4", run("send", "pacs", "--series", series, "--data-dir", d).stdout)
+        for f in files:
+            self.orthanc_instance(str(pydicom.dcmread(f).SOPInstanceUID))
+
+    def test_refused_file_is_reported(self):
+        d = workdir("send-bad")
+        shutil.copy(sample_files()[0], d)
+        with open(os.path.join(d, "not-dicom.dcm"), "w") as fh:
+            fh.write("hello")
+        p = run("send", "pacs", d, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not-dicom.dcm", p.stderr)
+        self.assertIn("sent 1", p.stdout)
+
+
+class Listen(unittest.TestCase):
+    def storescu(self, folder, port, *args, check=True):
+        p = subprocess.run(["storescu", "+sd", "+r", "-aec", "LUMEN", *args, "127.0.0.1", str(port), folder],
+                           capture_output=True, text=True, timeout=300)
+        if check and p.returncode != 0:
+            raise AssertionError(f"storescu failed: {p.stderr}")
+        return p
+
+    def test_storescu_series_is_filed_voxel_exact(self):
+        d = workdir("listen")
+        lis = Listener(d, "--port", "11120")
+        self.storescu(SAMPLE, 11120)
+        self.storescu(SAMPLE, 11120)  # again: duplicates are idempotent
+        rc, out = lis.stop()
+        self.assertEqual(rc, 0)
+        got = indexed(d)
+        src = pixels_by_sop(sample_files())
+        self.assertEqual(set(got), set(src))
+        for sop, path in got.items():
+            self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]))
+        self.assertEqual(len(store_files(d)), len(src))
+        # And the browser's view of the database: `lumen-cli list` sees the study.
+        listed = json.loads(run("list", "--data-dir", d, "--json").stdout)
+        self.assertEqual(listed["patients"][0]["studies"][0]["instance_count"], len(src))
+
+    def test_allow_list_rejects_unknown_callers(self):
+        d = workdir("listen-allow")
+        lis = Listener(d, "--port", "11121", "--allow", "ORTHANC,MODALITY1")
+        p = self.storescu(SAMPLE, 11121, "-aet", "STRANGER", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(p.stderr, "(?i)reject")
+        self.storescu(SAMPLE, 11121, "-aet", "MODALITY1")
+        lis.stop()
+        self.assertEqual(len(indexed(d)), len(sample_files()))
+
+    def test_wrong_called_ae_is_rejected(self):
+        d = workdir("listen-called")
+        lis = Listener(d, "--port", "11122")
+        p = subprocess.run(["echoscu", "-aec", "NOTLUMEN", "127.0.0.1", "11122"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11122"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lis.stop()
+
+    def test_kill9_mid_transfer_then_retry_completes(self):
+        src = workdir("kill9-src")
+        files = copy_with_new_uids(sample_files(), src, copies=6)  # 192 instances
+        d = workdir("kill9")
+        lis = Listener(d, "--port", "11123")
+        sender = subprocess.Popen(["storescu", "+sd", "-aec", "LUMEN", "127.0.0.1", "11123", src],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while len(store_files(d)) < 20 and time.time() < deadline:
+            time.sleep(0.02)
+        lis.kill()  # SIGKILL, mid-transfer
+        sender.wait(timeout=120)
+        before = indexed(d)  # integrity_check ok inside
+        self.assertGreater(len(before), 0)
+        self.assertLess(len(before), len(files), "the kill came too late to test anything")
+        for sop, path in before.items():  # every indexed file is complete
+            ds = pydicom.dcmread(path)
+            self.assertEqual(str(ds.SOPInstanceUID), sop)
+            ds.pixel_array
+        # After a restart the sender's retry completes the study; the crash's leftovers go.
+        lis = Listener(d, "--port", "11123")
+        self.storescu(src, 11123)
+        lis.stop()
+        after = indexed(d)
+        self.assertEqual(len(after), len(files))
+        self.assertEqual(len(store_files(d)), len(files))
+        self.assertEqual(os.listdir(os.path.join(d, "store", ".incoming")), [])
+
+    def test_disk_full_gives_a_failure_status_not_a_torn_file(self):
+        d = workdir("diskfull")
+        data = os.path.join(d, "data")
+        os.makedirs(data)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", data]).returncode != 0:
+            self.skipTest("cannot mount a small file system here")
+        try:
+            lis = Listener(data, "--port", "11124", "--min-free-mb", "2")
+            p = self.storescu(SAMPLE, 11124, "-v", check=False)  # 17 MB into 10 MB
+            lis.stop()
+            self.assertIn("received store response (refused: outofresources)", p.stderr.lower() + p.stdout.lower())
+            got = indexed(data)
+            self.assertGreater(len(got), 0)
+            self.assertLess(len(got), len(sample_files()))
+            self.assertEqual(sorted(got.values()), store_files(data))  # nothing on disk unindexed
+            for sop, path in got.items():
+                self.assertEqual(str(pydicom.dcmread(path).SOPInstanceUID), sop)
+        finally:
+            subprocess.run(["umount", data])
+
+
+if __name__ == "__main__":
+    unittest.main()
