@@ -380,15 +380,16 @@ Result<std::vector<QueryMatch>> find(const DimseNode& node, const QueryFilter& f
     return Error(ErrorCode::Unsupported, "the node does not offer Study Root queries (C-FIND)", nodeLabel(node));
   }
   Result<std::vector<QueryMatch>> result = std::vector<QueryMatch>{};
-  if (f.level == QueryLevel::Study || !f.studyUid.empty()) {
+  if (f.level == QueryLevel::Study) {
     result = findAtLevel(scu, pid, node, f, f.studyUid, o);
   } else {
-    // Series of every study that matches the study-level filters: the Study Root model
-    // asks for series one study at a time.
+    // Series of every study that matches the study-level filters (or of the one named):
+    // the Study Root model asks for series one study at a time, and the study's answer
+    // gives each series its patient and study attributes.
     QueryFilter studyFilter = f;
     studyFilter.level = QueryLevel::Study;
     studyFilter.modality.clear();  // applies to each series below
-    auto studies = findAtLevel(scu, pid, node, studyFilter, "", o);
+    auto studies = findAtLevel(scu, pid, node, studyFilter, f.studyUid, o);
     if (!studies) {
       result = studies.error();
     } else {
