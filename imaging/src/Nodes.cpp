@@ -150,10 +150,8 @@ NodeConfig parse(const json& root) {
         node.username = d.str("username", false);
         node.password = d.str("password", false);
         node.token = d.str("token", false);
-        if (node.baseUrl.rfind("http://", 0) != 0 && node.baseUrl.rfind("https://", 0) != 0)
-          throw std::runtime_error(where + ": \"url\" must start with http:// or https://");
-        if (!node.auth.empty() && node.auth != "basic" && node.auth != "bearer")
-          throw std::runtime_error(where + ": \"auth\" must be \"basic\" or \"bearer\"");
+        node.caFile = d.str("ca_file", false);
+        if (auto why = checkWebNode(node); !why.empty()) throw std::runtime_error(where + ": " + why);
         d.finish();
         c.web.push_back(std::move(node));
       } else {
@@ -190,6 +188,26 @@ Result<NodeConfig> loadNodes(const fs::path& file) {
   }
 }
 
+std::string checkWebNode(const WebNode& n) {
+  if (n.baseUrl.rfind("http://", 0) != 0 && n.baseUrl.rfind("https://", 0) != 0)
+    return "\"url\" must start with http:// or https://";
+  if (n.auth.empty()) {
+    // Credentials that would not be sent are an error, not silently unused.
+    if (!n.username.empty() || !n.password.empty() || !n.token.empty())
+      return "credentials are given but \"auth\" is not (\"basic\" or \"bearer\")";
+  } else if (n.auth == "basic") {
+    if (n.username.empty() || n.password.empty()) return "\"auth\": \"basic\" needs \"username\" and \"password\"";
+    if (!n.token.empty()) return "\"token\" is for \"auth\": \"bearer\"";
+  } else if (n.auth == "bearer") {
+    if (n.token.empty()) return "\"auth\": \"bearer\" needs \"token\"";
+    if (!n.username.empty() || !n.password.empty()) return "\"username\" and \"password\" are for \"auth\": \"basic\"";
+  } else {
+    return "\"auth\" must be \"basic\" or \"bearer\"";
+  }
+  if (!n.caFile.empty() && n.baseUrl.rfind("https://", 0) != 0) return "\"ca_file\" is for https:// URLs";
+  return {};
+}
+
 Status saveNodes(const fs::path& file, const NodeConfig& c) {
   json nodes = json::array();
   for (const auto& n : c.dimse)
@@ -200,6 +218,7 @@ Status saveNodes(const fs::path& file, const NodeConfig& c) {
     if (!n.username.empty()) w["username"] = n.username;
     if (!n.password.empty()) w["password"] = n.password;
     if (!n.token.empty()) w["token"] = n.token;
+    if (!n.caFile.empty()) w["ca_file"] = n.caFile;
     nodes.push_back(w);
   }
   json local{{"ae_title", c.local.aeTitle},

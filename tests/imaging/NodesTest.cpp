@@ -46,6 +46,7 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   w.auth = "basic";
   w.username = "reader";
   w.password = "secret";
+  w.caFile = "/etc/lumen/ca.pem";
   c.web.push_back(w);
   ASSERT_TRUE(saveNodes(f, c));
   struct stat st {};
@@ -63,6 +64,7 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   EXPECT_EQ(r->dimse[0].port, 4242);
   ASSERT_NE(r->findWeb("web"), nullptr);
   EXPECT_EQ(r->findWeb("web")->password, "secret");
+  EXPECT_EQ(r->findWeb("web")->caFile, "/etc/lumen/ca.pem");
 }
 
 TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
@@ -79,6 +81,17 @@ TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
   EXPECT_NE(loadError(f, R"({"local": {"port": 70000}})").find("\"port\" must lie in"), std::string::npos);
   EXPECT_NE(loadError(f, "{not json").find("not valid JSON"), std::string::npos);
   EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "ftp://x"}]})").find("http"), std::string::npos);
+  // Credentials that would never be sent, or a half-configured auth, are errors.
+  const auto web = [&](const std::string& extra) {
+    return loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "https://x/dicom-web")" + extra + "}]}");
+  };
+  EXPECT_NE(web(R"(, "token": "t")").find("\"auth\" is not"), std::string::npos);
+  EXPECT_NE(web(R"(, "auth": "basic", "username": "u")").find("needs \"username\" and \"password\""), std::string::npos);
+  EXPECT_NE(web(R"(, "auth": "bearer")").find("needs \"token\""), std::string::npos);
+  EXPECT_NE(web(R"(, "auth": "digest")").find("\"basic\" or \"bearer\""), std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "http://x", "ca_file": "c.pem"}]})")
+                .find("for https://"),
+            std::string::npos);
 }
 
 TEST(Nodes, AeTitleRules) {

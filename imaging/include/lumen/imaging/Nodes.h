@@ -28,6 +28,8 @@ struct WebNode {
   std::string username;  // basic
   std::string password;  // basic; never logged
   std::string token;     // bearer; never logged
+  std::string caFile;    // PEM file of the CA(s) that signed the server's certificate, for a
+                         // private CA; empty: the system's trusted CAs. Always verified.
 };
 
 /// Lumen's own DIMSE identity and the limits of its listener. (DCMTK 3.6.7 listens on all
@@ -60,6 +62,10 @@ Result<NodeConfig> loadNodes(const std::filesystem::path& file);
 
 /// Writes durably (temporary file, fsync, rename) with mode 0600.
 Status saveNodes(const std::filesystem::path& file, const NodeConfig& config);
+
+/// Checks a DICOMweb node's settings together (URL scheme, auth and its credentials).
+/// Returns "" when valid, else why not.
+std::string checkWebNode(const WebNode& node);
 
 /// Checks one value: an AE title is 1-16 characters of the default repertoire without
 /// backslash or control characters, not all spaces. Returns "" when valid, else why not.
