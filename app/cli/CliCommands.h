@@ -36,6 +36,7 @@ struct NodesOptions {
   std::string action;  // list, add, remove, local
   std::string name, aeTitle, host;
   int port = 0;
+  std::string url, auth, user, caFile;  // DICOMweb
   std::vector<std::string> allow;
   bool allowSet = false;
 };
@@ -45,7 +46,7 @@ int runQuery(const std::string& node, const net::QueryFilter& filter, int timeou
 
 struct RetrieveOptions {
   std::string node, studyUid, seriesUid;
-  std::string via = "get";
+  std::string via;  // "": get for DIMSE nodes, wado for DICOMweb ones
   int timeout = 30;
 };
 int runRetrieve(const RetrieveOptions& options, const CommonOptions& common);

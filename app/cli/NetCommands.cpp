@@ -6,12 +6,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <thread>
 
+#include <QCoreApplication>
+
 #include "CliCommands.h"
+#include "DicomWeb.h"
 #include "lumen/core/Log.h"
 #include "lumen/imaging/Dimse.h"
 #include "lumen/imaging/StudyDatabase.h"
@@ -39,9 +44,6 @@ Result<net::DimseNode> resolveNode(const net::NodeConfig& cfg, const std::string
     if (n.port < 1 || n.port > 65535) return Error(ErrorCode::InvalidArgument, "port out of range", spec);
     return n;
   }
-  if (cfg.findWeb(spec))
-    return Error(ErrorCode::Unsupported, "a DICOMweb node: this command speaks DIMSE, and this version of Lumen has no "
-                                         "DICOMweb client yet", spec);
   return Error(ErrorCode::NotFound,
                "no such node in " + net::defaultNodesFile().string() +
                    " (add it with `lumen-cli nodes add`, or write AE@host:port)",
@@ -55,20 +57,41 @@ net::DimseOptions dimseOptions(const net::NodeConfig& cfg, int timeout) {
   return o;
 }
 
-// The configuration, the node a command names and the options to reach it.
+// The configuration, the node a command names (DIMSE, or DICOMweb when `web` is set) and
+// the options to reach it.
 struct Target {
   net::NodeConfig cfg;
   net::DimseNode node;
+  std::optional<net::WebNode> web;
   net::DimseOptions options;
+  web::WebOptions webOptions;
 };
+
+// Qt Network needs an application object for its event loops; only DICOMweb commands pay.
+void ensureQtApplication() {
+  if (QCoreApplication::instance()) return;
+  static int argc = 1;
+  static char name[] = "lumen-cli";
+  static char* argv[] = {name, nullptr};
+  static QCoreApplication app(argc, argv);
+}
 
 Result<Target> target(const std::string& spec, int timeout) {
   auto cfg = net::loadNodes(net::defaultNodesFile());
   if (!cfg) return cfg.error();
-  auto node = resolveNode(*cfg, spec);
-  if (!node) return node.error();
-  const net::DimseOptions options = dimseOptions(*cfg, timeout);
-  return Target{std::move(*cfg), std::move(*node), options};
+  Target t;
+  t.options = dimseOptions(*cfg, timeout);
+  t.webOptions.timeoutSeconds = timeout;
+  if (const auto* w = cfg->findWeb(spec)) {
+    ensureQtApplication();
+    t.web = *w;
+  } else {
+    auto node = resolveNode(*cfg, spec);
+    if (!node) return node.error();
+    t.node = std::move(*node);
+  }
+  t.cfg = std::move(*cfg);
+  return t;
 }
 
 void printProblems(const net::TransferReport& r) {
@@ -108,8 +131,27 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
   }
   if (o.action == "add") {
     if (cfg->findDimse(o.name) || cfg->findWeb(o.name)) return fail("a node named \"" + o.name + "\" exists; remove it first");
-    if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
-    cfg->dimse.push_back({o.name, o.aeTitle, o.host, o.port});
+    if (!o.url.empty()) {
+      // Secrets come from the environment: a command line is visible to every user (ps).
+      net::WebNode w{o.name, o.url, o.auth, o.user, {}, {}, o.caFile};
+      if (o.auth == "basic") {
+        const char* pw = std::getenv("LUMEN_NODE_PASSWORD");
+        if (!pw || !*pw) return fail("--auth basic: put the password in the environment variable LUMEN_NODE_PASSWORD");
+        w.password = pw;
+      } else if (o.auth == "bearer") {
+        const char* token = std::getenv("LUMEN_NODE_TOKEN");
+        if (!token || !*token) return fail("--auth bearer: put the token in the environment variable LUMEN_NODE_TOKEN");
+        w.token = token;
+      }
+      if (!w.caFile.empty()) w.caFile = fs::absolute(w.caFile).string();
+      if (auto why = net::checkWebNode(w); !why.empty()) return fail(o.name + ": " + why);
+      cfg->web.push_back(std::move(w));
+    } else {
+      if (o.aeTitle.empty() || o.host.empty() || o.port == 0)
+        return fail("nodes add: a DIMSE node needs --aet, --host and --port; a DICOMweb node needs --url");
+      if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
+      cfg->dimse.push_back({o.name, o.aeTitle, o.host, o.port});
+    }
   } else if (o.action == "remove") {
     const auto before = cfg->dimse.size() + cfg->web.size();
     std::erase_if(cfg->dimse, [&](const auto& n) { return n.name == o.name; });
@@ -137,9 +179,11 @@ int runEcho(const std::string& nodeSpec, int timeout, const CommonOptions&) {
   if (!t) return fail(t.error().toString());
   const net::DimseNode* node = &t->node;
   const auto t0 = std::chrono::steady_clock::now();
-  if (auto s = net::echo(*node, t->options); !s) return fail(s.error().toString());
+  if (auto s = t->web ? web::ping(*t->web, t->webOptions) : net::echo(*node, t->options); !s)
+    return fail(s.error().toString());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%s: echo ok (%.0f ms)\n", node->name.c_str(), ms);
+  std::printf("%s: %s ok (%.0f ms)\n", t->web ? t->web->name.c_str() : node->name.c_str(), t->web ? "QIDO-RS" : "echo",
+              ms);
   return 0;
 }
 
@@ -147,7 +191,7 @@ int runQuery(const std::string& nodeSpec, const net::QueryFilter& filter, int ti
   auto t = target(nodeSpec, timeout);
   if (!t) return fail(t.error().toString());
   const net::DimseNode* node = &t->node;
-  auto r = net::find(*node, filter, t->options);
+  auto r = t->web ? web::query(*t->web, filter, t->webOptions) : net::find(*node, filter, t->options);
   if (!r) return fail(r.error().toString());
   const bool series = filter.level == net::QueryLevel::Series;
   if (common.json) {
@@ -194,9 +238,16 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
   const auto opts = t->options;
   const auto t0 = std::chrono::steady_clock::now();
   Result<net::TransferReport> r = net::TransferReport{};
-  if (o.via == "get") {
+  const std::string via = o.via.empty() ? (t->web ? "wado" : "get") : o.via;
+  if (t->web && via != "wado")
+    return fail("--via " + via + ": " + o.node + " is a DICOMweb node; it retrieves by wado (WADO-RS)");
+  if (!t->web && via == "wado")
+    return fail("--via wado: " + o.node + " is a DIMSE node; WADO-RS needs a DICOMweb node (`lumen-cli nodes add NAME --url`)");
+  if (via == "wado") {
+    r = web::retrieve(*t->web, o.studyUid, o.seriesUid, **db, t->webOptions, makeProgress(common));
+  } else if (via == "get") {
     r = net::retrieveGet(*node, o.studyUid, o.seriesUid, **db, opts, makeProgress(common));
-  } else if (o.via == "move") {
+  } else if (via == "move") {
     // The node sends to Lumen's listener: this one, for the time of the move, unless a
     // listener (the GUI's, `lumen-cli listen`) already holds the port and will receive.
     net::InstanceFiler filer(**db);
@@ -211,7 +262,7 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
         r->problems.push_back(std::to_string((*server)->stats().failed.load()) + " received instance(s) could not be stored");
     }
   } else {
-    return fail("--via " + o.via + ": this version of Lumen retrieves by get or move (DICOMweb's wado is not available yet)");
+    return fail("--via " + via + ": get, move or wado");
   }
   if (!r) return fail(r.error().toString());
   printProblems(*r);
@@ -247,7 +298,8 @@ int runSend(const SendOptions& o, const CommonOptions& common) {
   }
   if (files.empty()) return fail("nothing to send");
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = net::send(*node, files, t->options, makeProgress(common));
+  auto r = t->web ? web::store(*t->web, files, t->webOptions, makeProgress(common))
+                  : net::send(*node, files, t->options, makeProgress(common));
   if (!r) return fail(r.error().toString());
   printProblems(*r);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

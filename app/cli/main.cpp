@@ -92,11 +92,19 @@ int main(int argc, char** argv) {
   nodes->require_subcommand(1);
   auto* nodesList = nodes->add_subcommand("list", "Show the configured nodes");
   nodesList->add_flag("--json", common.json, "Machine-readable output");
-  auto* nodesAdd = nodes->add_subcommand("add", "Add a DIMSE node");
+  auto* nodesAdd = nodes->add_subcommand("add", "Add a DIMSE node (--aet, --host, --port) or a DICOMweb one (--url)");
   nodesAdd->add_option("name", nodesOpt.name, "Name to call it by")->required();
-  nodesAdd->add_option("--aet", nodesOpt.aeTitle, "Its AE title")->required();
-  nodesAdd->add_option("--host", nodesOpt.host, "Host name or address")->required();
-  nodesAdd->add_option("--port", nodesOpt.port, "Port")->required()->check(CLI::Range(1, 65535));
+  auto* aet = nodesAdd->add_option("--aet", nodesOpt.aeTitle, "DIMSE: its AE title");
+  auto* host = nodesAdd->add_option("--host", nodesOpt.host, "DIMSE: host name or address");
+  auto* port = nodesAdd->add_option("--port", nodesOpt.port, "DIMSE: port")->check(CLI::Range(1, 65535));
+  auto* url = nodesAdd->add_option("--url", nodesOpt.url, "DICOMweb: base URL (https://host/dicom-web)");
+  nodesAdd->add_option("--auth", nodesOpt.auth, "DICOMweb: basic (password from $LUMEN_NODE_PASSWORD) or bearer "
+                                                "(token from $LUMEN_NODE_TOKEN)")
+      ->check(CLI::IsMember({"basic", "bearer"}))
+      ->needs(url);
+  nodesAdd->add_option("--user", nodesOpt.user, "DICOMweb: user name for basic auth")->needs(url);
+  nodesAdd->add_option("--ca-file", nodesOpt.caFile, "DICOMweb: PEM file of a private CA to trust")->needs(url);
+  url->excludes(aet)->excludes(host)->excludes(port);
   auto* nodesRemove = nodes->add_subcommand("remove", "Remove a node");
   nodesRemove->add_option("name", nodesOpt.name, "Its name")->required();
   auto* nodesLocal = nodes->add_subcommand("local", "Set Lumen's own AE title, port and allow-list");
@@ -113,12 +121,12 @@ int main(int argc, char** argv) {
     c->add_option("node", nodeSpec, "A configured node's name, or AE@host:port")->required();
     c->add_option("--timeout", timeout, "Seconds to wait for the node at each step")->check(CLI::Range(1, 3600));
   };
-  auto* echoCmd = app.add_subcommand("echo", "Check that a DICOM node answers (C-ECHO)");
+  auto* echoCmd = app.add_subcommand("echo", "Check that a node answers (C-ECHO, or a QIDO-RS request)");
   addNode(echoCmd);
 
   net::QueryFilter qf;
   std::string level = "study";
-  auto* query = app.add_subcommand("query", "Search a node for studies or series (C-FIND)");
+  auto* query = app.add_subcommand("query", "Search a node for studies or series (C-FIND or QIDO-RS)");
   addNode(query);
   query->add_option("--level", level, "study or series")->check(CLI::IsMember({"study", "series"}));
   query->add_option("--patient-name", qf.patientName, "Patient name (wildcards * and ?)");
@@ -134,12 +142,14 @@ int main(int argc, char** argv) {
   addNode(retrieve);
   retrieve->add_option("--study", ro.studyUid, "Study Instance UID")->required();
   retrieve->add_option("--series", ro.seriesUid, "Series Instance UID (default: the whole study)");
-  retrieve->add_option("--via", ro.via, "get (C-GET) or move (C-MOVE to Lumen's listener)");
+  retrieve->add_option("--via", ro.via, "get (C-GET) or move (C-MOVE to Lumen's listener) for DIMSE nodes, wado "
+                                         "(WADO-RS) for DICOMweb ones")
+      ->check(CLI::IsMember({"get", "move", "wado"}));
   retrieve->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
   retrieve->add_flag("--json", common.json, "Machine-readable output");
 
   SendOptions so;
-  auto* sendCmd = app.add_subcommand("send", "Send files, or a study or series from the database, to a node (C-STORE)");
+  auto* sendCmd = app.add_subcommand("send", "Send files, or a study or series from the database, to a node (C-STORE or STOW-RS)");
   addNode(sendCmd);
   sendCmd->add_option("paths", so.paths, "Files or folders");
   sendCmd->add_option("--study", so.studyUid, "A study in the study database");

@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 import unittest
+import ssl
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -126,6 +128,36 @@ class Listener:
         self.p.communicate()
 
 
+def start_orthanc(name, http_port, dicom_port, extra):
+    """An Orthanc with its DICOMweb plugin and a temporary configuration; returns (process, log)."""
+    d = workdir(name)
+    cfg = {
+        "Name": "LumenTest" + name, "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": "ORTHANC",
+        "StorageDirectory": os.path.join(d, "storage"), "IndexDirectory": os.path.join(d, "index"),
+        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    cfg.update(extra)
+    with open(os.path.join(d, "orthanc.json"), "w") as f:
+        json.dump(cfg, f)
+    log = open(os.path.join(d, "orthanc.log"), "w")
+    proc = subprocess.Popen(["Orthanc", os.path.join(d, "orthanc.json")], stdout=log, stderr=log)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break  # it answers (401 when it wants credentials)
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("Orthanc did not start; see " + log.name)
+    return proc, log
+
+
 ORTHANC = None
 ORTHANC_LOG = None
 SOURCE_STUDY = None
@@ -135,37 +167,18 @@ def setUpModule():
     global ORTHANC, ORTHANC_LOG, SOURCE_STUDY
     if not SAMPLE or not os.path.isdir(SAMPLE):
         raise unittest.SkipTest("no sample series")
-    d = workdir("orthanc")
     ENV["LUMEN_CONFIG_DIR"] = workdir("config")
-    cfg = {
-        "Name": "LumenTestPACS", "HttpPort": 8042, "DicomPort": ORTHANC_PORT, "DicomAet": "ORTHANC",
-        "StorageDirectory": os.path.join(d, "storage"), "IndexDirectory": os.path.join(d, "index"),
-        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
-        "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+    ORTHANC, ORTHANC_LOG = start_orthanc("orthanc", 8042, ORTHANC_PORT, {
         "DicomModalities": {"lumen": ["LUMEN", "127.0.0.1", LUMEN_PORT]},
         "RleTransferSyntaxAccepted": False,  # a syntax the node refuses: Lumen must say so, not re-encode
-        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
-    with open(os.path.join(d, "orthanc.json"), "w") as f:
-        json.dump(cfg, f)
-    ORTHANC_LOG = log = open(os.path.join(d, "orthanc.log"), "w")
-    ORTHANC = subprocess.Popen(["Orthanc", os.path.join(d, "orthanc.json")], stdout=log, stderr=log)
-    for _ in range(100):
-        try:
-            http("GET", "/system")
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("Orthanc did not start; see " + log.name)
+    })
     for f in sorted(glob.glob(os.path.join(SAMPLE, "*"))):
         with open(f, "rb") as fh:
             http("POST", "/instances", fh.read())
     SOURCE_STUDY = str(pydicom.dcmread(sorted(glob.glob(os.path.join(SAMPLE, "*")))[0]).StudyInstanceUID)
     run("nodes", "local", "--aet", "LUMEN", "--port", str(LUMEN_PORT))
     run("nodes", "add", "pacs", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", str(ORTHANC_PORT))
+    run("nodes", "add", "web", "--url", ORTHANC_HTTP + "/dicom-web")
 
 
 def tearDownModule():
@@ -451,6 +464,198 @@ class Listen(unittest.TestCase):
                 self.assertEqual(str(pydicom.dcmread(path).SOPInstanceUID), sop)
         finally:
             subprocess.run(["umount", data])
+
+
+class TlsProxy:
+    """HTTPS on `port` in front of plain HTTP on `backend` (loopback), one thread per connection."""
+
+    def __init__(self, port, backend, cert, key):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.backend = backend
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.5)
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.relay, args=(conn,), daemon=True).start()
+
+    def relay(self, conn):
+        try:
+            conn.settimeout(30)
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()  # a client that does not trust the certificate ends here
+            return
+        up = socket.create_connection(("127.0.0.1", self.backend))
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=pump, args=(up, tls), daemon=True)
+        t.start()
+        pump(tls, up)
+        t.join(timeout=30)
+        tls.close()
+        up.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+class Web(unittest.TestCase):
+    """DICOMweb against the same Orthanc: answers equal to DIMSE's, transfers voxel-exact and
+    in the syntax stored; HTTPS with a private CA and basic auth against a second Orthanc."""
+
+    def test_echo_and_query_agree_with_dimse(self):
+        self.assertIn("web: QIDO-RS ok", run("echo", "web").stdout)
+        for args in ([], ["--level", "series", "--study", SOURCE_STUDY], ["--level", "series", "--modality", "CT"],
+                     ["--patient-id", "NO-SUCH-PATIENT"]):
+            dimse = json.loads(run("query", "pacs", *args, "--json").stdout)["matches"]
+            web = json.loads(run("query", "web", *args, "--json").stdout)["matches"]
+            key = lambda m: (m["study_uid"], m.get("series_uid", ""))
+            self.assertEqual(sorted(web, key=key), sorted(dimse, key=key), args)
+        self.assertTrue(any(m["study_uid"] == SOURCE_STUDY
+                            for m in json.loads(run("query", "web", "--json").stdout)["matches"]))
+
+    def test_wado_voxel_exact_in_the_stored_syntax(self):
+        d = workdir("retrieve-wado")
+        out = json.loads(run("retrieve", "web", "--study", SOURCE_STUDY, "--data-dir", d, "--json").stdout)
+        self.assertEqual(out["stored"], len(sample_files()))
+        Retrieve.check_voxels(self, d)
+        run("retrieve", "web", "--study", SOURCE_STUDY, "--via", "wado", "--data-dir", d)  # idempotent
+        self.assertEqual(len(store_files(d)), len(sample_files()))
+        # Compressed instances come back as stored: transfer-syntax=*, no transcoding.
+        mixed = os.path.join(CORPUS, "mixed-series")
+        if not os.path.isdir(mixed):
+            self.skipTest("corpus without mixed-series")
+        src = copy_with_new_uids(sorted(glob.glob(os.path.join(mixed, "*"))), workdir("wado-mixed-src"))
+        for f in src:
+            with open(f, "rb") as fh:
+                http("POST", "/instances", fh.read())
+        first = pydicom.dcmread(src[0])
+        d = workdir("retrieve-wado-mixed")
+        run("retrieve", "web", "--study", str(first.StudyInstanceUID), "--series", str(first.SeriesInstanceUID),
+            "--data-dir", d)
+        got = indexed(d)
+        self.assertEqual(len(got), len(src))
+        for f in src:
+            ds = pydicom.dcmread(f)
+            back = pydicom.dcmread(got[str(ds.SOPInstanceUID)])
+            self.assertEqual(back.file_meta.TransferSyntaxUID, ds.file_meta.TransferSyntaxUID, f)
+            self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array), f)
+
+    def test_stow_keeps_bytes_and_syntax(self):
+        mixed = os.path.join(CORPUS, "mixed-series")
+        if not os.path.isdir(mixed):
+            self.skipTest("corpus without mixed-series")
+        src = copy_with_new_uids(sorted(glob.glob(os.path.join(mixed, "*"))), workdir("stow-src"))
+        out = json.loads(run("send", "web", os.path.dirname(src[0]), "--json").stdout)
+        self.assertEqual((out["sent"], out["failed"]), (len(src), 0))
+        for f in src:
+            ds = pydicom.dcmread(f)
+            hits = [h for h in http("POST", "/tools/lookup", str(ds.SOPInstanceUID).encode()) if h["Type"] == "Instance"]
+            self.assertEqual(len(hits), 1, f)
+            ts = http("GET", f"/instances/{hits[0]['ID']}/metadata/TransferSyntax")
+            self.assertEqual(ts.decode() if isinstance(ts, bytes) else ts, str(ds.file_meta.TransferSyntaxUID), f)
+            with open(f, "rb") as fh:
+                self.assertEqual(http("GET", f"/instances/{hits[0]['ID']}/file"), fh.read(), f)  # byte for byte
+
+    def test_wrong_protocol_and_unknown_study_are_named(self):
+        p = run("retrieve", "web", "--study", SOURCE_STUDY, "--via", "get", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a DICOMweb node", p.stderr)
+        p = run("retrieve", "pacs", "--study", SOURCE_STUDY, "--via", "wado", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a DIMSE node", p.stderr)
+        d = workdir("wado-none")
+        p = run("retrieve", "web", "--study", "1.2.3.4.5.6.7", "--data-dir", d, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such study on the node", p.stderr)
+
+    def test_https_private_ca_and_basic_auth(self):
+        d = workdir("tls")
+        ca, srv = os.path.join(d, "ca"), os.path.join(d, "srv")
+
+        def ssl_run(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+        ssl_run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
+                "-days", "2", "-subj", "/CN=Lumen Test CA")
+        ssl_run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", srv + ".key", "-out", srv + ".csr",
+                "-subj", "/CN=127.0.0.1")
+        with open(srv + ".ext", "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        ssl_run("x509", "-req", "-in", srv + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
+                "-out", srv + ".crt", "-days", "2", "-extfile", srv + ".ext")
+        with open(srv + ".pem", "w") as out:
+            for part in (".crt", ".key"):
+                with open(srv + part) as f:
+                    out.write(f.read())
+        # Debian's Orthanc 1.10 crashes on its first HTTPS request (civetweb with OpenSSL 3),
+        # so TLS is terminated in front of it, by Python's ssl module with the test CA's
+        # certificate; Orthanc behind it wants basic auth.
+        proc, log = start_orthanc("orthanc-auth", 8044, 4243, {
+            "AuthenticationEnabled": True, "RegisteredUsers": {"alice": "wonderland"},
+        })
+        proxy = TlsProxy(8043, 8044, srv + ".crt", srv + ".key")
+        try:
+            url = "https://127.0.0.1:8043/dicom-web"
+            env = dict(ENV, LUMEN_NODE_PASSWORD="wonderland")
+            add = [CLI, "nodes", "add"]
+            subprocess.run(add + ["tls", "--url", url, "--auth", "basic", "--user", "alice", "--ca-file", ca + ".pem"],
+                           env=env, check=True, capture_output=True)
+            subprocess.run(add + ["tls-noca", "--url", url, "--auth", "basic", "--user", "alice"],
+                           env=env, check=True, capture_output=True)
+            subprocess.run(add + ["tls-badpw", "--url", url, "--auth", "basic", "--user", "alice", "--ca-file",
+                                  ca + ".pem"], env=dict(ENV, LUMEN_NODE_PASSWORD="guess"), check=True,
+                           capture_output=True)
+            subprocess.run(add + ["cleartext", "--url", "http://192.0.2.1/dicom-web", "--auth", "basic", "--user",
+                                  "alice"], env=env, check=True, capture_output=True)
+            self.assertIn("tls: QIDO-RS ok", run("echo", "tls").stdout)
+            p = run("echo", "tls-noca", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("certificate is not trusted", p.stderr)
+            p = run("echo", "tls-badpw", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("HTTP 401", p.stderr)
+            p = run("echo", "cleartext", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("unencrypted", p.stderr)
+            for q in (p.stderr, run("nodes", "list").stdout, run("nodes", "list", "--json").stdout):
+                self.assertNotIn("wonderland", q)  # the password is never shown
+            # A study over HTTPS with auth, both ways.
+            d = workdir("tls-data")
+            src = copy_with_new_uids(sample_files()[:3], workdir("tls-src"))
+            self.assertEqual(json.loads(run("send", "tls", os.path.dirname(src[0]), "--json").stdout)["sent"], 3)
+            study = str(pydicom.dcmread(src[0]).StudyInstanceUID)
+            self.assertEqual(json.loads(run("retrieve", "tls", "--study", study, "--data-dir", d,
+                                            "--json").stdout)["stored"], 3)
+        finally:
+            proxy.close()
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+            for n in ("tls", "tls-noca", "tls-badpw", "cleartext"):
+                run("nodes", "remove", n, check=False)
 
 
 if __name__ == "__main__":
