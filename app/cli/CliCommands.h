@@ -37,6 +37,8 @@ struct NodesOptions {
   std::string name, aeTitle, host;
   int port = 0;
   std::string url, auth, user, caFile;  // DICOMweb
+  std::string tlsCa, tlsCert, tlsKey;   // DICOM TLS
+  bool noTls = false;
   std::vector<std::string> allow;
   bool allowSet = false;
 };

@@ -39,7 +39,7 @@ Result<net::DimseNode> resolveNode(const net::NodeConfig& cfg, const std::string
   static const std::regex inlineNode(R"(^([^@]{1,16})@([^:]+):(\d{1,5})$)");
   std::smatch m;
   if (std::regex_match(spec, m, inlineNode)) {
-    net::DimseNode n{spec, m[1], m[2], std::stoi(m[3])};
+    net::DimseNode n{spec, m[1], m[2], std::stoi(m[3]), std::nullopt};
     if (auto why = net::checkAeTitle(n.aeTitle); !why.empty()) return Error(ErrorCode::InvalidArgument, why, spec);
     if (n.port < 1 || n.port > 65535) return Error(ErrorCode::InvalidArgument, "port out of range", spec);
     return n;
@@ -100,6 +100,10 @@ void printProblems(const net::TransferReport& r) {
 
 }  // namespace
 
+namespace {
+std::string absolute(const std::string& file) { return file.empty() ? file : fs::absolute(file).string(); }
+}  // namespace
+
 int runNodes(const NodesOptions& o, const CommonOptions& common) {
   const fs::path file = net::defaultNodesFile();
   auto cfg = net::loadNodes(file);
@@ -108,7 +112,8 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
     if (common.json) {
       json nodes = json::array();
       for (const auto& n : cfg->dimse)
-        nodes.push_back({{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port}});
+        nodes.push_back({{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port},
+                         {"tls", n.tls.has_value()}});
       for (const auto& n : cfg->web)  // credentials are not printed
         nodes.push_back({{"name", n.name}, {"type", "dicomweb"}, {"url", n.baseUrl}, {"auth", n.auth}});
       std::cout << json{{"file", file.string()},
@@ -117,13 +122,14 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << "Lumen: " << cfg->local.aeTitle << " on port " << cfg->local.port;
+      std::cout << "Lumen: " << cfg->local.aeTitle << " on port " << cfg->local.port << (cfg->local.tls ? " (TLS)" : "");
       if (!cfg->local.allowedAe.empty()) {
         std::cout << ", accepts only";
         for (const auto& a : cfg->local.allowedAe) std::cout << " " << a;
       }
       std::cout << "\n";
-      for (const auto& n : cfg->dimse) std::cout << n.name << ": DIMSE " << n.aeTitle << "@" << n.host << ":" << n.port << "\n";
+      for (const auto& n : cfg->dimse)
+        std::cout << n.name << ": DIMSE " << n.aeTitle << "@" << n.host << ":" << n.port << (n.tls ? " (TLS)" : "") << "\n";
       for (const auto& n : cfg->web) std::cout << n.name << ": DICOMweb " << n.baseUrl << "\n";
       if (cfg->dimse.empty() && cfg->web.empty()) std::cout << "no nodes (" << file.string() << ")\n";
     }
@@ -143,14 +149,20 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
         if (!token || !*token) return fail("--auth bearer: put the token in the environment variable LUMEN_NODE_TOKEN");
         w.token = token;
       }
-      if (!w.caFile.empty()) w.caFile = fs::absolute(w.caFile).string();
+      w.caFile = absolute(w.caFile);
       if (auto why = net::checkWebNode(w); !why.empty()) return fail(o.name + ": " + why);
       cfg->web.push_back(std::move(w));
     } else {
       if (o.aeTitle.empty() || o.host.empty() || o.port == 0)
         return fail("nodes add: a DIMSE node needs --aet, --host and --port; a DICOMweb node needs --url");
       if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
-      cfg->dimse.push_back({o.name, o.aeTitle, o.host, o.port});
+      net::DimseNode n{o.name, o.aeTitle, o.host, o.port, std::nullopt};
+      if (!o.tlsCa.empty()) {
+        n.tls = net::TlsFiles{absolute(o.tlsCa), absolute(o.tlsCert), absolute(o.tlsKey)};
+      } else if (!o.tlsCert.empty() || !o.tlsKey.empty()) {
+        return fail("nodes add: DICOM TLS needs --tls-ca (the CA that signed the node's certificate)");
+      }
+      cfg->dimse.push_back(std::move(n));
     }
   } else if (o.action == "remove") {
     const auto before = cfg->dimse.size() + cfg->web.size();
@@ -163,6 +175,12 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
       cfg->local.aeTitle = o.aeTitle;
     }
     if (o.port) cfg->local.port = o.port;
+    if (o.noTls) {
+      cfg->local.tls.reset();
+    } else if (!o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty()) {
+      if (o.tlsCert.empty() || o.tlsKey.empty()) return fail("nodes local: DICOM TLS needs --tls-cert and --tls-key");
+      cfg->local.tls = net::TlsFiles{absolute(o.tlsCa), absolute(o.tlsCert), absolute(o.tlsKey)};
+    }
     if (o.allowSet) {
       for (const auto& a : o.allow)
         if (auto why = net::checkAeTitle(a); !why.empty()) return fail("--allow " + a + ": " + why);

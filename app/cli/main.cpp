@@ -104,7 +104,11 @@ int main(int argc, char** argv) {
       ->needs(url);
   nodesAdd->add_option("--user", nodesOpt.user, "DICOMweb: user name for basic auth")->needs(url);
   nodesAdd->add_option("--ca-file", nodesOpt.caFile, "DICOMweb: PEM file of a private CA to trust")->needs(url);
-  url->excludes(aet)->excludes(host)->excludes(port);
+  auto* tlsCa = nodesAdd->add_option("--tls-ca", nodesOpt.tlsCa, "DIMSE: use DICOM TLS, trusting this CA (PEM)");
+  nodesAdd->add_option("--tls-cert", nodesOpt.tlsCert, "DIMSE TLS: Lumen's certificate, when the node asks for one")
+      ->needs(tlsCa);
+  nodesAdd->add_option("--tls-key", nodesOpt.tlsKey, "DIMSE TLS: its private key (PEM, unencrypted)")->needs(tlsCa);
+  url->excludes(aet)->excludes(host)->excludes(port)->excludes(tlsCa);
   auto* nodesRemove = nodes->add_subcommand("remove", "Remove a node");
   nodesRemove->add_option("name", nodesOpt.name, "Its name")->required();
   auto* nodesLocal = nodes->add_subcommand("local", "Set Lumen's own AE title, port and allow-list");
@@ -114,6 +118,10 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->each([&](const std::string&) { nodesOpt.allowSet = true; });
   nodesLocal->add_flag("--allow-any", nodesOpt.allowSet, "Accept any calling AE title (clears the allow-list)");
+  nodesLocal->add_option("--tls-cert", nodesOpt.tlsCert, "Listen with DICOM TLS: Lumen's certificate (PEM)");
+  nodesLocal->add_option("--tls-key", nodesOpt.tlsKey, "Its private key (PEM, unencrypted)");
+  nodesLocal->add_option("--tls-ca", nodesOpt.tlsCa, "Require callers' certificates, signed by this CA");
+  nodesLocal->add_flag("--no-tls", nodesOpt.noTls, "Listen without TLS");
 
   std::string nodeSpec;
   int timeout = 30;

@@ -30,6 +30,15 @@ Error netError(const DimseNode& node, const std::string& what, const OFCondition
   return Error(ErrorCode::Io, what + ": " + describe(cond, o.timeoutSeconds), nodeLabel(node));
 }
 
+// The node's TLS layer (nullptr for plain TCP). Declared before the SCU that uses it, so
+// that it outlives it.
+Result<std::unique_ptr<DcmTransportLayer>> clientTls(const DimseNode& node) {
+  if (!node.tls) return std::unique_ptr<DcmTransportLayer>();
+  auto layer = makeTlsLayer(*node.tls, false);
+  if (!layer) return Error(layer.error().code, layer.error().toString(), nodeLabel(node));
+  return layer;
+}
+
 void configure(DcmSCU& scu, const DimseNode& node, const DimseOptions& o) {
   scu.setAETitle(o.callingAe.c_str());
   scu.setPeerHostName(node.host.c_str());
@@ -42,11 +51,22 @@ void configure(DcmSCU& scu, const DimseNode& node, const DimseOptions& o) {
   scu.setConnectionTimeout(o.timeoutSeconds);
 }
 
-// Opens the association; the error says which step failed and why.
-Status connect(DcmSCU& scu, const DimseNode& node, const DimseOptions& o) {
+// Opens the association (over `tls` when not null); the error says which step failed and why.
+Status connect(DcmSCU& scu, const DimseNode& node, const DimseOptions& o, DcmTransportLayer* tls) {
   dicom::initializeDicomLibrary();
   if (OFCondition c = scu.initNetwork(); c.bad()) return netError(node, "cannot start networking", c, o);
-  if (OFCondition c = scu.negotiateAssociation(); c.bad()) return netError(node, "cannot connect", c, o);
+  if (OFCondition c = useTlsLayer(scu, tls); c.bad()) return netError(node, "cannot set up TLS", c, o);
+  if (OFCondition c = scu.negotiateAssociation(); c.bad()) {
+    Error e = netError(node, "cannot connect", c, o);
+    // An abort or a reset before any answer is what a TLS port does to a plain caller, and
+    // what a node that wants a client certificate does to a caller without one (which of
+    // the two depends on timing: TLS 1.3 checks the client after the handshake).
+    if (c == DUL_PEERABORTEDASSOCIATION || std::string(c.text()).find("Connection reset") != std::string::npos) {
+      if (!node.tls) e.message += " (does the node require DICOM TLS?)";
+      else if (node.tls->certFile.empty()) e.message += " (does the node require a client certificate? see --tls-cert)";
+    }
+    return e;
+  }
   return {};
 }
 
@@ -149,11 +169,13 @@ struct StudyLookup {
 
 StudyLookup lookUpStudy(const DimseNode& node, const std::string& studyUid, const std::string& seriesUid,
                         const DimseOptions& o) {
+  StudyLookup out;
+  auto tls = clientTls(node);
+  if (!tls) return out;  // the retrieve that follows reports it
   DcmSCU scu;
   configure(scu, node, o);
   scu.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
-  StudyLookup out;
-  if (!connect(scu, node, o)) return out;
+  if (!connect(scu, node, o, tls->get())) return out;
   DcmDataset keys;
   keys.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, seriesUid.empty() ? "STUDY" : "SERIES");
   keys.putAndInsertOFStringArray(DCM_StudyInstanceUID, studyUid.c_str());
@@ -357,10 +379,12 @@ class StoreScu : public DcmStorageSCU {
 }  // namespace
 
 Status echo(const DimseNode& node, const DimseOptions& o) {
+  auto tls = clientTls(node);
+  if (!tls) return tls.error();
   DcmSCU scu;
   configure(scu, node, o);
   scu.addPresentationContext(UID_VerificationSOPClass, uncompressedSyntaxes());
-  if (auto s = connect(scu, node, o); !s) return s;
+  if (auto s = connect(scu, node, o, tls->get()); !s) return s;
   const auto pid = scu.findPresentationContextID(UID_VerificationSOPClass, "");
   OFCondition c = pid ? scu.sendECHORequest(pid) : OFCondition(NET_EC_NoAcceptablePresentationContexts);
   scu.releaseAssociation();
@@ -370,10 +394,12 @@ Status echo(const DimseNode& node, const DimseOptions& o) {
 
 Result<std::vector<QueryMatch>> find(const DimseNode& node, const QueryFilter& f, const DimseOptions& o,
                                      const CancelToken& cancel) {
+  auto tls = clientTls(node);
+  if (!tls) return tls.error();
   DcmSCU scu;
   configure(scu, node, o);
   scu.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
-  if (auto s = connect(scu, node, o); !s) return s.error();
+  if (auto s = connect(scu, node, o, tls->get()); !s) return s.error();
   const auto pid = scu.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
   if (!pid) {
     scu.releaseAssociation();
@@ -439,6 +465,8 @@ Result<TransferReport> retrieveGet(const DimseNode& node, const std::string& stu
 
   InstanceFiler filer(db);
   TransferReport report;
+  auto tls = clientTls(node);
+  if (!tls) return tls.error();
   GetScu scu(filer, report, progress, cancel, 64ull << 20);
   configure(scu, node, o);
   scu.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
@@ -456,7 +484,7 @@ Result<TransferReport> retrieveGet(const DimseNode& node, const std::string& stu
       ++contexts;
     }
   }
-  if (auto s = connect(scu, node, o); !s) return s.error();
+  if (auto s = connect(scu, node, o, tls->get()); !s) return s.error();
   const auto pid = scu.findPresentationContextID(UID_GETStudyRootQueryRetrieveInformationModel, "");
   if (!pid) {
     scu.releaseAssociation();
@@ -483,10 +511,12 @@ Result<TransferReport> retrieveMove(const DimseNode& node, const std::string& st
   progress.unknown("Connecting");
   if (const StudyLookup l = lookUpStudy(node, studyUid, seriesUid, o); l.answered && !l.found)
     return notOnNode(node, seriesUid);
+  auto tls = clientTls(node);
+  if (!tls) return tls.error();
   MoveScu scu(progress, cancel);
   configure(scu, node, o);
   scu.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
-  if (auto s = connect(scu, node, o); !s) return s.error();
+  if (auto s = connect(scu, node, o, tls->get()); !s) return s.error();
   const auto pid = scu.findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
   if (!pid) {
     scu.releaseAssociation();
@@ -516,6 +546,8 @@ Result<TransferReport> send(const DimseNode& node, const std::vector<fs::path>& 
                             const Progress& progress, const CancelToken& cancel) {
   dicom::initializeDicomLibrary();
   TransferReport report;
+  auto tls = clientTls(node);
+  if (!tls) return tls.error();
   StoreScu scu(report, progress, cancel, files.size());
   configure(scu, node, o);
   // Every file goes in its own transfer syntax, its bytes as they are: each compressed
@@ -545,6 +577,7 @@ Result<TransferReport> send(const DimseNode& node, const std::vector<fs::path>& 
     if (c.bad()) return netError(node, "cannot prepare the transfer", c, o);
     if (!networkUp) {
       if (OFCondition n = scu.initNetwork(); n.bad()) return netError(node, "cannot start networking", n, o);
+      if (OFCondition n = useTlsLayer(scu, tls->get()); n.bad()) return netError(node, "cannot set up TLS", n, o);
       networkUp = true;
     }
     if (OFCondition n = scu.negotiateAssociation(); n.bad()) return netError(node, "cannot connect", n, o);

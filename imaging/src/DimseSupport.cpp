@@ -3,9 +3,12 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/cond.h>
 #include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/dcmnet/scu.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 #include <sys/statvfs.h>
 
 #include <limits>
+#include <mutex>
 
 namespace lumen::net::detail {
 
@@ -93,5 +96,43 @@ std::string describe(const OFCondition& cond, int timeoutSeconds) {
     return "no answer within " + std::to_string(timeoutSeconds) + " s (" + text + ")";
   return text;
 }
+
+Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(const TlsFiles& f, bool listener) {
+  static std::once_flag once;
+  std::call_once(once, [] { DcmTLSTransportLayer::initializeOpenSSL(); });
+  auto tls = std::make_unique<DcmTLSTransportLayer>(listener ? NET_ACCEPTOR : NET_REQUESTOR, nullptr, OFFalse);
+  const auto bad = [](const std::string& file, const std::string& why) {
+    return Error(ErrorCode::InvalidArgument, "TLS: " + why, file);
+  };
+  if (OFCondition c = tls->setTLSProfile(TSP_Profile_BCP195_ND); c.bad()) return bad("", c.text());
+  if (OFCondition c = tls->activateCipherSuites(); c.bad()) return bad("", c.text());
+  if (!f.certFile.empty()) {
+    if (tls->setPrivateKeyFile(f.keyFile.c_str(), DCF_Filetype_PEM).bad())
+      return bad(f.keyFile, "cannot read the private key (PEM, not password-protected)");
+    if (tls->setCertificateFile(f.certFile.c_str(), DCF_Filetype_PEM).bad())
+      return bad(f.certFile, "cannot read the certificate (PEM)");
+    if (!tls->checkPrivateKeyMatchesCertificate()) return bad(f.keyFile, "the private key does not match " + f.certFile);
+  }
+  if (!f.caFile.empty()) {
+    if (tls->addTrustedCertificateFile(f.caFile.c_str(), DCF_Filetype_PEM).bad())
+      return bad(f.caFile, "cannot read the CA certificate (PEM)");
+    tls->setCertificateVerification(DCV_requireCertificate);
+  } else {
+    // Only the listener may lack a CA (settings are checked when read): it then accepts
+    // callers without a certificate, as a server with TLS for privacy alone.
+    tls->setCertificateVerification(DCV_ignoreCertificate);
+  }
+  return std::unique_ptr<DcmTransportLayer>(std::move(tls));
+}
+
+namespace {
+// The usual way to reach a protected member of a base class from outside: a pointer to
+// it, named through a derived class.
+struct ScuAccess : DcmSCU {
+  static OFCondition use(DcmSCU& scu, DcmTransportLayer* layer) { return (scu.*(&ScuAccess::useSecureConnection))(layer); }
+};
+}  // namespace
+
+OFCondition useTlsLayer(DcmSCU& scu, DcmTransportLayer* layer) { return layer ? ScuAccess::use(scu, layer) : EC_Normal; }
 
 }  // namespace lumen::net::detail

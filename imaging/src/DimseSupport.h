@@ -4,15 +4,20 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
 #include <dcmtk/ofstd/oflist.h>
 #include <dcmtk/ofstd/ofstring.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "lumen/core/Result.h"
+#include "lumen/imaging/Nodes.h"
+
+class DcmSCU;
 
 namespace lumen::net::detail {
 
@@ -34,6 +39,16 @@ std::uint64_t freeBytes(const std::filesystem::path& path);
 
 /// A one-line, user-facing reason for a failed network step with `node` (no patient data).
 std::string describe(const OFCondition& cond, int timeoutSeconds);
+
+/// A DICOM TLS layer (BCP 195 profile) from PEM files: for a connection to a node (its
+/// certificate verified against files.caFile) or for the listener (its own certificate;
+/// callers' certificates required and verified when files.caFile is set). The error names
+/// the file that could not be used.
+Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(const TlsFiles& files, bool listener);
+
+/// Puts `scu` on `layer` (DcmSCU keeps this protected): after initNetwork(), before the
+/// association is negotiated; the layer must outlive the SCU. Nothing to do when null.
+OFCondition useTlsLayer(DcmSCU& scu, DcmTransportLayer* layer);
 
 /// DICOM status classes (PS3.7 Annex C).
 inline bool isSuccess(std::uint16_t s) { return s == 0x0000; }

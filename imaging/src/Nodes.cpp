@@ -84,12 +84,7 @@ class Reader {
   void finish() const {
     for (const auto& [k, v] : j_.items()) {
       (void)v;
-      if (!seen_.count(k)) {
-        if (k == "tls")
-          throw std::runtime_error(where_ + ": \"tls\": DICOM TLS is not supported by this version of Lumen; remove the "
-                                            "setting or use a node without TLS");
-        throw std::runtime_error(where_ + ": unknown setting \"" + k + "\"");
-      }
+      if (!seen_.count(k)) throw std::runtime_error(where_ + ": unknown setting \"" + k + "\"");
     }
   }
 
@@ -101,6 +96,30 @@ class Reader {
 
 void requireAe(const std::string& ae, const std::string& where) {
   if (auto why = checkAeTitle(ae); !why.empty()) throw std::runtime_error(where + ": AE title \"" + ae + "\": " + why);
+}
+
+// "tls": {"ca_file", "cert_file", "key_file"}. A remote node needs the CA (its certificate
+// is always verified); Lumen's listener needs its own certificate and key.
+std::optional<TlsFiles> readTls(const json& parent, Reader& r, const std::string& where, bool listener) {
+  r.known("tls");
+  if (!parent.contains("tls")) return std::nullopt;
+  const std::string at = where + ": \"tls\"";
+  Reader t(parent["tls"], at);
+  TlsFiles f{t.str("ca_file", !listener), t.str("cert_file", listener), t.str("key_file", listener)};
+  t.finish();
+  if (f.certFile.empty() != f.keyFile.empty()) throw std::runtime_error(at + ": \"cert_file\" and \"key_file\" go together");
+  for (const auto* file : {&f.caFile, &f.certFile, &f.keyFile})
+    if (!file->empty() && fs::path(*file).is_relative())
+      throw std::runtime_error(at + ": " + *file + " is a relative path; give it in full");
+  return f;
+}
+
+json tlsJson(const TlsFiles& f) {
+  json j = json::object();
+  if (!f.caFile.empty()) j["ca_file"] = f.caFile;
+  if (!f.certFile.empty()) j["cert_file"] = f.certFile;
+  if (!f.keyFile.empty()) j["key_file"] = f.keyFile;
+  return j;
 }
 
 NodeConfig parse(const json& root) {
@@ -117,6 +136,7 @@ NodeConfig parse(const json& root) {
     c.local.maxAssociations = r.integer("max_associations", c.local.maxAssociations, 1, 64);
     c.local.timeoutSeconds = r.integer("timeout_seconds", c.local.timeoutSeconds, 1, 3600);
     c.local.minFreeMegabytes = r.integer("min_free_mb", c.local.minFreeMegabytes, 0, 1 << 20);
+    c.local.tls = readTls(root["local"], r, "\"local\"", true);
     r.finish();
   }
   top.known("local");
@@ -134,9 +154,10 @@ NodeConfig parse(const json& root) {
         Reader d(n, where);
         d.str("name", true);
         d.str("type", false);
-        DimseNode node{name, d.str("ae_title", true), d.str("host", true), d.integer("port", 104, 1, 65535)};
+        DimseNode node{name, d.str("ae_title", true), d.str("host", true), d.integer("port", 104, 1, 65535), std::nullopt};
         requireAe(node.aeTitle, where);
         if (node.host.empty()) throw std::runtime_error(where + ": \"host\" is empty");
+        node.tls = readTls(n, d, where, false);
         d.finish();
         c.dimse.push_back(std::move(node));
       } else if (type == "dicomweb") {
@@ -210,8 +231,11 @@ std::string checkWebNode(const WebNode& n) {
 
 Status saveNodes(const fs::path& file, const NodeConfig& c) {
   json nodes = json::array();
-  for (const auto& n : c.dimse)
-    nodes.push_back({{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port}});
+  for (const auto& n : c.dimse) {
+    json d{{"name", n.name}, {"type", "dimse"}, {"ae_title", n.aeTitle}, {"host", n.host}, {"port", n.port}};
+    if (n.tls) d["tls"] = tlsJson(*n.tls);
+    nodes.push_back(d);
+  }
   for (const auto& n : c.web) {
     json w{{"name", n.name}, {"type", "dicomweb"}, {"url", n.baseUrl}};
     if (!n.auth.empty()) w["auth"] = n.auth;
@@ -227,6 +251,7 @@ Status saveNodes(const fs::path& file, const NodeConfig& c) {
              {"timeout_seconds", c.local.timeoutSeconds},
              {"min_free_mb", c.local.minFreeMegabytes}};
   if (!c.local.allowedAe.empty()) local["allow"] = c.local.allowedAe;
+  if (c.local.tls) local["tls"] = tlsJson(*c.local.tls);
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return Error(ErrorCode::Io, "cannot create the folder: " + ec.message(), file.parent_path().string());

@@ -262,6 +262,7 @@ Status checkPortFree(int port) {
 
 struct StorageServer::Impl {
   Shared shared;
+  std::unique_ptr<DcmTransportLayer> tls;  // before the pool: it outlives it
   std::unique_ptr<Pool> pool;
   std::thread thread;
   bool stopped = false;
@@ -277,8 +278,14 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   m.shared.local = local;
   m.shared.filer = &filer;
   m.shared.minFreeBytes = static_cast<std::uint64_t>(local.minFreeMegabytes) << 20;
+  if (local.tls) {
+    auto layer = makeTlsLayer(*local.tls, true);
+    if (!layer) return layer.error();
+    m.tls = std::move(*layer);
+  }
   m.pool = std::make_unique<Pool>(m.shared);
   DcmSCPConfig& cfg = m.pool->getConfig();
+  if (m.tls) cfg.setTransportLayer(m.tls.get());
   cfg.setAETitle(local.aeTitle.c_str());
   cfg.setPort(static_cast<Uint16>(local.port));
   cfg.setMaxReceivePDULength(ASC_DEFAULTMAXPDU);

@@ -128,6 +128,29 @@ class Listener:
         self.p.communicate()
 
 
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    """A test CA: returns the path prefix (name.pem certificate, name.key key)."""
+    ca = os.path.join(d, name)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
+            "-days", "2", "-subj", f"/CN=Lumen Test {name}")
+    return ca
+
+
+def make_cert(d, name, ca):
+    """A certificate for 127.0.0.1 signed by `ca`: returns the prefix (name.crt, name.key)."""
+    p = os.path.join(d, name)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p + ".key", "-out", p + ".csr", "-subj", "/CN=127.0.0.1")
+    with open(p + ".ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", p + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
+            "-out", p + ".crt", "-days", "2", "-extfile", p + ".ext")
+    return p
+
+
 def start_orthanc(name, http_port, dicom_port, extra):
     """An Orthanc with its DICOMweb plugin and a temporary configuration; returns (process, log)."""
     d = workdir(name)
@@ -211,7 +234,7 @@ class Nodes(unittest.TestCase):
             json.dump({"nodes": [{"name": "x", "ae_title": "X", "host": "h", "port": 1, "tls": {}}]}, fh)
         p = subprocess.run([CLI, "echo", "x"], capture_output=True, text=True, env=env)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("TLS is not supported", p.stderr)
+        self.assertIn("\"ca_file\" is missing", p.stderr)
 
 
 class Echo(unittest.TestCase):
@@ -466,6 +489,95 @@ class Listen(unittest.TestCase):
             subprocess.run(["umount", data])
 
 
+class DicomTls(unittest.TestCase):
+    """DICOM TLS (BCP 195) with a test CA, both ways: Lumen to an Orthanc that requires
+    client certificates, and dcmtk's storescu to Lumen's listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = d = workdir("dicom-tls")
+        cls.ca = make_ca(d, "ca")
+        cls.other_ca = make_ca(d, "other-ca")
+        cls.server = make_cert(d, "server", cls.ca)
+        cls.client = make_cert(d, "client", cls.ca)
+        cls.stranger = make_cert(d, "stranger", cls.other_ca)
+        cls.proc, cls.log = start_orthanc("orthanc-dicom-tls", 8045, 4244, {
+            "DicomTlsEnabled": True, "DicomTlsCertificate": cls.server + ".crt",
+            "DicomTlsPrivateKey": cls.server + ".key", "DicomTlsTrustedCertificates": cls.ca + ".pem",
+            "DicomTlsRemoteCertificateRequired": True,
+        })
+        for f in sample_files()[:3]:
+            with open(f, "rb") as fh:
+                req = urllib.request.Request("http://127.0.0.1:8045/instances", data=fh.read(), method="POST")
+                urllib.request.urlopen(req, timeout=30).read()
+        cls.env = dict(ENV, LUMEN_CONFIG_DIR=workdir("dicom-tls-config"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(timeout=30)
+        cls.log.close()
+
+    def cli(self, *args, check=True):
+        p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300, env=self.env)
+        if check and p.returncode != 0:
+            raise AssertionError(f"lumen-cli {' '.join(args)} failed: {p.stdout}{p.stderr}")
+        return p
+
+    def test_lumen_to_orthanc(self):
+        self.cli("nodes", "add", "tls", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4244",
+                 "--tls-ca", self.ca + ".pem", "--tls-cert", self.client + ".crt", "--tls-key", self.client + ".key")
+        self.assertIn("(TLS)", self.cli("nodes", "list").stdout)
+        self.assertIn("echo ok", self.cli("echo", "tls").stdout)
+        study = str(pydicom.dcmread(sample_files()[0]).StudyInstanceUID)
+        d = workdir("dicom-tls-get")
+        out = json.loads(self.cli("retrieve", "tls", "--study", study, "--data-dir", d, "--json").stdout)
+        self.assertEqual(out["stored"], 3)
+        src = pixels_by_sop(sample_files()[:3])
+        for sop, path in indexed(d).items():
+            self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]))
+        # The node's certificate from another CA, no client certificate, or no TLS at all: refused.
+        self.cli("nodes", "add", "wrong-ca", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4244",
+                 "--tls-ca", self.other_ca + ".pem", "--tls-cert", self.client + ".crt", "--tls-key",
+                 self.client + ".key")
+        self.cli("nodes", "add", "no-cert", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4244",
+                 "--tls-ca", self.ca + ".pem")
+        for name, why in (("wrong-ca", "certificate verify failed"), ("no-cert", "require a client certificate"),
+                          ("ORTHANC@127.0.0.1:4244", "require DICOM TLS")):
+            p = self.cli("echo", name, "--timeout", "5", check=False)
+            self.assertEqual(p.returncode, 1, name)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+            self.assertIn(why, p.stderr)
+
+    def storescu(self, port, *tls):
+        return subprocess.run(["storescu", "-aec", "LUMEN", *tls, "127.0.0.1", str(port), *sample_files()[:4]],
+                              capture_output=True, text=True, timeout=120)
+
+    def test_storescu_to_lumen(self):
+        self.cli("nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
+                 "--tls-ca", self.ca + ".pem")
+        d = workdir("dicom-tls-listen")
+        saved = ENV.get("LUMEN_CONFIG_DIR")
+        ENV["LUMEN_CONFIG_DIR"] = self.env["LUMEN_CONFIG_DIR"]
+        try:
+            lis = Listener(d, "--port", "11130")
+        finally:
+            ENV["LUMEN_CONFIG_DIR"] = saved
+        trust = ["+cf", self.ca + ".pem", "-pw"]
+        ok = self.storescu(11130, "+tls", self.client + ".key", self.client + ".crt", *trust)
+        plain = self.storescu(11130)
+        stranger = self.storescu(11130, "+tls", self.stranger + ".key", self.stranger + ".crt", *trust)
+        lis.stop()
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertNotEqual(plain.returncode, 0)
+        self.assertNotEqual(stranger.returncode, 0)
+        got = indexed(d)
+        self.assertEqual(len(got), 4)
+        src = pixels_by_sop(sample_files()[:4])
+        for sop, path in got.items():
+            self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]))
+
+
 class TlsProxy:
     """HTTPS on `port` in front of plain HTTP on `backend` (loopback), one thread per connection."""
 
@@ -593,23 +705,8 @@ class Web(unittest.TestCase):
 
     def test_https_private_ca_and_basic_auth(self):
         d = workdir("tls")
-        ca, srv = os.path.join(d, "ca"), os.path.join(d, "srv")
-
-        def ssl_run(*args):
-            subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-        ssl_run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
-                "-days", "2", "-subj", "/CN=Lumen Test CA")
-        ssl_run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", srv + ".key", "-out", srv + ".csr",
-                "-subj", "/CN=127.0.0.1")
-        with open(srv + ".ext", "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-        ssl_run("x509", "-req", "-in", srv + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
-                "-out", srv + ".crt", "-days", "2", "-extfile", srv + ".ext")
-        with open(srv + ".pem", "w") as out:
-            for part in (".crt", ".key"):
-                with open(srv + part) as f:
-                    out.write(f.read())
+        ca = make_ca(d, "ca")
+        srv = make_cert(d, "srv", ca)
         # Debian's Orthanc 1.10 crashes on its first HTTPS request (civetweb with OpenSSL 3),
         # so TLS is terminated in front of it, by Python's ssl module with the test CA's
         # certificate; Orthanc behind it wants basic auth.

@@ -39,7 +39,8 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   c.local.allowedAe = {"PACS", "CT1"};
   c.local.maxAssociations = 3;
   c.local.minFreeMegabytes = 512;
-  c.dimse.push_back({"pacs", "ORTHANC", "10.0.0.5", 4242});
+  c.dimse.push_back({"pacs", "ORTHANC", "10.0.0.5", 4242, TlsFiles{"/etc/lumen/pacs-ca.pem", "", ""}});
+  c.local.tls = TlsFiles{"", "/etc/lumen/me.crt", "/etc/lumen/me.key"};
   WebNode w;
   w.name = "web";
   w.baseUrl = "https://pacs.example.org/dicom-web";
@@ -62,6 +63,11 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   ASSERT_EQ(r->dimse.size(), 1u);
   EXPECT_EQ(r->dimse[0].aeTitle, "ORTHANC");
   EXPECT_EQ(r->dimse[0].port, 4242);
+  ASSERT_TRUE(r->dimse[0].tls);
+  EXPECT_EQ(r->dimse[0].tls->caFile, "/etc/lumen/pacs-ca.pem");
+  ASSERT_TRUE(r->local.tls);
+  EXPECT_EQ(r->local.tls->keyFile, "/etc/lumen/me.key");
+  EXPECT_EQ(r->local.tls->caFile, "");
   ASSERT_NE(r->findWeb("web"), nullptr);
   EXPECT_EQ(r->findWeb("web")->password, "secret");
   EXPECT_EQ(r->findWeb("web")->caFile, "/etc/lumen/ca.pem");
@@ -70,7 +76,17 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
 TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
   const fs::path f = freshDir() / "nodes.json";
   EXPECT_NE(loadError(f, R"({"local": {"ae_titel": "X"}})").find("unknown setting \"ae_titel\""), std::string::npos);
-  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h", "tls": true}]})").find("TLS is not supported"),
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h", "tls": true}]})").find("must be a JSON object"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h", "tls": {}}]})").find("\"ca_file\" is missing"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "A", "host": "h", "tls": {"ca_file": "/c", "cert_file": "/x"}}]})")
+                .find("go together"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"local": {"tls": {"cert_file": "me.crt", "key_file": "/k"}}})").find("relative path"),
+            std::string::npos);
+  EXPECT_NE(loadError(f, R"({"local": {"tls": {"cert_file": "/c", "key_file": "/k", "verify": true}}})")
+                .find("unknown setting \"verify\""),
             std::string::npos);
   EXPECT_NE(loadError(f, R"({"nodes": [{"name": "a", "ae_title": "MUCH_TOO_LONG_AE_TITLE", "host": "h"}]})")
                 .find("1 to 16 characters"),

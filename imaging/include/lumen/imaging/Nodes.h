@@ -5,6 +5,7 @@
 // an error naming it, never silently dropped.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,23 @@
 
 namespace lumen::net {
 
+/// DICOM TLS (PS3.15 Annex B) files, PEM, absolute paths. For a remote node: the CA that
+/// signed its certificate (required: the peer is always verified), and Lumen's own
+/// certificate and key when the node asks for one. For Lumen's listener: its certificate
+/// and key (required), and a CA that, when given, every caller's certificate must chain to.
+struct TlsFiles {
+  std::string caFile;
+  std::string certFile;
+  std::string keyFile;
+};
+
 /// A DIMSE peer (PACS, modality, workstation).
 struct DimseNode {
   std::string name;     // Lumen's name for it: what the user types (`lumen-cli echo NAME`)
   std::string aeTitle;  // its Application Entity title (called AE)
   std::string host;
   int port = 104;
+  std::optional<TlsFiles> tls;  // set: DICOM TLS, else plain TCP
 };
 
 /// A DICOMweb service (QIDO-RS, WADO-RS, STOW-RS under one base URL).
@@ -41,6 +53,7 @@ struct LocalNode {
   int maxAssociations = 8;             // concurrent; more are rejected, not queued
   int timeoutSeconds = 30;             // a peer silent this long loses its association
   int minFreeMegabytes = 256;          // below this much free disk, instances are refused (A700)
+  std::optional<TlsFiles> tls;         // set: the listener speaks DICOM TLS only
 };
 
 struct NodeConfig {
