@@ -109,9 +109,9 @@ def copy_with_new_uids(src_files, out_dir, copies=1):
 class Listener:
     """`lumen-cli listen` as a child process."""
 
-    def __init__(self, data_dir, *args):
+    def __init__(self, data_dir, *args, env=None):
         self.p = subprocess.Popen([CLI, "listen", "--data-dir", data_dir, *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=ENV)
+                                  stderr=subprocess.PIPE, text=True, env=env or ENV)
         line = self.p.stdout.readline()
         if "listening" not in line:
             raise AssertionError(f"listener did not start: {line}{self.p.stderr.read()}")
@@ -126,6 +126,24 @@ class Listener:
     def kill(self):
         self.p.kill()
         self.p.communicate()
+
+
+def open_association(port, called="LUMEN", calling="HOLDER"):
+    """A caller that negotiates an association (Verification) and then keeps it open."""
+    def item(kind, body):
+        return bytes([kind, 0]) + len(body).to_bytes(2, "big") + body
+
+    uid = lambda u: u.encode()
+    pc = bytes([1, 0, 0, 0]) + item(0x30, uid("1.2.840.10008.1.1")) + item(0x40, uid("1.2.840.10008.1.2"))
+    body = (b"\x00\x01\x00\x00" + called.ljust(16).encode() + calling.ljust(16).encode() + bytes(32)
+            + item(0x10, uid("1.2.840.10008.3.1.1.1")) + item(0x20, pc)
+            + item(0x50, item(0x51, (16384).to_bytes(4, "big"))))
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"\x01\x00" + len(body).to_bytes(4, "big") + body)
+    head = s.recv(6)
+    if not head or head[0] != 0x02:
+        raise AssertionError(f"association not accepted: {head!r}")
+    return s
 
 
 def openssl(*args):
@@ -431,6 +449,24 @@ class Listen(unittest.TestCase):
         lis.stop()
         self.assertEqual(len(indexed(d)), len(sample_files()))
 
+    def test_association_limit(self):
+        cfg = workdir("listen-limit-config")
+        with open(os.path.join(cfg, "nodes.json"), "w") as f:
+            json.dump({"local": {"ae_title": "LUMEN", "max_associations": 2}}, f)
+        lis = Listener(workdir("listen-limit"), "--port", "11125", env=dict(ENV, LUMEN_CONFIG_DIR=cfg))
+        held = [open_association(11125) for _ in range(2)]  # two callers that stay
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11125"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Local Limit Exceeded", p.stderr)
+        for s in held:
+            s.close()
+        time.sleep(1)  # the workers see their peers gone
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11125"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lis.stop()
+
     def test_wrong_called_ae_is_rejected(self):
         d = workdir("listen-called")
         lis = Listener(d, "--port", "11122")
@@ -557,12 +593,7 @@ class DicomTls(unittest.TestCase):
         self.cli("nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
                  "--tls-ca", self.ca + ".pem")
         d = workdir("dicom-tls-listen")
-        saved = ENV.get("LUMEN_CONFIG_DIR")
-        ENV["LUMEN_CONFIG_DIR"] = self.env["LUMEN_CONFIG_DIR"]
-        try:
-            lis = Listener(d, "--port", "11130")
-        finally:
-            ENV["LUMEN_CONFIG_DIR"] = saved
+        lis = Listener(d, "--port", "11130", env=self.env)
         trust = ["+cf", self.ca + ".pem", "-pw"]
         ok = self.storescu(11130, "+tls", self.client + ".key", self.client + ".crt", *trust)
         plain = self.storescu(11130)
