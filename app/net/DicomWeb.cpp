@@ -199,6 +199,9 @@ class Session {
   QNetworkRequest request(const QUrl& url, const QByteArray& accept) const {
     QNetworkRequest r(url);
     r.setRawHeader("Accept", accept);
+    // Pixel data gains little from gzip and the decoding costs more than the transfer saves
+    // on a LAN; Qt would otherwise ask for it.
+    r.setRawHeader("Accept-Encoding", "identity");
     r.setTransferTimeout(options_.timeoutSeconds * 1000);
     r.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::NoLessSafeRedirectPolicy);
     if (node_.auth == "basic")
@@ -405,8 +408,8 @@ Status ping(const net::WebNode& node, const WebOptions& o) {
 
 namespace {
 
-// Files received instances on a few threads, so the download never waits for a flush and
-// the filer's group commit has company to batch.
+// Files received instances on a few threads (each file checked and flushed there), so the
+// download never waits for a disk flush; the filer commits them in batches.
 class FilingQueue {
  public:
   FilingQueue(net::InstanceFiler& filer, net::TransferReport& report, int threads) : filer_(filer), report_(report) {
@@ -429,6 +432,7 @@ class FilingQueue {
     wake_.notify_all();
     for (auto& t : workers_)
       if (t.joinable()) t.join();
+    filer_.flush();
   }
   std::size_t filed() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -446,17 +450,20 @@ class FilingQueue {
         tmp = std::move(queue_.front());
         queue_.pop_front();
       }
-      auto r = filer_.file(tmp);
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++done_;
-      if (r) {
-        ++report_.stored;
-      } else {
-        ++report_.failed;
-        const std::string p = r.error().message;
-        if (std::find(report_.problems.begin(), report_.problems.end(), p) == report_.problems.end())
-          report_.problems.push_back(p);
-      }
+      // Checked and flushed here, committed in batches by the filer; counted once committed.
+      filer_.fileLater(tmp, [this](Result<dicom::FileInfo> r) { count(r); });
+    }
+  }
+  void count(const Result<dicom::FileInfo>& r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++done_;
+    if (r) {
+      ++report_.stored;
+    } else {
+      ++report_.failed;
+      const std::string p = r.error().message;
+      if (std::find(report_.problems.begin(), report_.problems.end(), p) == report_.problems.end())
+        report_.problems.push_back(p);
     }
   }
   net::InstanceFiler& filer_;

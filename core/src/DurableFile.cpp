@@ -24,7 +24,16 @@ fs::path temporaryPathFor(const fs::path& dest) {
                                std::to_string(counter.fetch_add(1)));
 }
 
-Status commitFile(const fs::path& tmp, const fs::path& dest) {
+Status syncFolder(const fs::path& dir) {
+  const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) return sysError("cannot open the folder to flush it", dir);
+  const int rc = ::fsync(d);
+  ::close(d);
+  if (rc != 0) return sysError("cannot flush the folder to disk", dir);
+  return {};
+}
+
+Status commitFile(const fs::path& tmp, const fs::path& dest, FolderSync folder) {
   std::error_code ec;
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::fsync(fd) != 0) {
@@ -41,13 +50,8 @@ Status commitFile(const fs::path& tmp, const fs::path& dest) {
     return e;
   }
   // The rename is durable only once the folder's entry is.
-  const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
-  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
-    const int rc = ::fsync(d);
-    ::close(d);
-    if (rc != 0) return sysError("cannot flush the folder to disk", dir);
-  }
-  return {};
+  if (folder == FolderSync::ByCaller) return {};
+  return syncFolder(dest.has_parent_path() ? dest.parent_path() : fs::path("."));
 }
 
 Status writeFileDurably(const fs::path& dest, std::string_view bytes, unsigned mode) {

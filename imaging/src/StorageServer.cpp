@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "DimseSupport.h"
@@ -35,8 +37,10 @@ using namespace detail;
 struct InstanceFiler::Impl {
   struct Pending {
     dicom::FileInfo info;
+    std::vector<fs::path> folders;  // to flush before the database may name the file
+    std::function<void(Result<dicom::FileInfo>)> done;  // fileLater's; empty for file()
     Status result;
-    bool done = false;
+    bool finished = false;
   };
 
   explicit Impl(db::StudyDatabase& database) : db(database), thread([this] { run(); }) {}
@@ -49,41 +53,71 @@ struct InstanceFiler::Impl {
     thread.join();
   }
 
-  Status commit(dicom::FileInfo info) {
-    Pending p{std::move(info), {}, false};
-    std::unique_lock<std::mutex> lock(mutex);
-    queue.push_back(&p);
+  std::shared_ptr<Pending> enqueue(dicom::FileInfo info, std::vector<fs::path> folders,
+                                   std::function<void(Result<dicom::FileInfo>)> done) {
+    auto p = std::make_shared<Pending>();
+    p->info = std::move(info);
+    p->folders = std::move(folders);
+    p->done = std::move(done);
+    std::lock_guard<std::mutex> lock(mutex);
+    queue.push_back(p);
     wake.notify_all();
-    finished.wait(lock, [&] { return p.done; });
-    return p.result;
+    return p;
   }
 
-  // One transaction for whatever has queued up while the last one was being flushed.
+  Status commit(dicom::FileInfo info, std::vector<fs::path> folders) {
+    auto p = enqueue(std::move(info), std::move(folders), {});
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [&] { return p->finished; });
+    return p->result;
+  }
+
+  void flush() {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [&] { return queue.empty() && !busy; });
+  }
+
+  // One transaction for whatever has queued up while the last one was being flushed, and
+  // each folder flushed once for all the files renamed into it.
   void run() {
     for (;;) {
-      std::deque<Pending*> batch;
+      std::deque<std::shared_ptr<Pending>> batch;
       {
         std::unique_lock<std::mutex> lock(mutex);
         wake.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;
         batch.swap(queue);
+        busy = true;
       }
-      std::vector<dicom::FileInfo> infos;
-      infos.reserve(batch.size());
-      for (Pending* p : batch) infos.push_back(p->info);
-      auto r = db.addStoredInstances(infos);
-      Status s = r ? Status{} : Status{r.error()};
+      std::set<fs::path> folders;
+      for (const auto& p : batch) folders.insert(p->folders.begin(), p->folders.end());
+      Status s;
+      for (const auto& f : folders)
+        if (s = syncFolder(f); !s) break;
+      if (s) {
+        std::vector<dicom::FileInfo> infos;
+        infos.reserve(batch.size());
+        for (const auto& p : batch) infos.push_back(p->info);
+        auto r = db.addStoredInstances(infos);
+        if (!r) s = r.error();
+      }
       std::function<void(const dicom::FileInfo&)> notify;
       {
         std::lock_guard<std::mutex> lock(mutex);
-        for (Pending* p : batch) {
-          p->result = s;
-          p->done = true;
-        }
         notify = listener;
       }
-      if (s && notify)
-        for (const auto& i : infos) notify(i);
+      for (const auto& p : batch) {
+        if (s && notify) notify(p->info);
+        if (p->done) p->done(s ? Result<dicom::FileInfo>(p->info) : Result<dicom::FileInfo>(s.error()));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (const auto& p : batch) {
+          p->result = s;
+          p->finished = true;
+        }
+        busy = false;
+      }
       finished.notify_all();
     }
   }
@@ -91,8 +125,9 @@ struct InstanceFiler::Impl {
   db::StudyDatabase& db;
   std::mutex mutex;
   std::condition_variable wake, finished;
-  std::deque<Pending*> queue;
+  std::deque<std::shared_ptr<Pending>> queue;
   bool stopping = false;
+  bool busy = false;
   std::function<void(const dicom::FileInfo&)> listener;
   std::thread thread;  // last: starts once the members above exist
 };
@@ -111,7 +146,7 @@ void InstanceFiler::setListener(std::function<void(const dicom::FileInfo&)> list
   impl_->listener = std::move(listener);
 }
 
-Result<dicom::FileInfo> InstanceFiler::file(const fs::path& tmp, const std::string& expectedSopUid) {
+Result<InstanceFiler::Placed> InstanceFiler::place(const fs::path& tmp, const std::string& expectedSopUid) {
   const auto discard = [&](Error e) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -121,7 +156,8 @@ Result<dicom::FileInfo> InstanceFiler::file(const fs::path& tmp, const std::stri
   // Not only images: SR, SEG, presentation states... are kept and indexed too.
   if (!info && info.error().code == ErrorCode::Unsupported) info = dicom::readFileIdentity(tmp);
   if (!info) return discard(Error(info.error().code, "received instance unreadable: " + info.error().message));
-  dicom::FileInfo f = std::move(info.value());
+  Placed out{std::move(info.value()), {}};
+  dicom::FileInfo& f = out.info;
   if (f.study.studyInstanceUid.empty() || f.series.seriesInstanceUid.empty() || f.sopInstanceUid.empty())
     return discard(Error(ErrorCode::Corrupt, "received instance lacks its Study, Series or SOP Instance UID"));
   if (!expectedSopUid.empty() && expectedSopUid != f.sopInstanceUid)
@@ -130,11 +166,32 @@ Result<dicom::FileInfo> InstanceFiler::file(const fs::path& tmp, const std::stri
   std::error_code ec;
   fs::create_directories(dest.parent_path(), ec);
   if (ec) return discard(Error(ErrorCode::Io, "cannot create a folder in the store: " + ec.message()));
-  if (auto s = commitFile(tmp, dest); !s) return s.error();
+  if (auto s = commitFile(tmp, dest, FolderSync::ByCaller); !s) return s.error();
+  // The series folder holds the new entry; it and the study folder may be new themselves,
+  // durable once their parents are flushed. Flushed once per batch, however many files.
+  for (fs::path d = dest.parent_path(); out.folders.size() < 3 && d.has_parent_path(); d = d.parent_path())
+    out.folders.push_back(d);
   f.path = dest.string();
-  if (auto s = impl_->commit(f); !s) return s.error();
-  return f;
+  return out;
 }
+
+Result<dicom::FileInfo> InstanceFiler::file(const fs::path& tmp, const std::string& expectedSopUid) {
+  auto placed = place(tmp, expectedSopUid);
+  if (!placed) return placed.error();
+  if (auto s = impl_->commit(placed->info, std::move(placed->folders)); !s) return s.error();
+  return std::move(placed->info);
+}
+
+void InstanceFiler::fileLater(const fs::path& tmp, std::function<void(Result<dicom::FileInfo>)> done) {
+  auto placed = place(tmp, {});
+  if (!placed) {
+    done(placed.error());
+    return;
+  }
+  impl_->enqueue(std::move(placed->info), std::move(placed->folders), std::move(done));
+}
+
+void InstanceFiler::flush() { impl_->flush(); }
 
 // ---------------------------------------------------------------------------------------
 // StorageServer
@@ -306,6 +363,13 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
     OFCondition c = pool->listen();
     if (c.bad()) LUMEN_ERROR("the DICOM listener stopped: " << c.text());
   });
+  // DCMTK binds inside listen(), on its thread: ready only once the port is taken, so a
+  // caller told "listening" can connect at once.
+  for (int i = 0; i < 500 && checkPortFree(local.port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (checkPortFree(local.port)) {
+    server->stop();
+    return Error(ErrorCode::Io, "the listener did not start on port " + std::to_string(local.port));
+  }
   return server;
 }
 

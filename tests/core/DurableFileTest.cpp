@@ -58,3 +58,17 @@ TEST(DurableFile, TemporaryNamesAreUniqueAndBesideTheDestination) {
   EXPECT_NE(a, b);
   EXPECT_EQ(a.parent_path(), fs::path("/x/y"));
 }
+
+TEST(DurableFile, CommitWithTheFolderFlushedByTheCaller) {
+  const fs::path d = freshDir("lumen-durable-bycaller");
+  const fs::path tmp = temporaryPathFor(d / "a.dcm");
+  { std::ofstream(tmp) << "bytes"; }
+  ASSERT_TRUE(commitFile(tmp, d / "a.dcm", FolderSync::ByCaller));
+  EXPECT_EQ(slurp(d / "a.dcm"), "bytes");
+  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_TRUE(syncFolder(d));
+  auto missing = syncFolder(d / "no-such-folder");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().toString().find("no-such-folder"), std::string::npos);
+  fs::remove_all(d);
+}

@@ -15,9 +15,18 @@ namespace lumen {
 /// A temporary name beside `dest` that no other thread or process shares.
 std::filesystem::path temporaryPathFor(const std::filesystem::path& dest);
 
+/// Whether commitFile flushes the folder itself, or leaves that to a caller that commits
+/// many files into few folders and flushes each folder once (syncFolder) before it reports
+/// any of them saved.
+enum class FolderSync { Now, ByCaller };
+
 /// Flushes `tmp` (complete, closed) to disk, renames it to `dest` (replacing it) and
 /// flushes the folder. On failure `tmp` is removed and `dest` is untouched.
-Status commitFile(const std::filesystem::path& tmp, const std::filesystem::path& dest);
+Status commitFile(const std::filesystem::path& tmp, const std::filesystem::path& dest,
+                  FolderSync folder = FolderSync::Now);
+
+/// Flushes a folder's entries (renames, new files and folders in it) to disk.
+Status syncFolder(const std::filesystem::path& dir);
 
 /// Writes `bytes` to `dest` durably, with permission bits `mode` (e.g. 0600 for a file
 /// that holds credentials).

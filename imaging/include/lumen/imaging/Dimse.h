@@ -106,10 +106,24 @@ class InstanceFiler {
   /// it. `expectedSopUid` (if not empty) must match the file. On failure `tmp` is gone.
   Result<dicom::FileInfo> file(const std::filesystem::path& tmp, const std::string& expectedSopUid = {});
 
+  /// As file(), without waiting for the commit: `done` is called (from the committing
+  /// thread, or at once when the file is refused) with the outcome. For bulk retrieves,
+  /// where nothing is acknowledged per instance; flush() before reporting them stored.
+  void fileLater(const std::filesystem::path& tmp, std::function<void(Result<dicom::FileInfo>)> done);
+
+  /// Waits until everything handed over so far is committed (or has failed).
+  void flush();
+
   /// Called (from the committing thread) with each instance once it is committed.
   void setListener(std::function<void(const dicom::FileInfo&)> listener);
 
  private:
+  struct Placed {
+    dicom::FileInfo info;
+    std::vector<std::filesystem::path> folders;  // to flush before the commit
+  };
+  Result<Placed> place(const std::filesystem::path& tmp, const std::string& expectedSopUid);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::filesystem::path incoming_;
