@@ -69,67 +69,74 @@ bool MultipartSplitter::feed(std::string_view bytes) {
   if (state_ == State::Failed) return false;
   if (state_ == State::Done) return true;  // an epilogue is ignored
   buffer_.append(bytes);
+  // Consumed bytes are skipped by offset and dropped once per feed: erasing at every part
+  // boundary would move the rest of a large read again and again.
+  std::size_t pos = 0;
+  const auto consume = [&](bool ok) {
+    buffer_.erase(0, pos);
+    return ok;
+  };
   const std::size_t keep = delimiter_.size() - 1;  // a delimiter may straddle two reads
   for (;;) {
+    const std::string_view rest = std::string_view(buffer_).substr(pos);
     switch (state_) {
       case State::Preamble: {
-        const auto at = buffer_.find(delimiter_);
-        if (at == std::string::npos) {
-          if (buffer_.size() > keep) buffer_.erase(0, buffer_.size() - keep);
-          return true;
+        const auto at = rest.find(delimiter_);
+        if (at == std::string_view::npos) {
+          if (rest.size() > keep) pos += rest.size() - keep;
+          return consume(true);
         }
-        buffer_.erase(0, at + delimiter_.size());
+        pos += at + delimiter_.size();
         state_ = State::AfterDelimiter;
         break;
       }
       case State::AfterDelimiter: {
-        if (buffer_.size() < 2) return true;
-        if (buffer_.compare(0, 2, "--") == 0) {
+        if (rest.size() < 2) return consume(true);
+        if (rest.substr(0, 2) == "--") {
           state_ = State::Done;
           buffer_.clear();
           return true;
         }
-        const auto eol = buffer_.find("\r\n");
-        if (eol == std::string::npos) {
-          if (buffer_.size() > 1024) return fail("malformed multipart body: no line end after a boundary");
-          return true;
+        const auto eol = rest.find("\r\n");
+        if (eol == std::string_view::npos) {
+          if (rest.size() > 1024) return fail("malformed multipart body: no line end after a boundary");
+          return consume(true);
         }
-        if (buffer_.find_first_not_of(" \t") < eol) return fail("malformed multipart body: text after a boundary");
-        buffer_.erase(0, eol + 2);
+        if (rest.find_first_not_of(" \t") < eol) return fail("malformed multipart body: text after a boundary");
+        pos += eol + 2;
         state_ = State::Headers;
         break;
       }
       case State::Headers: {
         std::size_t end = 0, skip = 0;
-        if (buffer_.compare(0, 2, "\r\n") == 0) {
+        if (rest.substr(0, 2) == "\r\n") {
           skip = 2;  // a part without headers
         } else {
-          end = buffer_.find("\r\n\r\n");
-          if (end == std::string::npos) {
-            if (buffer_.size() > 65536) return fail("malformed multipart body: part headers over 64 KiB");
-            return true;
+          end = rest.find("\r\n\r\n");
+          if (end == std::string_view::npos) {
+            if (rest.size() > 65536) return fail("malformed multipart body: part headers over 64 KiB");
+            return consume(true);
           }
           skip = end + 4;
         }
-        const std::string headers = buffer_.substr(0, end);
-        buffer_.erase(0, skip);
+        const std::string_view headers = rest.substr(0, end);
+        pos += skip;
         if (!handler_.begin(headers)) return fail("a part was refused");
         state_ = State::Body;
         break;
       }
       case State::Body: {
-        const auto at = buffer_.find(delimiter_);
-        if (at == std::string::npos) {
-          if (buffer_.size() > keep) {
-            const std::size_t n = buffer_.size() - keep;
-            if (!handler_.data(std::string_view(buffer_).substr(0, n))) return fail("a part could not be kept");
-            buffer_.erase(0, n);
+        const auto at = rest.find(delimiter_);
+        if (at == std::string_view::npos) {
+          if (rest.size() > keep) {
+            const std::size_t n = rest.size() - keep;
+            if (!handler_.data(rest.substr(0, n))) return fail("a part could not be kept");
+            pos += n;
           }
-          return true;
+          return consume(true);
         }
-        if (!handler_.data(std::string_view(buffer_).substr(0, at)) || !handler_.end())
-          return fail("a part could not be kept");
-        buffer_.erase(0, at + delimiter_.size());
+        if (!handler_.data(rest.substr(0, at)) || !handler_.end()) return fail("a part could not be kept");
+        pos += at + delimiter_.size();
         state_ = State::AfterDelimiter;
         break;
       }
