@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Benchmark: DICOM networking, Lumen side by side with Orthanc and dcmtk, in one session.
+
+usage (as root: it runs in private network and mount namespaces, nothing else can reach
+the servers):
+  tests/app/netns.sh /usr/bin/python3 bench/net_vs_orthanc.py [--cli build/dev/app/lumen-cli]
+        [--series ../shared/data/ct-head-sinus] [--instances 1000] [--runs 3]
+
+1. Reception: `--instances` copies of the real CT's slices (new Study/Series/SOP UIDs)
+   sent by 4 concurrent storescu processes (one association each) to `lumen-cli listen`
+   and to Orthanc (DicomThreadsCount 4), alternating, fresh storage each run. Counted:
+   instances in the index afterwards (0 lost), wall time from the first association to
+   the last response, instances per second.
+2. Retrieve of the real series from an Orthanc holding it: Lumen's C-GET vs dcmtk's
+   getscu, and Lumen's WADO-RS vs curl downloading the same WADO-RS response to one file
+   (and the same followed by `sync`), alternating, fresh destination each run.
+
+Lumen acknowledges an instance only once it is fsynced, renamed and committed to its
+database; Orthanc and getscu write without fsync and curl writes one file: the ratios
+include that difference, which is the point of the promise.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pydicom
+from pydicom.uid import generate_uid
+
+ORTHANC_HTTP = "http://127.0.0.1:8042"
+
+
+def http(path, method="GET", body=None):
+    req = urllib.request.Request(ORTHANC_HTTP + path, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        data = r.read()
+    return json.loads(data) if data[:1] in (b"{", b"[") else data
+
+
+def start_orthanc(storage):
+    cfg = {
+        "Name": "bench", "HttpPort": 8042, "DicomPort": 4242, "DicomAet": "ORTHANC",
+        "StorageDirectory": storage, "IndexDirectory": storage, "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False, "DicomThreadsCount": 4, "SaveJobs": False,
+        "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True, "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True, "DicomAlwaysAllowMove": True,
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    os.makedirs(storage, exist_ok=True)
+    path = os.path.join(storage, "orthanc.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    p = subprocess.Popen(["Orthanc", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            http("/system")
+            return p
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("Orthanc did not start")
+
+
+def stop(p):
+    """Stops a server; returns the CPU seconds (user + system) it used."""
+    p.send_signal(signal.SIGTERM)
+    _, _, usage = os.wait4(p.pid, 0)
+    p.returncode = 0
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_load(series, n, out):
+    """n instances: the series' slices again and again, each copy a new study."""
+    src = sorted(glob.glob(os.path.join(series, "*")))
+    folders = [os.path.join(out, f"a{i}") for i in range(4)]
+    for f in folders:
+        os.makedirs(f)
+    written = 0
+    while written < n:
+        study, ser = generate_uid(), generate_uid()
+        for f in src:
+            if written == n:
+                break
+            ds = pydicom.dcmread(f)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, ser
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.save_as(os.path.join(folders[written % 4], f"{written:05d}.dcm"))
+            written += 1
+    return folders
+
+
+def send_parallel(folders, port, aet):
+    subprocess.run(["sync"])
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["storescu", "-aec", aet, "+sd", "127.0.0.1", str(port), f],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for f in folders]
+    errs = [p.communicate()[1] for p in procs]
+    dt = time.perf_counter() - t0
+    bad = [e for p, e in zip(procs, errs) if p.returncode != 0]
+    if bad:
+        raise SystemExit("storescu failed: " + bad[0][-500:])
+    return dt
+
+
+def receive_lumen(cli, folders, n, work, env):
+    data = os.path.join(work, "lumen-data")
+    shutil.rmtree(data, ignore_errors=True)
+    lis = subprocess.Popen([cli, "listen", "--data-dir", data, "--port", "11112", "--min-free-mb", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if "listening" not in lis.stdout.readline():
+        raise SystemExit("lumen-cli listen did not start: " + lis.stderr.read())
+    dt = send_parallel(folders, 11112, "LUMEN")
+    lis.stdout.close()
+    lis.stderr.close()
+    cpu = stop(lis)
+    con = sqlite3.connect(os.path.join(data, "lumen.db"))
+    count = con.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+    con.close()
+    return dt, count, cpu
+
+
+def receive_orthanc(folders, n, work):
+    storage = os.path.join(work, "orthanc-recv")
+    shutil.rmtree(storage, ignore_errors=True)
+    p = start_orthanc(storage)
+    try:
+        dt = send_parallel(folders, 4242, "ORTHANC")
+        count = http("/statistics")["CountInstances"]
+    finally:
+        cpu = stop(p)
+    return dt, count, cpu
+
+
+def timed(cmd, env=None):
+    subprocess.run(["sync"])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {p.stdout[-300:]}{p.stderr[-500:]}")
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", default="build/dev/app/lumen-cli")
+    ap.add_argument("--series", default="../shared/data/ct-head-sinus")
+    ap.add_argument("--instances", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    cli = os.path.abspath(a.cli)
+    series = os.path.abspath(a.series)
+    work = tempfile.mkdtemp(prefix="lumen-net-bench-", dir=os.environ.get("TMPDIR", "/var/tmp"))
+    env = dict(os.environ, LUMEN_CONFIG_DIR=os.path.join(work, "config"))
+    try:
+        print(f"making {a.instances} instances from {series} ...", flush=True)
+        folders = make_load(series, a.instances, os.path.join(work, "load"))
+        rows = {"lumen": [], "orthanc": []}
+        cpus = {"lumen": [], "orthanc": []}
+        for r in range(a.runs):
+            for name in (("lumen", "orthanc") if r % 2 == 0 else ("orthanc", "lumen")):
+                dt, count, cpu = (receive_lumen(cli, folders, a.instances, work, env) if name == "lumen"
+                             else receive_orthanc(folders, a.instances, work))
+                print(f"  receive run {r + 1} {name}: {dt:.2f} s, {count} instances indexed, server CPU {cpu:.2f} s",
+                      flush=True)
+                if count != a.instances:
+                    raise SystemExit(f"{name} lost instances: {count} of {a.instances}")
+                rows[name].append(dt)
+                cpus[name].append(cpu)
+        lm, om = statistics.median(rows["lumen"]), statistics.median(rows["orthanc"])
+        print(f"RECEIVE {a.instances} instances, 4 associations: Lumen {lm:.2f} s ({a.instances / lm:.0f}/s), "
+              f"Orthanc {om:.2f} s ({a.instances / om:.0f}/s); Lumen/Orthanc throughput {om / lm:.2f}x; server CPU "
+              f"Lumen {statistics.median(cpus['lumen']):.2f} s, Orthanc {statistics.median(cpus['orthanc']):.2f} s",
+              flush=True)
+
+        # Retrieve: an Orthanc holding the real series.
+        storage = os.path.join(work, "orthanc-pacs")
+        p = start_orthanc(storage)
+        try:
+            files = sorted(glob.glob(os.path.join(series, "*")))
+            for f in files:
+                with open(f, "rb") as fh:
+                    http("/instances", "POST", fh.read())
+            study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
+            subprocess.run([cli, "nodes", "add", "pacs", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4242"],
+                           env=env, check=True, capture_output=True)
+            subprocess.run([cli, "nodes", "add", "web", "--url", ORTHANC_HTTP + "/dicom-web"], env=env, check=True,
+                           capture_output=True)
+            accept = 'Accept: multipart/related; type="application/dicom"; transfer-syntax=*'
+            cases = {
+                "lumen get": lambda d: [cli, "retrieve", "pacs", "--study", study, "--via", "get", "--data-dir", d],
+                "getscu": lambda d: ["getscu", "-aec", "ORTHANC", "-k", "QueryRetrieveLevel=STUDY", "-k",
+                                     f"StudyInstanceUID={study}", "-od", d, "127.0.0.1", "4242"],
+                "lumen wado": lambda d: [cli, "retrieve", "web", "--study", study, "--data-dir", d],
+                "curl wado": lambda d: ["curl", "-sf", "-H", accept, "-o", os.path.join(d, "study.multipart"),
+                                        f"{ORTHANC_HTTP}/dicom-web/studies/{study}"],
+                # The same download made durable, as Lumen's is before it reports done.
+                "curl wado + sync": lambda d: ["sh", "-c", f"curl -sf -H '{accept}' -o {d}/study.multipart "
+                                               f"{ORTHANC_HTTP}/dicom-web/studies/{study} && sync"],
+            }
+            times = {k: [] for k in cases}
+            for r in range(a.runs + 1):  # the first round warms Orthanc's cache, untimed
+                for k, make in cases.items():
+                    d = os.path.join(work, "dest-" + k.replace(" ", "-"))
+                    shutil.rmtree(d, ignore_errors=True)
+                    os.makedirs(d)
+                    dt = timed(make(d), env)
+                    if r:
+                        times[k].append(dt)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            n = len(files)
+            print(f"RETRIEVE {n} instances: Lumen C-GET {med['lumen get']:.2f} s, getscu {med['getscu']:.2f} s "
+                  f"(ratio {med['lumen get'] / med['getscu']:.2f}); Lumen WADO-RS {med['lumen wado']:.2f} s, curl "
+                  f"{med['curl wado']:.2f} s (ratio {med['lumen wado'] / med['curl wado']:.2f}), curl + sync "
+                  f"{med['curl wado + sync']:.2f} s (ratio {med['lumen wado'] / med['curl wado + sync']:.2f})",
+                  flush=True)
+        finally:
+            stop(p)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
