@@ -29,13 +29,16 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 #include <QFutureWatcher>
+#include <QPointer>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <dlfcn.h>
 
 #include <utility>
 
+#include "DicomWeb.h"
 #include "LabelPanel.h"
+#include "PacsDialog.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
 #include "lumen/core/InstallPaths.h"
@@ -201,6 +204,67 @@ MainWindow::~MainWindow() {
   loader_->cancel();
   browser_->cancelImport();
   QThreadPool::globalInstance()->waitForDone();
+}
+
+PacsDialog* MainWindow::showPacsDialog() {
+  if (!pacs_) {
+    pacs_ = new PacsDialog(this);
+    connect(pacs_, &PacsDialog::retrieveRequested, this,
+            [this](const PacsNode& node, const QString& uid, const QString& label) { retrieveStudy(node, uid, label); });
+  } else {
+    pacs_->reloadNodes();
+  }
+  pacs_->show();
+  pacs_->raise();
+  return pacs_;
+}
+
+void MainWindow::retrieveStudy(const PacsNode& node, const QString& studyUid, const QString& label) {
+  CancelToken cancel;
+  const int job = beginJob(JobKind::Retrieve, "Retrieving " + label, [cancel] { cancel.cancel(); });
+  const std::filesystem::path dir = browser_->dataDir();
+  const std::string uid = studyUid.toStdString();
+  QPointer<MainWindow> self(this);
+  (void)QtConcurrent::run([self, job, node, uid, dir, cancel] {
+    // The worker's own database connection: SQLite connections belong to one thread.
+    Progress progress([self, job](double f, std::string_view m) {
+      const QString text = QString::fromUtf8(m.data(), static_cast<int>(m.size()));
+      QMetaObject::invokeMethod(self, [self, job, f, text] { if (self) self->taskProgress(job, f, text); }, Qt::QueuedConnection);
+    });
+    Result<net::TransferReport> r = net::TransferReport{};
+    if (auto db = db::StudyDatabase::open(dir); !db) {
+      r = db.error();
+    } else if (node.web) {
+      web::WebOptions o;
+      r = web::retrieve(*node.web, uid, "", **db, o, progress, cancel);
+    } else {
+      net::DimseOptions o;
+      o.callingAe = node.callingAe;
+      r = net::retrieveGet(*node.dimse, uid, "", **db, o, progress, cancel);
+    }
+    const bool ok = r && r->failed == 0;
+    const int stored = r ? static_cast<int>(r->stored) : 0;
+    QStringList problems;
+    QString summary;
+    if (!r) {
+      summary = "Retrieve failed: " + QString::fromStdString(r.error().toString());
+    } else {
+      summary = QString("Retrieved %1 instance(s)").arg(r->stored);
+      if (r->failed) summary += QString(", %1 failed (retrieving again fetches them)").arg(r->failed);
+      for (const auto& p : r->problems) problems << QString::fromStdString(p);
+    }
+    QMetaObject::invokeMethod(
+        self,
+        [self, job, ok, stored, summary, problems] {
+          if (!self) return;
+          for (const auto& p : problems) self->addMessage(p);
+          self->addMessage(summary);
+          self->endTask(job, summary);
+          self->browser_->refresh();
+          emit self->retrieveFinished(ok, stored, summary);
+        },
+        Qt::QueuedConnection);
+  });
 }
 
 void MainWindow::cancelAllJobs() {
@@ -480,6 +544,7 @@ void MainWindow::buildActions() {
     if (d.isEmpty()) return;
     browser_->importPaths({d}, false);
   });
+  add(file, "Query / Retrieve...", QKeySequence("Ctrl+R"), [this] { showPacsDialog(); });
   add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
   file->addSeparator();

@@ -28,6 +28,8 @@ class QDockWidget;
 namespace lumen::gui {
 
 class LabelPanel;
+class PacsDialog;
+struct PacsNode;
 class SeriesLoader;
 class StudyBrowser;
 
@@ -69,6 +71,11 @@ class MainWindow : public QMainWindow, public AiHost {
   QStringList messages() const;
   /// The AI panel once its plug-in is loaded (see aiReady), else null.
   QWidget* aiPanel() const { return aiPanel_; }
+  /// File > Query / Retrieve: shown (made on first use) and returned.
+  PacsDialog* showPacsDialog();
+  /// Fetches a study from a node into the study database as a job of its own (C-GET for
+  /// DIMSE nodes, WADO-RS for DICOMweb ones); the browser shows it when done.
+  void retrieveStudy(const PacsNode& node, const QString& studyUid, const QString& label);
 
   // AiHost
   std::shared_ptr<LoadedSeries> currentSeries() const override;
@@ -90,6 +97,8 @@ class MainWindow : public QMainWindow, public AiHost {
   void overlayLoaded();
   /// The AI plug-in was loaded (ok) or could not be (the reason is in Messages).
   void aiReady(bool ok);
+  /// A retrieve ended: stored is what is now in the database from it; summary is one line.
+  void retrieveFinished(bool ok, int stored, const QString& summary);
 
  protected:
   void closeEvent(QCloseEvent* e) override;
@@ -100,7 +109,7 @@ class MainWindow : public QMainWindow, public AiHost {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  enum class JobKind { Load, Import, Overlay, Ai };
+  enum class JobKind { Load, Import, Overlay, Ai, Retrieve };
   int beginJob(JobKind kind, const QString& text, std::function<void()> cancel);
   void updateStatusBar();
   std::shared_ptr<LoadedSeries> shownSeries() const;
@@ -143,6 +152,7 @@ class MainWindow : public QMainWindow, public AiHost {
   int nextJob_ = 0;
   int loadJob_ = -1;    // the series load in progress, or -1
   int importJob_ = -1;  // the study browser's import in progress, or -1
+  PacsDialog* pacs_ = nullptr;
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
   bool aiLoadStarted_ = false;

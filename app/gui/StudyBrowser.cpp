@@ -31,6 +31,7 @@ namespace lumen::gui {
 
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
+}  // namespace
 
 QString prettyDate(const std::string& d) {
   if (d.size() == 8) return qs(d.substr(0, 4) + "-" + d.substr(4, 2) + "-" + d.substr(6, 2));
@@ -42,6 +43,8 @@ QString prettyName(const std::string& pn) {
   n.replace('^', ' ');
   return n.simplified().isEmpty() ? QStringLiteral("(no name)") : n.simplified();
 }
+
+namespace {
 
 // Series thumbnails drag as a list of files; viewports and other apps understand it.
 class SeriesList : public QListWidget {

@@ -25,6 +25,10 @@ class QTreeWidget;
 
 namespace lumen::gui {
 
+/// A DICOM date (YYYYMMDD) as YYYY-MM-DD, and a person name as the study lists show them.
+QString prettyDate(const std::string& dicomDate);
+QString prettyName(const std::string& personName);
+
 class StudyBrowser : public QWidget {
   Q_OBJECT
  public:

@@ -14,6 +14,8 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QLabel>
+#include <QLineEdit>
+#include <QTableWidget>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSpinBox>
@@ -29,6 +31,7 @@
 
 #include "LabelPanel.h"
 #include "MainWindow.h"
+#include "PacsDialog.h"
 #include "SliceImage.h"
 #include "SliceView.h"
 #include "StudyBrowser.h"
@@ -236,6 +239,72 @@ class GuiTest : public QObject {
     QVERIFY(dataDir_->isValid());
   }
   void cleanup() { window_.reset(); }
+
+  // File > Query / Retrieve against a real PACS (Orthanc, started by tests/app/gui_pacs.py
+  // in a private network namespace): search a DIMSE and a DICOMweb node as a reader would,
+  // retrieve the study through each, find it in the database and the browser.
+  void queryAndRetrieveFromAPacs() {
+    const QString study = qEnvironmentVariable("LUMEN_TEST_PACS_STUDY");
+    if (study.isEmpty()) QSKIP("needs a PACS: run as the CTest test gui_pacs");
+    const QString patientName = qEnvironmentVariable("LUMEN_TEST_PACS_PATIENT");  // e.g. DOE^JOHN
+    // The nodes gui_pacs.py configured (main() points LUMEN_CONFIG_DIR at the test models').
+    const QByteArray modelsConfig = qgetenv("LUMEN_CONFIG_DIR");
+    qputenv("LUMEN_CONFIG_DIR", qgetenv("LUMEN_TEST_PACS_CONFIG"));
+    struct Restore {
+      QByteArray value;
+      ~Restore() { qputenv("LUMEN_CONFIG_DIR", value); }
+    } restore{modelsConfig};
+    MainWindow* w = openWindow();
+    QVERIFY(w);
+    PacsDialog* d = w->showPacsDialog();
+    QVERIFY(QTest::qWaitForWindowExposed(d));
+    auto* node = d->findChild<QComboBox*>("node");
+    auto* id = d->findChild<QLineEdit*>("patientId");
+    auto* name = d->findChild<QLineEdit*>("patientName");
+    auto* table = d->findChild<QTableWidget*>("results");
+    auto* search = d->findChild<QPushButton*>("search");
+    auto* retrieve = d->findChild<QPushButton*>("retrieve");
+    QVERIFY(node && id && name && table && search && retrieve);
+    QCOMPARE(node->count(), 2);  // the DIMSE node and the DICOMweb one
+    for (int n = 0; n < 2; ++n) {
+      node->setCurrentIndex(n);
+      QSignalSpy done(d, &PacsDialog::searchFinished);
+      id->setText("NO-SUCH-PATIENT");
+      QTest::mouseClick(search, Qt::LeftButton);
+      QVERIFY(done.wait(30000));
+      QCOMPARE(done.takeFirst().at(0).toInt(), 0);
+      QCOMPARE(table->rowCount(), 0);
+      QVERIFY(!retrieve->isEnabled());
+      id->clear();
+      name->setText(patientName.section('^', 0, 0) + "*");  // the family name, as a reader types it
+      QTest::mouseClick(search, Qt::LeftButton);
+      QVERIFY(done.wait(30000));
+      QCOMPARE(done.takeFirst().at(0).toInt(), 1);
+      QCOMPARE(table->item(0, 0)->data(Qt::UserRole).toString(), study);
+      QCOMPARE(table->item(0, 1)->text(), prettyName(patientName.toStdString()));  // as the browser shows it
+      QCOMPARE(table->item(0, 7)->text(), QString("32"));
+      table->selectRow(0);
+      QVERIFY(retrieve->isEnabled());
+      QSignalSpy fetched(w, &MainWindow::retrieveFinished);
+      QTest::mouseClick(retrieve, Qt::LeftButton);
+      QCOMPARE(w->runningJobs(), 1);  // a job of its own, with progress and cancel
+      QVERIFY(fetched.wait(120000));
+      QVERIFY2(fetched.first().at(0).toBool(), qPrintable(fetched.first().at(2).toString()));
+      QCOMPARE(fetched.first().at(1).toInt(), 32);
+      QCOMPARE(w->runningJobs(), 0);
+      auto db = db::StudyDatabase::open(dataDir_->path().toStdString());
+      QVERIFY(db);
+      auto instances = (*db)->instancesOfStudy(study.toStdString());
+      QVERIFY(instances);
+      QCOMPARE(instances->size(), std::size_t(32));
+      auto* tree = w->browser()->findChild<QTreeWidget*>();
+      QVERIFY(tree);
+      QCOMPARE(tree->topLevelItemCount(), 1);
+    }
+    const QString out = QStringLiteral(LUMEN_TEST_WORK_DIR);
+    QVERIFY(d->grab().save(out + "/gui-pacs-dialog.png"));
+    QVERIFY(w->grab().save(out + "/gui-pacs-window.png"));
+  }
 
   void opensTheRealCtAndShowsTheMiddleSlice() {
     MainWindow* w = openWindow();

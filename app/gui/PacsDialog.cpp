@@ -1,0 +1,204 @@
+#include "PacsDialog.h"
+
+#include <QComboBox>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrent>
+
+#include "DicomWeb.h"
+#include "StudyBrowser.h"
+
+namespace lumen::gui {
+
+namespace {
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+}  // namespace
+
+QString PacsNode::name() const {
+  if (web) return qs(web->name) + "  (DICOMweb)";
+  return qs(dimse->name) + "  (" + qs(dimse->aeTitle) + "@" + qs(dimse->host) + ")";
+}
+
+PacsSearch searchNode(const PacsNode& node, const net::QueryFilter& filter, int timeoutSeconds) {
+  PacsSearch out;
+  Result<std::vector<net::QueryMatch>> r = std::vector<net::QueryMatch>{};
+  if (node.web) {
+    web::WebOptions o;
+    o.timeoutSeconds = timeoutSeconds;
+    r = web::query(*node.web, filter, o);
+  } else {
+    net::DimseOptions o;
+    o.callingAe = node.callingAe;
+    o.timeoutSeconds = timeoutSeconds;
+    r = net::find(*node.dimse, filter, o);
+  }
+  if (!r) {
+    out.error = qs(r.error().toString());
+    return out;
+  }
+  out.ok = true;
+  out.matches = std::move(*r);
+  return out;
+}
+
+PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
+  setWindowTitle("Query / Retrieve");
+  auto* form = new QFormLayout;
+  node_ = new QComboBox(this);
+  node_->setObjectName("node");
+  patientName_ = new QLineEdit(this);
+  patientName_->setObjectName("patientName");
+  patientName_->setPlaceholderText("DOE^JOHN, DOE*");
+  patientId_ = new QLineEdit(this);
+  patientId_->setObjectName("patientId");
+  studyDate_ = new QLineEdit(this);
+  studyDate_->setObjectName("studyDate");
+  studyDate_->setPlaceholderText("YYYYMMDD, or a range YYYYMMDD-YYYYMMDD");
+  modality_ = new QLineEdit(this);
+  modality_->setObjectName("modality");
+  modality_->setPlaceholderText("CT, MR, ...");
+  accession_ = new QLineEdit(this);
+  accession_->setObjectName("accession");
+  form->addRow("Node", node_);
+  form->addRow("Patient name", patientName_);
+  form->addRow("Patient ID", patientId_);
+  form->addRow("Study date", studyDate_);
+  form->addRow("Modality", modality_);
+  form->addRow("Accession", accession_);
+
+  searchButton_ = new QPushButton("Search", this);
+  searchButton_->setObjectName("search");
+  searchButton_->setDefault(true);
+  retrieveButton_ = new QPushButton("Retrieve", this);
+  retrieveButton_->setObjectName("retrieve");
+  table_ = new QTableWidget(0, 8, this);
+  table_->setObjectName("results");
+  table_->setHorizontalHeaderLabels({"Date", "Patient", "Patient ID", "Modalities", "Description", "Accession",
+                                     "Series", "Instances"});
+  table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  table_->horizontalHeader()->setStretchLastSection(true);
+  table_->verticalHeader()->hide();
+  status_ = new QLabel(this);
+  status_->setObjectName("status");
+  status_->setWordWrap(true);
+
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(searchButton_);
+  buttons->addStretch();
+  buttons->addWidget(retrieveButton_);
+  auto* layout = new QVBoxLayout(this);
+  layout->addLayout(form);
+  layout->addLayout(buttons);
+  layout->addWidget(table_, 1);
+  layout->addWidget(status_);
+  resize(900, 560);
+
+  connect(searchButton_, &QPushButton::clicked, this, &PacsDialog::search);
+  connect(retrieveButton_, &QPushButton::clicked, this, &PacsDialog::retrieveSelected);
+  connect(table_, &QTableWidget::itemSelectionChanged, this, &PacsDialog::updateButtons);
+  connect(table_, &QTableWidget::cellDoubleClicked, this, &PacsDialog::retrieveSelected);
+  connect(&watcher_, &QFutureWatcher<PacsSearch>::finished, this, [this] { showResults(watcher_.result()); });
+  reloadNodes();
+}
+
+PacsDialog::~PacsDialog() { watcher_.waitForFinished(); }
+
+bool PacsDialog::reloadNodes() {
+  nodes_.clear();
+  node_->clear();
+  auto cfg = net::loadNodes(net::defaultNodesFile());
+  if (!cfg) {
+    status_->setText(qs(cfg.error().toString()));
+    updateButtons();
+    return false;
+  }
+  for (const auto& d : cfg->dimse) nodes_.push_back({d, std::nullopt, cfg->local.aeTitle});
+  for (const auto& w : cfg->web) nodes_.push_back({std::nullopt, w, cfg->local.aeTitle});
+  for (const auto& n : nodes_) node_->addItem(n.name());
+  if (nodes_.empty())
+    status_->setText("No nodes configured: add one with `lumen-cli nodes add` (" + qs(net::defaultNodesFile().string()) + ")");
+  else
+    status_->clear();
+  updateButtons();
+  return !nodes_.empty();
+}
+
+int PacsDialog::matchCount() const { return static_cast<int>(matches_.size()); }
+
+void PacsDialog::updateButtons() {
+  const bool busy = watcher_.isRunning();
+  searchButton_->setEnabled(!busy && !nodes_.empty());
+  retrieveButton_->setEnabled(!busy && table_->currentRow() >= 0 && !table_->selectedItems().isEmpty());
+}
+
+void PacsDialog::search() {
+  const int i = node_->currentIndex();
+  if (i < 0 || i >= static_cast<int>(nodes_.size()) || watcher_.isRunning()) return;
+  net::QueryFilter f;
+  f.level = net::QueryLevel::Study;
+  f.patientName = patientName_->text().trimmed().toStdString();
+  f.patientId = patientId_->text().trimmed().toStdString();
+  f.studyDate = studyDate_->text().trimmed().toStdString();
+  f.modality = modality_->text().trimmed().toUpper().toStdString();
+  f.accession = accession_->text().trimmed().toStdString();
+  const PacsNode node = nodes_[static_cast<std::size_t>(i)];
+  status_->setText("Searching " + node.name() + "...");
+  table_->setRowCount(0);
+  matches_.clear();
+  watcher_.setFuture(QtConcurrent::run([node, f] { return searchNode(node, f, 30); }));
+  updateButtons();
+}
+
+void PacsDialog::showResults(const PacsSearch& result) {
+  if (!result.ok) {
+    status_->setText(result.error);
+    updateButtons();
+    emit searchFinished(-1);
+    return;
+  }
+  matches_ = result.matches;
+  table_->setRowCount(static_cast<int>(matches_.size()));
+  for (int r = 0; r < table_->rowCount(); ++r) {
+    const auto& m = matches_[static_cast<std::size_t>(r)];
+    const QStringList cells = {prettyDate(m.studyDate),
+                               prettyName(m.patientName),
+                               qs(m.patientId),
+                               qs(m.modalities).replace('\\', ", "),
+                               qs(m.studyDescription),
+                               qs(m.accession),
+                               m.seriesCount >= 0 ? QString::number(m.seriesCount) : QString(),
+                               m.instanceCount >= 0 ? QString::number(m.instanceCount) : QString()};
+    for (int c = 0; c < cells.size(); ++c) {
+      auto* item = new QTableWidgetItem(cells[c]);
+      if (c == 0) item->setData(Qt::UserRole, qs(m.studyUid));
+      table_->setItem(r, c, item);
+    }
+  }
+  table_->resizeColumnsToContents();
+  status_->setText(matches_.empty() ? "No study matches." : QString("%1 study(ies).").arg(matches_.size()));
+  updateButtons();
+  emit searchFinished(static_cast<int>(matches_.size()));
+}
+
+void PacsDialog::retrieveSelected() {
+  const int row = table_->currentRow();
+  const int i = node_->currentIndex();
+  if (row < 0 || row >= static_cast<int>(matches_.size()) || i < 0 || i >= static_cast<int>(nodes_.size())) return;
+  const auto& m = matches_[static_cast<std::size_t>(row)];
+  // No patient name: the label goes to the status bar and the messages, which a reader may
+  // show while the window hides patient identity.
+  QString label = m.studyDescription.empty() ? QString("study") : qs(m.studyDescription);
+  if (!m.studyDate.empty()) label += " of " + prettyDate(m.studyDate);
+  emit retrieveRequested(nodes_[static_cast<std::size_t>(i)], qs(m.studyUid), label.trimmed());
+  status_->setText("Retrieving " + label.trimmed() + " into the study database (see the status bar).");
+}
+
+}  // namespace lumen::gui

@@ -1,0 +1,82 @@
+#pragma once
+// Query / Retrieve: search a configured node (DIMSE C-FIND or DICOMweb QIDO-RS) for
+// studies, and ask the window to fetch one into the study database (C-GET or WADO-RS) as a
+// background job with progress and cancel. The nodes are the ones `lumen-cli nodes` keeps
+// (~/.config/lumen/nodes.json).
+
+#include <QDialog>
+#include <QFutureWatcher>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lumen/imaging/Dimse.h"
+#include "lumen/imaging/Nodes.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QTableWidget;
+
+namespace lumen::gui {
+
+/// One configured node: DIMSE or DICOMweb, with the settings to reach it.
+struct PacsNode {
+  std::optional<net::DimseNode> dimse;
+  std::optional<net::WebNode> web;
+  std::string callingAe = "LUMEN";
+  QString name() const;
+};
+
+struct PacsSearch {
+  bool ok = false;
+  QString error;
+  std::vector<net::QueryMatch> matches;
+};
+
+/// Runs on any thread: a query of `node`.
+PacsSearch searchNode(const PacsNode& node, const net::QueryFilter& filter, int timeoutSeconds);
+
+class PacsDialog : public QDialog {
+  Q_OBJECT
+
+ public:
+  explicit PacsDialog(QWidget* parent = nullptr);
+  ~PacsDialog() override;
+
+  /// Reads the nodes file again (it may have changed since); false, with the reason shown
+  /// in the dialog, when it cannot be read or names no node.
+  bool reloadNodes();
+  int matchCount() const;
+
+ public slots:
+  void search();
+  void retrieveSelected();
+
+ signals:
+  /// The search ended: the number of studies found, or -1 when it failed.
+  void searchFinished(int matches);
+  void retrieveRequested(const lumen::gui::PacsNode& node, const QString& studyUid, const QString& label);
+
+ private:
+  void showResults(const PacsSearch& result);
+  void updateButtons();
+
+  std::vector<PacsNode> nodes_;
+  QComboBox* node_ = nullptr;
+  QLineEdit* patientName_ = nullptr;
+  QLineEdit* patientId_ = nullptr;
+  QLineEdit* studyDate_ = nullptr;
+  QLineEdit* modality_ = nullptr;
+  QLineEdit* accession_ = nullptr;
+  QPushButton* searchButton_ = nullptr;
+  QPushButton* retrieveButton_ = nullptr;
+  QTableWidget* table_ = nullptr;
+  QLabel* status_ = nullptr;
+  QFutureWatcher<PacsSearch> watcher_;
+  std::vector<net::QueryMatch> matches_;
+};
+
+}  // namespace lumen::gui
