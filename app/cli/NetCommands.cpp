@@ -54,6 +54,7 @@ net::DimseOptions dimseOptions(const net::NodeConfig& cfg, int timeout) {
   net::DimseOptions o;
   o.callingAe = cfg.local.aeTitle;
   o.timeoutSeconds = timeout;
+  o.minFreeBytes = static_cast<std::uint64_t>(cfg.local.minFreeMegabytes) << 20;
   return o;
 }
 
@@ -157,10 +158,9 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
         return fail("nodes add: a DIMSE node needs --aet, --host and --port; a DICOMweb node needs --url");
       if (auto why = net::checkAeTitle(o.aeTitle); !why.empty()) return fail("--aet " + o.aeTitle + ": " + why);
       net::DimseNode n{o.name, o.aeTitle, o.host, o.port, std::nullopt};
-      if (!o.tlsCa.empty()) {
+      if (!o.tlsCa.empty() || !o.tlsCert.empty() || !o.tlsKey.empty()) {
         n.tls = net::TlsFiles{absolute(o.tlsCa), absolute(o.tlsCert), absolute(o.tlsKey)};
-      } else if (!o.tlsCert.empty() || !o.tlsKey.empty()) {
-        return fail("nodes add: DICOM TLS needs --tls-ca (the CA that signed the node's certificate)");
+        if (auto why = net::checkTlsFiles(*n.tls, false); !why.empty()) return fail("nodes add: DICOM TLS: " + why);
       }
       cfg->dimse.push_back(std::move(n));
     }
@@ -178,8 +178,9 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
     if (o.noTls) {
       cfg->local.tls.reset();
     } else if (!o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty()) {
-      if (o.tlsCert.empty() || o.tlsKey.empty()) return fail("nodes local: DICOM TLS needs --tls-cert and --tls-key");
-      cfg->local.tls = net::TlsFiles{absolute(o.tlsCa), absolute(o.tlsCert), absolute(o.tlsKey)};
+      const net::TlsFiles f{absolute(o.tlsCa), absolute(o.tlsCert), absolute(o.tlsKey)};
+      if (auto why = net::checkTlsFiles(f, true); !why.empty()) return fail("nodes local: DICOM TLS: " + why);
+      cfg->local.tls = f;
     }
     if (o.allowSet) {
       for (const auto& a : o.allow)

@@ -7,6 +7,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSignalBlocker>
 #include <QTableWidget>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrent>
@@ -106,12 +107,23 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   connect(table_, &QTableWidget::itemSelectionChanged, this, &PacsDialog::updateButtons);
   connect(table_, &QTableWidget::cellDoubleClicked, this, &PacsDialog::retrieveSelected);
   connect(&watcher_, &QFutureWatcher<PacsSearch>::finished, this, [this] { showResults(watcher_.result()); });
+  // Results are of the node they came from: another node, no results.
+  connect(node_, &QComboBox::currentIndexChanged, this, [this] { clearResults(); });
   reloadNodes();
 }
 
 PacsDialog::~PacsDialog() { watcher_.waitForFinished(); }
 
+void PacsDialog::clearResults() {
+  if (watcher_.isRunning()) return;  // showResults replaces them
+  matches_.clear();
+  table_->setRowCount(0);
+  updateButtons();
+}
+
 bool PacsDialog::reloadNodes() {
+  const QSignalBlocker quiet(node_);
+  clearResults();
   nodes_.clear();
   node_->clear();
   auto cfg = net::loadNodes(net::defaultNodesFile());
@@ -150,6 +162,7 @@ void PacsDialog::search() {
   f.modality = modality_->text().trimmed().toUpper().toStdString();
   f.accession = accession_->text().trimmed().toStdString();
   const PacsNode node = nodes_[static_cast<std::size_t>(i)];
+  searched_ = node;
   status_->setText("Searching " + node.name() + "...");
   table_->setRowCount(0);
   matches_.clear();
@@ -190,14 +203,13 @@ void PacsDialog::showResults(const PacsSearch& result) {
 
 void PacsDialog::retrieveSelected() {
   const int row = table_->currentRow();
-  const int i = node_->currentIndex();
-  if (row < 0 || row >= static_cast<int>(matches_.size()) || i < 0 || i >= static_cast<int>(nodes_.size())) return;
+  if (row < 0 || row >= static_cast<int>(matches_.size()) || watcher_.isRunning()) return;
   const auto& m = matches_[static_cast<std::size_t>(row)];
   // No patient name: the label goes to the status bar and the messages, which a reader may
   // show while the window hides patient identity.
   QString label = m.studyDescription.empty() ? QString("study") : qs(m.studyDescription);
   if (!m.studyDate.empty()) label += " of " + prettyDate(m.studyDate);
-  emit retrieveRequested(nodes_[static_cast<std::size_t>(i)], qs(m.studyUid), label.trimmed());
+  emit retrieveRequested(searched_, qs(m.studyUid), label.trimmed());
   status_->setText("Retrieving " + label.trimmed() + " into the study database (see the status bar).");
 }
 

@@ -62,6 +62,7 @@ class PacsDialog : public QDialog {
 
  private:
   void showResults(const PacsSearch& result);
+  void clearResults();
   void updateButtons();
 
   std::vector<PacsNode> nodes_;
@@ -77,6 +78,7 @@ class PacsDialog : public QDialog {
   QLabel* status_ = nullptr;
   QFutureWatcher<PacsSearch> watcher_;
   std::vector<net::QueryMatch> matches_;
+  PacsNode searched_;  // the node the results came from: what Retrieve fetches from
 };
 
 }  // namespace lumen::gui

@@ -5,6 +5,7 @@
 #include <QCoreApplication>
 #include <QEventLoop>
 #include <QFile>
+#include <QHostAddress>
 #include <QHttpMultiPart>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
@@ -156,7 +157,9 @@ namespace {
 std::string label(const net::WebNode& n) { return n.name + " (" + n.baseUrl + ")"; }
 
 bool isLoopback(const QString& host) {
-  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]" || host.startsWith("127.");
+  if (host.compare("localhost", Qt::CaseInsensitive) == 0) return true;
+  const QHostAddress a(host);  // "127.evil.example" is a name, not an address: not loopback
+  return !a.isNull() && a.isLoopback();
 }
 
 bool validUid(const std::string& uid) {
@@ -210,7 +213,9 @@ class Session {
     // on a LAN; Qt would otherwise ask for it.
     r.setRawHeader("Accept-Encoding", "identity");
     r.setTransferTimeout(options_.timeoutSeconds * 1000);
-    r.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::NoLessSafeRedirectPolicy);
+    // Redirects stay on the node's own origin: the Authorization header must not follow
+    // them to another host.
+    r.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::SameOriginRedirectPolicy);
     if (node_.auth == "basic")
       r.setRawHeader("Authorization",
                      "Basic " + QByteArray::fromStdString(node_.username + ":" + node_.password).toBase64());

@@ -176,22 +176,32 @@ StudyLookup lookUpStudy(const DimseNode& node, const std::string& studyUid, cons
   configure(scu, node, o);
   scu.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
   if (!connect(scu, node, o, tls->get())) return out;
-  DcmDataset keys;
-  keys.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, seriesUid.empty() ? "STUDY" : "SERIES");
-  keys.putAndInsertOFStringArray(DCM_StudyInstanceUID, studyUid.c_str());
-  if (!seriesUid.empty()) keys.putAndInsertOFStringArray(DCM_SeriesInstanceUID, seriesUid.c_str());
-  else keys.putAndInsertOFStringArray(DCM_SOPClassesInStudy, "");
-  Responses r;
   const auto pid = scu.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
-  if (pid && scu.sendFINDRequest(pid, &keys, &r.list).good()) {
-    out.answered = true;
+  // The study's SOP classes (a series retrieve needs them as much); then, for a series,
+  // whether the node has it.
+  const auto ask = [&](const char* level, bool classes, bool& found) {
+    DcmDataset keys;
+    keys.putAndInsertOFStringArray(DCM_QueryRetrieveLevel, level);
+    keys.putAndInsertOFStringArray(DCM_StudyInstanceUID, studyUid.c_str());
+    if (!classes) keys.putAndInsertOFStringArray(DCM_SeriesInstanceUID, seriesUid.c_str());
+    else keys.putAndInsertOFStringArray(DCM_SOPClassesInStudy, "");
+    Responses r;
+    if (!pid || scu.sendFINDRequest(pid, &keys, &r.list).bad()) return false;
     for (QRResponse* resp : r.list) {
       if (!resp->m_dataset) continue;
-      out.found = true;
+      found = true;
       OFString v;
-      for (unsigned long i = 0; resp->m_dataset->findAndGetOFString(DCM_SOPClassesInStudy, v, i).good(); ++i)
+      for (unsigned long i = 0; classes && resp->m_dataset->findAndGetOFString(DCM_SOPClassesInStudy, v, i).good(); ++i)
         if (!v.empty()) out.classes.emplace_back(v.c_str());
     }
+    return true;
+  };
+  bool studyFound = false, seriesFound = false;
+  out.answered = ask("STUDY", true, studyFound);
+  out.found = studyFound;
+  if (out.answered && studyFound && !seriesUid.empty()) {
+    out.answered = ask("SERIES", false, seriesFound);
+    out.found = seriesFound;
   }
   scu.releaseAssociation();
   return out;
@@ -259,6 +269,13 @@ class GetScu : public DcmSCU {
                                  Uint16& status) override {
     continueSession = OFTrue;
     std::unique_ptr<DcmDataset> ds(incoming);  // ours to delete
+    if (follower.cancel.isCancelled()) {
+      // Cancelled between two pending responses: end the session now rather than after
+      // the node's next one (what is stored stays stored).
+      continueSession = OFFalse;
+      status = STATUS_STORE_Refused_OutOfResources;
+      return EC_Normal;
+    }
     if (!ds) {
       status = STATUS_STORE_Error_CannotUnderstand;
       return DIMSE_NULLKEY;
@@ -467,7 +484,7 @@ Result<TransferReport> retrieveGet(const DimseNode& node, const std::string& stu
   TransferReport report;
   auto tls = clientTls(node);
   if (!tls) return tls.error();
-  GetScu scu(filer, report, progress, cancel, 64ull << 20);
+  GetScu scu(filer, report, progress, cancel, o.minFreeBytes);
   configure(scu, node, o);
   scu.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
   // 128 contexts at most (odd IDs 1..255). Classes the node named also get one context per
@@ -493,6 +510,9 @@ Result<TransferReport> retrieveGet(const DimseNode& node, const std::string& stu
   DcmDataset keys = retrieveKeys(studyUid, seriesUid);
   OFCondition c = scu.sendCGETRequest(pid, &keys, nullptr);
   scu.releaseAssociation();
+  if (cancel.isCancelled())
+    return Error(ErrorCode::Cancelled, "retrieve cancelled; " + std::to_string(report.stored) + " instance(s) stored",
+                 nodeLabel(node));
   if (c.bad()) {
     if (report.stored) report.problems.push_back(std::to_string(report.stored) + " instance(s) were stored before the failure");
     return netError(node, "retrieve failed", c, o);
@@ -569,17 +589,14 @@ Result<TransferReport> send(const DimseNode& node, const std::vector<fs::path>& 
   }
   if (added == 0) return Error(ErrorCode::InvalidArgument, "nothing to send (no readable DICOM file)", nodeLabel(node));
   progress.report(0.0, "Sending");
-  bool networkUp = false;
   for (;;) {
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "send cancelled", nodeLabel(node));
     OFCondition c = scu.addPresentationContexts();
     if (c == NET_EC_NoPresentationContextsDefined) break;  // everything negotiated and sent
     if (c.bad()) return netError(node, "cannot prepare the transfer", c, o);
-    if (!networkUp) {
-      if (OFCondition n = scu.initNetwork(); n.bad()) return netError(node, "cannot start networking", n, o);
-      if (OFCondition n = useTlsLayer(scu, tls->get()); n.bad()) return netError(node, "cannot set up TLS", n, o);
-      networkUp = true;
-    }
+    // releaseAssociation() frees the network too: each association starts its own.
+    if (OFCondition n = scu.initNetwork(); n.bad()) return netError(node, "cannot start networking", n, o);
+    if (OFCondition n = useTlsLayer(scu, tls->get()); n.bad()) return netError(node, "cannot set up TLS", n, o);
     if (OFCondition n = scu.negotiateAssociation(); n.bad()) return netError(node, "cannot connect", n, o);
     c = scu.sendSOPInstances();
     scu.releaseAssociation();

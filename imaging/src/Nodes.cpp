@@ -107,10 +107,7 @@ std::optional<TlsFiles> readTls(const json& parent, Reader& r, const std::string
   Reader t(parent["tls"], at);
   TlsFiles f{t.str("ca_file", !listener), t.str("cert_file", listener), t.str("key_file", listener)};
   t.finish();
-  if (f.certFile.empty() != f.keyFile.empty()) throw std::runtime_error(at + ": \"cert_file\" and \"key_file\" go together");
-  for (const auto* file : {&f.caFile, &f.certFile, &f.keyFile})
-    if (!file->empty() && fs::path(*file).is_relative())
-      throw std::runtime_error(at + ": " + *file + " is a relative path; give it in full");
+  if (auto why = checkTlsFiles(f, listener); !why.empty()) throw std::runtime_error(at + ": " + why);
   return f;
 }
 
@@ -198,7 +195,8 @@ Result<NodeConfig> loadNodes(const fs::path& file) {
   try {
     root = json::parse(text.str());
   } catch (const json::parse_error& e) {
-    return Error(ErrorCode::InvalidArgument, std::string("not valid JSON: ") + e.what(), file.string());
+    // Not e.what(): it quotes the text last read, which may be a password.
+    return Error(ErrorCode::InvalidArgument, "not valid JSON (near byte " + std::to_string(e.byte) + ")", file.string());
   }
   try {
     return parse(root);
@@ -209,9 +207,22 @@ Result<NodeConfig> loadNodes(const fs::path& file) {
   }
 }
 
+std::string checkTlsFiles(const TlsFiles& f, bool listener) {
+  if (!listener && f.caFile.empty()) return "\"ca_file\" is missing (the CA that signed the node's certificate)";
+  if (listener && (f.certFile.empty() || f.keyFile.empty()))
+    return "the listener needs \"cert_file\" and \"key_file\"";
+  if (f.certFile.empty() != f.keyFile.empty()) return "\"cert_file\" and \"key_file\" go together";
+  for (const auto* file : {&f.caFile, &f.certFile, &f.keyFile})
+    if (!file->empty() && fs::path(*file).is_relative()) return *file + " is a relative path; give it in full";
+  return {};
+}
+
 std::string checkWebNode(const WebNode& n) {
   if (n.baseUrl.rfind("http://", 0) != 0 && n.baseUrl.rfind("https://", 0) != 0)
     return "\"url\" must start with http:// or https://";
+  const std::string rest = n.baseUrl.substr(n.baseUrl.find("://") + 3);
+  if (rest.substr(0, rest.find('/')).find('@') != std::string::npos)
+    return "\"url\" holds credentials (user@host): give them with \"auth\", never in the URL";
   if (n.auth.empty()) {
     // Credentials that would not be sent are an error, not silently unused.
     if (!n.username.empty() || !n.password.empty() || !n.token.empty())

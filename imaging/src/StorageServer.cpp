@@ -3,10 +3,13 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/scppool.h>
 #include <dcmtk/dcmnet/scpthrd.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -132,14 +135,51 @@ struct InstanceFiler::Impl {
   std::thread thread;  // last: starts once the members above exist
 };
 
-InstanceFiler::InstanceFiler(db::StudyDatabase& db) : impl_(std::make_unique<Impl>(db)), incoming_(db.storeDir() / ".incoming") {
+namespace {
+// Each filer writes in a folder of its own under store/.incoming, locked (flock) while it
+// lives: a listener and a retrieve (or two retrieves) on one store never touch each
+// other's half-received files, and a folder whose lock is free was left by a crash.
+int lockFolder(const fs::path& dir, bool wait) {
+  const int fd = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+std::atomic<unsigned> filerCounter{0};
+}  // namespace
+
+InstanceFiler::InstanceFiler(db::StudyDatabase& db) : impl_(std::make_unique<Impl>(db)) {
+  const fs::path root = db.storeDir() / ".incoming";
+  incoming_ = root / (std::to_string(::getpid()) + "-" + std::to_string(++filerCounter));
   std::error_code ec;
   fs::create_directories(incoming_, ec);
-  // Left by a crash: never acknowledged to any sender, so never indexed; the sender retries.
-  for (fs::directory_iterator it(incoming_, ec), end; !ec && it != end; it.increment(ec)) fs::remove(it->path(), ec);
+  lock_ = lockFolder(incoming_, true);
+  // Left by a crash: never acknowledged to any sender, so never indexed; the sender
+  // retries. Folders without a lock file are being made by someone: left alone.
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path p = it->path();
+    if (p == incoming_) continue;
+    std::error_code e2;
+    if (!it->is_directory(e2)) {
+      fs::remove(p, e2);  // a file of the older layout, straight in .incoming
+    } else if (fs::exists(p / ".lock", e2)) {
+      if (const int fd = lockFolder(p, false); fd >= 0) {
+        fs::remove_all(p, e2);
+        ::close(fd);
+      }
+    }
+  }
 }
 
-InstanceFiler::~InstanceFiler() = default;
+InstanceFiler::~InstanceFiler() {
+  impl_.reset();  // every commit done
+  std::error_code ec;
+  fs::remove_all(incoming_, ec);
+  if (lock_ >= 0) ::close(lock_);
+}
 
 void InstanceFiler::setListener(std::function<void(const dicom::FileInfo&)> listener) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -256,13 +296,22 @@ class StoreScp : public DcmThreadSCP {
       std::error_code ec;
       fs::remove(tmp, ec);
       ++shared_.stats.failed;
+      // A write that failed (disk full): DCMTK has read the rest off the wire, so the
+      // association is in step and the sender gets a status it can retry on.
+      if (c == DIMSE_OUTOFRESOURCES) {
+        LUMEN_WARN("instance refused: it could not be written to the store's disk");
+        return sendSTOREResponse(pid, req, STATUS_STORE_Refused_OutOfResources);
+      }
       return c;  // the association is out of step: DcmSCP aborts it
     }
     Uint16 status = STATUS_Success;
     auto filed = filer.file(tmp, req.AffectedSOPInstanceUID);
     if (!filed) {
       const ErrorCode code = filed.error().code;
-      status = code == ErrorCode::Io || code == ErrorCode::Database ? STATUS_STORE_Refused_OutOfResources
+      // A file cut short by a full disk reads as corrupt: with the disk that low, say "out
+      // of resources" (the sender retries) rather than "cannot understand" (it gives up).
+      const bool diskLow = freeBytes(filer.incomingDir()) < std::max<std::uint64_t>(shared_.minFreeBytes, 64ull << 20);
+      status = code == ErrorCode::Io || code == ErrorCode::Database || diskLow ? STATUS_STORE_Refused_OutOfResources
                : code == ErrorCode::Inconsistent                     ? STATUS_STORE_Error_DataSetDoesNotMatchSOPClass
                                                                      : STATUS_STORE_Error_CannotUnderstand;
       ++shared_.stats.failed;
@@ -342,7 +391,12 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   }
   m.pool = std::make_unique<Pool>(m.shared);
   DcmSCPConfig& cfg = m.pool->getConfig();
-  if (m.tls) cfg.setTransportLayer(m.tls.get());
+  if (m.tls) {
+    cfg.setTransportLayer(m.tls.get());
+    // The TLS handshake runs on the accepting thread, bounded by DCMTK's socket receive
+    // timeout (a process-wide setting, 60 s by default): bound it by ours.
+    dcmSocketReceiveTimeout.set(static_cast<Sint32>(local.timeoutSeconds));
+  }
   cfg.setAETitle(local.aeTitle.c_str());
   cfg.setPort(static_cast<Uint16>(local.port));
   cfg.setMaxReceivePDULength(ASC_DEFAULTMAXPDU);
@@ -376,6 +430,7 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
 void StorageServer::stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
+  if (!impl_->pool) return;  // start() failed before there was one
   impl_->pool->stopAfterCurrentAssociations();
   if (impl_->thread.joinable()) impl_->thread.join();
 }

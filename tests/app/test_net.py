@@ -332,6 +332,26 @@ class Retrieve(unittest.TestCase):
         self.assertEqual(out["stored"], len(sample_files()))
         self.check_voxels(d)
 
+    def test_move_to_a_running_listener_beside_it(self):
+        # The listener already holds Lumen's port: retrieve --via move counts on it. Each
+        # filer has its own folder for half-received files: the retrieve's must not sweep
+        # away the listener's (a file stands in for one being received).
+        d = workdir("retrieve-move-running")
+        lis = Listener(d, "--port", str(LUMEN_PORT))
+        incoming = os.path.join(d, "store", ".incoming")
+        mine = os.listdir(incoming)
+        self.assertEqual(len(mine), 1)
+        in_flight = os.path.join(incoming, mine[0], "being-received.dcm")
+        with open(in_flight, "wb") as f:
+            f.write(b"partial")
+        p = run("retrieve", "pacs", "--study", SOURCE_STUDY, "--via", "move", "--data-dir", d)
+        self.assertIn("counting on the listener already there", p.stderr)
+        self.assertTrue(os.path.exists(in_flight))
+        rc, _ = lis.stop()
+        self.assertEqual(rc, 0)
+        self.check_voxels(d)
+        self.assertEqual(os.listdir(incoming), [])  # each filer removes its folder when done
+
     def test_unknown_study(self):
         d = workdir("retrieve-none")
         for via in ("get", "move"):
@@ -588,6 +608,15 @@ class DicomTls(unittest.TestCase):
     def storescu(self, port, *tls):
         return subprocess.run(["storescu", "-aec", "LUMEN", *tls, "127.0.0.1", str(port), *sample_files()[:4]],
                               capture_output=True, text=True, timeout=120)
+
+    def test_listener_with_a_key_that_does_not_match(self):
+        env = dict(self.env, LUMEN_CONFIG_DIR=workdir("dicom-tls-badkey"))
+        subprocess.run([CLI, "nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.client + ".key"],
+                       env=env, check=True, capture_output=True)
+        p = subprocess.run([CLI, "listen", "--data-dir", workdir("dicom-tls-badkey-data"), "--port", "11131"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)  # an error, not a crash
+        self.assertIn("does not match", p.stderr)
 
     def test_storescu_to_lumen(self):
         self.cli("nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",

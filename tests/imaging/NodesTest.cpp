@@ -96,6 +96,19 @@ TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
             std::string::npos);
   EXPECT_NE(loadError(f, R"({"local": {"port": 70000}})").find("\"port\" must lie in"), std::string::npos);
   EXPECT_NE(loadError(f, "{not json").find("not valid JSON"), std::string::npos);
+  // A syntax error beside a password does not quote it.
+  const std::string broken = R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "https://x", "auth": "basic", )"
+                             R"("username": "u", "password": "hunter2" "extra"}]})";
+  const std::string why = loadError(f, broken);
+  EXPECT_NE(why.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
+  EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "https://u:pw@x/dicom-web"}]})")
+                .find("never in the URL"),
+            std::string::npos);
+  EXPECT_NE(checkTlsFiles({"/ca.pem", "/me.crt", ""}, false).find("go together"), std::string::npos);
+  EXPECT_NE(checkTlsFiles({"", "", ""}, false).find("ca_file"), std::string::npos);
+  EXPECT_NE(checkTlsFiles({"/ca.pem", "", ""}, true).find("cert_file"), std::string::npos);
+  EXPECT_EQ(checkTlsFiles({"", "/me.crt", "/me.key"}, true), "");
   EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "ftp://x"}]})").find("http"), std::string::npos);
   // Credentials that would never be sent, or a half-configured auth, are errors.
   const auto web = [&](const std::string& extra) {

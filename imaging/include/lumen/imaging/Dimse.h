@@ -29,6 +29,7 @@ namespace lumen::net {
 struct DimseOptions {
   std::string callingAe = "LUMEN";  // our AE title
   int timeoutSeconds = 30;          // connect, association and each message
+  std::uint64_t minFreeBytes = 256ull << 20;  // C-GET refuses instances below this much free disk
 };
 
 /// C-ECHO. An unreachable or silent node is an error naming it and saying why (refused,
@@ -98,8 +99,9 @@ class InstanceFiler {
   InstanceFiler(const InstanceFiler&) = delete;
   InstanceFiler& operator=(const InstanceFiler&) = delete;
 
-  /// Folder for temporary files (on the store's file system, so a rename moves them).
-  /// Whatever a crash left there is removed on construction: it was never acknowledged.
+  /// Folder for temporary files (on the store's file system, so a rename moves them), this
+  /// filer's own. What a crashed filer left in its folder is removed on construction: it
+  /// was never acknowledged.
   const std::filesystem::path& incomingDir() const { return incoming_; }
 
   /// Validates `tmp` (a complete DICOM file), moves it to its managed path and records
@@ -127,6 +129,7 @@ class InstanceFiler {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::filesystem::path incoming_;
+  int lock_ = -1;  // flock on incoming_/.lock while this filer lives
 };
 
 /// The storage listener (SCP): C-ECHO and C-STORE for every storage SOP class, in any

@@ -76,6 +76,11 @@ Result<NodeConfig> loadNodes(const std::filesystem::path& file);
 /// Writes durably (temporary file, fsync, rename) with mode 0600.
 Status saveNodes(const std::filesystem::path& file, const NodeConfig& config);
 
+/// Checks DICOM TLS files together: for a node the CA is required, for the listener its
+/// certificate and key; a certificate and its key go together; paths are absolute.
+/// Returns "" when valid, else why not.
+std::string checkTlsFiles(const TlsFiles& files, bool listener);
+
 /// Checks a DICOMweb node's settings together (URL scheme, auth and its credentials).
 /// Returns "" when valid, else why not.
 std::string checkWebNode(const WebNode& node);
