@@ -13,6 +13,7 @@
 #include <QtConcurrent/QtConcurrent>
 
 #include "DicomWeb.h"
+#include "NodesDialog.h"
 #include "StudyBrowser.h"
 
 namespace lumen::gui {
@@ -76,6 +77,8 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   searchButton_ = new QPushButton("Search", this);
   searchButton_->setObjectName("search");
   searchButton_->setDefault(true);
+  auto* nodesButton = new QPushButton("Nodes...", this);
+  nodesButton->setObjectName("editNodes");
   retrieveButton_ = new QPushButton("Retrieve", this);
   retrieveButton_->setObjectName("retrieve");
   table_ = new QTableWidget(0, 8, this);
@@ -93,6 +96,7 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
 
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(searchButton_);
+  buttons->addWidget(nodesButton);
   buttons->addStretch();
   buttons->addWidget(retrieveButton_);
   auto* layout = new QVBoxLayout(this);
@@ -103,6 +107,15 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   resize(900, 560);
 
   connect(searchButton_, &QPushButton::clicked, this, &PacsDialog::search);
+  connect(nodesButton, &QPushButton::clicked, this, [this] {
+    auto* d = findChild<NodesDialog*>();
+    if (!d) {
+      d = new NodesDialog(this);
+      connect(d, &NodesDialog::nodesChanged, this, &PacsDialog::reloadNodes);
+    }
+    d->show();
+    d->raise();
+  });
   connect(retrieveButton_, &QPushButton::clicked, this, &PacsDialog::retrieveSelected);
   connect(table_, &QTableWidget::itemSelectionChanged, this, &PacsDialog::updateButtons);
   connect(table_, &QTableWidget::cellDoubleClicked, this, &PacsDialog::retrieveSelected);
@@ -136,7 +149,7 @@ bool PacsDialog::reloadNodes() {
   for (const auto& w : cfg->web) nodes_.push_back({std::nullopt, w, cfg->local.aeTitle});
   for (const auto& n : nodes_) node_->addItem(n.name());
   if (nodes_.empty())
-    status_->setText("No nodes configured: add one with `lumen-cli nodes add` (" + qs(net::defaultNodesFile().string()) + ")");
+    status_->setText("No nodes configured: add one with Nodes..., or `lumen-cli nodes add`.");
   else
     status_->clear();
   updateButtons();

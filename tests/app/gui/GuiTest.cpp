@@ -31,6 +31,7 @@
 
 #include "LabelPanel.h"
 #include "MainWindow.h"
+#include "NodesDialog.h"
 #include "PacsDialog.h"
 #include "SliceImage.h"
 #include "SliceView.h"
@@ -304,6 +305,77 @@ class GuiTest : public QObject {
     const QString out = QStringLiteral(LUMEN_TEST_WORK_DIR);
     QVERIFY(d->grab().save(out + "/gui-pacs-dialog.png"));
     QVERIFY(w->grab().save(out + "/gui-pacs-window.png"));
+  }
+
+  // Nodes added, tested and removed in the workstation land in the same file lumen-cli
+  // reads, private to the user, with the password never shown.
+  void nodesAreEditedInTheWorkstation() {
+    QTemporaryDir config;
+    const QByteArray saved = qgetenv("LUMEN_CONFIG_DIR");
+    qputenv("LUMEN_CONFIG_DIR", config.path().toUtf8());
+    struct Restore {
+      QByteArray value;
+      ~Restore() { qputenv("LUMEN_CONFIG_DIR", value); }
+    } restore{saved};
+    MainWindow* w = openWindow();
+    QVERIFY(w);
+    PacsDialog* pacs = w->showPacsDialog();
+    QCOMPARE(pacs->findChild<QComboBox*>("node")->count(), 0);
+    QTest::mouseClick(pacs->findChild<QPushButton*>("editNodes"), Qt::LeftButton);
+    auto* d = pacs->findChild<NodesDialog*>();
+    QVERIFY(d);
+    QVERIFY(QTest::qWaitForWindowExposed(d));
+    const auto edit = [d](const char* name) { return d->findChild<QLineEdit*>(name); };
+    auto* list = d->findChild<QListWidget*>("nodes");
+    auto* status = d->findChild<QLabel*>("status");
+    auto* add = d->findChild<QPushButton*>("add");
+    // A DIMSE node; a bad AE title first.
+    QTest::keyClicks(edit("name"), "pacs");
+    QTest::keyClicks(edit("aeTitle"), "MUCH_TOO_LONG_AE_TITLE");
+    QTest::keyClicks(edit("host"), "127.0.0.1");
+    d->findChild<QSpinBox*>("port")->setValue(4999);  // nobody listens there
+    QTest::mouseClick(add, Qt::LeftButton);
+    QVERIFY(status->text().contains("1 to 16 characters"));
+    QCOMPARE(list->count(), 0);
+    edit("aeTitle")->setText("ORTHANC");
+    QTest::mouseClick(add, Qt::LeftButton);
+    QCOMPARE(list->count(), 1);
+    // A DICOMweb node with basic auth.
+    d->findChild<QComboBox*>("kind")->setCurrentIndex(1);
+    edit("name")->setText("web");
+    QTest::keyClicks(edit("url"), "https://pacs.example.org/dicom-web");
+    d->findChild<QComboBox*>("auth")->setCurrentText("basic");
+    QTest::keyClicks(edit("user"), "reader");
+    QTest::keyClicks(edit("secret"), "s3cret-pw");
+    QVERIFY(edit("secret")->displayText() != "s3cret-pw");  // typed in a password field
+    QTest::mouseClick(add, Qt::LeftButton);
+    QCOMPARE(list->count(), 2);
+    for (int i = 0; i < list->count(); ++i) QVERIFY(!list->item(i)->text().contains("s3cret"));
+    QVERIFY(!status->text().contains("s3cret"));
+    // The same file lumen-cli uses: readable by the user only, with both nodes.
+    const std::string file = (config.path() + "/nodes.json").toStdString();
+    auto cfg = net::loadNodes(file);
+    QVERIFY(cfg);
+    QCOMPARE(cfg->dimse.size(), std::size_t(1));
+    QCOMPARE(cfg->dimse[0].port, 4999);
+    QVERIFY(cfg->findWeb("web") && cfg->findWeb("web")->password == "s3cret-pw");
+    namespace fs = std::filesystem;
+    QCOMPARE(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    QCOMPARE(pacs->findChild<QComboBox*>("node")->count(), 2);  // Query / Retrieve sees them at once
+    // Test: nobody answers on that port, and the message says so.
+    list->setCurrentRow(0);
+    QSignalSpy tested(d, &NodesDialog::testFinished);
+    QTest::mouseClick(d->findChild<QPushButton*>("test"), Qt::LeftButton);
+    QVERIFY(tested.wait(30000));
+    QVERIFY(!tested.first().at(0).toBool());
+    QVERIFY2(tested.first().at(1).toString().contains("refused"), qPrintable(tested.first().at(1).toString()));
+    // Remove.
+    list->setCurrentRow(0);
+    QTest::mouseClick(d->findChild<QPushButton*>("remove"), Qt::LeftButton);
+    QCOMPARE(list->count(), 1);
+    QCOMPARE(net::loadNodes(file)->dimse.size(), std::size_t(0));
+    QCOMPARE(pacs->findChild<QComboBox*>("node")->count(), 1);
+    QVERIFY(d->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-nodes-dialog.png"));
   }
 
   void opensTheRealCtAndShowsTheMiddleSlice() {
