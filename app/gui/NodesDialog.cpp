@@ -109,13 +109,33 @@ NodesDialog::NodesDialog(QWidget* parent) : QDialog(parent) {
   auto* columns = new QHBoxLayout;
   columns->addLayout(left, 1);
   columns->addLayout(right, 1);
+  // This workstation, as the nodes know it: the calling AE title of every query and
+  // retrieve, and what `lumen-cli listen` answers to.
+  localAe_ = field(this, "localAe", "LUMEN");
+  localPort_ = new QSpinBox(this);
+  localPort_->setObjectName("localPort");
+  localPort_->setRange(1, 65535);
+  localAllow_ = field(this, "localAllow", "any calling AE title");
+  auto* saveLocal = new QPushButton("Save", this);
+  saveLocal->setObjectName("saveLocal");
+  auto* local = new QHBoxLayout;
+  local->addWidget(new QLabel("This workstation: AE title", this));
+  local->addWidget(localAe_);
+  local->addWidget(new QLabel("port", this));
+  local->addWidget(localPort_);
+  local->addWidget(new QLabel("accepts only", this));
+  local->addWidget(localAllow_, 1);
+  local->addWidget(saveLocal);
+
   auto* layout = new QVBoxLayout(this);
   layout->addLayout(columns, 1);
+  layout->addLayout(local);
   layout->addWidget(status_);
   resize(860, 460);
 
   connect(add, &QPushButton::clicked, this, &NodesDialog::addNode);
   connect(remove, &QPushButton::clicked, this, &NodesDialog::removeSelected);
+  connect(saveLocal, &QPushButton::clicked, this, &NodesDialog::saveLocal);
   connect(test_, &QPushButton::clicked, this, &NodesDialog::testSelected);
   connect(&watcher_, &QFutureWatcher<Status>::finished, this, [this] {
     const Status s = watcher_.result();
@@ -144,6 +164,11 @@ void NodesDialog::reload() {
     return;
   }
   config_ = std::move(*cfg);
+  localAe_->setText(qs(config_.local.aeTitle));
+  localPort_->setValue(config_.local.port);
+  QStringList allow;
+  for (const auto& a : config_.local.allowedAe) allow << qs(a);
+  localAllow_->setText(allow.join(", "));
   for (const auto& n : config_.dimse)
     list_->addItem(qs(n.name + "  DIMSE " + n.aeTitle + "@" + n.host + ":" + std::to_string(n.port)) +
                    (n.tls ? "  (TLS)" : ""));
@@ -186,6 +211,28 @@ bool NodesDialog::addNode() {
   if (auto s = net::saveNodes(net::defaultNodesFile(), *cfg); !s) return refuse(qs(s.error().toString()));
   secret_->clear();
   say("Added " + qs(name) + ".");
+  reload();
+  emit nodesChanged();
+  return true;
+}
+
+bool NodesDialog::saveLocal() {
+  auto cfg = net::loadNodes(net::defaultNodesFile());
+  if (!cfg) return refuse(qs(cfg.error().toString()));
+  const std::string ae = text(localAe_);
+  if (auto why = net::checkAeTitle(ae); !why.empty()) return refuse("AE title: " + qs(why));
+  std::vector<std::string> allow;
+  for (const QString& a : localAllow_->text().split(',', Qt::SkipEmptyParts)) {
+    const std::string t = a.trimmed().toStdString();
+    if (t.empty()) continue;
+    if (auto why = net::checkAeTitle(t); !why.empty()) return refuse("Accepts only " + qs(t) + ": " + qs(why));
+    allow.push_back(t);
+  }
+  cfg->local.aeTitle = ae;
+  cfg->local.port = localPort_->value();
+  cfg->local.allowedAe = allow;
+  if (auto s = net::saveNodes(net::defaultNodesFile(), *cfg); !s) return refuse(qs(s.error().toString()));
+  say("Saved this workstation's AE title, port and allow-list.");
   reload();
   emit nodesChanged();
   return true;

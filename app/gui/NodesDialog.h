@@ -31,6 +31,8 @@ class NodesDialog : public QDialog {
   /// form is incomplete or invalid, or the file cannot be written.
   bool addNode();
   void removeSelected();
+  /// Saves this workstation's AE title, port and allow-list (what nodes must know it by).
+  bool saveLocal();
   /// C-ECHO or a QIDO-RS request to the selected node, in the background.
   void testSelected();
 
@@ -59,6 +61,9 @@ class NodesDialog : public QDialog {
   QLineEdit* user_ = nullptr;
   QLineEdit* secret_ = nullptr;
   QLineEdit* caFile_ = nullptr;
+  QLineEdit* localAe_ = nullptr;
+  QSpinBox* localPort_ = nullptr;
+  QLineEdit* localAllow_ = nullptr;
   QPushButton* test_ = nullptr;
   QLabel* status_ = nullptr;
   QFutureWatcher<Status> watcher_;

@@ -375,6 +375,18 @@ class GuiTest : public QObject {
     QCOMPARE(list->count(), 1);
     QCOMPARE(net::loadNodes(file)->dimse.size(), std::size_t(0));
     QCOMPARE(pacs->findChild<QComboBox*>("node")->count(), 1);
+    // This workstation's identity: a bad AE title is refused, a good one saved.
+    edit("localAe")->setText("BACK\\SLASH");
+    QTest::mouseClick(d->findChild<QPushButton*>("saveLocal"), Qt::LeftButton);
+    QVERIFY(status->text().contains("backslash"));
+    edit("localAe")->setText("READING1");
+    d->findChild<QSpinBox*>("localPort")->setValue(11999);
+    edit("localAllow")->setText("PACS, CT1");
+    QTest::mouseClick(d->findChild<QPushButton*>("saveLocal"), Qt::LeftButton);
+    auto local = net::loadNodes(file)->local;
+    QCOMPARE(QString::fromStdString(local.aeTitle), QString("READING1"));
+    QCOMPARE(local.port, 11999);
+    QCOMPARE(local.allowedAe, (std::vector<std::string>{"PACS", "CT1"}));
     QVERIFY(d->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-nodes-dialog.png"));
   }
 
