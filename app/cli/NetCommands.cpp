@@ -16,7 +16,7 @@
 #include <QCoreApplication>
 
 #include "CliCommands.h"
-#include "DicomWeb.h"
+#include "RemoteNode.h"
 #include "lumen/core/Log.h"
 #include "lumen/imaging/Dimse.h"
 #include "lumen/imaging/StudyDatabase.h"
@@ -50,22 +50,10 @@ Result<net::DimseNode> resolveNode(const net::NodeConfig& cfg, const std::string
                spec);
 }
 
-net::DimseOptions dimseOptions(const net::NodeConfig& cfg, int timeout) {
-  net::DimseOptions o;
-  o.callingAe = cfg.local.aeTitle;
-  o.timeoutSeconds = timeout;
-  o.minFreeBytes = static_cast<std::uint64_t>(cfg.local.minFreeMegabytes) << 20;
-  return o;
-}
-
-// The configuration, the node a command names (DIMSE, or DICOMweb when `web` is set) and
-// the options to reach it.
+// The configuration and the node a command names, with the options to reach it.
 struct Target {
   net::NodeConfig cfg;
-  net::DimseNode node;
-  std::optional<net::WebNode> web;
-  net::DimseOptions options;
-  web::WebOptions webOptions;
+  web::RemoteNode remote;
 };
 
 // Qt Network needs an application object for its event loops; only DICOMweb commands pay.
@@ -81,22 +69,29 @@ Result<Target> target(const std::string& spec, int timeout) {
   auto cfg = net::loadNodes(net::defaultNodesFile());
   if (!cfg) return cfg.error();
   Target t;
-  t.options = dimseOptions(*cfg, timeout);
-  t.webOptions.timeoutSeconds = timeout;
   if (const auto* w = cfg->findWeb(spec)) {
     ensureQtApplication();
-    t.web = *w;
+    t.remote = web::RemoteNode::of(*w, cfg->local, timeout);
   } else {
     auto node = resolveNode(*cfg, spec);
     if (!node) return node.error();
-    t.node = std::move(*node);
+    t.remote = web::RemoteNode::of(std::move(*node), cfg->local, timeout);
   }
   t.cfg = std::move(*cfg);
   return t;
 }
 
-void printProblems(const net::TransferReport& r) {
+// Problems on stderr; then the counts, as JSON (`key` names the count of instances moved)
+// or as one line ("<verb> N instance(s) in S s").
+void printReport(const net::TransferReport& r, const char* key, const char* verb,
+                 std::chrono::steady_clock::time_point t0, const CommonOptions& common) {
   for (const auto& p : r.problems) std::fprintf(stderr, "lumen-cli: %s\n", p.c_str());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (common.json)
+    std::cout << json{{key, r.stored}, {"failed", r.failed}, {"warnings", r.warnings}, {"seconds", s}}.dump(2) << "\n";
+  else
+    std::printf("%s %zu instance(s) in %.1f s%s\n", verb, r.stored, s,
+                r.failed ? (", " + std::to_string(r.failed) + " failed").c_str() : "");
 }
 
 }  // namespace
@@ -196,21 +191,17 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
 int runEcho(const std::string& nodeSpec, int timeout, const CommonOptions&) {
   auto t = target(nodeSpec, timeout);
   if (!t) return fail(t.error().toString());
-  const net::DimseNode* node = &t->node;
   const auto t0 = std::chrono::steady_clock::now();
-  if (auto s = t->web ? web::ping(*t->web, t->webOptions) : net::echo(*node, t->options); !s)
-    return fail(s.error().toString());
+  if (auto s = web::check(t->remote); !s) return fail(s.error().toString());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%s: %s ok (%.0f ms)\n", t->web ? t->web->name.c_str() : node->name.c_str(), t->web ? "QIDO-RS" : "echo",
-              ms);
+  std::printf("%s: %s ok (%.0f ms)\n", t->remote.name().c_str(), t->remote.web ? "QIDO-RS" : "echo", ms);
   return 0;
 }
 
 int runQuery(const std::string& nodeSpec, const net::QueryFilter& filter, int timeout, const CommonOptions& common) {
   auto t = target(nodeSpec, timeout);
   if (!t) return fail(t.error().toString());
-  const net::DimseNode* node = &t->node;
-  auto r = t->web ? web::query(*t->web, filter, t->webOptions) : net::find(*node, filter, t->options);
+  auto r = web::query(t->remote, filter);
   if (!r) return fail(r.error().toString());
   const bool series = filter.level == net::QueryLevel::Series;
   if (common.json) {
@@ -251,21 +242,18 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
   auto t = target(o.node, o.timeout);
   if (!t) return fail(t.error().toString());
   const net::NodeConfig* cfg = &t->cfg;
-  const net::DimseNode* node = &t->node;
+  const web::RemoteNode& remote = t->remote;
   auto db = db::StudyDatabase::open(dataDirOf(common));
   if (!db) return fail(db.error().toString());
-  const auto opts = t->options;
   const auto t0 = std::chrono::steady_clock::now();
   Result<net::TransferReport> r = net::TransferReport{};
-  const std::string via = o.via.empty() ? (t->web ? "wado" : "get") : o.via;
-  if (t->web && via != "wado")
+  const std::string via = o.via.empty() ? (remote.web ? "wado" : "get") : o.via;
+  if (remote.web && via != "wado")
     return fail("--via " + via + ": " + o.node + " is a DICOMweb node; it retrieves by wado (WADO-RS)");
-  if (!t->web && via == "wado")
+  if (!remote.web && via == "wado")
     return fail("--via wado: " + o.node + " is a DIMSE node; WADO-RS needs a DICOMweb node (`lumen-cli nodes add NAME --url`)");
-  if (via == "wado") {
-    r = web::retrieve(*t->web, o.studyUid, o.seriesUid, **db, t->webOptions, makeProgress(common));
-  } else if (via == "get") {
-    r = net::retrieveGet(*node, o.studyUid, o.seriesUid, **db, opts, makeProgress(common));
+  if (via == "wado" || via == "get") {
+    r = web::retrieve(remote, o.studyUid, o.seriesUid, **db, makeProgress(common));
   } else if (via == "move") {
     // The node sends to Lumen's listener: this one, for the time of the move, unless a
     // listener (the GUI's, `lumen-cli listen`) already holds the port and will receive.
@@ -274,7 +262,8 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
     if (!server)
       std::fprintf(stderr, "lumen-cli: warning: %s; counting on the listener already there to receive\n",
                    server.error().toString().c_str());
-    r = net::retrieveMove(*node, o.studyUid, o.seriesUid, cfg->local.aeTitle, opts, makeProgress(common));
+    r = net::retrieveMove(*remote.dimse, o.studyUid, o.seriesUid, cfg->local.aeTitle, remote.dimseOptions,
+                          makeProgress(common));
     if (server) {
       (*server)->stop();
       if (r && (*server)->stats().failed > 0)
@@ -284,13 +273,7 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
     return fail("--via " + via + ": get, move or wado");
   }
   if (!r) return fail(r.error().toString());
-  printProblems(*r);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (common.json)
-    std::cout << json{{"stored", r->stored}, {"failed", r->failed}, {"warnings", r->warnings}, {"seconds", s}}.dump(2) << "\n";
-  else
-    std::printf("retrieved %zu instance(s) in %.1f s%s\n", r->stored, s,
-                r->failed ? (", " + std::to_string(r->failed) + " failed").c_str() : "");
+  printReport(*r, "stored", "retrieved", t0, common);
   if (r->failed) return fail(std::to_string(r->failed) + " instance(s) not retrieved; retrieving again fetches them (stored ones are kept)");
   return 0;
 }
@@ -298,7 +281,6 @@ int runRetrieve(const RetrieveOptions& o, const CommonOptions& common) {
 int runSend(const SendOptions& o, const CommonOptions& common) {
   auto t = target(o.node, o.timeout);
   if (!t) return fail(t.error().toString());
-  const net::DimseNode* node = &t->node;
   std::vector<fs::path> files;
   if (!o.studyUid.empty() || !o.seriesUid.empty()) {
     auto db = db::StudyDatabase::open(dataDirOf(common));
@@ -317,16 +299,9 @@ int runSend(const SendOptions& o, const CommonOptions& common) {
   }
   if (files.empty()) return fail("nothing to send");
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = t->web ? web::store(*t->web, files, t->webOptions, makeProgress(common))
-                  : net::send(*node, files, t->options, makeProgress(common));
+  auto r = web::send(t->remote, files, makeProgress(common));
   if (!r) return fail(r.error().toString());
-  printProblems(*r);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (common.json)
-    std::cout << json{{"sent", r->stored}, {"failed", r->failed}, {"warnings", r->warnings}, {"seconds", s}}.dump(2) << "\n";
-  else
-    std::printf("sent %zu instance(s) in %.1f s%s\n", r->stored, s,
-                r->failed ? (", " + std::to_string(r->failed) + " failed").c_str() : "");
+  printReport(*r, "sent", "sent", t0, common);
   if (r->failed || !skipped.empty()) return fail(std::to_string(r->failed + skipped.size()) + " file(s) not sent");
   return 0;
 }

@@ -36,7 +36,6 @@
 
 #include <utility>
 
-#include "DicomWeb.h"
 #include "LabelPanel.h"
 #include "PacsDialog.h"
 #include "SeriesLoader.h"
@@ -210,7 +209,7 @@ PacsDialog* MainWindow::showPacsDialog() {
   if (!pacs_) {
     pacs_ = new PacsDialog(this);
     connect(pacs_, &PacsDialog::retrieveRequested, this,
-            [this](const PacsNode& node, const QString& uid, const QString& label) { retrieveStudy(node, uid, label); });
+            [this](const web::RemoteNode& node, const QString& uid, const QString& label) { retrieveStudy(node, uid, label); });
   } else {
     pacs_->reloadNodes();
   }
@@ -219,7 +218,7 @@ PacsDialog* MainWindow::showPacsDialog() {
   return pacs_;
 }
 
-void MainWindow::retrieveStudy(const PacsNode& node, const QString& studyUid, const QString& label) {
+void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label) {
   CancelToken cancel;
   const int job = beginJob(JobKind::Retrieve, "Retrieving " + label, [cancel] { cancel.cancel(); });
   const std::filesystem::path dir = browser_->dataDir();
@@ -232,16 +231,8 @@ void MainWindow::retrieveStudy(const PacsNode& node, const QString& studyUid, co
       QMetaObject::invokeMethod(self, [self, job, f, text] { if (self) self->taskProgress(job, f, text); }, Qt::QueuedConnection);
     });
     Result<net::TransferReport> r = net::TransferReport{};
-    if (auto db = db::StudyDatabase::open(dir); !db) {
-      r = db.error();
-    } else if (node.web) {
-      web::WebOptions o;
-      r = web::retrieve(*node.web, uid, "", **db, o, progress, cancel);
-    } else {
-      net::DimseOptions o;
-      o.callingAe = node.callingAe;
-      r = net::retrieveGet(*node.dimse, uid, "", **db, o, progress, cancel);
-    }
+    if (auto db = db::StudyDatabase::open(dir); !db) r = db.error();
+    else r = web::retrieve(node, uid, "", **db, progress, cancel);
     const bool ok = r && r->failed == 0;
     const int stored = r ? static_cast<int>(r->stored) : 0;
     QStringList problems;

@@ -25,11 +25,15 @@ class QTimer;
 class QToolButton;
 class QDockWidget;
 
+namespace lumen::web {
+struct RemoteNode;
+}
+
 namespace lumen::gui {
 
 class LabelPanel;
 class PacsDialog;
-struct PacsNode;
+
 class SeriesLoader;
 class StudyBrowser;
 
@@ -75,7 +79,7 @@ class MainWindow : public QMainWindow, public AiHost {
   PacsDialog* showPacsDialog();
   /// Fetches a study from a node into the study database as a job of its own (C-GET for
   /// DIMSE nodes, WADO-RS for DICOMweb ones); the browser shows it when done.
-  void retrieveStudy(const PacsNode& node, const QString& studyUid, const QString& label);
+  void retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label);
 
   // AiHost
   std::shared_ptr<LoadedSeries> currentSeries() const override;

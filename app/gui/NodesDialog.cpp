@@ -14,8 +14,7 @@
 
 #include <filesystem>
 
-#include "DicomWeb.h"
-#include "lumen/imaging/Dimse.h"
+#include "RemoteNode.h"
 
 namespace lumen::gui {
 
@@ -266,18 +265,9 @@ void NodesDialog::testSelected() {
   if (row < 0 || row >= dimse + static_cast<int>(config_.web.size()) || watcher_.isRunning()) return;
   test_->setEnabled(false);
   say("Testing...");
-  if (row < dimse) {
-    net::DimseOptions o;
-    o.callingAe = config_.local.aeTitle;
-    o.timeoutSeconds = 10;
-    const net::DimseNode n = config_.dimse[static_cast<std::size_t>(row)];
-    watcher_.setFuture(QtConcurrent::run([n, o] { return net::echo(n, o); }));
-  } else {
-    web::WebOptions o;
-    o.timeoutSeconds = 10;
-    const net::WebNode n = config_.web[static_cast<std::size_t>(row - dimse)];
-    watcher_.setFuture(QtConcurrent::run([n, o] { return web::ping(n, o); }));
-  }
+  const web::RemoteNode n = row < dimse ? web::RemoteNode::of(config_.dimse[static_cast<std::size_t>(row)], config_.local, 10)
+                                        : web::RemoteNode::of(config_.web[static_cast<std::size_t>(row - dimse)], config_.local, 10);
+  watcher_.setFuture(QtConcurrent::run([n] { return web::check(n); }));
 }
 
 }  // namespace lumen::gui

@@ -20,26 +20,15 @@ namespace lumen::gui {
 
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
-}  // namespace
 
-QString PacsNode::name() const {
-  if (web) return qs(web->name) + "  (DICOMweb)";
-  return qs(dimse->name) + "  (" + qs(dimse->aeTitle) + "@" + qs(dimse->host) + ")";
+QString label(const web::RemoteNode& n) {
+  if (n.web) return qs(n.web->name) + "  (DICOMweb)";
+  return qs(n.dimse->name) + "  (" + qs(n.dimse->aeTitle) + "@" + qs(n.dimse->host) + ")";
 }
 
-PacsSearch searchNode(const PacsNode& node, const net::QueryFilter& filter, int timeoutSeconds) {
+PacsSearch searchNode(const web::RemoteNode& node, const net::QueryFilter& filter) {
   PacsSearch out;
-  Result<std::vector<net::QueryMatch>> r = std::vector<net::QueryMatch>{};
-  if (node.web) {
-    web::WebOptions o;
-    o.timeoutSeconds = timeoutSeconds;
-    r = web::query(*node.web, filter, o);
-  } else {
-    net::DimseOptions o;
-    o.callingAe = node.callingAe;
-    o.timeoutSeconds = timeoutSeconds;
-    r = net::find(*node.dimse, filter, o);
-  }
+  auto r = web::query(node, filter);
   if (!r) {
     out.error = qs(r.error().toString());
     return out;
@@ -48,6 +37,8 @@ PacsSearch searchNode(const PacsNode& node, const net::QueryFilter& filter, int 
   out.matches = std::move(*r);
   return out;
 }
+}  // namespace
+
 
 PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   setWindowTitle("Query / Retrieve");
@@ -145,9 +136,9 @@ bool PacsDialog::reloadNodes() {
     updateButtons();
     return false;
   }
-  for (const auto& d : cfg->dimse) nodes_.push_back({d, std::nullopt, cfg->local.aeTitle});
-  for (const auto& w : cfg->web) nodes_.push_back({std::nullopt, w, cfg->local.aeTitle});
-  for (const auto& n : nodes_) node_->addItem(n.name());
+  for (const auto& d : cfg->dimse) nodes_.push_back(web::RemoteNode::of(d, cfg->local, 30));
+  for (const auto& w : cfg->web) nodes_.push_back(web::RemoteNode::of(w, cfg->local, 30));
+  for (const auto& n : nodes_) node_->addItem(label(n));
   if (nodes_.empty())
     status_->setText("No nodes configured: add one with Nodes..., or `lumen-cli nodes add`.");
   else
@@ -174,12 +165,12 @@ void PacsDialog::search() {
   f.studyDate = studyDate_->text().trimmed().toStdString();
   f.modality = modality_->text().trimmed().toUpper().toStdString();
   f.accession = accession_->text().trimmed().toStdString();
-  const PacsNode node = nodes_[static_cast<std::size_t>(i)];
+  const web::RemoteNode node = nodes_[static_cast<std::size_t>(i)];
   searched_ = node;
-  status_->setText("Searching " + node.name() + "...");
+  status_->setText("Searching " + label(node) + "...");
   table_->setRowCount(0);
   matches_.clear();
-  watcher_.setFuture(QtConcurrent::run([node, f] { return searchNode(node, f, 30); }));
+  watcher_.setFuture(QtConcurrent::run([node, f] { return searchNode(node, f); }));
   updateButtons();
 }
 

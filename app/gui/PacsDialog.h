@@ -11,8 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "lumen/imaging/Dimse.h"
-#include "lumen/imaging/Nodes.h"
+#include "RemoteNode.h"
 
 class QComboBox;
 class QLabel;
@@ -22,22 +21,11 @@ class QTableWidget;
 
 namespace lumen::gui {
 
-/// One configured node: DIMSE or DICOMweb, with the settings to reach it.
-struct PacsNode {
-  std::optional<net::DimseNode> dimse;
-  std::optional<net::WebNode> web;
-  std::string callingAe = "LUMEN";
-  QString name() const;
-};
-
 struct PacsSearch {
   bool ok = false;
   QString error;
   std::vector<net::QueryMatch> matches;
 };
-
-/// Runs on any thread: a query of `node`.
-PacsSearch searchNode(const PacsNode& node, const net::QueryFilter& filter, int timeoutSeconds);
 
 class PacsDialog : public QDialog {
   Q_OBJECT
@@ -58,14 +46,14 @@ class PacsDialog : public QDialog {
  signals:
   /// The search ended: the number of studies found, or -1 when it failed.
   void searchFinished(int matches);
-  void retrieveRequested(const lumen::gui::PacsNode& node, const QString& studyUid, const QString& label);
+  void retrieveRequested(const lumen::web::RemoteNode& node, const QString& studyUid, const QString& label);
 
  private:
   void showResults(const PacsSearch& result);
   void clearResults();
   void updateButtons();
 
-  std::vector<PacsNode> nodes_;
+  std::vector<web::RemoteNode> nodes_;
   QComboBox* node_ = nullptr;
   QLineEdit* patientName_ = nullptr;
   QLineEdit* patientId_ = nullptr;
@@ -78,7 +66,7 @@ class PacsDialog : public QDialog {
   QLabel* status_ = nullptr;
   QFutureWatcher<PacsSearch> watcher_;
   std::vector<net::QueryMatch> matches_;
-  PacsNode searched_;  // the node the results came from: what Retrieve fetches from
+  web::RemoteNode searched_;  // the node the results came from: what Retrieve fetches from
 };
 
 }  // namespace lumen::gui

@@ -90,6 +90,12 @@ def indexed(data_dir):
         con.close()
 
 
+def dciodvfy_errors(path):
+    """The set of errors dciodvfy (dicom3tools) reports for a file."""
+    p = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
+    return {line for line in (p.stdout + p.stderr).splitlines() if line.startswith("Error")}
+
+
 def copy_with_new_uids(src_files, out_dir, copies=1):
     """Copies of a series as new studies (new Study/Series/SOP UIDs), as a PACS would hold them."""
     written = []
@@ -320,6 +326,12 @@ class Retrieve(unittest.TestCase):
                              "--json").stdout)
         self.assertEqual(out["stored"], len(sample_files()))
         self.check_voxels(d)
+        # C-GET's instances are written by Lumen (DCMTK, a new meta header): they pass
+        # dciodvfy with no error their source lacks, and DCMTK reads them back.
+        sources = {str(pydicom.dcmread(f).SOPInstanceUID): f for f in sample_files()}
+        for sop, path in sorted(indexed(d).items())[:3]:
+            self.assertLessEqual(dciodvfy_errors(path), dciodvfy_errors(sources[sop]), path)
+            self.assertEqual(subprocess.run(["dcmdump", "-q", path], capture_output=True).returncode, 0, path)
         # Again: idempotent, nothing doubled.
         run("retrieve", "pacs", "--study", SOURCE_STUDY, "--data-dir", d)
         self.assertEqual(len(indexed(d)), len(sample_files()))

@@ -205,6 +205,18 @@ void trustTestModels(const QString& configDir, const QString& except) {
   if (f.open(QIODevice::WriteOnly | QIODevice::Truncate)) f.write(json.toUtf8());
 }
 
+// Points LUMEN_CONFIG_DIR (the nodes file, trusted models) elsewhere for one test.
+class ConfigDir {
+ public:
+  explicit ConfigDir(const QByteArray& dir) : saved_(qgetenv("LUMEN_CONFIG_DIR")) { qputenv("LUMEN_CONFIG_DIR", dir); }
+  ~ConfigDir() { qputenv("LUMEN_CONFIG_DIR", saved_); }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+
+ private:
+  QByteArray saved_;
+};
+
 }  // namespace
 
 class GuiTest : public QObject {
@@ -249,12 +261,7 @@ class GuiTest : public QObject {
     if (study.isEmpty()) QSKIP("needs a PACS: run as the CTest test gui_pacs");
     const QString patientName = qEnvironmentVariable("LUMEN_TEST_PACS_PATIENT");  // e.g. DOE^JOHN
     // The nodes gui_pacs.py configured (main() points LUMEN_CONFIG_DIR at the test models').
-    const QByteArray modelsConfig = qgetenv("LUMEN_CONFIG_DIR");
-    qputenv("LUMEN_CONFIG_DIR", qgetenv("LUMEN_TEST_PACS_CONFIG"));
-    struct Restore {
-      QByteArray value;
-      ~Restore() { qputenv("LUMEN_CONFIG_DIR", value); }
-    } restore{modelsConfig};
+    const ConfigDir config(qgetenv("LUMEN_TEST_PACS_CONFIG"));
     MainWindow* w = openWindow();
     QVERIFY(w);
     PacsDialog* d = w->showPacsDialog();
@@ -311,12 +318,7 @@ class GuiTest : public QObject {
   // reads, private to the user, with the password never shown.
   void nodesAreEditedInTheWorkstation() {
     QTemporaryDir config;
-    const QByteArray saved = qgetenv("LUMEN_CONFIG_DIR");
-    qputenv("LUMEN_CONFIG_DIR", config.path().toUtf8());
-    struct Restore {
-      QByteArray value;
-      ~Restore() { qputenv("LUMEN_CONFIG_DIR", value); }
-    } restore{saved};
+    const ConfigDir use(config.path().toUtf8());
     MainWindow* w = openWindow();
     QVERIFY(w);
     PacsDialog* pacs = w->showPacsDialog();
