@@ -64,6 +64,17 @@ const char* const kMigrations[] = {
     CREATE INDEX idx_series_study ON series(study_ref);
     CREATE INDEX idx_studies_patient ON studies(patient_ref);
     )SQL",
+    // 3: the reader's measurements, one JSON document per volume of a series (a series
+    //    may be split into volumes: echoes, phases). No foreign key: a series opened from
+    //    a folder without importing it keeps its measurements too.
+    R"SQL(
+    CREATE TABLE measurements(
+      series_uid TEXT NOT NULL,
+      volume TEXT NOT NULL DEFAULT '',
+      document TEXT NOT NULL,
+      modified TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+      PRIMARY KEY(series_uid, volume));
+    )SQL",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == StudyDatabase::kSchemaVersion,
               "one migration per schema version");
@@ -591,6 +602,14 @@ Result<DeleteReport> StudyDatabase::deleteLevel(Level level, std::int64_t id, bo
     if (!s.finished()) return incomplete(db_, s, "listing the files to delete");
   }
   if (auto st = exec("BEGIN IMMEDIATE"); !st) return st.error();
+  // The measurements of the series go with them.
+  Stmt dm(db_, study ? "DELETE FROM measurements WHERE series_uid IN (SELECT series_uid FROM series WHERE study_ref = ?1)"
+                     : "DELETE FROM measurements WHERE series_uid IN (SELECT series_uid FROM series WHERE id = ?1)");
+  dm.bind(1, id);
+  if (dm.step() != SQLITE_DONE) {
+    (void)exec("ROLLBACK");
+    return dbError(db_, "delete failed");
+  }
   Stmt d(db_, study ? "DELETE FROM studies WHERE id = ?1" : "DELETE FROM series WHERE id = ?1");
   d.bind(1, id);
   if (d.step() != SQLITE_DONE) {
@@ -625,6 +644,32 @@ Result<DeleteReport> StudyDatabase::deleteStudy(std::int64_t studyId, bool delet
 
 Result<DeleteReport> StudyDatabase::deleteSeries(std::int64_t seriesId, bool deleteManagedFiles) {
   return deleteLevel(Level::Series, seriesId, deleteManagedFiles);
+}
+
+
+Status StudyDatabase::saveMeasurementDocument(const std::string& seriesUid, const std::string& volume,
+                                              const std::string& document) {
+  if (seriesUid.empty()) return Error(ErrorCode::InvalidArgument, "measurements need a series UID to be saved");
+  // An empty list removes the row: nothing is kept that the reader deleted.
+  Stmt s(db_, document.empty()
+                  ? "DELETE FROM measurements WHERE series_uid = ?1 AND volume = ?2"
+                  : "INSERT INTO measurements(series_uid, volume, document) VALUES(?1, ?2, ?3) "
+                    "ON CONFLICT(series_uid, volume) DO UPDATE SET document = excluded.document, "
+                    "modified = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')");
+  if (!s.ok()) return Error(ErrorCode::Database, s.error(), (dataDir_ / "lumen.db").string());
+  s.bind(1, seriesUid).bind(2, volume);
+  if (!document.empty()) s.bind(3, document);
+  if (s.step() != SQLITE_DONE) return dbError(db_, "saving measurements failed");
+  return {};
+}
+
+Result<std::string> StudyDatabase::measurementDocument(const std::string& seriesUid, const std::string& volume) {
+  Stmt s(db_, "SELECT document FROM measurements WHERE series_uid = ?1 AND volume = ?2");
+  if (!s.ok()) return Error(ErrorCode::Database, s.error(), (dataDir_ / "lumen.db").string());
+  s.bind(1, seriesUid).bind(2, volume);
+  if (s.next()) return s.text(0);
+  if (!s.finished()) return incomplete(db_, s, "reading measurements");
+  return std::string();
 }
 
 }  // namespace lumen::db

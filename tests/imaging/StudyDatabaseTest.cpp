@@ -169,8 +169,37 @@ TEST(StudyDatabase, MigratesOlderSchemasKeepingData) {
   }
   auto db = StudyDatabase::open(dir);
   ASSERT_TRUE(db) << db.error().toString();
-  EXPECT_EQ((*db)->schemaVersion(), 2);
+  EXPECT_EQ((*db)->schemaVersion(), 3);
   EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM instances WHERE frames = 1"), 1);
+  // Version 3 added the measurements.
+  ASSERT_TRUE((*db)->saveMeasurementDocument("1.2.3.4", "", "{}"));
+  EXPECT_EQ(*(*db)->measurementDocument("1.2.3.4", ""), "{}");
+}
+
+TEST(StudyDatabase, MeasurementsArePerVolumeAndGoWithTheirSeries) {
+  const fs::path dir = freshDir("measurements");
+  auto db = StudyDatabase::open(dir);
+  ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));
+  auto studies = (*db)->studies();
+  auto series = (*db)->series((*studies)[0].id);
+  const std::string uid = (*series)[0].info.seriesInstanceUid;
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "", "A"));
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "echo 2", "B"));
+  ASSERT_TRUE((*db)->saveMeasurementDocument("9.9.9", "", "C"));  // a series opened, never imported
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "", "A2"));     // replaced, not added
+  EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "A2");
+  EXPECT_EQ(*(*db)->measurementDocument(uid, "echo 2"), "B");
+  EXPECT_EQ(*(*db)->measurementDocument(uid, "echo 3"), "");
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM measurements"), 3);
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "echo 2", ""));  // an empty list removes the row
+  EXPECT_EQ(count(dir, "SELECT COUNT(*) FROM measurements"), 2);
+  EXPECT_FALSE((*db)->saveMeasurementDocument("", "", "X"));
+  // Survives reopening; deleting the study deletes its series' measurements only.
+  db = StudyDatabase::open(dir);
+  EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "A2");
+  ASSERT_TRUE((*db)->deleteStudy((*studies)[0].id, false));
+  EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "");
+  EXPECT_EQ(*(*db)->measurementDocument("9.9.9", ""), "C");
 }
 
 TEST(StudyDatabase, RefusesANewerSchema) {

@@ -81,7 +81,7 @@ struct DeleteReport {
 
 class StudyDatabase {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   /// $LUMEN_DATA_DIR, else $XDG_DATA_HOME/lumen, else ~/.local/share/lumen.
   static std::filesystem::path defaultDataDir();
@@ -130,6 +130,13 @@ class StudyDatabase {
   /// are never touched; managed copies are deleted only when `deleteManagedFiles`.
   Result<DeleteReport> deleteStudy(std::int64_t studyId, bool deleteManagedFiles);
   Result<DeleteReport> deleteSeries(std::int64_t seriesId, bool deleteManagedFiles);
+
+  /// The measurements of one volume of a series (`volume`: its split label, "" for a
+  /// series that is one volume) as a JSON document (MeasurementIO.h); an empty document
+  /// removes them. Deleting the series deletes them.
+  Status saveMeasurementDocument(const std::string& seriesUid, const std::string& volume, const std::string& document);
+  /// "" when there are none.
+  Result<std::string> measurementDocument(const std::string& seriesUid, const std::string& volume);
 
  private:
   StudyDatabase(sqlite3* db, std::filesystem::path dataDir);
