@@ -1,6 +1,7 @@
 #include "MainWindow.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QComboBox>
@@ -34,9 +35,12 @@
 
 #include <dlfcn.h>
 
+#include <tuple>
 #include <utility>
 
+#include "FindingsPanel.h"
 #include "LabelPanel.h"
+#include "MeasurementStore.h"
 #include "PacsDialog.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
@@ -73,6 +77,11 @@ const Shortcut kShortcuts[] = {
     {"H", "Hide / show patient information"},
     {"C", "Cine play / pause"},
     {"B", "3D clipping box"},
+    {"W", "Window / level with the left button (no measuring tool)"},
+    {"D / N / E / T / P / M", "Measure: distance, angle, ellipse, rectangle, polygon (click points, double-click or Enter "
+                              "to close; drag for freehand), point"},
+    {"Drag a handle / a line", "Edit / move a measurement; Delete removes the selected one, Escape cancels a drawing"},
+    {"Ctrl+Z / Ctrl+Shift+Z", "Undo / redo a measurement change"},
     {"Ctrl+S", "Save a screenshot of the viewports"},
     {"F1", "This list"},
 };
@@ -121,8 +130,22 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     }
   });
 
+  measurements_ = new MeasurementStore(options_.dataDir, this);
+  for (int i = 0; i < 4; ++i) grid_->sliceView(i)->setMeasurementStore(measurements_);
   buildDocks();
   buildActions();
+  connect(measurements_, &MeasurementStore::message, this, &MainWindow::addMessage);
+  connect(measurements_, &MeasurementStore::changed, this, [this](const QString& key) {
+    for (int i = 0; i < 4; ++i) {
+      SliceView* v = grid_->sliceView(i);
+      if (v->hasSeries() && MeasurementStore::keyOf(*v->series()) == key) v->measurementsChanged();
+    }
+    if (findings_->series() && MeasurementStore::keyOf(*findings_->series()) == key) findings_->refresh();
+  });
+  for (int i = 0; i < 4; ++i)
+    connect(grid_->sliceView(i), &SliceView::measurementSelected, this, [this](int id) { findings_->select(id); });
+  connect(findings_, &FindingsPanel::jumpTo, this, &MainWindow::showMeasurement);
+  connect(grid_, &ViewportGrid::activeViewChanged, this, [this] { syncFindings(); });
 
   connect(grid_, &ViewportGrid::dropped, this, [this](int viewport, const QStringList& paths) { openPaths(paths, viewport); });
   connect(loader_, &SeriesLoader::progress, this, [this](int id, double f, const QString& m) {
@@ -165,6 +188,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
                 .arg(g.size[1])
                 .arg(g.size[2])
                 .arg(notes.isEmpty() ? QString() : QString(" (%1 note(s) in Messages)").arg(notes.size())));
+    syncFindings();
     emit seriesLoaded(s);
   });
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
@@ -468,6 +492,12 @@ void MainWindow::buildDocks() {
     endTask(std::exchange(importJob_, -1), summary);
   });
 
+  findings_ = new FindingsPanel(measurements_, this);
+  auto* findingsDock = new QDockWidget("Findings", this);
+  findingsDock->setObjectName("FindingsDock");
+  findingsDock->setWidget(findings_);
+  addDockWidget(Qt::RightDockWidgetArea, findingsDock);
+
   labels_ = new LabelPanel(this);
   auto* labelDock = new QDockWidget("Labels", this);
   labelDock->setObjectName("LabelsDock");
@@ -506,6 +536,8 @@ void MainWindow::buildDocks() {
 void MainWindow::buildActions() {
   auto* file = menuBar()->addMenu("&File");
   auto* view = menuBar()->addMenu("&View");
+  auto* edit = menuBar()->addMenu("&Edit");
+  auto* measure = menuBar()->addMenu("&Measure");
   auto* tools = menuBar()->addMenu("&Tools");
   auto* help = menuBar()->addMenu("&Help");
   auto* bar = addToolBar("Reading");
@@ -540,6 +572,35 @@ void MainWindow::buildActions() {
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
   file->addSeparator();
   add(file, "Quit", QKeySequence::Quit, [this] { close(); });
+
+  add(edit, "Undo", QKeySequence::Undo, [this] { undoMeasurement(); });
+  add(edit, "Redo", QKeySequence("Ctrl+Shift+Z"), [this] { redoMeasurement(); });
+
+  // The left button's tool: one at a time, in every view.
+  const std::tuple<MeasureTool, const char*, const char*> measureTools[] = {
+      {MeasureTool::None, "Window / level", "W"}, {MeasureTool::Distance, "Distance", "D"},
+      {MeasureTool::Angle, "Angle", "N"},         {MeasureTool::Ellipse, "Ellipse ROI", "E"},
+      {MeasureTool::Rectangle, "Rectangle ROI", "T"}, {MeasureTool::Polygon, "Polygon ROI", "P"},
+      {MeasureTool::Point, "Point", "M"}};
+  auto* toolGroup = new QActionGroup(this);
+  auto* toolButton = new QToolButton;
+  toolButton->setObjectName("MeasureToolButton");
+  toolButton->setPopupMode(QToolButton::InstantPopup);
+  toolButton->setMenu(measure);
+  toolButton->setText("Tool: Window / level");
+  for (const auto& [tool, name, key] : measureTools) {
+    const MeasureTool t = tool;
+    auto* a = add(measure, name, QKeySequence(key), [this, t] { setMeasureTool(t); });
+    a->setCheckable(true);
+    a->setChecked(t == MeasureTool::None);
+    a->setData(static_cast<int>(t));
+    toolGroup->addAction(a);
+    toolActions_.push_back(a);
+    connect(a, &QAction::toggled, toolButton, [toolButton, a](bool on) {
+      if (on) toolButton->setText("Tool: " + a->text());
+    });
+    if (t == MeasureTool::None) measure->addSeparator();
+  }
   bar->addAction(openFolder);
   bar->addSeparator();
 
@@ -584,6 +645,8 @@ void MainWindow::buildActions() {
   });
   hidePatientAction_->setCheckable(true);
   bar->addAction(hidePatientAction_);
+  bar->addSeparator();
+  bar->addWidget(toolButton);
   bar->addSeparator();
 
   cineTimer_ = new QTimer(this);
@@ -754,6 +817,44 @@ void MainWindow::showShortcuts() {
   d.exec();
 }
 
+void MainWindow::setMeasureTool(MeasureTool tool) {
+  for (int i = 0; i < 4; ++i) grid_->sliceView(i)->setMeasureTool(tool);
+  for (QAction* a : toolActions_)
+    if (a->data().toInt() == static_cast<int>(tool)) a->setChecked(true);
+}
+
+bool MainWindow::undoMeasurement() {
+  auto s = shownSeries();
+  return s && measurements_->undo(*s);
+}
+
+bool MainWindow::redoMeasurement() {
+  auto s = shownSeries();
+  return s && measurements_->redo(*s);
+}
+
+void MainWindow::syncFindings() {
+  SliceView* v = grid_->activeSliceView();
+  auto s = v && v->hasSeries() ? v->series() : nullptr;
+  if (s != findings_->series()) findings_->setSeries(s);
+}
+
+void MainWindow::showMeasurement(int id) {
+  auto s = findings_->series();
+  if (!s) return;
+  const Measurement* m = measurements_->listFor(*s)->find(id);
+  if (!m) return;
+  const Measurement shown = *m;
+  const Vec3 c = centroid(shown);
+  if (grid_->layoutMode() == Layout::Mpr) {
+    grid_->moveCrosshair(c);
+  } else if (SliceView* v = grid_->activeSliceView(); v && v->series() == s) {
+    v->showPlaneOf(shown);
+  }
+  for (int i = 0; i < 4; ++i)
+    if (grid_->sliceView(i)->series() == s) grid_->sliceView(i)->selectMeasurement(id);
+}
+
 void MainWindow::saveScreenshot() {
   const QString f = QFileDialog::getSaveFileName(this, "Save screenshot", "lumen.png", "PNG images (*.png)");
   if (f.isEmpty()) return;
@@ -783,6 +884,7 @@ void MainWindow::saveSettings() {
 void MainWindow::closeEvent(QCloseEvent* e) {
   if (options_.rememberSettings) saveSettings();
   cancelAllJobs();
+  measurements_->flush();  // every measurement change is in the database before the window goes
   QMainWindow::closeEvent(e);
 }
 

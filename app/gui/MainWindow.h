@@ -31,7 +31,9 @@ struct RemoteNode;
 
 namespace lumen::gui {
 
+class FindingsPanel;
 class LabelPanel;
+class MeasurementStore;
 class PacsDialog;
 
 class SeriesLoader;
@@ -65,6 +67,13 @@ class MainWindow : public QMainWindow, public AiHost {
   ViewportGrid* grid() const { return grid_; }
   StudyBrowser* browser() const { return browser_; }
   LabelPanel* labelPanel() const { return labels_; }
+  FindingsPanel* findingsPanel() const { return findings_; }
+  MeasurementStore* measurements() const { return measurements_; }
+  /// The left button's tool in every view (Measure menu).
+  void setMeasureTool(MeasureTool tool);
+  /// Edit > Undo / Redo of the measurements of the active view's series.
+  bool undoMeasurement();
+  bool redoMeasurement();
   /// A series is being loaded (whatever else runs).
   bool loading() const;
   /// Jobs running now (loading, import, label map, AI), each tracked on its own.
@@ -122,11 +131,16 @@ class MainWindow : public QMainWindow, public AiHost {
   void toggleCine(bool on);
   void showShortcuts();
   void saveScreenshot();
+  void syncFindings();
+  void showMeasurement(int id);
 
   Options options_;
   ViewportGrid* grid_ = nullptr;
   StudyBrowser* browser_ = nullptr;
   LabelPanel* labels_ = nullptr;
+  MeasurementStore* measurements_ = nullptr;
+  FindingsPanel* findings_ = nullptr;
+  QList<QAction*> toolActions_;
   SeriesLoader* loader_ = nullptr;
   QPlainTextEdit* log_ = nullptr;
   QLabel* statusText_ = nullptr;

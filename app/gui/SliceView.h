@@ -7,11 +7,14 @@
 #include <QPointer>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <vtkSmartPointer.h>
 
 #include "ViewModel.h"
 #include "VtkImage.h"
+#include "lumen/core/Measurement.h"
 #include "VtkWidget.h"
 
 class vtkActor2D;
@@ -28,6 +31,11 @@ class vtkTextActor;
 namespace lumen::gui {
 
 enum class SlabMode { None, Max, Min, Mean };
+
+/// What the left mouse button draws (None: window/level, or the crosshair in MPR).
+enum class MeasureTool { None, Distance, Angle, Ellipse, Rectangle, Polygon, Point };
+
+class MeasurementStore;
 
 class SliceView : public VtkWidget {
   Q_OBJECT
@@ -90,6 +98,26 @@ class SliceView : public VtkWidget {
   /// Voxels changed (progressive loading).
   void voxelsChanged();
 
+  // Measurements (see MeasurementStore): drawn where the slice contains them; the left
+  // button draws with the current tool; handles of a shown measurement are dragged to edit
+  // it, its outline to move it; Delete removes the selected one, Escape cancels a drawing.
+  void setMeasurementStore(MeasurementStore* store);
+  void setMeasureTool(MeasureTool tool);
+  MeasureTool measureTool() const { return tool_; }
+  int selectedMeasurement() const { return selected_; }
+  void selectMeasurement(int id);
+  /// Moves to the slice (and, when this plane does not contain it, the plane it was drawn
+  /// in) of a measurement, centred.
+  void showPlaneOf(const Measurement& m);
+  /// Re-reads the measurements (the store changed).
+  void measurementsChanged();
+  /// The measurements this view shows now and their labels (tests, accessibility).
+  struct ShownMeasurement {
+    int id;
+    std::string text;
+  };
+  std::vector<ShownMeasurement> shownMeasurements() const { return shown_; }
+
  signals:
   void windowLevelChanged(const lumen::gui::WindowLevel& wl);
   void sliceChanged(int index);
@@ -97,6 +125,8 @@ class SliceView : public VtkWidget {
   /// Ctrl-drag: rotate the MPR axes about this view's normal by `radians`.
   void rotateAxes(double radians, lumen::gui::Plane plane);
   void activated(lumen::gui::SliceView* view);
+  /// A measurement was selected in this view (-1: none).
+  void measurementSelected(int id);
 
  protected:
   void mousePressEvent(QMouseEvent* e) override;
@@ -104,6 +134,7 @@ class SliceView : public VtkWidget {
   void mouseReleaseEvent(QMouseEvent* e) override;
   void wheelEvent(QWheelEvent* e) override;
   void keyPressEvent(QKeyEvent* e) override;
+  void mouseDoubleClickEvent(QMouseEvent* e) override;
   void resizeGL(int w, int h) override;
   void leaveEvent(QEvent* e) override;
 
@@ -115,6 +146,12 @@ class SliceView : public VtkWidget {
   void updateScaleBar();
   void updateWindowLevelProperty();
   double mmPerPixel() const;
+  void updateMeasurements();
+  bool measurementPress(QMouseEvent* e);
+  void commitDraft();
+  void cancelDraft();
+  int hitHandle(const QPointF& p, int* handle) const;
+  int hitOutline(const QPointF& p) const;
 
   std::shared_ptr<LoadedSeries> series_;
   std::shared_ptr<LabelOverlay> overlay_;
@@ -139,7 +176,7 @@ class SliceView : public VtkWidget {
   std::array<std::string, 4> edges_;
 
   // Interaction
-  enum class Drag { None, WindowLevel, Pan, Zoom, Rotate, Click };
+  enum class Drag { None, WindowLevel, Pan, Zoom, Rotate, Click, Draw, Freehand, Handle, Move };
   Drag drag_ = Drag::None;
   QPointF pressPos_, lastPos_;
   WindowLevel pressWl_;
@@ -157,6 +194,21 @@ class SliceView : public VtkWidget {
   vtkSmartPointer<vtkPoints> scalePoints_;
   vtkSmartPointer<vtkTextActor> scaleText_;
   vtkSmartPointer<vtkTextActor> emptyText_;
+
+  // Measurements
+  MeasurementStore* store_ = nullptr;
+  MeasureTool tool_ = MeasureTool::None;
+  int selected_ = -1;
+  std::vector<ShownMeasurement> shown_;
+  bool drafting_ = false;  // an angle or polygon being clicked point by point
+  int fixedPoints_ = 0;
+  Measurement draft_;
+  int editId_ = -1, editHandle_ = -1;
+  Measurement edited_;  // the measurement being dragged (committed on release)
+  Vec3 pressWorld_;
+  vtkSmartPointer<vtkPolyData> measureLines_, selectedLines_;
+  vtkSmartPointer<vtkActor2D> measureActor_, selectedActor_;
+  std::vector<vtkSmartPointer<vtkTextActor>> measureText_;
 };
 
 }  // namespace lumen::gui

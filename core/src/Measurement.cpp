@@ -87,11 +87,8 @@ double trilinear(const Volume& v, const Vec3& ijk) {
   return acc;
 }
 
-// Fixed decimals: 1234, 123.4, 12.34 (decimals = -1 chooses by magnitude).
-std::string number(double v, int decimals = -1) {
+std::string number(double v, int decimals) {
   if (!std::isfinite(v)) return "-";
-  const double a = std::fabs(v);
-  if (decimals < 0) decimals = a >= 1000 ? 0 : a >= 100 ? 1 : 2;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
@@ -365,19 +362,24 @@ Result<RoiStatistics> roiStatistics(const Measurement& m, const Volume& image) {
 }
 
 std::string describe(const Measurement& m, const RoiStatistics* stats, const std::string& units) {
+  // One decimal as readers report (two under 10 mm); integers stay integers.
+  auto value = [](double v) {
+    if (std::isfinite(v) && v == std::round(v) && std::fabs(v) < 1e9) return number(v, 0);
+    return number(v, std::fabs(v) < 10 ? 2 : 1);
+  };
   switch (m.kind) {
-    case MeasurementKind::Distance: return number(lengthMm(m)) + " mm";
+    case MeasurementKind::Distance: return number(lengthMm(m), lengthMm(m) < 10 ? 2 : 1) + " mm";
     case MeasurementKind::Angle: return number(angleDeg(m), 1) + "\u00b0";
     case MeasurementKind::Point: return m.text.empty() ? std::string("Point") : m.text;
     default: break;
   }
-  std::string s = "Area " + number(stats ? stats->areaMm2 : areaMm2(m)) + " mm\u00b2";
+  std::string s = "Area " + number(stats ? stats->areaMm2 : areaMm2(m), 1) + " mm\u00b2";
   if (stats && stats->samples > 0) {
-    s += "  Mean " + number(stats->mean) + "  SD " + number(stats->sd) + "  Min " + number(stats->min) + "  Max " +
-         number(stats->max);
+    s += "\nMean " + value(stats->mean) + "  SD " + value(stats->sd) + "\nMin " + value(stats->min) + "  Max " +
+         value(stats->max);
     if (!units.empty()) s += " " + units;
   } else if (stats) {
-    s += "  (outside the image)";
+    s += "\n(outside the image)";
   }
   return s;
 }

@@ -203,3 +203,25 @@ TEST(Measurement, ListUndoRedoIsBoundedAndIdsStayUnique) {
   list.reset({kept});
   EXPECT_EQ(list.add(shape(MeasurementKind::Point, {{0, 0, 0}})), 42);
 }
+
+TEST(Measurement, DescriptionsAreWhatAReaderReads) {
+  EXPECT_EQ(describe(shape(MeasurementKind::Distance, {{0, 0, 0}, {3, 4, 0}}), nullptr, {}), "5.00 mm");
+  EXPECT_EQ(describe(shape(MeasurementKind::Distance, {{0, 0, 0}, {0, 0, 23.45}}), nullptr, {}), "23.4 mm");
+  EXPECT_EQ(describe(shape(MeasurementKind::Angle, {{1, 0, 0}, {0, 0, 0}, {0, 1, 0}}), nullptr, {}), "90.0\u00b0");
+  auto p = shape(MeasurementKind::Point, {{0, 0, 0}});
+  EXPECT_EQ(describe(p, nullptr, {}), "Point");
+  p.text = "nodule";
+  EXPECT_EQ(describe(p, nullptr, {}), "nodule");
+  const auto r = shape(MeasurementKind::Rectangle, {{0, 0, 0}, {4, 3, 0}});
+  RoiStatistics st;
+  st.areaMm2 = 12;
+  st.samples = 20;
+  st.mean = 41.25;
+  st.sd = 3.5;
+  st.min = -2;
+  st.max = 57;
+  EXPECT_EQ(describe(r, &st, "HU"), "Area 12.0 mm\u00b2\nMean 41.2  SD 3.50\nMin -2  Max 57 HU");
+  st.samples = 0;
+  EXPECT_EQ(describe(r, &st, "HU"), "Area 12.0 mm\u00b2\n(outside the image)");
+  EXPECT_EQ(describe(r, nullptr, "HU"), "Area 12.0 mm\u00b2");
+}

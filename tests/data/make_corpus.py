@@ -173,6 +173,19 @@ def build_transfer_syntaxes():
         run(cmd + [os.path.join(SAMPLE, fn), os.path.join(m, fn)])
 
 
+def build_measurement_phantom():
+    """Anisotropic CT for measurement tests: air (-1000 HU) around a 50 HU box spanning
+    x -20..20, y -15..15, z -10..10 mm; voxels 0.6 x 0.8 x 2.5 mm."""
+    s = Series("measurement phantom")
+
+    def fn(p):
+        inside = (np.abs(p[..., 0]) <= 20) & (np.abs(p[..., 1]) <= 15) & (np.abs(p[..., 2]) <= 10)
+        return np.where(inside, 50.0, -1000.0)
+
+    write_stack("phantom/box", s, axial_positions(24, 2.5, z0=-30.0, x0=-30.0, y0=-36.0),
+                rows=90, cols=100, spacing=(0.8, 0.6), pixel_fn=fn)
+
+
 def build_ramp_cases():
     s = Series("axial shuffled")
     write_stack("ramp/axial-shuffled", s, axial_positions(20, 2.5), shuffle=True)
@@ -515,6 +528,7 @@ if __name__ == "__main__":
     os.makedirs(OUT)
     build_transfer_syntaxes()
     build_ramp_cases()
+    build_measurement_phantom()
     build_enhanced()
     build_legacy_multiframe()
     build_cine()

@@ -29,8 +29,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include "FindingsPanel.h"
 #include "LabelPanel.h"
 #include "MainWindow.h"
+#include "MeasurementStore.h"
 #include "NodesDialog.h"
 #include "PacsDialog.h"
 #include "SliceImage.h"
@@ -39,6 +41,7 @@
 #include "ViewportGrid.h"
 #include "VolumeView3D.h"
 #include "VtkWidget.h"
+#include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/ImageIO.h"
@@ -216,6 +219,35 @@ class ConfigDir {
  private:
   QByteArray saved_;
 };
+
+// Mouse input as a person gives it: whole-pixel positions, the button held while moving.
+QPointF pixel(const QPointF& p) { return {std::round(p.x()), std::round(p.y())}; }
+void mouse(QWidget* w, QEvent::Type type, const QPointF& pos, Qt::MouseButton button, Qt::MouseButtons buttons) {
+  QMouseEvent e(type, pos, w->mapToGlobal(pos), button, buttons, Qt::NoModifier);
+  QApplication::sendEvent(w, &e);
+}
+void dragMouse(QWidget* w, QPointF a, QPointF b, int steps = 8) {
+  a = pixel(a);
+  b = pixel(b);
+  mouse(w, QEvent::MouseButtonPress, a, Qt::LeftButton, Qt::LeftButton);
+  for (int i = 1; i <= steps; ++i) mouse(w, QEvent::MouseMove, pixel(a + (b - a) * (double(i) / steps)), Qt::NoButton, Qt::LeftButton);
+  mouse(w, QEvent::MouseButtonRelease, b, Qt::LeftButton, Qt::NoButton);
+}
+void clickMouse(QWidget* w, QPointF p, bool doubleClick = false) {
+  p = pixel(p);
+  mouse(w, QEvent::MouseMove, p, Qt::NoButton, Qt::NoButton);
+  mouse(w, QEvent::MouseButtonPress, p, Qt::LeftButton, Qt::LeftButton);
+  mouse(w, QEvent::MouseButtonRelease, p, Qt::LeftButton, Qt::NoButton);
+  if (!doubleClick) return;
+  mouse(w, QEvent::MouseButtonDblClick, p, Qt::LeftButton, Qt::LeftButton);
+  mouse(w, QEvent::MouseButtonRelease, p, Qt::LeftButton, Qt::NoButton);
+}
+// Millimetres per screen pixel of a view.
+double mmPerPixelOf(SliceView* v) { return (v->worldAt({1, 0}) - v->worldAt({0, 0})).norm(); }
+
+std::vector<Measurement> measurementsOf(MainWindow* w, SliceView* v) {
+  return w->measurements()->listFor(*v->series())->items();
+}
 
 }  // namespace
 
@@ -694,6 +726,228 @@ class GuiTest : public QObject {
     for (int y = 0; y < hidden.height(); y += 4)
       for (int x = 0; x < hidden.width(); x += 4) stillRed += qRed(hidden.pixel(x, y)) > qGreen(hidden.pixel(x, y)) + 25;
     QVERIFY(stillRed < 10);
+  }
+
+  // A distance drawn with the mouse between two voxel centres measures their physical
+  // distance within half a voxel: on the real CT and on an oblique, anisotropic series.
+  void aDrawnDistanceIsThePhysicalDistance() {
+    for (const QString& path : {kSample, kCorpus + "/ramp/oblique"}) {
+      MainWindow* w = openWindow();
+      QVERIFY(load(w, {path}));
+      w->setMeasureTool(MeasureTool::Distance);
+      SliceView* v = w->grid()->activeSliceView();
+      while (mmPerPixelOf(v) > 0.1) v->zoomBy(1.25);  // whole pixels then err by < 0.08 mm
+      QTest::qWait(50);
+      const ImageGeometry& g = v->series()->volume->geometry();
+      auto voxelNear = [&](double fx, double fy) {
+        Vec3 ijk = g.lpsToIjk(v->worldAt({v->width() * fx, v->height() * fy}));
+        for (std::size_t a = 0; a < 3; ++a) ijk[a] = std::round(ijk[a]);
+        return g.ijkToLps(ijk);
+      };
+      const Vec3 a = voxelNear(0.3, 0.35), b = voxelNear(0.7, 0.6);
+      dragMouse(v, v->widgetPos(a), v->widgetPos(b));
+      const auto items = measurementsOf(w, v);
+      QCOMPARE(items.size(), std::size_t(1));
+      QCOMPARE(items[0].kind, MeasurementKind::Distance);
+      const double halfVoxel = 0.5 * std::min(g.spacingMm.x, g.spacingMm.y);
+      const double expected = (b - a).norm();
+      QVERIFY2(expected > 5.0, qPrintable(QString::number(expected)));
+      QVERIFY2(std::fabs(lengthMm(items[0]) - expected) < halfVoxel,
+               qPrintable(QString("%1: drawn %2 mm, true %3 mm").arg(path).arg(lengthMm(items[0])).arg(expected)));
+      // The view labels it with that length.
+      const auto shown = v->shownMeasurements();
+      QCOMPARE(shown.size(), std::size_t(1));
+      QCOMPARE(QString::fromStdString(shown[0].text), QString::fromStdString(describe(items[0], nullptr, {})));
+      window_.reset();
+    }
+  }
+
+  // Each tool driven with the mouse on an anisotropic phantom (a 50 HU box in air, voxels
+  // 0.6 x 0.8 x 2.5 mm): ROI statistics are the phantom's values, areas and the angle are
+  // what was drawn; a distance along x shows in the axial and coronal MPR planes that
+  // contain it and not in the sagittal one.
+  void measurementToolsOnAPhantom() {
+    QVERIFY2(QDir(kCorpus + "/phantom/box").exists(), "test corpus missing: ctest builds it first (corpus_setup)");
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    SliceView* v = w->grid()->activeSliceView();
+    const ImageGeometry& g = v->series()->volume->geometry();
+    v->setSliceIndex(12);  // z = 0, through the box
+    QTest::qWait(50);
+    const double z = v->navigator().focal().z;
+    QVERIFY2(std::fabs(z) < 1e-6, qPrintable(QString::number(z)));
+    auto at = [&](double x, double y) { return v->widgetPos({x, y, z}); };
+    const double px = mmPerPixelOf(v);
+    QVERIFY2(px < 0.2, qPrintable(QString::number(px)));
+
+    w->setMeasureTool(MeasureTool::Ellipse);
+    dragMouse(v, at(-10, -8), at(10, 8));
+    w->setMeasureTool(MeasureTool::Rectangle);
+    dragMouse(v, at(-25, -5), at(-15, 5));
+    w->setMeasureTool(MeasureTool::Polygon);
+    clickMouse(v, at(0, 0));
+    clickMouse(v, at(10, 0));
+    clickMouse(v, at(0, 10), true);
+    {  // a freehand circle, drawn in one stroke
+      const QPointF c = pixel(at(6, -6));
+      const double r = 6.0 / px;
+      mouse(v, QEvent::MouseButtonPress, pixel(c + QPointF(r, 0)), Qt::LeftButton, Qt::LeftButton);
+      for (int i = 1; i <= 72; ++i) {
+        const double t = 2 * M_PI * i / 72;
+        mouse(v, QEvent::MouseMove, pixel(c + QPointF(r * std::cos(t), r * std::sin(t))), Qt::NoButton, Qt::LeftButton);
+      }
+      mouse(v, QEvent::MouseButtonRelease, pixel(c + QPointF(r, 0)), Qt::LeftButton, Qt::NoButton);
+    }
+    w->setMeasureTool(MeasureTool::Angle);
+    clickMouse(v, at(-10, 12));
+    clickMouse(v, at(-18, 12));
+    clickMouse(v, at(-18, 4));
+    w->setMeasureTool(MeasureTool::Point);
+    clickMouse(v, at(15, 10));
+    w->setMeasureTool(MeasureTool::Distance);
+    const double yRow = g.ijkToLps({0, 49, 0}).y;  // a voxel row: the coronal planes hold it exactly
+    dragMouse(v, at(-12, yRow), at(12, yRow));
+
+    const auto items = measurementsOf(w, v);
+    QCOMPARE(items.size(), std::size_t(7));
+    MeasurementStore* store = w->measurements();
+    const LoadedSeries& s = *v->series();
+    const double tol = 2 * px;  // whole-pixel input
+    // Ellipse inside the box: 50 HU exactly, no spread; area pi*10*8.
+    QCOMPARE(items[0].kind, MeasurementKind::Ellipse);
+    const RoiStatistics* e = store->statistics(s, items[0]);
+    QVERIFY(e);
+    QVERIFY(e->onVoxels);
+    QCOMPARE(e->mean, 50.0);
+    QCOMPARE(e->sd, 0.0);
+    QCOMPARE(e->min, 50.0);
+    QCOMPARE(e->max, 50.0);
+    QVERIFY2(std::fabs(e->areaMm2 - M_PI * 80) < M_PI * (10 + 8) * tol, qPrintable(QString::number(e->areaMm2)));
+    QVERIFY2(std::fabs(static_cast<double>(e->samples) - M_PI * 80 / (0.6 * 0.8)) < 20, qPrintable(QString::number(e->samples)));
+    // Rectangle across the box's edge at x = -20: air and box, half each.
+    const RoiStatistics* r = store->statistics(s, items[1]);
+    QVERIFY(r);
+    QCOMPARE(r->min, -1000.0);
+    QCOMPARE(r->max, 50.0);
+    QVERIFY2(std::fabs(r->mean - (-475.0)) < 60, qPrintable(QString::number(r->mean)));
+    QVERIFY2(std::fabs(r->areaMm2 - 100) < 20 * tol, qPrintable(QString::number(r->areaMm2)));
+    // Polygon (clicked triangle) and freehand circle.
+    QCOMPARE(items[2].kind, MeasurementKind::Polygon);
+    QCOMPARE(items[2].points.size(), std::size_t(3));
+    QVERIFY2(std::fabs(areaMm2(items[2]) - 50) < 30 * tol, qPrintable(QString::number(areaMm2(items[2]))));
+    QCOMPARE(items[3].kind, MeasurementKind::Polygon);
+    QVERIFY(items[3].points.size() > 30);
+    QVERIFY2(std::fabs(areaMm2(items[3]) - M_PI * 36) < 0.03 * M_PI * 36, qPrintable(QString::number(areaMm2(items[3]))));
+    QCOMPARE(store->statistics(s, items[3])->mean, 50.0);
+    // A right angle, the point, and the distance.
+    QCOMPARE(items[4].kind, MeasurementKind::Angle);
+    QVERIFY2(std::fabs(angleDeg(items[4]) - 90) < 1, qPrintable(QString::number(angleDeg(items[4]))));
+    QCOMPARE(items[5].kind, MeasurementKind::Point);
+    QCOMPARE(items[6].kind, MeasurementKind::Distance);
+    QVERIFY(std::fabs(lengthMm(items[6]) - 24) < 2 * tol);
+    QCOMPARE(v->shownMeasurements().size(), std::size_t(7));
+    QCOMPARE(w->findingsPanel()->findChild<QTableWidget*>("FindingsTable")->rowCount(), 7);
+    // The phantom has a series UID: saved with it.
+    QVERIFY(w->findingsPanel()->findChild<QLabel*>("FindingsNote")->text().startsWith("Saved"));
+    w->setMeasureTool(MeasureTool::None);
+    QTest::qWait(100);
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-measurements.png"));  // for a person to look at
+
+    // Another slice does not show them.
+    v->scrollBy(2);
+    QCOMPARE(v->shownMeasurements().size(), std::size_t(0));
+
+    // MPR: clicking the distance in the Findings list puts the crosshair on it; the axial
+    // and coronal planes contain it, the sagittal one does not.
+    w->setLayoutMode(Layout::Mpr);
+    QTest::qWait(100);
+    auto* table = w->findingsPanel()->findChild<QTableWidget*>("FindingsTable");
+    QCOMPARE(table->rowCount(), 7);
+    QTest::mouseClick(table->viewport(), Qt::LeftButton, {}, table->visualItemRect(table->item(6, 2)).center());
+    QTest::qWait(100);
+    auto shows = [&](int view, int id) {
+      for (const auto& m : w->grid()->sliceView(view)->shownMeasurements())
+        if (m.id == id) return true;
+      return false;
+    };
+    const int distanceId = items[6].id, ellipseId = items[0].id;
+    QVERIFY(shows(0, distanceId));   // axial
+    QVERIFY(shows(0, ellipseId));
+    QVERIFY(shows(1, distanceId));   // coronal
+    QVERIFY(!shows(1, ellipseId));
+    QVERIFY(!shows(2, distanceId));  // sagittal
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-measurements-mpr.png"));
+  }
+
+  // Edit a measurement by its handle, undo and redo, delete and undo, label it, jump back
+  // to it from the Findings list, export it, and find it again after a restart.
+  void measurementsAreEditedUndoneAndKept() {
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kSample}));
+    SliceView* v = w->grid()->activeSliceView();
+    const int slice = v->sliceIndex();
+    const Vec3 f = v->navigator().focal();
+    const Vec3 right = v->navigator().axes().right, up = v->navigator().axes().up;
+    const Vec3 p = f - right * 20.0, q = f + right * 20.0, r = f + right * 20.0 + up * 30.0;
+    w->setMeasureTool(MeasureTool::Distance);
+    dragMouse(v, v->widgetPos(p), v->widgetPos(q));
+    w->setMeasureTool(MeasureTool::None);
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
+    const double first = lengthMm(measurementsOf(w, v)[0]);
+    QVERIFY(std::fabs(first - 40) < 1);
+    // The end at q dragged to r (the tool is off: handles still edit).
+    dragMouse(v, v->widgetPos(q), v->widgetPos(r));
+    const double edited = lengthMm(measurementsOf(w, v)[0]);
+    QVERIFY2(std::fabs(edited - 50) < 1, qPrintable(QString::number(edited)));
+    QVERIFY(w->undoMeasurement());
+    QCOMPARE(lengthMm(measurementsOf(w, v)[0]), first);
+    QVERIFY(w->redoMeasurement());
+    QCOMPARE(lengthMm(measurementsOf(w, v)[0]), edited);
+    // Selected by the edit: Delete removes it, undo brings it back.
+    QCOMPARE(v->selectedMeasurement(), measurementsOf(w, v)[0].id);
+    v->setFocus();
+    QTest::keyClick(v, Qt::Key_Delete);
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(0));
+    QVERIFY(w->undoMeasurement());
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
+    // A label typed in the Findings list.
+    auto* table = w->findingsPanel()->findChild<QTableWidget*>("FindingsTable");
+    QCOMPARE(table->rowCount(), 1);
+    table->item(0, 3)->setText("lesion A");
+    QTRY_COMPARE(QString::fromStdString(measurementsOf(w, v)[0].text), QString("lesion A"));
+    QVERIFY(QString::fromStdString(v->shownMeasurements()[0].text).startsWith("lesion A: "));
+    // Away and back through the list.
+    v->scrollBy(5);
+    QCOMPARE(v->shownMeasurements().size(), std::size_t(0));
+    QTest::mouseClick(table->viewport(), Qt::LeftButton, {}, table->visualItemRect(table->item(0, 1)).center());
+    QCOMPARE(v->sliceIndex(), slice);
+    QCOMPARE(v->shownMeasurements().size(), std::size_t(1));
+    // Export.
+    const QString csv = dataDir_->path() + "/m.csv";
+    QString error;
+    QVERIFY2(w->findingsPanel()->exportTo(csv, true, &error), qPrintable(error));
+    QFile fc(csv);
+    QVERIFY(fc.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(fc.readAll()).split("\r\n", Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 2);
+    QVERIFY2(lines[1].startsWith(QString("%1,distance,lesion A,%2").arg(measurementsOf(w, v)[0].id).arg(edited, 0, 'g', 6)),
+             qPrintable(lines[1]));
+    const Measurement saved = measurementsOf(w, v)[0];
+
+    // Restart: the measurement comes back from the study database, exactly.
+    window_->close();
+    window_.reset();
+    w = openWindow();
+    QVERIFY(load(w, {kSample}));
+    v = w->grid()->activeSliceView();
+    const auto back = measurementsOf(w, v);
+    QCOMPARE(back.size(), std::size_t(1));
+    QCOMPARE(QString::fromStdString(back[0].text), QString("lesion A"));
+    for (std::size_t i = 0; i < 2; ++i)
+      for (std::size_t c = 0; c < 3; ++c) QCOMPARE(back[0].points[i][c], saved.points[i][c]);
+    QCOMPARE(v->sliceIndex(), slice);
+    QCOMPARE(v->shownMeasurements().size(), std::size_t(1));
+    QCOMPARE(w->findingsPanel()->findChild<QTableWidget*>("FindingsTable")->rowCount(), 1);
   }
 
   void obliqueSeriesHasObliqueOrientationMarkers() {

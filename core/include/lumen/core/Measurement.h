@@ -85,8 +85,8 @@ struct RoiStatistics {
 /// and NaN values.
 Result<RoiStatistics> roiStatistics(const Measurement& m, const Volume& image);
 
-/// One line for the view and the findings list: "23.4 mm", "87.5°",
-/// "Area 120.3 mm²  Mean 40.2  SD 3.1  Min 35  Max 47 HU".
+/// The text for the view and the findings list: "23.4 mm", "87.5°", and for ROIs three
+/// lines: "Area 120.3 mm²", "Mean 40.2  SD 3.1", "Min 35  Max 47 HU".
 std::string describe(const Measurement& m, const RoiStatistics* stats, const std::string& units);
 
 /// The measurements of one series, with bounded undo/redo over every change. Snapshots
