@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "lumen/imaging/LabelTools.h"
@@ -129,4 +130,60 @@ TEST(LabelTools, SmoothingRemovesASpikeAndFillsAPit) {
   EXPECT_EQ(d[labels->linearIndex(19, 13, 13)], 3);
   EXPECT_EQ(d[labels->linearIndex(2, 2, 2)], 4);
   EXPECT_EQ(d[labels->linearIndex(14, 14, 14)], 3);
+}
+
+#include <filesystem>
+#include <fstream>
+
+#include "lumen/imaging/LabelMapIO.h"
+
+TEST(LabelMapIO, LabelsAndTheirDescriptionsRoundTrip) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(LUMEN_TEST_WORK_DIR) / "labelmap-io";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ImageGeometry g;
+  g.size = {20, 16, 12};
+  g.spacingMm = {0.7, 0.8, 2.5};
+  g.originLps = {-12.5, 30.0, 7.0};
+  g.direction = Mat3::fromColumns(Vec3{0.8, 0.6, 0}, Vec3{-0.6, 0.8, 0}, Vec3{0, 0, 1});
+  auto labels = *LabelEditor::emptyLabelsFor(*Volume::zeros(PixelType::Int16, g));
+  for (std::size_t i = 0; i < labels->voxelCount(); ++i) labels->data<std::uint8_t>()[i] = static_cast<std::uint8_t>(i % 3 == 0 ? 7 : i % 5 == 0 ? 200 : 0);
+  LabelInfo liver;
+  liver.value = 7;
+  liver.name = "Liver, \"left\" lobe";
+  liver.color = {12, 200, 99};
+  liver.opacity = 0.5;
+  liver.category = commonLabelCodes()[1].first;
+  liver.type = commonLabelCodes()[1].second;
+  LabelInfo lesion;
+  lesion.value = 200;
+  lesion.name = "Lesion";
+  lesion.visible = false;
+  for (const char* name : {"m.nii.gz", "m.nrrd"}) {
+    const fs::path p = dir / name;
+    ASSERT_TRUE(io::writeLabelMap(*labels, {liver, lesion}, p));
+    EXPECT_TRUE(fs::exists(dir / "m.labels.json"));
+    auto back = io::readLabelMap(p);
+    ASSERT_TRUE(back.ok()) << back.error().toString();
+    ASSERT_TRUE(back->hasSidecar);
+    EXPECT_TRUE(sameGrid(back->labels->geometry(), g, 1e-4));
+    EXPECT_EQ(std::memcmp(back->labels->bytes(), labels->bytes(), labels->byteSize()), 0);
+    ASSERT_EQ(back->infos.size(), 2u);
+    EXPECT_EQ(back->infos[0].name, liver.name);
+    EXPECT_EQ(back->infos[0].color.g, 200);
+    EXPECT_EQ(back->infos[0].opacity, 0.5);
+    EXPECT_EQ(back->infos[0].type.meaning, "Liver");
+    EXPECT_EQ(back->infos[0].category.value, "91723000");
+    EXPECT_FALSE(back->infos[1].visible);
+    EXPECT_TRUE(back->infos[1].type.empty());
+  }
+  // A sidecar with a mistake is an error naming it, not a silent default.
+  {
+    std::ofstream(dir / "m.labels.json") << R"({"format":"lumen-labels","version":1,"labels":[{"value":7,"colour":[1,2,3]}]})";
+  }
+  auto bad = io::readLabelMap(dir / "m.nrrd");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().toString().find("unknown key \"colour\""), std::string::npos);
+  EXPECT_NE(bad.error().toString().find("m.labels.json"), std::string::npos);
 }
