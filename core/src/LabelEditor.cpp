@@ -88,6 +88,65 @@ void IndexBox::include(const IndexBox& o) {
   }
 }
 
+void connectedRegion(const Volume& image, const std::array<long, 3>& seed, IntensityRange range,
+                     std::vector<std::uint8_t>& mask, IndexBox& box) {
+  mask.assign(image.voxelCount(), 0);
+  box = IndexBox{};
+  if (image.empty() || image.pixelType() == PixelType::RGB8) return;
+  const auto& s = image.size();
+  const long nx = static_cast<long>(s[0]), ny = static_cast<long>(s[1]), nz = static_cast<long>(s[2]);
+  for (std::size_t a = 0; a < 3; ++a)
+    if (seed[a] < 0 || seed[a] >= static_cast<long>(s[a])) return;
+  visitScalarType(image.pixelType(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* d = image.template data<T>();
+    auto in = [&](std::size_t i) { return !mask[i] && range.contains(static_cast<double>(d[i])); };
+    auto index = [&](long x, long y, long z) {
+      return static_cast<std::size_t>(x) + static_cast<std::size_t>(nx) * (static_cast<std::size_t>(y) + static_cast<std::size_t>(ny) * static_cast<std::size_t>(z));
+    };
+    if (!in(index(seed[0], seed[1], seed[2]))) return;
+    long lo[3] = {seed[0], seed[1], seed[2]}, hi[3] = {seed[0], seed[1], seed[2]};
+    struct Run {
+      long x, y, z;
+    };
+    std::vector<Run> stack{{seed[0], seed[1], seed[2]}};
+    while (!stack.empty()) {
+      const Run r = stack.back();
+      stack.pop_back();
+      const std::size_t row = index(0, r.y, r.z);
+      if (!in(row + static_cast<std::size_t>(r.x))) continue;
+      // The whole run along x through this voxel.
+      long x0 = r.x, x1 = r.x;
+      while (x0 > 0 && in(row + static_cast<std::size_t>(x0 - 1))) --x0;
+      while (x1 < nx - 1 && in(row + static_cast<std::size_t>(x1 + 1))) ++x1;
+      std::fill(mask.begin() + static_cast<std::ptrdiff_t>(row + static_cast<std::size_t>(x0)),
+                mask.begin() + static_cast<std::ptrdiff_t>(row + static_cast<std::size_t>(x1) + 1), std::uint8_t{1});
+      lo[0] = std::min(lo[0], x0);
+      hi[0] = std::max(hi[0], x1);
+      lo[1] = std::min(lo[1], r.y);
+      hi[1] = std::max(hi[1], r.y);
+      lo[2] = std::min(lo[2], r.z);
+      hi[2] = std::max(hi[2], r.z);
+      // One seed per stretch of growable voxels in each face-neighbouring row.
+      const long rows[4][2] = {{r.y - 1, r.z}, {r.y + 1, r.z}, {r.y, r.z - 1}, {r.y, r.z + 1}};
+      for (const auto& nb : rows) {
+        if (nb[0] < 0 || nb[0] >= ny || nb[1] < 0 || nb[1] >= nz) continue;
+        const std::size_t nrow = index(0, nb[0], nb[1]);
+        bool open = false;
+        for (long x = x0; x <= x1; ++x) {
+          const bool g = in(nrow + static_cast<std::size_t>(x));
+          if (g && !open) stack.push_back({x, nb[0], nb[1]});
+          open = g;
+        }
+      }
+    }
+    for (std::size_t a = 0; a < 3; ++a) {
+      box.lo[a] = lo[a];
+      box.hi[a] = hi[a];
+    }
+  });
+}
+
 std::vector<LabelMeasures> measureLabels(const Volume& labels, const Volume* image) {
   std::vector<LabelMeasures> out;
   if (labels.empty() || labels.pixelType() != PixelType::UInt8) return out;

@@ -2,7 +2,6 @@
 
 #include <itkBinaryMedianImageFilter.h>
 #include <itkConfidenceConnectedImageFilter.h>
-#include <itkConnectedThresholdImageFilter.h>
 #include <itkImage.h>
 
 #include <algorithm>
@@ -50,20 +49,31 @@ Status checkInputs(const LabelEditor& editor, const Volume& image, int label) {
   return okStatus();
 }
 
-// Writes a uint8 mask (1 = in) into the editor as `label`: one step over its bounding box.
-Change applyMask(LabelEditor& editor, const std::uint8_t* mask, int label, bool overwrite, const char* name) {
-  const Volume& labels = *editor.labels();
-  const auto& s = labels.size();
-  IndexBox box;
+IndexBox boxOf(const std::uint8_t* mask, const Size3& s) {
+  long lo[3] = {static_cast<long>(s[0]), static_cast<long>(s[1]), static_cast<long>(s[2])}, hi[3] = {-1, -1, -1};
   std::size_t i = 0;
   for (long z = 0; z < static_cast<long>(s[2]); ++z)
     for (long y = 0; y < static_cast<long>(s[1]); ++y)
       for (long x = 0; x < static_cast<long>(s[0]); ++x, ++i)
         if (mask[i]) {
-          IndexBox v;
-          v.lo = v.hi = {x, y, z};
-          box.include(v);
+          lo[0] = std::min(lo[0], x);
+          hi[0] = std::max(hi[0], x);
+          lo[1] = std::min(lo[1], y);
+          hi[1] = std::max(hi[1], y);
+          lo[2] = std::min(lo[2], z);
+          hi[2] = std::max(hi[2], z);
         }
+  IndexBox b;
+  for (std::size_t a = 0; a < 3; ++a) {
+    b.lo[a] = lo[a];
+    b.hi[a] = hi[a];
+  }
+  return b;
+}
+
+// Writes a uint8 mask (1 = in, all inside `box`) into the editor as `label`: one step.
+Change applyMask(LabelEditor& editor, const std::uint8_t* mask, const IndexBox& box, int label, bool overwrite,
+                 const char* name) {
   if (box.empty()) return {};
   const auto value = static_cast<std::uint8_t>(label);
   return editor.edit(name, box, [&](Volume& l) {
@@ -105,14 +115,9 @@ Result<Change> grow(LabelEditor& editor, const Volume& image, const Vec3& seedLp
   } catch (const std::exception& e) {
     return Error(ErrorCode::Internal, std::string(name) + " failed: " + e.what());
   }
-  return applyMask(editor, mask.data(), label, overwrite, name);
+  return applyMask(editor, mask.data(), boxOf(mask.data(), image.size()), label, overwrite, name);
 }
 
-struct ConnectedThreshold {
-  template <class In, class Out> struct apply {
-    using type = itk::ConnectedThresholdImageFilter<In, Out>;
-  };
-};
 struct ConfidenceConnected {
   template <class In, class Out> struct apply {
     using type = itk::ConfidenceConnectedImageFilter<In, Out>;
@@ -188,17 +193,13 @@ Result<Change> growConnected(LabelEditor& editor, const Volume& image, const Vec
       return Error(ErrorCode::InvalidArgument, "the seed's value (" + std::to_string(static_cast<long long>(std::lround(v))) +
                                                    ") is outside the intensity range");
   }
-  return grow<ConnectedThreshold>(editor, image, seedLps, label, overwrite, "Region growing", [&](auto* f, double) {
-    using P = typename std::remove_pointer_t<decltype(f)>::InputImagePixelType;
-    const double lo = std::max(range.lo, static_cast<double>(std::numeric_limits<P>::lowest()));
-    const double hi = std::min(range.hi, static_cast<double>(std::numeric_limits<P>::max()));
-    f->SetLower(static_cast<P>(std::ceil(lo)));
-    f->SetUpper(static_cast<P>(std::floor(hi)));
-    if constexpr (std::is_floating_point_v<P>) {
-      f->SetLower(static_cast<P>(lo));
-      f->SetUpper(static_cast<P>(hi));
-    }
-  });
+  if (auto st = checkInputs(editor, image, label); !st) return st.error();
+  auto seed = seedIndex(image, seedLps);
+  if (!seed) return seed.error();
+  std::vector<std::uint8_t> mask;
+  IndexBox box;
+  connectedRegion(image, *seed, range, mask, box);
+  return applyMask(editor, mask.data(), box, label, overwrite, "Region growing");
 }
 
 Result<Change> growConfident(LabelEditor& editor, const Volume& image, const Vec3& seedLps, double multiplier,

@@ -12,9 +12,10 @@ namespace lumen::seg {
 
 using Change = LabelEditor::Change;
 
-/// Voxels face-connected to the seed whose values lie in `range` become `label`: ITK's
-/// ConnectedThresholdImageFilter. `overwrite` false: other labels are kept. A seed
-/// outside the grid or outside the range is an error saying so.
+/// Voxels face-connected to the seed whose values lie in `range` become `label`: the
+/// region of ITK's ConnectedThresholdImageFilter (core's connectedRegion, tested equal to
+/// it). `overwrite` false: other labels are kept. A seed outside the grid or outside the
+/// range is an error saying so.
 Result<Change> growConnected(LabelEditor& editor, const Volume& image, const Vec3& seedLps, IntensityRange range,
                              int label, bool overwrite = false);
 
