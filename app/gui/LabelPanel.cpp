@@ -1,13 +1,32 @@
 #include "LabelPanel.h"
 
+#include <QButtonGroup>
+#include <QCheckBox>
+#include <QColorDialog>
+#include <QComboBox>
+#include <QCoreApplication>
+#include <QDoubleSpinBox>
+#include <QElapsedTimer>
+#include <QFileDialog>
 #include <QFileInfo>
+#include <QGridLayout>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QLabel>
-#include <QListWidget>
-#include <QPainter>
+#include <QPointer>
 #include <QPushButton>
+#include <QRadioButton>
+#include <QScrollArea>
 #include <QSlider>
+#include <QTableWidget>
+#include <QTimer>
 #include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <cmath>
+
+#include "lumen/imaging/LabelMapIO.h"
+#include "lumen/imaging/LabelTools.h"
 
 namespace lumen::gui {
 
@@ -17,66 +36,597 @@ QIcon swatch(const Rgb8& c) {
   p.fill(QColor(c.r, c.g, c.b));
   return QIcon(p);
 }
+
+QPushButton* button(const QString& text, const QString& tip) {
+  auto* b = new QPushButton(text);
+  b->setToolTip(tip);
+  return b;
+}
 }  // namespace
 
 LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
-  auto* l = new QVBoxLayout(this);
+  auto* outer = new QVBoxLayout(this);
+  outer->setContentsMargins(0, 0, 0, 0);
+  auto* scroll = new QScrollArea;
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  outer->addWidget(scroll);
+  auto* inner = new QWidget;
+  scroll->setWidget(inner);
+  auto* l = new QVBoxLayout(inner);
   l->setContentsMargins(4, 4, 4, 4);
-  source_ = new QLabel("No label map");
+
+  source_ = new QLabel;
+  source_->setObjectName("LabelSource");
   source_->setWordWrap(true);
   l->addWidget(source_);
-  list_ = new QListWidget;
-  list_->setToolTip("Tick to show a label");
-  l->addWidget(list_, 1);
-  auto* row = new QHBoxLayout;
-  row->addWidget(new QLabel("Opacity"));
+  table_ = new QTableWidget(0, 5);
+  table_->setObjectName("LabelTable");
+  table_->setHorizontalHeaderLabels({"", "Label", "mL", "Mean \u00b1 SD", "Surface cm\u00b2"});
+  table_->verticalHeader()->hide();
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
+  table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  table_->setMinimumHeight(110);
+  l->addWidget(table_, 1);
+
+  auto* labelRow = new QHBoxLayout;
+  auto* add = button("+ Label", "Add a label with the next free value");
+  auto* colour = button("Colour...", "Colour of the selected label");
+  code_ = new QComboBox;
+  code_->setObjectName("LabelCode");
+  code_->setToolTip("SNOMED CT category and type of the selected label (for DICOM SEG)");
+  code_->addItem("(no code)");
+  for (const auto& [category, type] : commonLabelCodes())
+    code_->addItem(QString::fromStdString(type.meaning + " (" + category.meaning + ")"));
+  labelRow->addWidget(add);
+  labelRow->addWidget(colour);
+  labelRow->addWidget(code_, 1);
+  l->addLayout(labelRow);
+
+  auto* opacityRow = new QHBoxLayout;
+  opacityRow->addWidget(new QLabel("Opacity"));
   opacity_ = new QSlider(Qt::Horizontal);
   opacity_->setRange(0, 100);
   opacity_->setValue(45);
-  row->addWidget(opacity_, 1);
-  l->addLayout(row);
-  auto* buttons = new QHBoxLayout;
-  auto* load = new QPushButton("Load label map...");
-  auto* clear = new QPushButton("Clear");
-  buttons->addWidget(load);
-  buttons->addWidget(clear);
-  l->addLayout(buttons);
+  opacityRow->addWidget(opacity_, 1);
+  l->addLayout(opacityRow);
+
+  editBox_ = new QWidget;
+  auto* e = new QGridLayout(editBox_);
+  e->setContentsMargins(0, 0, 0, 0);
+  auto* group = new QButtonGroup(this);
+  const char* names[4] = {"Off", "Brush", "Eraser", "Grow"};
+  const char* tips[4] = {"The left button windows and measures", "Paint the selected label",
+                         "Erase the selected label (all labels with 'Paint over')",
+                         "Click to grow the label from that point: within the intensity range when it is set, "
+                         "else ITK's confidence connected (2.5 SD)"};
+  auto* toolRow = new QHBoxLayout;
+  for (int i = 0; i < 4; ++i) {
+    tools_[i] = new QRadioButton(names[i]);
+    tools_[i]->setToolTip(tips[i]);
+    group->addButton(tools_[i], i);
+    toolRow->addWidget(tools_[i]);
+  }
+  tools_[0]->setChecked(true);
+  e->addLayout(toolRow, 0, 0, 1, 4);
+  e->addWidget(new QLabel("Size"), 1, 0);
+  size_ = new QDoubleSpinBox;
+  size_->setObjectName("BrushSize");
+  size_->setRange(0.5, 200.0);
+  size_->setValue(10.0);
+  size_->setSuffix(" mm");
+  e->addWidget(size_, 1, 1);
+  sphere_ = new QCheckBox("3D sphere");
+  sphere_->setToolTip("Off: a disc in the view's plane, one slice thick");
+  e->addWidget(sphere_, 1, 2);
+  overwrite_ = new QCheckBox("Paint over");
+  overwrite_->setToolTip("Paint over other labels (off: only unlabelled voxels change)");
+  e->addWidget(overwrite_, 1, 3);
+  limit_ = new QCheckBox("Intensity");
+  limit_->setToolTip("Limit painting, growing and threshold to this range of values (HU for CT)");
+  e->addWidget(limit_, 2, 0);
+  lo_ = new QDoubleSpinBox;
+  hi_ = new QDoubleSpinBox;
+  for (auto* s : {lo_, hi_}) {
+    s->setRange(-100000, 100000);
+    s->setDecimals(0);
+  }
+  lo_->setValue(-100);
+  hi_->setValue(300);
+  e->addWidget(lo_, 2, 1);
+  e->addWidget(new QLabel("to"), 2, 2, Qt::AlignCenter);
+  e->addWidget(hi_, 2, 3);
+  auto* thresholdB = button("Threshold", "The selected label where the intensity is in range (whole volume)");
+  auto* fill3d = button("Fill holes 3D", "Unlabelled voxels enclosed by the label");
+  auto* fill2d = button("Fill holes 2D", "Enclosed holes in each slice of the current view's orientation");
+  auto* largest = button("Keep largest", "Only the largest connected part of the label");
+  auto* small = button("Remove small", "Parts of the label smaller than the volume given");
+  minMl_ = new QDoubleSpinBox;
+  minMl_->setRange(0.001, 10000);
+  minMl_->setDecimals(3);
+  minMl_->setValue(0.1);
+  minMl_->setSuffix(" mL");
+  auto* interp = button("Interpolate", "Fill the slices between slices drawn a few apart (current view's orientation)");
+  auto* smoothB = button("Smooth", "Median smoothing of the label with this radius");
+  smoothMm_ = new QDoubleSpinBox;
+  smoothMm_->setRange(0.2, 20);
+  smoothMm_->setValue(1.0);
+  smoothMm_->setSuffix(" mm");
+  e->addWidget(thresholdB, 3, 0);
+  e->addWidget(fill3d, 3, 1);
+  e->addWidget(fill2d, 3, 2);
+  e->addWidget(largest, 3, 3);
+  e->addWidget(small, 4, 0);
+  e->addWidget(minMl_, 4, 1);
+  e->addWidget(smoothB, 4, 2);
+  e->addWidget(smoothMm_, 4, 3);
+  e->addWidget(interp, 5, 0);
+  l->addWidget(editBox_);
+
+  auto* fileRow = new QHBoxLayout;
+  auto* create = button("New", "A new empty label map on the image's grid");
+  auto* load = button("Load...", "A label map (NIfTI, NRRD) with its names and colours when present");
+  auto* save = button("Save...", "The label map (NIfTI, NRRD) and its names, colours and codes beside it");
+  auto* clear = button("Clear", "Stop showing the label map");
+  for (auto* b : {create, load, save, clear}) fileRow->addWidget(b);
+  l->addLayout(fileRow);
+
+  measureTimer_ = new QTimer(this);
+  measureTimer_->setSingleShot(true);
+  measureTimer_->setInterval(150);
+  connect(measureTimer_, &QTimer::timeout, this, &LabelPanel::scheduleMeasures);
+
   connect(load, &QPushButton::clicked, this, &LabelPanel::loadRequested);
   connect(clear, &QPushButton::clicked, this, &LabelPanel::clearRequested);
+  connect(create, &QPushButton::clicked, this, [this] { newLabelMap(); });
+  connect(save, &QPushButton::clicked, this, [this] {
+    if (!editor_) return emit message("note: no label map to save");
+    const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz", "Label maps (*.nii.gz *.nii *.nrrd)");
+    if (f.isEmpty()) return;
+    QString error;
+    if (!saveTo(f, &error)) emit message("error: " + error);
+  });
+  connect(add, &QPushButton::clicked, this, [this] { addLabel(); });
+  connect(colour, &QPushButton::clicked, this, [this] {
+    LabelEntry* en = entry(active_);
+    if (!en) return;
+    const QColor c = QColorDialog::getColor(QColor(en->color.r, en->color.g, en->color.b), this, "Label colour");
+    if (!c.isValid()) return;
+    en->color = {static_cast<std::uint8_t>(c.red()), static_cast<std::uint8_t>(c.green()), static_cast<std::uint8_t>(c.blue())};
+    refreshTable();
+    emit appearanceChanged();
+  });
+  connect(code_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
+    LabelEntry* en = entry(active_);
+    if (filling_ || !en) return;
+    if (i <= 0) {
+      en->category = {};
+      en->type = {};
+    } else {
+      en->category = commonLabelCodes()[static_cast<std::size_t>(i - 1)].first;
+      en->type = commonLabelCodes()[static_cast<std::size_t>(i - 1)].second;
+    }
+  });
   connect(opacity_, &QSlider::valueChanged, this, [this](int v) {
     if (!overlay_) return;
     overlay_->opacity = v / 100.0;
     emit appearanceChanged();
   });
-  connect(list_, &QListWidget::itemChanged, this, [this](QListWidgetItem* item) {
-    const int r = list_->row(item);
-    if (!overlay_ || r < 0 || r >= static_cast<int>(overlay_->entries.size())) return;
-    overlay_->entries[static_cast<std::size_t>(r)].visible = item->checkState() == Qt::Checked;
-    emit appearanceChanged();
+  connect(table_, &QTableWidget::itemChanged, this, [this](QTableWidgetItem* item) {
+    if (filling_ || !overlay_) return;
+    LabelEntry* en = entry(item->data(Qt::UserRole).toInt());
+    if (!en) return;
+    if (item->column() == 0) {
+      en->visible = item->checkState() == Qt::Checked;
+      emit appearanceChanged();
+    } else if (item->column() == 1) {
+      en->name = item->text().toStdString();
+    }
   });
+  connect(table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
+    if (filling_ || row < 0 || !table_->item(row, 1)) return;
+    setActiveLabel(table_->item(row, 1)->data(Qt::UserRole).toInt());
+  });
+  connect(group, &QButtonGroup::idClicked, this, [this](int id) { setTool(static_cast<PaintTool>(id)); });
+  connect(size_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [this](double mm) { emit toolChanged(tool_, mm); });
+  connect(thresholdB, &QPushButton::clicked, this, [this] { threshold(); });
+  connect(fill3d, &QPushButton::clicked, this, [this] { fillHoles(false); });
+  connect(fill2d, &QPushButton::clicked, this, [this] { fillHoles(true); });
+  connect(largest, &QPushButton::clicked, this, [this] { keepLargestIsland(); });
+  connect(small, &QPushButton::clicked, this, [this] { removeSmallIslands(minMl_->value()); });
+  connect(interp, &QPushButton::clicked, this, [this] { interpolate(); });
+  connect(smoothB, &QPushButton::clicked, this, [this] { smooth(smoothMm_->value()); });
   setOverlay(nullptr);
+}
+
+LabelPanel::~LabelPanel() = default;
+
+LabelEntry* LabelPanel::entry(int value) {
+  if (!overlay_) return nullptr;
+  for (auto& e : overlay_->entries)
+    if (e.value == value) return &e;
+  return nullptr;
+}
+
+bool LabelPanel::report(const QString& what, const Status& st) {
+  if (st) return true;
+  emit message("error: " + what + ": " + QString::fromStdString(st.error().toString()));
+  return false;
 }
 
 void LabelPanel::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
   overlay_ = std::move(overlay);
-  list_->blockSignals(true);
-  list_->clear();
+  editor_.reset();
+  measures_.clear();
+  measuresRevision_ = ~0ull;
+  ++measuresGeneration_;
   if (overlay_) {
-    source_->setText(QString("Label map: %1 (%2 label(s))")
-                         .arg(QFileInfo(QString::fromStdString(overlay_->source)).fileName())
-                         .arg(overlay_->entries.size()));
-    for (const auto& e : overlay_->entries) {
-      auto* item = new QListWidgetItem(swatch(e.color), QString::fromStdString(e.name));
-      item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
-      item->setCheckState(e.visible ? Qt::Checked : Qt::Unchecked);
-      list_->addItem(item);
-    }
     opacity_->setValue(static_cast<int>(overlay_->opacity * 100));
-  } else {
-    source_->setText("No label map. Load one (NIfTI, NRRD) to show it over the image.");
+    active_ = overlay_->entries.empty() ? 1 : overlay_->entries.front().value;
+    // A label map on the image's grid opens editable (an AI result too).
+    if (series_ && series_->complete && series_->volume &&
+        sameGrid(overlay_->labels->geometry(), series_->volume->geometry(), 0.01))
+      ensureEditable();
   }
-  list_->blockSignals(false);
+  refreshTable();
+}
+
+void LabelPanel::setSeries(std::shared_ptr<LoadedSeries> series) {
+  if (series == series_) return;
+  series_ = std::move(series);
+  if (overlay_ && !editor_ && series_ && series_->complete &&
+      sameGrid(overlay_->labels->geometry(), series_->volume->geometry(), 0.01)) {
+    ensureEditable();
+    refreshTable();
+  }
+}
+
+bool LabelPanel::newLabelMap() {
+  if (!series_ || !series_->volume || !series_->complete) {
+    emit message("note: open a series (completely loaded) to draw labels on it");
+    return false;
+  }
+  auto labels = LabelEditor::emptyLabelsFor(*series_->volume);
+  if (!labels) return report("new label map", labels.error());
+  auto o = std::make_shared<LabelOverlay>();
+  o->labels = *labels;
+  o->entries.push_back({1, "Label 1", labelColor(1), true, {}, {}});
+  o->opacity = 0.5;
+  o->source = "new label map";
+  overlay_ = o;
+  editor_ = std::make_unique<LabelEditor>(o->labels);
+  savedRevision_ = editor_->revision();
+  active_ = 1;
+  measures_.clear();
+  ++measuresGeneration_;
+  emit overlayReplaced(overlay_);
+  refreshTable();
+  return true;
+}
+
+bool LabelPanel::ensureEditable() {
+  if (editor_) return true;
+  if (!overlay_) return newLabelMap();
+  if (!series_ || !series_->volume || !series_->complete) {
+    emit message("note: open a series (completely loaded) to edit labels on it");
+    return false;
+  }
+  if (!sameGrid(overlay_->labels->geometry(), series_->volume->geometry(), 0.01)) {
+    emit message("note: this label map is on another grid than the image: it is shown, not edited");
+    return false;
+  }
+  if (overlay_->labels->pixelType() != PixelType::UInt8) {
+    auto editable = LabelEditor::toEditable(*overlay_->labels);
+    if (!editable) {
+      emit message("note: this label map is shown, not edited: " + QString::fromStdString(editable.error().message));
+      return false;
+    }
+    auto o = std::make_shared<LabelOverlay>(*overlay_);
+    o->labels = *editable;
+    overlay_ = o;
+    emit overlayReplaced(overlay_);
+  }
+  editor_ = std::make_unique<LabelEditor>(overlay_->labels);
+  savedRevision_ = editor_->revision();
+  measureTimer_->start();
+  return true;
+}
+
+int LabelPanel::addLabel() {
+  if (!ensureEditable()) return 0;
+  for (int v = 1; v < 256; ++v)
+    if (!entry(v)) {
+      overlay_->entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}});
+      std::sort(overlay_->entries.begin(), overlay_->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
+      active_ = v;
+      refreshTable();
+      emit appearanceChanged();
+      return v;
+    }
+  emit message("note: all 255 label values are in use");
+  return 0;
+}
+
+void LabelPanel::setActiveLabel(int value) {
+  if (value < 1 || value > 255) return;
+  active_ = value;
+  if (overlay_ && !entry(value)) {
+    overlay_->entries.push_back({value, "Label " + std::to_string(value), labelColor(value), true, {}, {}});
+    std::sort(overlay_->entries.begin(), overlay_->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
+    emit appearanceChanged();
+  }
+  refreshTable();
+}
+
+void LabelPanel::setTool(PaintTool tool) {
+  tool_ = tool;
+  tools_[static_cast<int>(tool)]->setChecked(true);
+  if (tool != PaintTool::None) ensureEditable();
+  emit toolChanged(tool_, size_->value());
+}
+
+double LabelPanel::brushDiameterMm() const { return size_->value(); }
+void LabelPanel::setBrushDiameterMm(double mm) { size_->setValue(mm); }
+void LabelPanel::setBrushSphere(bool sphere) { sphere_->setChecked(sphere); }
+void LabelPanel::setOverwrite(bool on) { overwrite_->setChecked(on); }
+void LabelPanel::setIntensityLimit(bool on, double lo, double hi) {
+  limit_->setChecked(on);
+  lo_->setValue(lo);
+  hi_->setValue(hi);
+}
+
+void LabelPanel::setWorkingNormal(const Vec3& n) { workingNormal_ = n; }
+
+int LabelPanel::sliceAxis() const {
+  if (!overlay_) return 2;
+  const Mat3& d = overlay_->labels->geometry().direction;
+  int best = 2;
+  double bestDot = -1;
+  for (int c = 0; c < 3; ++c) {
+    const double dot = std::fabs(d.column(static_cast<std::size_t>(c)).dot(workingNormal_));
+    if (dot > bestDot) {
+      bestDot = dot;
+      best = c;
+    }
+  }
+  return best;
+}
+
+void LabelPanel::paint(const PaintEvent& e) {
+  if (e.phase == PaintEvent::Phase::Begin) {
+    if (!ensureEditable()) return;
+    setActiveLabel(active_);
+    workingNormal_ = e.normal;
+    if (tool_ == PaintTool::Grow) {
+      const Volume& image = *series_->volume;
+      auto r = limit_->isChecked()
+                   ? seg::growConnected(*editor_, image, e.lps, {lo_->value(), hi_->value()}, active_, overwrite_->isChecked())
+                   : seg::growConfident(*editor_, image, e.lps, 2.5, 5, 2, active_, overwrite_->isChecked());
+      if (!r) return (void)report("region growing", r.error());
+      afterEdit(*r, true);
+      return;
+    }
+    editor_->beginStep(tool_ == PaintTool::Eraser ? "Erase" : "Paint");
+    stroke_ = true;
+    lastDab_ = e.lps;
+  } else if (!stroke_ || !editor_) {
+    return;
+  }
+  const Brush brush{size_->value(), sphere_->isChecked(), e.normal, e.sliceStepMm};
+  const Volume* image = limit_->isChecked() ? series_->volume.get() : nullptr;
+  const IntensityRange range{lo_->value(), hi_->value()};
+  auto dab = [&](const Vec3& c) {
+    if (tool_ == PaintTool::Eraser) editor_->erase(brush, c, overwrite_->isChecked() ? -1 : active_);
+    else editor_->paint(brush, c, active_, image, range, overwrite_->isChecked());
+  };
+  if (e.phase == PaintEvent::Phase::Begin) {
+    dab(e.lps);
+  } else if (e.phase == PaintEvent::Phase::Move) {
+    // Dabs a quarter of the brush apart, so a fast stroke stays continuous.
+    const Vec3 d = e.lps - lastDab_;
+    const double len = d.norm(), step = std::max(0.25 * size_->value(), 0.1);
+    const int n = static_cast<int>(std::ceil(len / step));
+    for (int i = 1; i <= n; ++i) dab(lastDab_ + d * (static_cast<double>(i) / n));
+    if (n > 0) lastDab_ = e.lps;
+  } else {
+    stroke_ = false;
+    afterEdit(editor_->endStep(), true);
+    return;
+  }
+  emit voxelsEdited();
+}
+
+void LabelPanel::afterEdit(const LabelEditor::Change& c, bool undoable) {
+  emit voxelsEdited();
+  if (undoable && c.voxels > 0) emit edited();
+  measureTimer_->start();
+}
+
+bool LabelPanel::threshold() {
+  if (!ensureEditable()) return false;
+  if (!limit_->isChecked()) {
+    emit message("note: tick Intensity and set the range to threshold");
+    return false;
+  }
+  setActiveLabel(active_);
+  afterEdit(editor_->threshold(*series_->volume, {lo_->value(), hi_->value()}, active_, nullptr, overwrite_->isChecked()), true);
+  return true;
+}
+
+bool LabelPanel::fillHoles(bool perSlice) {
+  if (!ensureEditable()) return false;
+  afterEdit(editor_->fillHoles(active_, perSlice ? sliceAxis() : -1), true);
+  return true;
+}
+
+bool LabelPanel::keepLargestIsland() {
+  if (!ensureEditable()) return false;
+  afterEdit(editor_->keepLargestIsland(active_), true);
+  return true;
+}
+
+bool LabelPanel::removeSmallIslands(double minMl) {
+  if (!ensureEditable()) return false;
+  const auto& sp = overlay_->labels->geometry().spacingMm;
+  const double voxelMl = sp.x * sp.y * sp.z / 1000.0;
+  afterEdit(editor_->removeSmallIslands(active_, static_cast<std::size_t>(std::ceil(minMl / voxelMl))), true);
+  return true;
+}
+
+bool LabelPanel::interpolate() {
+  if (!ensureEditable()) return false;
+  auto r = seg::interpolateSlices(*editor_, active_, sliceAxis());
+  if (!r) return report("interpolation", r.error());
+  afterEdit(*r, true);
+  return true;
+}
+
+bool LabelPanel::smooth(double radiusMm) {
+  if (!ensureEditable()) return false;
+  auto r = seg::smoothLabel(*editor_, active_, radiusMm);
+  if (!r) return report("smoothing", r.error());
+  afterEdit(*r, true);
+  return true;
+}
+
+bool LabelPanel::undo() {
+  if (!editor_ || !editor_->canUndo()) return false;
+  afterEdit(editor_->undo(), false);
+  return true;
+}
+
+bool LabelPanel::redo() {
+  if (!editor_ || !editor_->canRedo()) return false;
+  afterEdit(editor_->redo(), false);
+  return true;
+}
+
+bool LabelPanel::hasUnsavedChanges() const { return editor_ && editor_->revision() != savedRevision_; }
+
+bool LabelPanel::saveTo(const QString& path, QString* error) {
+  if (!editor_) {
+    if (error) *error = "no label map to save";
+    return false;
+  }
+  std::vector<LabelInfo> infos;
+  for (const auto& e : overlay_->entries) {
+    LabelInfo i;
+    i.value = e.value;
+    i.name = e.name;
+    i.color = e.color;
+    i.visible = e.visible;
+    i.category = e.category;
+    i.type = e.type;
+    infos.push_back(i);
+  }
+  if (auto st = io::writeLabelMap(*overlay_->labels, infos, path.toStdString()); !st) {
+    if (error) *error = QString::fromStdString(st.error().toString());
+    return false;
+  }
+  savedRevision_ = editor_->revision();
+  overlay_->source = path.toStdString();
+  refreshTable();
+  emit message("Saved the label map to " + path);
+  return true;
+}
+
+void LabelPanel::scheduleMeasures() {
+  if (!editor_ || measuring_) {
+    if (measuring_) measureTimer_->start();  // again once this one is done
+    return;
+  }
+  if (measuresRevision_ == editor_->revision()) return;
+  measuring_ = true;
+  // A copy: painting goes on while the statistics are computed.
+  auto labels = std::make_shared<Volume>(overlay_->labels->clone());
+  std::shared_ptr<const LoadedSeries> series = series_;
+  const std::uint64_t revision = editor_->revision();
+  const int generation = measuresGeneration_;
+  QPointer<LabelPanel> self(this);
+  (void)QtConcurrent::run([self, labels, series, revision, generation] {
+    auto m = measureLabels(*labels, series && series->volume ? series->volume.get() : nullptr);
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, m = std::move(m), revision, generation]() mutable {
+          if (!self) return;
+          self->measuring_ = false;
+          if (generation != self->measuresGeneration_) return;
+          self->measures_ = std::move(m);
+          self->measuresRevision_ = revision;
+          self->refreshTable();
+          emit self->measuresUpdated();
+          if (self->editor_ && self->editor_->revision() != revision) self->measureTimer_->start();
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+bool LabelPanel::waitForMeasures(int timeoutMs) {
+  QElapsedTimer t;
+  t.start();
+  while (t.elapsed() < timeoutMs) {
+    if (editor_ && measuresRevision_ == editor_->revision() && !measuring_) return true;
+    if (!measureTimer_->isActive() && !measuring_) scheduleMeasures();
+    QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+  }
+  return false;
+}
+
+void LabelPanel::refreshTable() {
+  filling_ = true;
+  table_->setRowCount(0);
+  if (overlay_) {
+    const bool current = editor_ && measuresRevision_ == editor_->revision();
+    table_->setRowCount(static_cast<int>(overlay_->entries.size()));
+    int r = 0;
+    for (const auto& e : overlay_->entries) {
+      auto* vis = new QTableWidgetItem;
+      vis->setFlags(Qt::ItemIsUserCheckable | Qt::ItemIsEnabled | Qt::ItemIsSelectable);
+      vis->setCheckState(e.visible ? Qt::Checked : Qt::Unchecked);
+      vis->setData(Qt::UserRole, e.value);
+      auto* name = new QTableWidgetItem(swatch(e.color), QString::fromStdString(e.name));
+      name->setData(Qt::UserRole, e.value);
+      name->setToolTip(QString("Value %1").arg(e.value));
+      table_->setItem(r, 0, vis);
+      table_->setItem(r, 1, name);
+      const LabelMeasures* m = nullptr;
+      for (const auto& x : measures_)
+        if (x.label == e.value) m = &x;
+      auto cell = [&](int c, const QString& text) {
+        auto* it = new QTableWidgetItem(text);
+        it->setFlags(it->flags() & ~Qt::ItemIsEditable);
+        it->setData(Qt::UserRole, e.value);
+        it->setForeground(current ? palette().text() : palette().placeholderText());
+        table_->setItem(r, c, it);
+      };
+      if (editor_) {
+        cell(2, m ? QString::number(m->volumeMl, 'f', m->volumeMl < 10 ? 2 : 1) : "0");
+        cell(3, m && std::isfinite(m->mean) ? QString("%1 \u00b1 %2").arg(m->mean, 0, 'f', 1).arg(m->sd, 0, 'f', 1) : "");
+        cell(4, m ? QString::number(m->surfaceMm2 / 100.0, 'f', 1) : "");
+      } else {
+        for (int c = 2; c < 5; ++c) cell(c, "");
+      }
+      if (e.value == active_) table_->selectRow(r);
+      ++r;
+    }
+    QString text = QString("%1: %2 label(s)").arg(QFileInfo(QString::fromStdString(overlay_->source)).fileName()).arg(overlay_->entries.size());
+    if (editor_) text += hasUnsavedChanges() ? " (unsaved edits)" : "";
+    else text += " (shown, not editable)";
+    source_->setText(text);
+    const LabelEntry* en = entry(active_);
+    int codeIndex = 0;
+    if (en && !en->type.empty())
+      for (std::size_t i = 0; i < commonLabelCodes().size(); ++i)
+        if (commonLabelCodes()[i].second.value == en->type.value && commonLabelCodes()[i].first.value == en->category.value)
+          codeIndex = static_cast<int>(i) + 1;
+    code_->setCurrentIndex(codeIndex);
+  } else {
+    source_->setText("No label map. New draws one on the image; Load shows one (NIfTI, NRRD).");
+  }
   opacity_->setEnabled(overlay_ != nullptr);
+  filling_ = false;
 }
 
 }  // namespace lumen::gui

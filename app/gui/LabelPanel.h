@@ -1,16 +1,29 @@
 #pragma once
-// Overlay controls: the labels of the current label map with their colour and
-// visibility, one opacity for all, load and clear.
+// The label map over the image and its editor: the labels with colour, name, visibility,
+// SNOMED code and live statistics (mL, mean / SD, surface); one opacity for all; the
+// tools (brush, eraser, region growing from a click, threshold, fill holes, islands,
+// interpolation between slices, smoothing) with undo; new, load, save, clear.
+//
+// A label map is edited on the series grid as uint8 labels (LabelEditor). One loaded on
+// another grid is shown but not edited (the reader is told so).
 
 #include <QWidget>
 
 #include <memory>
 
+#include "SliceView.h"
 #include "ViewModel.h"
+#include "lumen/core/LabelEditor.h"
 
-class QListWidget;
-class QSlider;
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
 class QLabel;
+class QPushButton;
+class QRadioButton;
+class QSlider;
+class QTableWidget;
+class QTimer;
 
 namespace lumen::gui {
 
@@ -18,20 +31,108 @@ class LabelPanel : public QWidget {
   Q_OBJECT
  public:
   explicit LabelPanel(QWidget* parent = nullptr);
+  ~LabelPanel() override;
+
   void setOverlay(std::shared_ptr<LabelOverlay> overlay);
   const std::shared_ptr<LabelOverlay>& overlay() const { return overlay_; }
+  /// The series being segmented (the active view's).
+  void setSeries(std::shared_ptr<LoadedSeries> series);
+
+  // ---- editing (also what the tests drive) ----------------------------------------
+  /// A new empty label map on the series grid with one label; false (and a message) when
+  /// there is no completely loaded series.
+  bool newLabelMap();
+  /// The label new voxels get (adds it to the list when new).
+  void setActiveLabel(int value);
+  int activeLabel() const { return active_; }
+  /// Adds a label with the next free value; returns it (0 when 255 are used).
+  int addLabel();
+  PaintTool tool() const { return tool_; }
+  void setTool(PaintTool tool);
+  double brushDiameterMm() const;
+  void setBrushDiameterMm(double mm);
+  void setBrushSphere(bool sphere);
+  void setIntensityLimit(bool on, double lo, double hi);
+  void setOverwrite(bool on);
+  /// One event of a stroke from a view.
+  void paint(const PaintEvent& e);
+  /// Tools applied to the active label, each one undo step; false with a message when it
+  /// cannot run. `sliceAxis` / interpolation axis: the index axis across the active view.
+  bool threshold();
+  bool fillHoles(bool perSlice);
+  bool keepLargestIsland();
+  bool removeSmallIslands(double minMl);
+  bool interpolate();
+  bool smooth(double radiusMm);
+  bool undo();
+  bool redo();
+  /// The index axis across the view where the reader works (interpolation, 2D fill).
+  void setWorkingNormal(const Vec3& lpsNormal);
+
+  bool editing() const { return editor_ != nullptr; }
+  LabelEditor* editor() const { return editor_.get(); }
+  /// Edits not yet saved to a file (the window asks before they are lost).
+  bool hasUnsavedChanges() const;
+  bool saveTo(const QString& path, QString* error);
+  /// Latest statistics (recomputed in the background after edits).
+  const std::vector<LabelMeasures>& measures() const { return measures_; }
+  /// Waits for the statistics of the current voxels (tests).
+  bool waitForMeasures(int timeoutMs);
 
  signals:
   void loadRequested();
   void clearRequested();
   /// Visibility, colour or opacity changed.
   void appearanceChanged();
+  /// The overlay object changed (a new map, or made editable): show it.
+  void overlayReplaced(std::shared_ptr<lumen::gui::LabelOverlay> overlay);
+  /// Label voxels changed (draw again).
+  void voxelsEdited();
+  /// An undoable edit was made (the window orders undo across measurements and labels).
+  void edited();
+  void toolChanged(lumen::gui::PaintTool tool, double diameterMm);
+  void message(const QString& text);
+  void measuresUpdated();
 
  private:
+  bool ensureEditable();
+  void afterEdit(const LabelEditor::Change& c, bool undoable);
+  void refreshTable();
+  void scheduleMeasures();
+  LabelEntry* entry(int value);
+  bool report(const QString& what, const Status& st);
+  int sliceAxis() const;
+
   std::shared_ptr<LabelOverlay> overlay_;
-  QListWidget* list_ = nullptr;
-  QSlider* opacity_ = nullptr;
+  std::shared_ptr<LoadedSeries> series_;
+  std::unique_ptr<LabelEditor> editor_;
+  int active_ = 1;
+  PaintTool tool_ = PaintTool::None;
+  Vec3 workingNormal_{0, 0, 1};
+  Vec3 lastDab_;
+  bool stroke_ = false;
+  std::uint64_t savedRevision_ = 0;
+  std::vector<LabelMeasures> measures_;
+  std::uint64_t measuresRevision_ = ~0ull;
+  int measuresGeneration_ = 0;
+  bool measuring_ = false;
+
   QLabel* source_ = nullptr;
+  QTableWidget* table_ = nullptr;
+  QComboBox* code_ = nullptr;
+  QSlider* opacity_ = nullptr;
+  QRadioButton* tools_[4] = {};
+  QDoubleSpinBox* size_ = nullptr;
+  QCheckBox* sphere_ = nullptr;
+  QCheckBox* overwrite_ = nullptr;
+  QCheckBox* limit_ = nullptr;
+  QDoubleSpinBox* lo_ = nullptr;
+  QDoubleSpinBox* hi_ = nullptr;
+  QDoubleSpinBox* minMl_ = nullptr;
+  QDoubleSpinBox* smoothMm_ = nullptr;
+  QWidget* editBox_ = nullptr;
+  QTimer* measureTimer_ = nullptr;
+  bool filling_ = false;
 };
 
 }  // namespace lumen::gui

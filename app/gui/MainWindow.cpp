@@ -38,6 +38,7 @@
 #include <tuple>
 #include <utility>
 
+#include "lumen/imaging/LabelMapIO.h"
 #include "FindingsPanel.h"
 #include "LabelPanel.h"
 #include "MeasurementStore.h"
@@ -81,7 +82,7 @@ const Shortcut kShortcuts[] = {
     {"D / N / E / T / P / M", "Measure: distance, angle, ellipse, rectangle, polygon (click points, double-click or Enter "
                               "to close; drag for freehand), point"},
     {"Drag a handle / a line", "Edit / move a measurement; Delete removes the selected one, Escape cancels a drawing"},
-    {"Ctrl+Z / Ctrl+Shift+Z", "Undo / redo a measurement change"},
+    {"Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last change (a measurement or a label edit)"},
     {"Ctrl+S", "Save a screenshot of the viewports"},
     {"F1", "This list"},
 };
@@ -145,6 +146,23 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   for (int i = 0; i < 4; ++i)
     connect(grid_->sliceView(i), &SliceView::measurementSelected, this, [this](int id) { findings_->select(id); });
   connect(findings_, &FindingsPanel::jumpTo, this, &MainWindow::showMeasurement);
+  connect(measurements_, &MeasurementStore::edited, this, [this](const QString& key) {
+    undoOrder_.push_back({EditKind::Measurement, key});
+    redoOrder_.clear();
+  });
+  connect(labels_, &LabelPanel::edited, this, [this] {
+    undoOrder_.push_back({EditKind::Labels, {}});
+    redoOrder_.clear();
+  });
+  connect(labels_, &LabelPanel::overlayReplaced, this, [this](std::shared_ptr<LabelOverlay> o) { grid_->setOverlay(o); });
+  connect(labels_, &LabelPanel::voxelsEdited, grid_, &ViewportGrid::overlayVoxelsChanged);
+  connect(labels_, &LabelPanel::message, this, &MainWindow::addMessage);
+  connect(labels_, &LabelPanel::toolChanged, this, [this](PaintTool tool, double mm) {
+    for (int i = 0; i < 4; ++i) grid_->sliceView(i)->setPaintTool(tool, mm);
+    if (tool != PaintTool::None) setMeasureTool(MeasureTool::None);
+  });
+  for (int i = 0; i < 4; ++i)
+    connect(grid_->sliceView(i), &SliceView::paintStroke, labels_, &LabelPanel::paint);
   connect(grid_, &ViewportGrid::activeViewChanged, this, [this] { syncFindings(); });
 
   connect(grid_, &ViewportGrid::dropped, this, [this](int viewport, const QStringList& paths) { openPaths(paths, viewport); });
@@ -334,7 +352,7 @@ void MainWindow::showOverlay(std::shared_ptr<LabelOverlay> o) {
   if (view && view->hasSeries() && !sameGrid(o->labels->geometry(), view->series()->volume->geometry(), 0.01))
     addMessage("note: the label map is on another grid than the image; it is shown at its own position");
   labels_->setOverlay(o);
-  grid_->setOverlay(o);
+  grid_->setOverlay(labels_->overlay());  // the editable copy when it had to be converted
 }
 
 void MainWindow::showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) {
@@ -531,6 +549,9 @@ void MainWindow::buildDocks() {
   logDock->setObjectName("MessagesDock");
   logDock->setWidget(log_);
   addDockWidget(Qt::RightDockWidgetArea, logDock);
+  // Messages share a place with the Findings, so the label editor has room.
+  tabifyDockWidget(findingsDock, logDock);
+  findingsDock->raise();
 }
 
 void MainWindow::buildActions() {
@@ -573,8 +594,8 @@ void MainWindow::buildActions() {
   file->addSeparator();
   add(file, "Quit", QKeySequence::Quit, [this] { close(); });
 
-  add(edit, "Undo", QKeySequence::Undo, [this] { undoMeasurement(); });
-  add(edit, "Redo", QKeySequence("Ctrl+Shift+Z"), [this] { redoMeasurement(); });
+  add(edit, "Undo", QKeySequence::Undo, [this] { undoLast(); });
+  add(edit, "Redo", QKeySequence("Ctrl+Shift+Z"), [this] { redoLast(); });
 
   // The left button's tool: one at a time, in every view.
   const std::tuple<MeasureTool, const char*, const char*> measureTools[] = {
@@ -760,9 +781,34 @@ bool MainWindow::loading() const { return loadJob_ >= 0; }
 void MainWindow::openOverlay(const QString& path) {
   const int job = beginJob(JobKind::Overlay, "Loading label map " + QFileInfo(path).fileName(), {});
   (void)QtConcurrent::run([this, path, job] {
-    auto v = io::readImage(path.toStdString());
-    Result<LabelOverlay> overlay = v ? makeLabelOverlay(std::make_shared<Volume>(std::move(v.value())), path.toStdString())
-                                     : Result<LabelOverlay>(v.error());
+    // A map of labels 0..255 with its descriptions beside it, or else any integer map.
+    Result<LabelOverlay> overlay = Error(ErrorCode::Internal, "");
+    auto map = io::readLabelMap(path.toStdString());
+    if (map) {
+      overlay = makeLabelOverlay(map->labels, path.toStdString());
+      if (overlay)
+        for (const auto& info : map->infos) {
+          auto it = std::find_if(overlay->entries.begin(), overlay->entries.end(), [&](auto& e) { return e.value == info.value; });
+          if (it == overlay->entries.end()) {
+            LabelEntry added;
+            added.value = info.value;
+            overlay->entries.push_back(added);
+            it = overlay->entries.end() - 1;
+          }
+          it->name = info.name;
+          it->color = info.color;
+          it->visible = info.visible;
+          it->category = info.category;
+          it->type = info.type;
+        }
+      if (overlay) std::sort(overlay->entries.begin(), overlay->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
+    } else if (map.error().code == ErrorCode::Unsupported) {
+      auto v = io::readImage(path.toStdString());
+      overlay = v ? makeLabelOverlay(std::make_shared<Volume>(std::move(v.value())), path.toStdString())
+                  : Result<LabelOverlay>(v.error());
+    } else {
+      overlay = map.error();
+    }
     QMetaObject::invokeMethod(
         this,
         [this, overlay, job] {
@@ -818,6 +864,7 @@ void MainWindow::showShortcuts() {
 }
 
 void MainWindow::setMeasureTool(MeasureTool tool) {
+  if (tool != MeasureTool::None && labels_->tool() != PaintTool::None) labels_->setTool(PaintTool::None);
   for (int i = 0; i < 4; ++i) grid_->sliceView(i)->setMeasureTool(tool);
   for (QAction* a : toolActions_)
     if (a->data().toInt() == static_cast<int>(tool)) a->setChecked(true);
@@ -837,6 +884,42 @@ void MainWindow::syncFindings() {
   SliceView* v = grid_->activeSliceView();
   auto s = v && v->hasSeries() ? v->series() : nullptr;
   if (s != findings_->series()) findings_->setSeries(s);
+  labels_->setSeries(s);
+  if (v && v->hasSeries()) labels_->setWorkingNormal(v->navigator().axes().normal);
+}
+
+bool MainWindow::undoRecord(const EditRecord& r, bool undo) {
+  if (r.kind == EditKind::Labels) return undo ? labels_->undo() : labels_->redo();
+  for (int i = 0; i < 4; ++i) {
+    SliceView* v = grid_->sliceView(i);
+    if (v->hasSeries() && MeasurementStore::keyOf(*v->series()) == r.key)
+      return undo ? measurements_->undo(*v->series()) : measurements_->redo(*v->series());
+  }
+  return false;
+}
+
+bool MainWindow::undoLast() {
+  while (!undoOrder_.empty()) {
+    const EditRecord r = undoOrder_.back();
+    undoOrder_.pop_back();
+    if (undoRecord(r, true)) {
+      redoOrder_.push_back(r);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool MainWindow::redoLast() {
+  while (!redoOrder_.empty()) {
+    const EditRecord r = redoOrder_.back();
+    redoOrder_.pop_back();
+    if (undoRecord(r, false)) {
+      undoOrder_.push_back(r);
+      return true;
+    }
+  }
+  return false;
 }
 
 void MainWindow::showMeasurement(int id) {
@@ -882,6 +965,20 @@ void MainWindow::saveSettings() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
+  if (labels_->hasUnsavedChanges() && options_.askBeforeDiscarding) {
+    const auto answer = QMessageBox::question(this, "Unsaved labels", "The label map has edits that are not saved. Save them?",
+                                              QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
+    if (answer == QMessageBox::Cancel) return e->ignore();
+    if (answer == QMessageBox::Save) {
+      const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz", "Label maps (*.nii.gz *.nii *.nrrd)");
+      QString error;
+      if (f.isEmpty()) return e->ignore();
+      if (!labels_->saveTo(f, &error)) {
+        QMessageBox::warning(this, "Not saved", error);
+        return e->ignore();
+      }
+    }
+  }
   if (options_.rememberSettings) saveSettings();
   cancelAllJobs();
   measurements_->flush();  // every measurement change is in the database before the window goes

@@ -50,6 +50,8 @@ class MainWindow : public QMainWindow, public AiHost {
     QString aiPlugin;
     /// Load the AI plug-in at all (false: batch runs that do not use it).
     bool loadAi = true;
+    /// Closing with unsaved label edits asks what to do (tests turn it off).
+    bool askBeforeDiscarding = true;
   };
   explicit MainWindow(const Options& options, QWidget* parent = nullptr);
   ~MainWindow() override;
@@ -71,9 +73,12 @@ class MainWindow : public QMainWindow, public AiHost {
   MeasurementStore* measurements() const { return measurements_; }
   /// The left button's tool in every view (Measure menu).
   void setMeasureTool(MeasureTool tool);
-  /// Edit > Undo / Redo of the measurements of the active view's series.
+  /// Undo / redo of the measurements of the active view's series.
   bool undoMeasurement();
   bool redoMeasurement();
+  /// Edit > Undo / Redo: the latest change, measurement or label edit, whichever came last.
+  bool undoLast();
+  bool redoLast();
   /// A series is being loaded (whatever else runs).
   bool loading() const;
   /// Jobs running now (loading, import, label map, AI), each tracked on its own.
@@ -141,6 +146,13 @@ class MainWindow : public QMainWindow, public AiHost {
   MeasurementStore* measurements_ = nullptr;
   FindingsPanel* findings_ = nullptr;
   QList<QAction*> toolActions_;
+  enum class EditKind { Measurement, Labels };
+  struct EditRecord {
+    EditKind kind;
+    QString key;  // the measurements' series
+  };
+  std::vector<EditRecord> undoOrder_, redoOrder_;
+  bool undoRecord(const EditRecord& r, bool undo);
   SeriesLoader* loader_ = nullptr;
   QPlainTextEdit* log_ = nullptr;
   QLabel* statusText_ = nullptr;

@@ -79,15 +79,20 @@ void MeasurementStore::changedList(const LoadedSeries& s) {
 int MeasurementStore::add(const LoadedSeries& s, Measurement m) {
   const int id = entry(s).list->add(std::move(m));
   changedList(s);
+  emit edited(keyOf(s));
   return id;
 }
 
 void MeasurementStore::replace(const LoadedSeries& s, const Measurement& m) {
-  if (entry(s).list->replace(m)) changedList(s);
+  if (!entry(s).list->replace(m)) return;
+  changedList(s);
+  emit edited(keyOf(s));
 }
 
 void MeasurementStore::remove(const LoadedSeries& s, int id) {
-  if (entry(s).list->remove(id)) changedList(s);
+  if (!entry(s).list->remove(id)) return;
+  changedList(s);
+  emit edited(keyOf(s));
 }
 
 bool MeasurementStore::undo(const LoadedSeries& s) {

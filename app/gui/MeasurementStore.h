@@ -49,6 +49,8 @@ class MeasurementStore : public QObject {
  signals:
   /// The measurements of the series with this key changed (edit, undo, load).
   void changed(const QString& key);
+  /// The reader changed them (add, edit, delete; not undo or redo).
+  void edited(const QString& key);
   void message(const QString& text);
 
  private:

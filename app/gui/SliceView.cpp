@@ -601,6 +601,11 @@ void SliceView::mousePressEvent(QMouseEvent* e) {
   if (!series_) return;
   pressPos_ = lastPos_ = e->position();
   pressWl_ = wl_;
+  if (paint_ != PaintTool::None && e->button() == Qt::LeftButton && !(e->modifiers() & (Qt::ShiftModifier | Qt::ControlModifier))) {
+    painting_ = true;
+    emit paintStroke(makePaintEvent(PaintEvent::Phase::Begin, e->position()));
+    return;
+  }
   if (measurementPress(e)) return;
   const bool shift = e->modifiers() & Qt::ShiftModifier;
   const bool ctrl = e->modifiers() & Qt::ControlModifier;
@@ -618,6 +623,16 @@ void SliceView::mousePressEvent(QMouseEvent* e) {
 void SliceView::mouseMoveEvent(QMouseEvent* e) {
   if (!series_) return;
   const QPointF p = e->position();
+  if (paint_ != PaintTool::None) {
+    cursor_ = worldAt(p);
+    cursorInside_ = true;
+    if (painting_) emit paintStroke(makePaintEvent(PaintEvent::Phase::Move, p));
+    updateMeasurements();
+    probe_ = probeText(*series_, worldAt(p));
+    updateAnnotations();
+    update();
+    return;
+  }
   if (drafting_ && !draft_.points.empty()) {
     // The next point of an angle or polygon follows the mouse.
     if (drag_ == Drag::Draw && draft_.kind == MeasurementKind::Polygon && fixedPoints_ == 1 &&
@@ -691,6 +706,11 @@ void SliceView::mouseMoveEvent(QMouseEvent* e) {
 }
 
 void SliceView::mouseReleaseEvent(QMouseEvent* e) {
+  if (painting_) {
+    painting_ = false;
+    if (series_) emit paintStroke(makePaintEvent(PaintEvent::Phase::End, e->position()));
+    return;
+  }
   if (series_ && (drag_ == Drag::Draw || drag_ == Drag::Freehand || drag_ == Drag::Handle || drag_ == Drag::Move)) {
     const QPointF p = e->position();
     const bool moved = (p - pressPos_).manhattanLength() > 3;
@@ -788,7 +808,30 @@ void SliceView::setMeasurementStore(MeasurementStore* store) {
 void SliceView::setMeasureTool(MeasureTool tool) {
   cancelDraft();
   tool_ = tool;
-  setCursor(tool == MeasureTool::None ? Qt::ArrowCursor : Qt::CrossCursor);
+  setCursor(tool == MeasureTool::None && paint_ == PaintTool::None ? Qt::ArrowCursor : Qt::CrossCursor);
+}
+
+void SliceView::setPaintTool(PaintTool tool, double diameterMm) {
+  paint_ = tool;
+  brushMm_ = diameterMm;
+  painting_ = false;
+  setCursor(tool == PaintTool::None && tool_ == MeasureTool::None ? Qt::ArrowCursor : Qt::CrossCursor);
+  updateMeasurements();
+  update();
+}
+
+PaintEvent SliceView::makePaintEvent(PaintEvent::Phase phase, const QPointF& p) const {
+  PaintEvent e;
+  e.phase = phase;
+  e.lps = worldAt(p);
+  e.normal = nav_.axes().normal;
+  e.sliceStepMm = nav_.stepMm();
+  return e;
+}
+
+void SliceView::overlayVoxelsChanged() {
+  markModified(vtkOverlay_);
+  update();
 }
 
 void SliceView::selectMeasurement(int id) {
@@ -1023,6 +1066,16 @@ void SliceView::updateMeasurements() {
       if (d.kind == MeasurementKind::Angle && d.points.size() == 3) label(lumen::describe(d, nullptr, {}), d.points[1], true);
     }
   }
+  if (series_ && cursorInside_ && (paint_ == PaintTool::Brush || paint_ == PaintTool::Eraser)) {
+    // The brush under the mouse: a circle of its diameter in this plane.
+    std::vector<Vec3> circle;
+    const double r = brushMm_ / 2;
+    for (int i = 0; i <= 48; ++i) {
+      const double t = 2 * M_PI * i / 48;
+      circle.push_back(cursor_ + nav_.axes().right * (r * std::cos(t)) + nav_.axes().up * (r * std::sin(t)));
+    }
+    addPolyline(selectedLines_, circle);
+  }
   for (std::size_t i = text; i < measureText_.size(); ++i) measureText_[i]->VisibilityOff();
   measureLines_->Modified();
   selectedLines_->Modified();
@@ -1030,6 +1083,8 @@ void SliceView::updateMeasurements() {
 
 void SliceView::leaveEvent(QEvent* e) {
   probe_.clear();
+  cursorInside_ = false;
+  updateMeasurements();
   updateAnnotations();
   update();
   VtkWidget::leaveEvent(e);

@@ -37,6 +37,16 @@ enum class MeasureTool { None, Distance, Angle, Ellipse, Rectangle, Polygon, Poi
 
 class MeasurementStore;
 
+/// Label painting with the left button (the segment editor's tools).
+enum class PaintTool { None, Brush, Eraser, Grow };
+/// One event of a paint stroke, in LPS, with the plane it happens in.
+struct PaintEvent {
+  enum class Phase { Begin, Move, End } phase = Phase::Begin;
+  Vec3 lps;
+  Vec3 normal;
+  double sliceStepMm = 1.0;
+};
+
 class SliceView : public VtkWidget {
   Q_OBJECT
  public:
@@ -103,6 +113,12 @@ class SliceView : public VtkWidget {
   // it, its outline to move it; Delete removes the selected one, Escape cancels a drawing.
   void setMeasurementStore(MeasurementStore* store);
   void setMeasureTool(MeasureTool tool);
+  /// Paint tools take the left button from the measuring tools; the brush shows as a
+  /// circle of its size under the mouse.
+  void setPaintTool(PaintTool tool, double diameterMm);
+  PaintTool paintTool() const { return paint_; }
+  /// The label voxels changed (painting): redraw the overlay.
+  void overlayVoxelsChanged();
   MeasureTool measureTool() const { return tool_; }
   int selectedMeasurement() const { return selected_; }
   void selectMeasurement(int id);
@@ -127,6 +143,8 @@ class SliceView : public VtkWidget {
   void activated(lumen::gui::SliceView* view);
   /// A measurement was selected in this view (-1: none).
   void measurementSelected(int id);
+  /// Painting with a paint tool.
+  void paintStroke(const lumen::gui::PaintEvent& e);
 
  protected:
   void mousePressEvent(QMouseEvent* e) override;
@@ -148,6 +166,7 @@ class SliceView : public VtkWidget {
   double mmPerPixel() const;
   void updateMeasurements();
   bool measurementPress(QMouseEvent* e);
+  PaintEvent makePaintEvent(PaintEvent::Phase phase, const QPointF& p) const;
   void commitDraft();
   void cancelDraft();
   int hitHandle(const QPointF& p, int* handle) const;
@@ -209,6 +228,11 @@ class SliceView : public VtkWidget {
   vtkSmartPointer<vtkPolyData> measureLines_, selectedLines_;
   vtkSmartPointer<vtkActor2D> measureActor_, selectedActor_;
   std::vector<vtkSmartPointer<vtkTextActor>> measureText_;
+  PaintTool paint_ = PaintTool::None;
+  double brushMm_ = 10.0;
+  bool painting_ = false;
+  bool cursorInside_ = false;
+  Vec3 cursor_;
 };
 
 }  // namespace lumen::gui

@@ -342,7 +342,7 @@ Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::strin
   for (int v = 1; v < 65536; ++v) {
     if (!seen[static_cast<std::size_t>(v)]) continue;
     if (o.entries.size() >= 1000) return Error(ErrorCode::Unsupported, "more than 1000 labels", o.source);
-    o.entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true});
+    o.entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}});
   }
   return o;
 }

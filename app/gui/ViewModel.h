@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lumen/core/Geometry.h"
+#include "lumen/core/LabelEditor.h"
 #include "lumen/core/Metadata.h"
 #include "lumen/core/Volume.h"
 
@@ -149,6 +150,7 @@ struct LabelEntry {
   std::string name;
   Rgb8 color{255, 0, 0};
   bool visible = true;
+  CodedConcept category, type;  // for DICOM SEG; empty when not chosen
 };
 struct LabelOverlay {
   std::shared_ptr<Volume> labels;  // integer voxels on their own grid (LPS)

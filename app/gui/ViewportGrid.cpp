@@ -357,4 +357,8 @@ void ViewportGrid::overlayAppearanceChanged() {
   volume3d_->updateOverlayAppearance();
 }
 
+void ViewportGrid::overlayVoxelsChanged() {
+  for (SliceView* v : slices_) v->overlayVoxelsChanged();
+}
+
 }  // namespace lumen::gui

@@ -76,6 +76,8 @@ class ViewportGrid : public QWidget {
   void setSlab(SlabMode mode, double mm);
   void setOverlay(std::shared_ptr<LabelOverlay> overlay);
   void overlayAppearanceChanged();
+  /// The overlay's voxels were edited: every 2D view redraws it.
+  void overlayVoxelsChanged();
 
   // MPR
   const Vec3& crosshair() const { return crosshair_; }

@@ -3,7 +3,8 @@
 //   lumen [path]                        open a folder, file or DICOMDIR (or the browser)
 //   lumen --screenshot out.png [--layout 1x1|1x2|2x2|mpr] [--preset NAME] path
 //                                       render at a fixed size, save the window, exit
-//   lumen --benchmark-scroll N path     timings for docs/BENCHMARKS.md (see bench/)
+//   lumen --benchmark-scroll N path     timings for docs/BENCHMARKS.md (see bench/; also
+//   --benchmark-mpr N, --benchmark-segment N)
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "LabelPanel.h"
 #include "MainWindow.h"
 #include "SliceView.h"
 #include "ViewportGrid.h"
@@ -97,6 +99,99 @@ void benchmarkMpr(MainWindow& w, int n) {
               w.grid()->sliceView(0)->height(), n);
 }
 
+// The segment editor on the loaded series, in the window as a reader uses it (issue 14's
+// goals): a 10 mm sphere dab applied and the view redrawn; undo of a 20-dab stroke and
+// redraw; the history of 100 such strokes; region growing over the whole volume (the air
+// around the patient from a corner); interpolation of 20 slices between two discs.
+void benchmarkSegment(MainWindow& w, int n) {
+  SliceView* v = w.grid()->activeSliceView();
+  sizeViewport(w, v, 512);
+  LabelPanel* lp = w.labelPanel();
+  if (!lp->newLabelMap()) return;
+  lp->setBrushDiameterMm(10);
+  lp->setBrushSphere(true);
+  lp->setTool(PaintTool::Brush);
+  const auto& g = v->series()->volume->geometry();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(0.3, 0.7);
+  auto event = [&](PaintEvent::Phase phase, const Vec3& p) {
+    PaintEvent e;
+    e.phase = phase;
+    e.lps = p;
+    e.normal = v->navigator().axes().normal;
+    e.sliceStepMm = v->navigator().stepMm();
+    return e;
+  };
+  auto inPlane = [&] { return v->worldAt(QPointF(u(rng) * v->width(), u(rng) * v->height())); };
+  std::vector<double> dab, undo;
+  for (int i = 0; i < n; ++i) {
+    const Vec3 p = inPlane();
+    QElapsedTimer t;
+    t.start();
+    lp->paint(event(PaintEvent::Phase::Begin, p));
+    lp->paint(event(PaintEvent::Phase::End, p));
+    v->renderNow();
+    dab.push_back(static_cast<double>(t.nsecsElapsed()) / 1e6);
+  }
+  const std::size_t before = lp->editor()->historyBytes();
+  for (int s = 0; s < 100; ++s) {
+    Vec3 p = inPlane();
+    lp->paint(event(PaintEvent::Phase::Begin, p));
+    for (int d = 0; d < 20; ++d) {
+      p = p + v->navigator().axes().right * 2.5;
+      lp->paint(event(PaintEvent::Phase::Move, p));
+    }
+    lp->paint(event(PaintEvent::Phase::End, p));
+  }
+  const double historyMb = static_cast<double>(lp->editor()->historyBytes() - before) / (1024.0 * 1024.0);
+  for (int i = 0; i < std::min(n, 50); ++i) {
+    QElapsedTimer t;
+    t.start();
+    lp->undo();
+    v->renderNow();
+    undo.push_back(static_cast<double>(t.nsecsElapsed()) / 1e6);
+  }
+  // Region growing: the air around the head, seeded in a corner of the middle slice.
+  lp->setTool(PaintTool::Grow);
+  lp->setIntensityLimit(true, -1100, -400);
+  lp->setActiveLabel(2);
+  const Vec3 corner = g.ijkToLps({2, 2, static_cast<double>(g.size[2] / 2)});
+  QElapsedTimer tg;
+  tg.start();
+  lp->paint(event(PaintEvent::Phase::Begin, corner));
+  v->renderNow();
+  const double growMs = static_cast<double>(tg.nsecsElapsed()) / 1e6;
+  std::size_t grown = 0;
+  for (std::size_t i = 0; i < lp->overlay()->labels->voxelCount(); ++i) grown += lp->overlay()->labels->data<std::uint8_t>()[i] == 2;
+  // Interpolation: discs of 40 and 20 mm 21 slices apart (20 slices to fill).
+  lp->setIntensityLimit(false, 0, 0);
+  lp->setTool(PaintTool::Brush);
+  lp->setBrushSphere(false);
+  lp->setActiveLabel(3);
+  const int k0 = static_cast<int>(g.size[2] / 2) - 10;
+  const Vec3 centre = g.centerLps();
+  v->setSliceIndex(k0);
+  lp->setBrushDiameterMm(40);
+  Vec3 c = centre + v->navigator().axes().normal * (v->navigator().focal() - centre).dot(v->navigator().axes().normal);
+  lp->paint(event(PaintEvent::Phase::Begin, c));
+  lp->paint(event(PaintEvent::Phase::End, c));
+  v->setSliceIndex(k0 + 21);
+  lp->setBrushDiameterMm(20);
+  c = centre + v->navigator().axes().normal * (v->navigator().focal() - centre).dot(v->navigator().axes().normal);
+  lp->paint(event(PaintEvent::Phase::Begin, c));
+  lp->paint(event(PaintEvent::Phase::End, c));
+  lp->setWorkingNormal(v->navigator().axes().normal);
+  QElapsedTimer ti;
+  ti.start();
+  lp->interpolate();
+  v->renderNow();
+  const double interpMs = static_cast<double>(ti.nsecsElapsed()) / 1e6;
+  std::printf("dab_ms_median=%.2f undo_ms_median=%.2f history_mb_100_strokes=%.2f grow_ms=%.0f grow_voxels=%zu "
+              "interpolate_20_slices_ms=%.0f viewport=%dx%d grid=%zux%zux%zu\n",
+              median(dab), median(undo), historyMb, growMs, grown, interpMs, v->width(), v->height(), g.size[0], g.size[1],
+              g.size[2]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,19 +218,22 @@ int main(int argc, char** argv) {
   QCommandLineOption hidePatient("hide-patient", "Hide patient information in the viewports.");
   QCommandLineOption noSettings("no-settings", "Neither read nor save window settings.");
   QCommandLineOption benchScroll("benchmark-scroll", "Time N scroll steps, print the median, exit.", "N");
+  QCommandLineOption benchSegment("benchmark-segment", "Time the label editor (N brush dabs ...), print, exit.", "N");
   QCommandLineOption benchMpr("benchmark-mpr", "Time N MPR crosshair moves, print the median, exit.", "N");
   QCommandLineOption timing("report-timing", "Print when the first image and the full series were on screen.");
   QCommandLineOption runModel("run-model", "With --screenshot: run this AI model (bundle name) on the series first.", "name");
-  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, timing, runModel})
+  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel})
     cli.addOption(o);
   cli.process(app);
 
-  const bool batch = cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(timing);
+  const bool batch =
+      cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment) || cli.isSet(timing);
   MainWindow::Options options;
   options.dataDir = cli.value(dataDir);
   options.rememberSettings = !batch && !cli.isSet(noSettings);
   // Screenshots and benchmarks that run no model do not load LibTorch (a second of one core).
-  options.loadAi = !(cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr)) || cli.isSet(runModel);
+  options.loadAi =
+      !(cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment)) || cli.isSet(runModel);
   MainWindow window(options);
   // A screenshot wants the final 3D picture only, not a draft first.
   if (cli.isSet(screenshot)) window.grid()->volumeView()->setDraftFirst(false);
@@ -208,6 +306,10 @@ int main(int argc, char** argv) {
     }
     if (cli.isSet(benchMpr)) {
       benchmarkMpr(window, cli.value(benchMpr).toInt());
+      return finish(0);
+    }
+    if (cli.isSet(benchSegment)) {
+      benchmarkSegment(window, cli.value(benchSegment).toInt());
       return finish(0);
     }
     if (cli.isSet(timing)) {

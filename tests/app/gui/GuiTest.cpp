@@ -27,6 +27,7 @@
 #include <QToolButton>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "FindingsPanel.h"
@@ -44,6 +45,7 @@
 #include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
 #include "lumen/imaging/DicomScanner.h"
+#include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/ImageIO.h"
 #include "lumen/imaging/VolumeLoader.h"
 #include "lumen/imaging/VolumePlanner.h"
@@ -948,6 +950,128 @@ class GuiTest : public QObject {
     QCOMPARE(v->sliceIndex(), slice);
     QCOMPARE(v->shownMeasurements().size(), std::size_t(1));
     QCOMPARE(w->findingsPanel()->findChild<QTableWidget*>("FindingsTable")->rowCount(), 1);
+  }
+
+  // The segment editor driven with the mouse on the box phantom: a brushed sphere has the
+  // voxels of a sphere, a stroke is one undo step and undo is voxel-exact, the eraser
+  // erases, region growing fills the box, interpolation fills the slices between two discs,
+  // statistics are the phantom's, the map saves and loads with its names, and an AI-like
+  // result on the grid opens editable.
+  void segmentEditorPaintsGrowsInterpolatesAndSaves() {
+    MainWindow::Options o;
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    SliceView* v = w->grid()->activeSliceView();
+    v->setSliceIndex(12);  // z = 0
+    QTest::qWait(50);
+    const ImageGeometry& g = v->series()->volume->geometry();
+    LabelPanel* lp = w->labelPanel();
+    QVERIFY(lp->newLabelMap());
+    QVERIFY(lp->editing());
+    const auto labels = lp->overlay()->labels;
+    auto count = [&](int value) {
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < labels->voxelCount(); ++i) n += labels->data<std::uint8_t>()[i] == value;
+      return n;
+    };
+    auto snapshot = [&] { return std::vector<std::uint8_t>(labels->data<std::uint8_t>(), labels->data<std::uint8_t>() + labels->voxelCount()); };
+    auto same = [&](const std::vector<std::uint8_t>& c) { return std::memcmp(labels->data<std::uint8_t>(), c.data(), c.size()) == 0; };
+
+    // A 10 mm sphere dab where the reader clicks, in air (x = -25 mm).
+    lp->setBrushDiameterMm(10);
+    lp->setBrushSphere(true);
+    lp->setTool(PaintTool::Brush);
+    QCOMPARE(v->paintTool(), PaintTool::Brush);
+    const QPointF at = pixel(v->widgetPos({-25, 20, 0}));
+    const QImage before = v->grabFramebuffer();
+    clickMouse(v, at);
+    const Vec3 c = v->worldAt(at);
+    std::size_t sphere = 0;
+    for (std::size_t k = 0; k < g.size[2]; ++k)
+      for (std::size_t j = 0; j < g.size[1]; ++j)
+        for (std::size_t i = 0; i < g.size[0]; ++i) sphere += (g.ijkToLps({double(i), double(j), double(k)}) - c).norm() <= 5.0;
+    QCOMPARE(count(1), sphere);
+    QTest::qWait(50);
+    const QImage after = v->grabFramebuffer();
+    QVERIFY2(after.pixel(at.toPoint()) != before.pixel(at.toPoint()), "the painted label is not drawn");
+    const auto afterDab = snapshot();
+
+    // A 2D stroke: one undo step; undo and redo are voxel-exact.
+    lp->setBrushSphere(false);
+    lp->setBrushDiameterMm(4);
+    dragMouse(v, v->widgetPos({-26, -30, 0}), v->widgetPos({-26, 30, 0}), 20);
+    const auto afterStroke = snapshot();
+    QVERIFY(count(1) > sphere + 100);
+    QVERIFY(w->undoLast());
+    QVERIFY(same(afterDab));
+    QVERIFY(w->redoLast());
+    QVERIFY(same(afterStroke));
+    // The eraser takes the label away under it.
+    lp->setTool(PaintTool::Eraser);
+    clickMouse(v, at);
+    const auto centre = g.lpsToIjk(c);
+    QCOMPARE(int(labels->data<std::uint8_t>()[labels->linearIndex(std::size_t(std::lround(centre.x)), std::size_t(std::lround(centre.y)), 12)]), 0);
+
+    // Region growing in the box: every 50 HU voxel joins label 2 (none was labelled).
+    QCOMPARE(lp->addLabel(), 2);
+    lp->setIntensityLimit(true, 0, 100);
+    lp->setTool(PaintTool::Grow);
+    clickMouse(v, v->widgetPos({5, 5, 0}));
+    std::size_t box = 0;
+    for (std::size_t i = 0; i < v->series()->volume->voxelCount(); ++i) box += v->series()->volume->data<std::int16_t>()[i] == 50;
+    QCOMPARE(count(2), box);
+    QVERIFY(lp->waitForMeasures(20000));
+    const LabelMeasures* m2 = nullptr;
+    for (const auto& m : lp->measures())
+      if (m.label == 2) m2 = &m;
+    QVERIFY(m2);
+    QCOMPARE(m2->mean, 50.0);
+    QCOMPARE(m2->sd, 0.0);
+    QVERIFY(std::fabs(m2->volumeMl - double(box) * 0.6 * 0.8 * 2.5 / 1000) < 1e-9);
+    auto* table = lp->findChild<QTableWidget*>("LabelTable");
+    QCOMPARE(table->rowCount(), 2);
+    QCOMPARE(table->item(1, 3)->text(), QString("50.0 \u00b1 0.0"));
+
+    // Two discs in air, 8 slices apart, and interpolation between them.
+    QCOMPARE(lp->addLabel(), 3);
+    lp->setIntensityLimit(false, 0, 0);
+    lp->setTool(PaintTool::Brush);
+    lp->setBrushDiameterMm(12);
+    v->setSliceIndex(4);  // z = -20
+    clickMouse(v, v->widgetPos({0, -28, -20}));
+    v->setSliceIndex(12);
+    lp->setBrushDiameterMm(6);
+    clickMouse(v, v->widgetPos({0, -28, 0}));
+    const std::size_t discs = count(3);
+    lp->setWorkingNormal(v->navigator().axes().normal);
+    QVERIFY(lp->interpolate());
+    const double voxel = 0.6 * 0.8 * 2.5;
+    const double frustum = M_PI * 20.0 / 3 * (36 + 18 + 9) + (M_PI * 36 + M_PI * 9) * 1.25;
+    const double got = double(count(3)) * voxel;
+    QVERIFY2(std::fabs(got - frustum) < 0.1 * frustum, qPrintable(QString("%1 mm3 vs %2 (discs %3 voxels)").arg(got).arg(frustum).arg(discs)));
+    lp->setTool(PaintTool::None);
+    QTest::qWait(100);
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-segment-editor.png"));  // for a person to look at
+
+    // Saved with names and codes, read back identical; no unsaved edits left.
+    lp->overlay()->entries[1].name = "Box";
+    QVERIFY(lp->hasUnsavedChanges());
+    const QString file = dataDir_->path() + "/labels.nii.gz";
+    QString error;
+    QVERIFY2(lp->saveTo(file, &error), qPrintable(error));
+    QVERIFY(!lp->hasUnsavedChanges());
+    auto back = io::readLabelMap(file.toStdString());
+    QVERIFY(back.ok());
+    QVERIFY(std::memcmp(back->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
+    QCOMPARE(QString::fromStdString(back->infos[1].name), QString("Box"));
+
+    // A result on the series grid (as the AI engine gives) opens editable with statistics.
+    w->clearOverlay();
+    QVERIFY(!lp->editing());
+    w->showLabelMap(back->labels, {{2, "box (model)", std::nullopt}}, "model");
+    QVERIFY(lp->editing());
+    QVERIFY(lp->waitForMeasures(20000));
+    QCOMPARE(lp->measures().size(), std::size_t(3));
   }
 
   void obliqueSeriesHasObliqueOrientationMarkers() {
