@@ -6,7 +6,9 @@
 #include <QComboBox>
 #include <QCoreApplication>
 #include <QDoubleSpinBox>
+#include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QGridLayout>
@@ -19,12 +21,14 @@
 #include <QScrollArea>
 #include <QSlider>
 #include <QTableWidget>
+#include <QThreadPool>
 #include <QTimer>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <cmath>
 
+#include "lumen/core/Sha256.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/LabelTools.h"
 
@@ -77,6 +81,8 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   code_ = new QComboBox;
   code_->setObjectName("LabelCode");
   code_->setToolTip("SNOMED CT category and type of the selected label (for DICOM SEG)");
+  code_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  code_->setMinimumContentsLength(8);
   code_->addItem("(no code)");
   for (const auto& [category, type] : commonLabelCodes())
     code_->addItem(QString::fromStdString(type.meaning + " (" + category.meaning + ")"));
@@ -97,7 +103,7 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   auto* e = new QGridLayout(editBox_);
   e->setContentsMargins(0, 0, 0, 0);
   auto* group = new QButtonGroup(this);
-  const char* names[4] = {"Off", "Brush", "Eraser", "Grow"};
+  const char* names[4] = {"Off", "Brush", "Erase", "Grow"};
   const char* tips[4] = {"The left button windows and measures", "Paint the selected label",
                          "Erase the selected label (all labels with 'Paint over')",
                          "Click to grow the label from that point: within the intensity range when it is set, "
@@ -110,34 +116,39 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     toolRow->addWidget(tools_[i]);
   }
   tools_[0]->setChecked(true);
-  e->addLayout(toolRow, 0, 0, 1, 4);
-  e->addWidget(new QLabel("Size"), 1, 0);
+  // Two columns: the panel shares the right dock area with narrow panels.
+  e->addLayout(toolRow, 0, 0, 1, 2);
+  auto* sizeRow = new QHBoxLayout;
+  sizeRow->addWidget(new QLabel("Size"));
   size_ = new QDoubleSpinBox;
   size_->setObjectName("BrushSize");
   size_->setRange(0.5, 200.0);
   size_->setValue(10.0);
   size_->setSuffix(" mm");
-  e->addWidget(size_, 1, 1);
+  sizeRow->addWidget(size_, 1);
+  e->addLayout(sizeRow, 1, 0);
   sphere_ = new QCheckBox("3D sphere");
   sphere_->setToolTip("Off: a disc in the view's plane, one slice thick");
-  e->addWidget(sphere_, 1, 2);
-  overwrite_ = new QCheckBox("Paint over");
-  overwrite_->setToolTip("Paint over other labels (off: only unlabelled voxels change)");
-  e->addWidget(overwrite_, 1, 3);
+  e->addWidget(sphere_, 1, 1);
+  overwrite_ = new QCheckBox("Paint over other labels");
+  overwrite_->setToolTip("Off: only unlabelled voxels change");
+  e->addWidget(overwrite_, 2, 0, 1, 2);
   limit_ = new QCheckBox("Intensity");
   limit_->setToolTip("Limit painting, growing and threshold to this range of values (HU for CT)");
-  e->addWidget(limit_, 2, 0);
   lo_ = new QDoubleSpinBox;
   hi_ = new QDoubleSpinBox;
-  for (auto* s : {lo_, hi_}) {
-    s->setRange(-100000, 100000);
-    s->setDecimals(0);
+  for (auto* sb : {lo_, hi_}) {
+    sb->setRange(-100000, 100000);
+    sb->setDecimals(0);
   }
   lo_->setValue(-100);
   hi_->setValue(300);
-  e->addWidget(lo_, 2, 1);
-  e->addWidget(new QLabel("to"), 2, 2, Qt::AlignCenter);
-  e->addWidget(hi_, 2, 3);
+  auto* rangeRow = new QHBoxLayout;
+  rangeRow->addWidget(limit_);
+  rangeRow->addWidget(lo_, 1);
+  rangeRow->addWidget(new QLabel("to"));
+  rangeRow->addWidget(hi_, 1);
+  e->addLayout(rangeRow, 3, 0, 1, 2);
   auto* thresholdB = button("Threshold", "The selected label where the intensity is in range (whole volume)");
   auto* fill3d = button("Fill holes 3D", "Unlabelled voxels enclosed by the label");
   auto* fill2d = button("Fill holes 2D", "Enclosed holes in each slice of the current view's orientation");
@@ -154,15 +165,15 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   smoothMm_->setRange(0.2, 20);
   smoothMm_->setValue(1.0);
   smoothMm_->setSuffix(" mm");
-  e->addWidget(thresholdB, 3, 0);
-  e->addWidget(fill3d, 3, 1);
-  e->addWidget(fill2d, 3, 2);
-  e->addWidget(largest, 3, 3);
-  e->addWidget(small, 4, 0);
-  e->addWidget(minMl_, 4, 1);
-  e->addWidget(smoothB, 4, 2);
-  e->addWidget(smoothMm_, 4, 3);
-  e->addWidget(interp, 5, 0);
+  e->addWidget(thresholdB, 4, 0);
+  e->addWidget(interp, 4, 1);
+  e->addWidget(fill3d, 5, 0);
+  e->addWidget(fill2d, 5, 1);
+  e->addWidget(largest, 6, 0);
+  e->addWidget(small, 7, 0);
+  e->addWidget(minMl_, 7, 1);
+  e->addWidget(smoothB, 8, 0);
+  e->addWidget(smoothMm_, 8, 1);
   l->addWidget(editBox_);
 
   auto* fileRow = new QHBoxLayout;
@@ -172,6 +183,17 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   auto* clear = button("Clear", "Stop showing the label map");
   for (auto* b : {create, load, save, clear}) fileRow->addWidget(b);
   l->addLayout(fileRow);
+  restore_ = button("Restore autosaved labels", "Unsaved label edits of this series from an earlier session");
+  restore_->setObjectName("RestoreLabels");
+  restore_->hide();
+  l->addWidget(restore_);
+  connect(restore_, &QPushButton::clicked, this, [this] { restoreAutosave(); });
+  autosaver_ = std::make_unique<QThreadPool>();
+  autosaver_->setMaxThreadCount(1);
+  autosaveTimer_ = new QTimer(this);
+  autosaveTimer_->setSingleShot(true);
+  autosaveTimer_->setInterval(2000);
+  connect(autosaveTimer_, &QTimer::timeout, this, [this] { startAutosave(false); });
 
   measureTimer_ = new QTimer(this);
   measureTimer_->setSingleShot(true);
@@ -241,7 +263,88 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   setOverlay(nullptr);
 }
 
-LabelPanel::~LabelPanel() = default;
+LabelPanel::~LabelPanel() {
+  // Unsaved edits outlive the window in the autosave (nothing is reported any more).
+  startAutosave(false);
+  autosaver_->waitForDone();
+}
+
+void LabelPanel::setAutosaveDir(const QString& dir) { autosaveDir_ = dir; }
+
+QString LabelPanel::autosavePath(const LoadedSeries& s) const {
+  if (autosaveDir_.isEmpty()) return {};
+  const std::string key = s.info.series.seriesInstanceUid.empty() ? "file:" + s.source
+                                                                   : s.info.series.seriesInstanceUid + "|" + s.info.splitLabel;
+  return autosaveDir_ + "/labels-" + QString::fromStdString(Sha256::hexOf(key.data(), key.size()).substr(0, 24)) + ".nii.gz";
+}
+
+void LabelPanel::startAutosave(bool wait) {
+  if (!editor_ || editPath_.isEmpty() || !hasUnsavedChanges() || editor_->revision() == autosavedRevision_) {
+    if (wait) autosaver_->waitForDone();
+    return;
+  }
+  std::vector<LabelInfo> infos;
+  for (const auto& e : overlay_->entries) infos.push_back({e.value, e.name, e.color, 1.0, e.visible, e.category, e.type});
+  auto labels = std::make_shared<Volume>(overlay_->labels->clone());
+  const std::uint64_t revision = editor_->revision();
+  const QString path = editPath_;
+  QPointer<LabelPanel> self(this);
+  QDir().mkpath(QFileInfo(path).path());
+  autosaver_->start([self, labels, infos, revision, path] {
+    const Status st = io::writeLabelMap(*labels, infos, path.toStdString());
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, st, revision, path] {
+          if (!self) return;
+          if (st) self->autosavedRevision_ = std::max(self->autosavedRevision_, revision);
+          else emit self->message("error: label edits not autosaved: " + QString::fromStdString(st.error().toString()));
+        },
+        Qt::QueuedConnection);
+  });
+  if (wait) {
+    autosaver_->waitForDone();
+    QCoreApplication::sendPostedEvents(qApp);
+  }
+}
+
+void LabelPanel::autosaveNow() { startAutosave(true); }
+
+void LabelPanel::discardEdits() {
+  if (editPath_.isEmpty()) return;
+  autosaver_->waitForDone();
+  QFile::remove(editPath_);
+  QFile::remove(QString::fromStdString(io::labelSidecarPath(editPath_.toStdString()).string()));
+  savedRevision_ = editor_ ? editor_->revision() : 0;
+}
+
+bool LabelPanel::restoreAutosave() {
+  if (!series_ || !series_->complete) return false;
+  const QString path = autosavePath(*series_);
+  auto map = io::readLabelMap(path.toStdString());
+  if (!map) return report("restoring autosaved labels", map.error());
+  if (!sameGrid(map->labels->geometry(), series_->volume->geometry(), 0.01)) {
+    emit message("note: the autosaved labels are not on this series' grid");
+    return false;
+  }
+  auto o = std::make_shared<LabelOverlay>();
+  o->labels = map->labels;
+  o->source = "autosaved labels";
+  o->opacity = 0.5;
+  for (const auto& i : map->infos) o->entries.push_back({i.value, i.name, i.color, i.visible, i.category, i.type});
+  setOverlay(o);
+  emit overlayReplaced(overlay_);
+  // Still not in a file of the reader's: unsaved until saved.
+  savedRevision_ = ~0ull;
+  autosavedRevision_ = editor_ ? editor_->revision() : 0;
+  refreshTable();
+  return editor_ != nullptr;
+}
+
+void LabelPanel::updateRestore() {
+  const bool can = series_ && series_->complete && !editor_ && !autosaveDir_.isEmpty() &&
+                   QFileInfo::exists(autosavePath(*series_));
+  restore_->setVisible(can);
+}
 
 LabelEntry* LabelPanel::entry(int value) {
   if (!overlay_) return nullptr;
@@ -257,8 +360,15 @@ bool LabelPanel::report(const QString& what, const Status& st) {
 }
 
 void LabelPanel::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
+  if (hasUnsavedChanges() && overlay != overlay_) {
+    // Never lost silently: the edits stay in the autosave, which the panel offers again.
+    startAutosave(true);
+    if (!editPath_.isEmpty())
+      emit message("Unsaved label edits were kept: \"Restore autosaved labels\" in the Labels panel brings them back");
+  }
   overlay_ = std::move(overlay);
   editor_.reset();
+  editPath_.clear();
   measures_.clear();
   measuresRevision_ = ~0ull;
   ++measuresGeneration_;
@@ -274,13 +384,14 @@ void LabelPanel::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
 }
 
 void LabelPanel::setSeries(std::shared_ptr<LoadedSeries> series) {
-  if (series == series_) return;
+  if (series == series_) return updateRestore();
   series_ = std::move(series);
   if (overlay_ && !editor_ && series_ && series_->complete &&
       sameGrid(overlay_->labels->geometry(), series_->volume->geometry(), 0.01)) {
     ensureEditable();
     refreshTable();
   }
+  updateRestore();
 }
 
 bool LabelPanel::newLabelMap() {
@@ -298,6 +409,8 @@ bool LabelPanel::newLabelMap() {
   overlay_ = o;
   editor_ = std::make_unique<LabelEditor>(o->labels);
   savedRevision_ = editor_->revision();
+  autosavedRevision_ = savedRevision_;
+  editPath_ = autosavePath(*series_);
   active_ = 1;
   measures_.clear();
   ++measuresGeneration_;
@@ -330,6 +443,8 @@ bool LabelPanel::ensureEditable() {
   }
   editor_ = std::make_unique<LabelEditor>(overlay_->labels);
   savedRevision_ = editor_->revision();
+  autosavedRevision_ = savedRevision_;
+  editPath_ = autosavePath(*series_);
   measureTimer_->start();
   return true;
 }
@@ -442,6 +557,7 @@ void LabelPanel::afterEdit(const LabelEditor::Change& c, bool undoable) {
   emit voxelsEdited();
   if (undoable && c.voxels > 0) emit edited();
   measureTimer_->start();
+  autosaveTimer_->start();
 }
 
 bool LabelPanel::threshold() {
@@ -527,6 +643,7 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
   }
   savedRevision_ = editor_->revision();
   overlay_->source = path.toStdString();
+  discardEdits();  // the reader's file holds them now
   refreshTable();
   emit message("Saved the label map to " + path);
   return true;
@@ -627,6 +744,7 @@ void LabelPanel::refreshTable() {
   }
   opacity_->setEnabled(overlay_ != nullptr);
   filling_ = false;
+  updateRestore();
 }
 
 }  // namespace lumen::gui

@@ -23,6 +23,7 @@ class QPushButton;
 class QRadioButton;
 class QSlider;
 class QTableWidget;
+class QThreadPool;
 class QTimer;
 
 namespace lumen::gui {
@@ -69,6 +70,17 @@ class LabelPanel : public QWidget {
   /// The index axis across the view where the reader works (interpolation, 2D fill).
   void setWorkingNormal(const Vec3& lpsNormal);
 
+  /// Where edits are autosaved (a folder beside the study database); empty: nowhere.
+  void setAutosaveDir(const QString& dir);
+  /// Writes unsaved edits to the autosave file now and waits (before they could be lost).
+  void autosaveNow();
+  /// The autosave file of a series (it may not exist).
+  QString autosavePath(const LoadedSeries& s) const;
+  /// Opens the series' autosaved labels (unsaved edits of an earlier session).
+  bool restoreAutosave();
+  /// Forgets the edits: the autosave of the series being edited is removed.
+  void discardEdits();
+
   bool editing() const { return editor_ != nullptr; }
   LabelEditor* editor() const { return editor_.get(); }
   /// Edits not yet saved to a file (the window asks before they are lost).
@@ -102,6 +114,8 @@ class LabelPanel : public QWidget {
   LabelEntry* entry(int value);
   bool report(const QString& what, const Status& st);
   int sliceAxis() const;
+  void startAutosave(bool wait);
+  void updateRestore();
 
   std::shared_ptr<LabelOverlay> overlay_;
   std::shared_ptr<LoadedSeries> series_;
@@ -132,6 +146,12 @@ class LabelPanel : public QWidget {
   QDoubleSpinBox* smoothMm_ = nullptr;
   QWidget* editBox_ = nullptr;
   QTimer* measureTimer_ = nullptr;
+  QTimer* autosaveTimer_ = nullptr;
+  QPushButton* restore_ = nullptr;
+  QString autosaveDir_;
+  QString editPath_;  // autosave file of the map being edited
+  std::uint64_t autosavedRevision_ = 0;
+  std::unique_ptr<QThreadPool> autosaver_;  // one thread: autosaves land in order
   bool filling_ = false;
 };
 

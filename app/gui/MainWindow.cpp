@@ -517,6 +517,7 @@ void MainWindow::buildDocks() {
   addDockWidget(Qt::RightDockWidgetArea, findingsDock);
 
   labels_ = new LabelPanel(this);
+  labels_->setAutosaveDir(QString::fromStdString((dataDir / "autosave").string()));
   auto* labelDock = new QDockWidget("Labels", this);
   labelDock->setObjectName("LabelsDock");
   labelDock->setWidget(labels_);
@@ -969,6 +970,7 @@ void MainWindow::closeEvent(QCloseEvent* e) {
     const auto answer = QMessageBox::question(this, "Unsaved labels", "The label map has edits that are not saved. Save them?",
                                               QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
     if (answer == QMessageBox::Cancel) return e->ignore();
+    if (answer == QMessageBox::Discard) labels_->discardEdits();
     if (answer == QMessageBox::Save) {
       const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz", "Label maps (*.nii.gz *.nii *.nrrd)");
       QString error;

@@ -4,6 +4,7 @@
 #include <QDropEvent>
 #include <QGridLayout>
 #include <QMimeData>
+#include <QTimer>
 #include <QUrl>
 #include <QVBoxLayout>
 
@@ -359,6 +360,14 @@ void ViewportGrid::overlayAppearanceChanged() {
 
 void ViewportGrid::overlayVoxelsChanged() {
   for (SliceView* v : slices_) v->overlayVoxelsChanged();
+  // The 3D surfaces are extracted again from the whole map: once painting pauses, not per dab.
+  if (!surfaceTimer_) {
+    surfaceTimer_ = new QTimer(this);
+    surfaceTimer_->setSingleShot(true);
+    surfaceTimer_->setInterval(400);
+    connect(surfaceTimer_, &QTimer::timeout, this, [this] { volume3d_->overlayVoxelsChanged(); });
+  }
+  surfaceTimer_->start();
 }
 
 }  // namespace lumen::gui

@@ -15,6 +15,7 @@
 #include "VolumeView3D.h"
 
 class QGridLayout;
+class QTimer;
 
 namespace lumen::gui {
 
@@ -109,6 +110,7 @@ class ViewportGrid : public QWidget {
   bool hidePatient_ = false;
   SlabMode slabMode_ = SlabMode::None;
   double slabMm_ = 0.0;
+  QTimer* surfaceTimer_ = nullptr;
 };
 
 /// MIME type of a study-browser series drag: one file path per line.

@@ -273,6 +273,7 @@ void VolumeView3D::updateClipping() {
 void VolumeView3D::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
   for (auto& a : labelActors_) renderer()->RemoveActor(a);
   labelActors_.clear();
+  labelValues_.clear();
   renderer()->Modified();  // removing a prop modifies nothing that sceneMTime sees
   overlay_ = std::move(overlay);
   vtkOverlay_ = {};
@@ -298,6 +299,7 @@ void VolumeView3D::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
       actor->GetProperty()->SetColor(e.color.r / 255.0, e.color.g / 255.0, e.color.b / 255.0);
       renderer()->AddActor(actor);
       labelActors_.push_back(actor);
+      labelValues_.push_back(e.value);
     }
   }
   updateOverlayAppearance();
@@ -305,12 +307,22 @@ void VolumeView3D::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
 
 void VolumeView3D::updateOverlayAppearance() {
   if (!overlay_) return update();
-  for (std::size_t i = 0; i < labelActors_.size() && i < overlay_->entries.size(); ++i) {
+  // Labels added or removed since the surfaces were built (the label editor): build again.
+  std::vector<int> values;
+  for (const auto& e : overlay_->entries) values.push_back(e.value);
+  if (values != labelValues_) return setOverlay(overlay_);
+  for (std::size_t i = 0; i < labelActors_.size(); ++i) {
     const auto& e = overlay_->entries[i];
     labelActors_[i]->SetVisibility(e.visible);
     labelActors_[i]->GetProperty()->SetColor(e.color.r / 255.0, e.color.g / 255.0, e.color.b / 255.0);
     labelActors_[i]->GetProperty()->SetOpacity(std::clamp(overlay_->opacity * 2.0, 0.2, 1.0));
   }
+  update();
+}
+
+void VolumeView3D::overlayVoxelsChanged() {
+  if (!overlay_) return;
+  markModified(vtkOverlay_);
   update();
 }
 

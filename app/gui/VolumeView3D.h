@@ -46,6 +46,8 @@ class VolumeView3D : public VtkWidget {
   void resetView();
   void setOverlay(std::shared_ptr<LabelOverlay> overlay);
   void updateOverlayAppearance();
+  /// The label voxels were edited: the surfaces are extracted again at the next frame.
+  void overlayVoxelsChanged();
   /// Which mapper actually renders: "GPU ray cast" or "CPU ray cast".
   std::string renderModeName() const;
   void voxelsChanged();
@@ -88,6 +90,7 @@ class VolumeView3D : public VtkWidget {
   vtkSmartPointer<vtkVolumeProperty> property_;
   vtkSmartPointer<vtkBoxWidget2> box_;
   std::vector<vtkSmartPointer<vtkActor>> labelActors_;
+  std::vector<int> labelValues_;  // the label each actor draws
   vtkSmartPointer<vtkTextActor> info_;
 };
 

@@ -1074,6 +1074,42 @@ class GuiTest : public QObject {
     QCOMPARE(lp->measures().size(), std::size_t(3));
   }
 
+  // Unsaved label edits are never lost silently: clearing the map keeps them in the
+  // autosave (and says so), a new window offers them back, saving to a file retires it.
+  void unsavedLabelEditsSurviveAsAnAutosave() {
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    SliceView* v = w->grid()->activeSliceView();
+    LabelPanel* lp = w->labelPanel();
+    QVERIFY(lp->newLabelMap());
+    lp->setTool(PaintTool::Brush);
+    clickMouse(v, v->widgetPos(v->navigator().focal()));
+    QVERIFY(lp->hasUnsavedChanges());
+    const auto painted = std::vector<std::uint8_t>(lp->overlay()->labels->data<std::uint8_t>(),
+                                                   lp->overlay()->labels->data<std::uint8_t>() + lp->overlay()->labels->voxelCount());
+    const QString autosave = lp->autosavePath(*v->series());
+    QVERIFY(!QFileInfo::exists(autosave));
+    w->clearOverlay();
+    QVERIFY(QFileInfo::exists(autosave));
+    QVERIFY(w->messages().join("\n").contains("Unsaved label edits were kept"));
+    auto* restore = lp->findChild<QPushButton*>("RestoreLabels");
+    QVERIFY(restore && restore->isVisibleTo(lp));
+    window_.reset();
+
+    w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    lp = w->labelPanel();
+    QVERIFY(lp->findChild<QPushButton*>("RestoreLabels")->isVisibleTo(lp));
+    QVERIFY(lp->restoreAutosave());
+    QVERIFY(lp->editing());
+    QVERIFY(lp->hasUnsavedChanges());
+    QVERIFY(std::memcmp(lp->overlay()->labels->bytes(), painted.data(), painted.size()) == 0);
+    QString error;
+    QVERIFY2(lp->saveTo(dataDir_->path() + "/kept.nrrd", &error), qPrintable(error));
+    QVERIFY(!QFileInfo::exists(autosave));
+    QVERIFY(!lp->findChild<QPushButton*>("RestoreLabels")->isVisibleTo(lp));
+  }
+
   void obliqueSeriesHasObliqueOrientationMarkers() {
     QVERIFY2(QDir(kCorpus + "/ramp/oblique").exists(), "test corpus missing: ctest builds it first (corpus_setup)");
     MainWindow* w = openWindow();
