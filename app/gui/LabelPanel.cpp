@@ -217,6 +217,7 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     const QColor c = QColorDialog::getColor(QColor(en->color.r, en->color.g, en->color.b), this, "Label colour");
     if (!c.isValid()) return;
     en->color = {static_cast<std::uint8_t>(c.red()), static_cast<std::uint8_t>(c.green()), static_cast<std::uint8_t>(c.blue())};
+    describedChanged();
     refreshTable();
     emit appearanceChanged();
   });
@@ -230,6 +231,7 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
       en->category = commonLabelCodes()[static_cast<std::size_t>(i - 1)].first;
       en->type = commonLabelCodes()[static_cast<std::size_t>(i - 1)].second;
     }
+    describedChanged();
   });
   connect(opacity_, &QSlider::valueChanged, this, [this](int v) {
     if (!overlay_) return;
@@ -246,6 +248,7 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     } else if (item->column() == 1) {
       en->name = item->text().toStdString();
     }
+    describedChanged();
   });
   connect(table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
     if (filling_ || row < 0 || !table_->item(row, 1)) return;
@@ -279,14 +282,14 @@ QString LabelPanel::autosavePath(const LoadedSeries& s) const {
 }
 
 void LabelPanel::startAutosave(bool wait) {
-  if (!editor_ || editPath_.isEmpty() || !hasUnsavedChanges() || editor_->revision() == autosavedRevision_) {
+  if (!editor_ || editPath_.isEmpty() || !hasUnsavedChanges() || state() == autosavedRevision_) {
     if (wait) autosaver_->waitForDone();
     return;
   }
   std::vector<LabelInfo> infos;
   for (const auto& e : overlay_->entries) infos.push_back({e.value, e.name, e.color, 1.0, e.visible, e.category, e.type});
   auto labels = std::make_shared<Volume>(overlay_->labels->clone());
-  const std::uint64_t revision = editor_->revision();
+  const std::uint64_t revision = state();
   const QString path = editPath_;
   QPointer<LabelPanel> self(this);
   QDir().mkpath(QFileInfo(path).path());
@@ -314,7 +317,7 @@ void LabelPanel::discardEdits() {
   autosaver_->waitForDone();
   QFile::remove(editPath_);
   QFile::remove(QString::fromStdString(io::labelSidecarPath(editPath_.toStdString()).string()));
-  savedRevision_ = editor_ ? editor_->revision() : 0;
+  savedRevision_ = state();
 }
 
 bool LabelPanel::restoreAutosave() {
@@ -335,7 +338,7 @@ bool LabelPanel::restoreAutosave() {
   emit overlayReplaced(overlay_);
   // Still not in a file of the reader's: unsaved until saved.
   savedRevision_ = ~0ull;
-  autosavedRevision_ = editor_ ? editor_->revision() : 0;
+  autosavedRevision_ = state();
   refreshTable();
   return editor_ != nullptr;
 }
@@ -360,14 +363,10 @@ bool LabelPanel::report(const QString& what, const Status& st) {
 }
 
 void LabelPanel::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
-  if (hasUnsavedChanges() && overlay != overlay_) {
-    // Never lost silently: the edits stay in the autosave, which the panel offers again.
-    startAutosave(true);
-    if (!editPath_.isEmpty())
-      emit message("Unsaved label edits were kept: \"Restore autosaved labels\" in the Labels panel brings them back");
-  }
+  if (overlay != overlay_) keepUnsavedEdits();
   overlay_ = std::move(overlay);
   editor_.reset();
+  editSeries_.reset();
   editPath_.clear();
   measures_.clear();
   measuresRevision_ = ~0ull;
@@ -394,6 +393,29 @@ void LabelPanel::setSeries(std::shared_ptr<LoadedSeries> series) {
   updateRestore();
 }
 
+void LabelPanel::startEditing(std::shared_ptr<Volume> labels) {
+  editor_ = std::make_unique<LabelEditor>(std::move(labels));
+  editSeries_ = series_;
+  metaChanges_ = 0;
+  savedRevision_ = state();
+  autosavedRevision_ = savedRevision_;
+  editPath_ = autosavePath(*editSeries_);
+  stroke_ = false;
+  measureTimer_->start();
+}
+
+void LabelPanel::keepUnsavedEdits() {
+  if (stroke_ && editor_) {
+    stroke_ = false;
+    editor_->endStep();
+  }
+  if (!hasUnsavedChanges()) return;
+  // Never lost silently: the edits stay in the autosave, which the panel offers again.
+  startAutosave(true);
+  if (!editPath_.isEmpty())
+    emit message("Unsaved label edits were kept: \"Restore autosaved labels\" in the Labels panel brings them back");
+}
+
 bool LabelPanel::newLabelMap() {
   if (!series_ || !series_->volume || !series_->complete) {
     emit message("note: open a series (completely loaded) to draw labels on it");
@@ -401,16 +423,14 @@ bool LabelPanel::newLabelMap() {
   }
   auto labels = LabelEditor::emptyLabelsFor(*series_->volume);
   if (!labels) return report("new label map", labels.error());
+  keepUnsavedEdits();
   auto o = std::make_shared<LabelOverlay>();
   o->labels = *labels;
   o->entries.push_back({1, "Label 1", labelColor(1), true, {}, {}});
   o->opacity = 0.5;
   o->source = "new label map";
   overlay_ = o;
-  editor_ = std::make_unique<LabelEditor>(o->labels);
-  savedRevision_ = editor_->revision();
-  autosavedRevision_ = savedRevision_;
-  editPath_ = autosavePath(*series_);
+  startEditing(o->labels);
   active_ = 1;
   measures_.clear();
   ++measuresGeneration_;
@@ -441,11 +461,7 @@ bool LabelPanel::ensureEditable() {
     overlay_ = o;
     emit overlayReplaced(overlay_);
   }
-  editor_ = std::make_unique<LabelEditor>(overlay_->labels);
-  savedRevision_ = editor_->revision();
-  autosavedRevision_ = savedRevision_;
-  editPath_ = autosavePath(*series_);
-  measureTimer_->start();
+  startEditing(overlay_->labels);
   return true;
 }
 
@@ -515,7 +531,7 @@ void LabelPanel::paint(const PaintEvent& e) {
     setActiveLabel(active_);
     workingNormal_ = e.normal;
     if (tool_ == PaintTool::Grow) {
-      const Volume& image = *series_->volume;
+      const Volume& image = *editSeries_->volume;
       auto r = limit_->isChecked()
                    ? seg::growConnected(*editor_, image, e.lps, {lo_->value(), hi_->value()}, active_, overwrite_->isChecked())
                    : seg::growConfident(*editor_, image, e.lps, 2.5, 5, 2, active_, overwrite_->isChecked());
@@ -530,7 +546,7 @@ void LabelPanel::paint(const PaintEvent& e) {
     return;
   }
   const Brush brush{size_->value(), sphere_->isChecked(), e.normal, e.sliceStepMm};
-  const Volume* image = limit_->isChecked() ? series_->volume.get() : nullptr;
+  const Volume* image = limit_->isChecked() ? editSeries_->volume.get() : nullptr;
   const IntensityRange range{lo_->value(), hi_->value()};
   auto dab = [&](const Vec3& c) {
     if (tool_ == PaintTool::Eraser) editor_->erase(brush, c, overwrite_->isChecked() ? -1 : active_);
@@ -567,7 +583,7 @@ bool LabelPanel::threshold() {
     return false;
   }
   setActiveLabel(active_);
-  afterEdit(editor_->threshold(*series_->volume, {lo_->value(), hi_->value()}, active_, nullptr, overwrite_->isChecked()), true);
+  afterEdit(editor_->threshold(*editSeries_->volume, {lo_->value(), hi_->value()}, active_, nullptr, overwrite_->isChecked()), true);
   return true;
 }
 
@@ -608,18 +624,25 @@ bool LabelPanel::smooth(double radiusMm) {
 }
 
 bool LabelPanel::undo() {
-  if (!editor_ || !editor_->canUndo()) return false;
+  if (!editor_ || editor_->inStep() || !editor_->canUndo()) return false;
   afterEdit(editor_->undo(), false);
   return true;
 }
 
 bool LabelPanel::redo() {
-  if (!editor_ || !editor_->canRedo()) return false;
+  if (!editor_ || editor_->inStep() || !editor_->canRedo()) return false;
   afterEdit(editor_->redo(), false);
   return true;
 }
 
-bool LabelPanel::hasUnsavedChanges() const { return editor_ && editor_->revision() != savedRevision_; }
+std::uint64_t LabelPanel::state() const { return editor_ ? editor_->revision() + metaChanges_ : 0; }
+
+bool LabelPanel::hasUnsavedChanges() const { return editor_ && state() != savedRevision_; }
+
+void LabelPanel::describedChanged() {
+  ++metaChanges_;
+  if (editor_) autosaveTimer_->start();
+}
 
 bool LabelPanel::saveTo(const QString& path, QString* error) {
   if (!editor_) {
@@ -641,7 +664,7 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
     if (error) *error = QString::fromStdString(st.error().toString());
     return false;
   }
-  savedRevision_ = editor_->revision();
+  savedRevision_ = state();
   overlay_->source = path.toStdString();
   discardEdits();  // the reader's file holds them now
   refreshTable();
@@ -658,7 +681,7 @@ void LabelPanel::scheduleMeasures() {
   measuring_ = true;
   // A copy: painting goes on while the statistics are computed.
   auto labels = std::make_shared<Volume>(overlay_->labels->clone());
-  std::shared_ptr<const LoadedSeries> series = series_;
+  std::shared_ptr<const LoadedSeries> series = editSeries_;
   const std::uint64_t revision = editor_->revision();
   const int generation = measuresGeneration_;
   QPointer<LabelPanel> self(this);

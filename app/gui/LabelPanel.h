@@ -115,17 +115,24 @@ class LabelPanel : public QWidget {
   bool report(const QString& what, const Status& st);
   int sliceAxis() const;
   void startAutosave(bool wait);
+  void keepUnsavedEdits();
+  void startEditing(std::shared_ptr<Volume> labels);
+  /// Edits and description changes together: changes whenever either does.
+  std::uint64_t state() const;
+  void describedChanged();
   void updateRestore();
 
   std::shared_ptr<LabelOverlay> overlay_;
-  std::shared_ptr<LoadedSeries> series_;
+  std::shared_ptr<LoadedSeries> series_;       // the active view's
+  std::shared_ptr<LoadedSeries> editSeries_;   // the image the edited map lies on
   std::unique_ptr<LabelEditor> editor_;
   int active_ = 1;
   PaintTool tool_ = PaintTool::None;
   Vec3 workingNormal_{0, 0, 1};
   Vec3 lastDab_;
   bool stroke_ = false;
-  std::uint64_t savedRevision_ = 0;
+  std::uint64_t savedRevision_ = 0;  // state() when last saved to a file
+  std::uint64_t metaChanges_ = 0;    // names, colours, codes, visibility
   std::vector<LabelMeasures> measures_;
   std::uint64_t measuresRevision_ = ~0ull;
   int measuresGeneration_ = 0;

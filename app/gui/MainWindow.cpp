@@ -891,12 +891,8 @@ void MainWindow::syncFindings() {
 
 bool MainWindow::undoRecord(const EditRecord& r, bool undo) {
   if (r.kind == EditKind::Labels) return undo ? labels_->undo() : labels_->redo();
-  for (int i = 0; i < 4; ++i) {
-    SliceView* v = grid_->sliceView(i);
-    if (v->hasSeries() && MeasurementStore::keyOf(*v->series()) == r.key)
-      return undo ? measurements_->undo(*v->series()) : measurements_->redo(*v->series());
-  }
-  return false;
+  // By key: the series need not be shown any more.
+  return undo ? measurements_->undo(r.key) : measurements_->redo(r.key);
 }
 
 bool MainWindow::undoLast() {

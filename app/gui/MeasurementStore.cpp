@@ -5,6 +5,8 @@
 #include <QPointer>
 #include <QRunnable>
 
+#include <algorithm>
+
 #include "lumen/imaging/MeasurementIO.h"
 #include "lumen/imaging/StudyDatabase.h"
 
@@ -38,15 +40,23 @@ MeasurementStore::Entry& MeasurementStore::entry(const LoadedSeries& s) {
   Entry& e = entries_[key];
   e.list = std::make_shared<MeasurementList>();
   if (canSave(s)) {
+    e.seriesUid = s.info.series.seriesInstanceUid;
+    e.volume = s.info.splitLabel;
     auto db = db::StudyDatabase::open(dataDirOf(dataDir_));
-    Result<std::string> doc = db ? (*db)->measurementDocument(s.info.series.seriesInstanceUid, s.info.splitLabel)
-                                 : Result<std::string>(db.error());
+    Result<std::string> doc = db ? (*db)->measurementDocument(e.seriesUid, e.volume) : Result<std::string>(db.error());
+    QString problem;
     if (!doc) {
-      emit message("error: measurements of this series cannot be read: " + QString::fromStdString(doc.error().toString()));
+      problem = QString::fromStdString(doc.error().toString());
     } else if (auto list = measurementsFromDocument(*doc, (dataDirOf(dataDir_) / "lumen.db").string()); !list) {
-      emit message("error: " + QString::fromStdString(list.error().toString()));
+      problem = QString::fromStdString(list.error().toString());
     } else {
       e.list->reset(std::move(*list));
+    }
+    if (!problem.isEmpty()) {
+      // Saving an empty or new list now would overwrite what is stored: not saved.
+      e.readFailed = true;
+      emit message("error: the stored measurements of this series cannot be read (" + problem +
+                   "); new ones are not saved until it is opened again");
     }
   }
   return e;
@@ -54,11 +64,11 @@ MeasurementStore::Entry& MeasurementStore::entry(const LoadedSeries& s) {
 
 std::shared_ptr<MeasurementList> MeasurementStore::listFor(const LoadedSeries& s) { return entry(s).list; }
 
-void MeasurementStore::changedList(const LoadedSeries& s) {
-  Entry& e = entry(s);
-  if (canSave(s)) {
+void MeasurementStore::changedList(const QString& key) {
+  Entry& e = entries_[key];
+  if (!e.seriesUid.empty() && !e.readFailed) {
     const std::string doc = measurementsToDocument(e.list->items());
-    const std::string uid = s.info.series.seriesInstanceUid, volume = s.info.splitLabel;
+    const std::string uid = e.seriesUid, volume = e.volume;
     const std::filesystem::path dir = dataDirOf(dataDir_);
     QPointer<MeasurementStore> self(this);
     saver_.start([self, doc, uid, volume, dir] {
@@ -73,37 +83,49 @@ void MeasurementStore::changedList(const LoadedSeries& s) {
           Qt::QueuedConnection);
     });
   }
-  emit changed(keyOf(s));
+  emit changed(key);
 }
 
 int MeasurementStore::add(const LoadedSeries& s, Measurement m) {
   const int id = entry(s).list->add(std::move(m));
-  changedList(s);
+  changedList(keyOf(s));
   emit edited(keyOf(s));
   return id;
 }
 
 void MeasurementStore::replace(const LoadedSeries& s, const Measurement& m) {
   if (!entry(s).list->replace(m)) return;
-  changedList(s);
+  changedList(keyOf(s));
   emit edited(keyOf(s));
 }
 
 void MeasurementStore::remove(const LoadedSeries& s, int id) {
   if (!entry(s).list->remove(id)) return;
-  changedList(s);
+  changedList(keyOf(s));
   emit edited(keyOf(s));
 }
 
 bool MeasurementStore::undo(const LoadedSeries& s) {
-  if (!entry(s).list->undo()) return false;
-  changedList(s);
-  return true;
+  entry(s);
+  return undo(keyOf(s));
 }
 
 bool MeasurementStore::redo(const LoadedSeries& s) {
-  if (!entry(s).list->redo()) return false;
-  changedList(s);
+  entry(s);
+  return redo(keyOf(s));
+}
+
+bool MeasurementStore::undo(const QString& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end() || !it->second.list->undo()) return false;
+  changedList(key);
+  return true;
+}
+
+bool MeasurementStore::redo(const QString& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end() || !it->second.list->redo()) return false;
+  changedList(key);
   return true;
 }
 
@@ -113,6 +135,17 @@ const RoiStatistics* MeasurementStore::statistics(const LoadedSeries& s, const M
   if (e.statsVolume != s.volume.get()) {
     e.stats.clear();
     e.statsVolume = s.volume.get();
+  }
+  // A shape being dragged differs from the stored one of its id: computed, not cached.
+  const Measurement* stored = e.list->find(m.id);
+  const bool asStored = stored && stored->points.size() == m.points.size() &&
+                        std::equal(m.points.begin(), m.points.end(), stored->points.begin(),
+                                   [](const Vec3& a, const Vec3& b) { return a.x == b.x && a.y == b.y && a.z == b.z; });
+  if (!asStored) {
+    auto st = roiStatistics(m, *s.volume);
+    if (!st) return nullptr;
+    scratch_ = *st;
+    return &scratch_;
   }
   auto it = e.stats.find(m.id);
   if (it != e.stats.end() && it->second.first == e.list->revision()) return &it->second.second;

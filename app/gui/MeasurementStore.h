@@ -34,6 +34,9 @@ class MeasurementStore : public QObject {
   void remove(const LoadedSeries& s, int id);
   bool undo(const LoadedSeries& s);
   bool redo(const LoadedSeries& s);
+  /// The same for a series known only by its key (no longer shown); false when unknown.
+  bool undo(const QString& key);
+  bool redo(const QString& key);
 
   /// ROI statistics, cached until the measurement or the voxels change; null when the
   /// series is still loading or the kind has none.
@@ -56,11 +59,15 @@ class MeasurementStore : public QObject {
  private:
   struct Entry {
     std::shared_ptr<MeasurementList> list;
+    std::string seriesUid, volume;  // where it is saved ("" uid: not saved)
+    /// The stored measurements could not be read: nothing is written over them.
+    bool readFailed = false;
     std::map<int, std::pair<std::uint64_t, RoiStatistics>> stats;  // by id: (revision, value)
     const Volume* statsVolume = nullptr;
   };
   Entry& entry(const LoadedSeries& s);
-  void changedList(const LoadedSeries& s);
+  void changedList(const QString& key);
+  RoiStatistics scratch_;  // statistics of a shape being dragged (not cached)
 
   QString dataDir_;
   std::map<QString, Entry> entries_;

@@ -237,8 +237,7 @@ void SliceView::clear() {
   updateCrosshair();
   corners_ = {};
   edges_ = {};
-  drafting_ = false;
-  drag_ = Drag::None;
+  resetInteraction();
   selected_ = -1;
   updateMeasurements();
   update();
@@ -257,9 +256,8 @@ void SliceView::setSeries(std::shared_ptr<LoadedSeries> series, Plane plane) {
   scaleText_->VisibilityOn();
   property_->SetInterpolationTypeToLinear();
   setOverlay(nullptr);
+  resetInteraction();
   selected_ = -1;
-  drafting_ = false;
-  draft_.points.clear();
   reset();
 }
 
@@ -708,7 +706,7 @@ void SliceView::mouseMoveEvent(QMouseEvent* e) {
 void SliceView::mouseReleaseEvent(QMouseEvent* e) {
   if (painting_) {
     painting_ = false;
-    if (series_) emit paintStroke(makePaintEvent(PaintEvent::Phase::End, e->position()));
+    emit paintStroke(makePaintEvent(PaintEvent::Phase::End, e->position()));
     return;
   }
   if (series_ && (drag_ == Drag::Draw || drag_ == Drag::Freehand || drag_ == Drag::Handle || drag_ == Drag::Move)) {
@@ -812,9 +810,9 @@ void SliceView::setMeasureTool(MeasureTool tool) {
 }
 
 void SliceView::setPaintTool(PaintTool tool, double diameterMm) {
+  if (painting_ && tool != paint_) resetInteraction();
   paint_ = tool;
   brushMm_ = diameterMm;
-  painting_ = false;
   setCursor(tool == PaintTool::None && tool_ == MeasureTool::None ? Qt::ArrowCursor : Qt::CrossCursor);
   updateMeasurements();
   update();
@@ -860,6 +858,20 @@ void SliceView::measurementsChanged() {
   if (series_ && store_ && selected_ >= 0 && !store_->listFor(*series_)->find(selected_)) selected_ = -1;
   updateMeasurements();
   update();
+}
+
+void SliceView::resetInteraction() {
+  if (painting_) {
+    painting_ = false;
+    PaintEvent e;
+    e.phase = PaintEvent::Phase::End;
+    emit paintStroke(e);
+  }
+  drafting_ = false;
+  fixedPoints_ = 0;
+  draft_.points.clear();
+  editId_ = -1;
+  drag_ = Drag::None;
 }
 
 void SliceView::cancelDraft() {

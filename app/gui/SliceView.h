@@ -169,6 +169,9 @@ class SliceView : public VtkWidget {
   PaintEvent makePaintEvent(PaintEvent::Phase phase, const QPointF& p) const;
   void commitDraft();
   void cancelDraft();
+  /// Ends whatever the mouse was doing (a drawing, a handle drag, a paint stroke): the
+  /// series changes under it.
+  void resetInteraction();
   int hitHandle(const QPointF& p, int* handle) const;
   int hitOutline(const QPointF& p) const;
 

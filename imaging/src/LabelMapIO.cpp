@@ -75,9 +75,10 @@ Result<std::vector<LabelInfo>> labelInfosFromJson(const std::string& text, const
     for (const auto& j : doc["labels"]) {
       if (!j.is_object()) throw std::runtime_error("a label must be an object");
       LabelInfo l;
-      if (!j.contains("value") || !j["value"].is_number_integer() || j["value"].get<int>() < 1 || j["value"].get<int>() > 255)
+      if (!j.contains("value") || !j["value"].is_number_integer() || j["value"].get<long long>() < 1 ||
+          j["value"].get<long long>() > 255)
         throw std::runtime_error("a label's \"value\" must be an integer 1 to 255");
-      l.value = j["value"].get<int>();
+      l.value = static_cast<int>(j["value"].get<long long>());
       const std::string where = "label " + std::to_string(l.value);
       if (!seen.insert(l.value).second) throw std::runtime_error(where + " is described twice");
       for (const auto& [k, v] : j.items()) {
@@ -89,9 +90,9 @@ Result<std::vector<LabelInfo>> labelInfosFromJson(const std::string& text, const
           if (!v.is_array() || v.size() != 3) throw std::runtime_error(where + ": \"color\" must be [r, g, b]");
           int c[3];
           for (std::size_t i = 0; i < 3; ++i) {
-            if (!v[i].is_number_integer() || v[i].get<int>() < 0 || v[i].get<int>() > 255)
+            if (!v[i].is_number_integer() || v[i].get<long long>() < 0 || v[i].get<long long>() > 255)
               throw std::runtime_error(where + ": colour components are integers 0 to 255");
-            c[i] = v[i].get<int>();
+            c[i] = static_cast<int>(v[i].get<long long>());
           }
           l.color = {static_cast<std::uint8_t>(c[0]), static_cast<std::uint8_t>(c[1]), static_cast<std::uint8_t>(c[2])};
         } else if (k == "opacity") {

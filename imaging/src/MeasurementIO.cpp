@@ -95,7 +95,7 @@ Result<std::vector<Measurement>> measurementsFromDocument(const std::string& tex
       if (key != "format" && key != "version" && key != "measurements")
         throw std::runtime_error("unknown key \"" + key + "\"");
     if (doc.value("format", std::string()) != kFormat) throw std::runtime_error("not a Lumen measurements document");
-    if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"].get<int>() != kVersion)
+    if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"].get<long long>() != kVersion)
       throw std::runtime_error("unsupported version (this Lumen reads version " + std::to_string(kVersion) + ")");
     if (!doc.contains("measurements") || !doc["measurements"].is_array())
       throw std::runtime_error("\"measurements\" must be a list");

@@ -238,3 +238,31 @@ TEST(LabelEditor, OnlyIntegerLabelsUpTo255AreEditable) {
   w->data<std::uint16_t>()[0] = 300;
   EXPECT_FALSE(LabelEditor::toEditable(*w).ok());
 }
+
+TEST(LabelEditor, BrushAtTheCornerOfAnObliqueGridStaysInsideAndUndoes) {
+  ImageGeometry g;
+  g.size = {21, 19, 17};  // partial 16^3 blocks on every axis
+  g.spacingMm = {0.9, 1.1, 2.0};
+  g.originLps = {5, -7, 11};
+  const double c = std::cos(0.5), s = std::sin(0.5);
+  g.direction = Mat3::fromColumns(Vec3{c, s, 0}, Vec3{-s * 0.8, c * 0.8, 0.6}, Vec3{s * 0.6, -c * 0.6, 0.8});
+  auto labels = labelsOn(g);
+  LabelEditor ed(labels);
+  const auto empty = copyOf(*labels);
+  for (const Vec3& ijk : {Vec3{0, 0, 0}, Vec3{20, 18, 16}, Vec3{20, 0, 16}}) {
+    const Vec3 centre = g.ijkToLps(ijk) + Vec3{0.3, -0.2, 0.1};
+    const auto before = countOf(*labels, 6);
+    ed.paint({9.0, true}, centre, 6);
+    std::size_t inside = 0;
+    for (std::size_t k = 0; k < g.size[2]; ++k)
+      for (std::size_t j = 0; j < g.size[1]; ++j)
+        for (std::size_t i = 0; i < g.size[0]; ++i) {
+          const auto v = labels->data<std::uint8_t>()[labels->linearIndex(i, j, k)];
+          inside += v == 6 && (g.ijkToLps({double(i), double(j), double(k)}) - centre).norm() <= 4.5;
+        }
+    EXPECT_GE(countOf(*labels, 6), before);
+    EXPECT_EQ(inside, inSphere(g, centre, 4.5));  // every voxel of the ball, clipped to the grid
+  }
+  while (ed.canUndo()) ed.undo();
+  EXPECT_TRUE(equals(*labels, empty));
+}

@@ -186,6 +186,10 @@ TEST(LabelMapIO, LabelsAndTheirDescriptionsRoundTrip) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().toString().find("unknown key \"colour\""), std::string::npos);
   EXPECT_NE(bad.error().toString().find("m.labels.json"), std::string::npos);
+  // A value that would wrap to a valid one in 32 bits is refused.
+  EXPECT_FALSE(io::labelInfosFromJson(R"({"format":"lumen-labels","version":1,"labels":[{"value":4294967297}]})", "x").ok());
+  EXPECT_FALSE(io::labelInfosFromJson(R"({"format":"lumen-labels","version":1,"labels":[{"value":3,"color":[4294967296,0,0]}]})", "x").ok());
+  EXPECT_TRUE(io::labelInfosFromJson(R"({"format":"lumen-labels","version":1,"labels":[{"value":3,"color":[255,0,0]}]})", "x").ok());
 }
 
 // core's scanline flood fill against ITK's ConnectedThresholdImageFilter (the reference

@@ -67,6 +67,7 @@ TEST(MeasurementIO, DocumentsAreReadStrictly) {
   bad("\"kind\":\"distance\"", "\"kind\":\"ruler\"", "unknown \"kind\"");
   bad("\"text\":\"\"", "\"text\":\"\",\"colour\":1", "unknown key \"colour\"");
   bad("\"version\":1", "\"version\":2", "unsupported version");
+  bad("\"version\":1", "\"version\":4294967297", "unsupported version");  // no wrap to 1
   bad("\"id\":4", "\"id\":1", "used twice");
   bad("[[0.0,0.0,2.0],[4.0,3.0,2.0]]", "[[0.0,0.0,2.0],[4.0,3.0,2.5]]", "not in one plane");
   bad("[[0.0,0.0,2.0],[4.0,3.0,2.0]]", "[[0.0,0.0,2.0]]", "wrong number of points");

@@ -197,6 +197,15 @@ TEST(StudyDatabase, MeasurementsArePerVolumeAndGoWithTheirSeries) {
   // Survives reopening; deleting the study deletes its series' measurements only.
   db = StudyDatabase::open(dir);
   EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "A2");
+  // Deleting one series deletes its measurements only.
+  ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));  // back (a no-op when still there)
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "", "D"));
+  ASSERT_TRUE((*db)->deleteSeries((*series)[0].id, false));
+  EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "");
+  EXPECT_EQ(*(*db)->measurementDocument("9.9.9", ""), "C");
+  ASSERT_TRUE((*db)->import({test::sampleCt()}, {}));
+  studies = (*db)->studies();
+  ASSERT_TRUE((*db)->saveMeasurementDocument(uid, "", "E"));
   ASSERT_TRUE((*db)->deleteStudy((*studies)[0].id, false));
   EXPECT_EQ(*(*db)->measurementDocument(uid, ""), "");
   EXPECT_EQ(*(*db)->measurementDocument("9.9.9", ""), "C");

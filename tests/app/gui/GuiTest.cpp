@@ -1049,6 +1049,22 @@ class GuiTest : public QObject {
     const double frustum = M_PI * 20.0 / 3 * (36 + 18 + 9) + (M_PI * 36 + M_PI * 9) * 1.25;
     const double got = double(count(3)) * voxel;
     QVERIFY2(std::fabs(got - frustum) < 0.1 * frustum, qPrintable(QString("%1 mm3 vs %2 (discs %3 voxels)").arg(got).arg(frustum).arg(discs)));
+    // Edit > Undo takes the latest change first, whether a measurement or a label edit.
+    const auto interpolated = snapshot();
+    w->setMeasureTool(MeasureTool::Distance);
+    QCOMPARE(v->paintTool(), PaintTool::None);  // one tool owns the left button
+    dragMouse(v, v->widgetPos({-10, 25, 0}), v->widgetPos({10, 25, 0}));
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
+    QVERIFY(w->undoLast());
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(0));
+    QVERIFY(same(interpolated));
+    QVERIFY(w->undoLast());
+    QCOMPARE(count(3), discs);
+    QVERIFY(w->redoLast());
+    QVERIFY(same(interpolated));
+    QVERIFY(w->redoLast());
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
+    w->setMeasureTool(MeasureTool::None);
     lp->setTool(PaintTool::None);
     QTest::qWait(100);
     QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-segment-editor.png"));  // for a person to look at
