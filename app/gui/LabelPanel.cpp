@@ -174,6 +174,20 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   e->addWidget(minMl_, 7, 1);
   e->addWidget(smoothB, 8, 0);
   e->addWidget(smoothMm_, 8, 1);
+  auto* crop = button("Crop to 3D box", "Clear the label outside the 3D view's clipping box (B, MPR layout)");
+  auto* del = button("Delete label", "The selected label's voxels become background");
+  e->addWidget(crop, 9, 0);
+  e->addWidget(del, 9, 1);
+  auto* merge = button("Merge into selected", "The chosen label's voxels join the selected label");
+  mergeFrom_ = new QComboBox;
+  mergeFrom_->setObjectName("MergeFrom");
+  e->addWidget(merge, 10, 0);
+  e->addWidget(mergeFrom_, 10, 1);
+  connect(crop, &QPushButton::clicked, this, &LabelPanel::cropRequested);
+  connect(del, &QPushButton::clicked, this, [this] { deleteActiveLabel(); });
+  connect(merge, &QPushButton::clicked, this, [this] {
+    if (mergeFrom_->currentIndex() >= 0) mergeIntoActive(mergeFrom_->currentData().toInt());
+  });
   l->addWidget(editBox_);
 
   auto* fileRow = new QHBoxLayout;
@@ -623,6 +637,58 @@ bool LabelPanel::smooth(double radiusMm) {
   return true;
 }
 
+bool LabelPanel::cropToBox(const std::vector<std::pair<Vec3, Vec3>>& planes) {
+  if (!ensureEditable()) return false;
+  if (planes.size() != 6) {
+    emit message("note: turn on the 3D clipping box (B, in the MPR layout) and fit it around what to keep");
+    return false;
+  }
+  // The box's centre tells which side of each plane is inside, whatever the normals' sense.
+  Vec3 centre;
+  for (const auto& p : planes) centre += p.first;
+  centre = centre / 6.0;
+  std::vector<double> inside;
+  for (const auto& [o, n] : planes) inside.push_back((centre - o).dot(n) >= 0 ? 1.0 : -1.0);
+  const ImageGeometry& g = overlay_->labels->geometry();
+  const auto value = static_cast<std::uint8_t>(active_);
+  afterEdit(editor_->edit("Crop", IndexBox::of(g),
+                          [&](Volume& l) {
+                            std::uint8_t* d = l.data<std::uint8_t>();
+                            std::size_t i = 0;
+                            for (std::size_t z = 0; z < g.size[2]; ++z)
+                              for (std::size_t y = 0; y < g.size[1]; ++y)
+                                for (std::size_t x = 0; x < g.size[0]; ++x, ++i) {
+                                  if (d[i] != value) continue;
+                                  const Vec3 p = g.ijkToLps({double(x), double(y), double(z)});
+                                  for (std::size_t k = 0; k < 6; ++k)
+                                    if ((p - planes[k].first).dot(planes[k].second) * inside[k] < 0) {
+                                      d[i] = 0;
+                                      break;
+                                    }
+                                }
+                          }),
+            true);
+  return true;
+}
+
+bool LabelPanel::mergeIntoActive(int from) {
+  if (!ensureEditable() || from == active_) return false;
+  afterEdit(editor_->relabel(from, active_), true);
+  return true;
+}
+
+bool LabelPanel::deleteActiveLabel() {
+  if (!ensureEditable()) return false;
+  afterEdit(editor_->relabel(active_, 0), true);
+  auto& es = overlay_->entries;
+  es.erase(std::remove_if(es.begin(), es.end(), [&](const LabelEntry& e) { return e.value == active_; }), es.end());
+  active_ = es.empty() ? 1 : es.front().value;
+  describedChanged();
+  refreshTable();
+  emit appearanceChanged();
+  return true;
+}
+
 bool LabelPanel::undo() {
   if (!editor_ || editor_->inStep() || !editor_->canUndo()) return false;
   afterEdit(editor_->undo(), false);
@@ -762,8 +828,12 @@ void LabelPanel::refreshTable() {
         if (commonLabelCodes()[i].second.value == en->type.value && commonLabelCodes()[i].first.value == en->category.value)
           codeIndex = static_cast<int>(i) + 1;
     code_->setCurrentIndex(codeIndex);
+    mergeFrom_->clear();
+    for (const auto& x : overlay_->entries)
+      if (x.value != active_) mergeFrom_->addItem(QString::fromStdString(x.name), x.value);
   } else {
     source_->setText("No label map. New draws one on the image; Load shows one (NIfTI, NRRD).");
+    mergeFrom_->clear();
   }
   opacity_->setEnabled(overlay_ != nullptr);
   filling_ = false;

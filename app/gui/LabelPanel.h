@@ -65,6 +65,13 @@ class LabelPanel : public QWidget {
   bool removeSmallIslands(double minMl);
   bool interpolate();
   bool smooth(double radiusMm);
+  /// Clears the active label outside a box given by its six planes (point, normal, LPS;
+  /// the 3D view's clipping box). The grid keeps its size.
+  bool cropToBox(const std::vector<std::pair<Vec3, Vec3>>& planes);
+  /// Label `from`'s voxels join the active label (labels are exclusive: this is their union).
+  bool mergeIntoActive(int from);
+  /// Removes the active label: its voxels become background, its row goes.
+  bool deleteActiveLabel();
   bool undo();
   bool redo();
   /// The index axis across the view where the reader works (interpolation, 2D fill).
@@ -105,6 +112,8 @@ class LabelPanel : public QWidget {
   void toolChanged(lumen::gui::PaintTool tool, double diameterMm);
   void message(const QString& text);
   void measuresUpdated();
+  /// "Crop to 3D box": the window answers with cropToBox and the 3D view's box.
+  void cropRequested();
 
  private:
   bool ensureEditable();
@@ -151,6 +160,7 @@ class LabelPanel : public QWidget {
   QDoubleSpinBox* hi_ = nullptr;
   QDoubleSpinBox* minMl_ = nullptr;
   QDoubleSpinBox* smoothMm_ = nullptr;
+  QComboBox* mergeFrom_ = nullptr;
   QWidget* editBox_ = nullptr;
   QTimer* measureTimer_ = nullptr;
   QTimer* autosaveTimer_ = nullptr;

@@ -157,6 +157,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   connect(labels_, &LabelPanel::overlayReplaced, this, [this](std::shared_ptr<LabelOverlay> o) { grid_->setOverlay(o); });
   connect(labels_, &LabelPanel::voxelsEdited, grid_, &ViewportGrid::overlayVoxelsChanged);
   connect(labels_, &LabelPanel::message, this, &MainWindow::addMessage);
+  connect(labels_, &LabelPanel::cropRequested, this, [this] {
+    std::vector<std::pair<Vec3, Vec3>> planes;
+    grid_->volumeView()->clippingPlanes(planes);
+    labels_->cropToBox(planes);
+  });
   connect(labels_, &LabelPanel::toolChanged, this, [this](PaintTool tool, double mm) {
     for (int i = 0; i < 4; ++i) grid_->sliceView(i)->setPaintTool(tool, mm);
     if (tool != PaintTool::None) setMeasureTool(MeasureTool::None);

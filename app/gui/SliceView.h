@@ -93,6 +93,7 @@ class SliceView : public VtkWidget {
   void setMprInteraction(bool on) { mpr_ = on; }
 
   void setOverlay(std::shared_ptr<LabelOverlay> overlay);
+  const std::shared_ptr<LabelOverlay>& overlay() const { return overlay_; }
   /// Re-reads visibility / opacity / colours of the overlay.
   void updateOverlayAppearance();
 

@@ -216,8 +216,10 @@ void ViewportGrid::showSeries(std::shared_ptr<LoadedSeries> series, int viewport
       v->setHidePatient(hidePatient_);
       v->setSlab(slabMode_, slabMm_);
       v->setMprInteraction(true);
+      keepOverlay(v);
     }
     volume3d_->setSeries(series);
+    if (overlayBelongs(*series)) volume3d_->setOverlay(overlay_);
     resetMprAxes();
     setActive(0);
     return;
@@ -227,6 +229,7 @@ void ViewportGrid::showSeries(std::shared_ptr<LoadedSeries> series, int viewport
   v->setSeries(series, Plane::Native);
   v->setHidePatient(hidePatient_);
   v->setMprInteraction(false);
+  keepOverlay(v);
   setActive(target);
 }
 
@@ -236,9 +239,13 @@ void ViewportGrid::replaceSeries(const std::shared_ptr<LoadedSeries>& from, std:
   for (SliceView* v : slices_)
     if (from && v->series() == from) {
       v->replaceSeries(to);
+      keepOverlay(v);
       shown = true;
     }
-  if (from && volume3d_->series() == from) volume3d_->setSeries(to);
+  if (from && volume3d_->series() == from) {
+    volume3d_->setSeries(to);
+    if (overlayBelongs(*to)) volume3d_->setOverlay(overlay_);
+  }
   if (!shown) showSeries(std::move(to));
 }
 
@@ -348,9 +355,22 @@ void ViewportGrid::setSlab(SlabMode mode, double mm) {
 }
 
 void ViewportGrid::setOverlay(std::shared_ptr<LabelOverlay> overlay) {
+  overlay_ = overlay;
+  SliceView* a = activeSliceView();
+  overlaySeries_ = a && a->hasSeries() ? a->series()->info.series.seriesInstanceUid : std::string();
   for (auto* v : slices_)
     if (v->hasSeries()) v->setOverlay(overlay);
   if (volume3d_->series()) volume3d_->setOverlay(overlay);
+}
+
+bool ViewportGrid::overlayBelongs(const LoadedSeries& s) const {
+  if (!overlay_ || !overlay_->labels || !s.volume) return false;
+  return (!overlaySeries_.empty() && s.info.series.seriesInstanceUid == overlaySeries_) ||
+         sameGrid(overlay_->labels->geometry(), s.volume->geometry(), 0.01);
+}
+
+void ViewportGrid::keepOverlay(SliceView* v) {
+  if (v->hasSeries() && overlayBelongs(*v->series())) v->setOverlay(overlay_);
 }
 
 void ViewportGrid::overlayAppearanceChanged() {

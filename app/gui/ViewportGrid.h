@@ -9,6 +9,7 @@
 
 #include <array>
 #include <memory>
+#include <string>
 
 #include "SliceView.h"
 #include "ViewModel.h"
@@ -111,6 +112,12 @@ class ViewportGrid : public QWidget {
   SlabMode slabMode_ = SlabMode::None;
   double slabMm_ = 0.0;
   QTimer* surfaceTimer_ = nullptr;
+  // The label map shown, kept for views that get a series later (a layout change, MPR):
+  // it follows to views of its own series or grid.
+  std::shared_ptr<LabelOverlay> overlay_;
+  std::string overlaySeries_;
+  bool overlayBelongs(const LoadedSeries& s) const;
+  void keepOverlay(SliceView* v);
 };
 
 /// MIME type of a study-browser series drag: one file path per line.

@@ -5,6 +5,7 @@
 
 #include <vtkActor.h>
 #include <vtkBoxRepresentation.h>
+#include <vtkPlane.h>
 #include <vtkBoxWidget2.h>
 #include <vtkCallbackCommand.h>
 #include <vtkCamera.h>
@@ -260,6 +261,29 @@ void VolumeView3D::setClippingBox(bool on) {
   }
   updateClipping();
   update();
+}
+
+void VolumeView3D::placeClippingBox(const double bounds[6]) {
+  setClippingBox(true);
+  if (!clipping_) return;
+  double b[6];
+  std::copy(bounds, bounds + 6, b);
+  box_->GetRepresentation()->PlaceWidget(b);
+  updateClipping();
+}
+
+bool VolumeView3D::clippingPlanes(std::vector<std::pair<Vec3, Vec3>>& out) const {
+  out.clear();
+  if (!clipping_) return false;
+  auto planes = vtkSmartPointer<vtkPlanes>::New();
+  static_cast<vtkBoxRepresentation*>(box_->GetRepresentation())->GetPlanes(planes);
+  for (int i = 0; i < planes->GetNumberOfPlanes(); ++i) {
+    double o[3], n[3];
+    planes->GetPlane(i)->GetOrigin(o);
+    planes->GetPlane(i)->GetNormal(n);
+    out.push_back({Vec3{o[0], o[1], o[2]}, Vec3{n[0], n[1], n[2]}});
+  }
+  return true;
 }
 
 void VolumeView3D::updateClipping() {

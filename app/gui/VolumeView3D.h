@@ -43,6 +43,10 @@ class VolumeView3D : public VtkWidget {
   void setWindowLevel(const WindowLevel& wl);
   void setClippingBox(bool on);
   bool clippingBox() const { return clipping_; }
+  /// Puts the clipping box at LPS bounds (xmin, xmax, ymin, ymax, zmin, zmax) and turns it on.
+  void placeClippingBox(const double bounds[6]);
+  /// The clipping box's six planes (a point and the outward normal, LPS); false when off.
+  bool clippingPlanes(std::vector<std::pair<Vec3, Vec3>>& planes) const;
   void resetView();
   void setOverlay(std::shared_ptr<LabelOverlay> overlay);
   void updateOverlayAppearance();

@@ -1088,6 +1088,39 @@ class GuiTest : public QObject {
     QVERIFY(lp->editing());
     QVERIFY(lp->waitForMeasures(20000));
     QCOMPARE(lp->measures().size(), std::size_t(3));
+
+    // Crop to the 3D view's clipping box: label 3 (the cone, z -20..0) keeps z >= -12 only.
+    const auto& map = *lp->overlay()->labels;
+    auto countIn = [&](int value, double zMin) {
+      std::size_t n = 0;
+      for (std::size_t k = 0; k < g.size[2]; ++k)
+        for (std::size_t j = 0; j < g.size[1]; ++j)
+          for (std::size_t i = 0; i < g.size[0]; ++i)
+            n += map.data<std::uint8_t>()[map.linearIndex(i, j, k)] == value && g.ijkToLps({double(i), double(j), double(k)}).z >= zMin;
+      return n;
+    };
+    const std::size_t upper = countIn(3, -12), ones = countIn(1, -1e9);
+    QVERIFY(upper > 0 && upper < countIn(3, -1e9));
+    w->setLayoutMode(Layout::Mpr);
+    QTest::qWait(200);
+    // The map being edited stays on screen in every plane after the layout change.
+    for (int i = 0; i < 3; ++i) QCOMPARE(w->grid()->sliceView(i)->overlay(), lp->overlay());
+    const double clipBox[6] = {-40, 40, -45, 45, -12, 40};
+    w->grid()->volumeView()->placeClippingBox(clipBox);
+    lp->setActiveLabel(3);
+    emit lp->cropRequested();
+    QCOMPARE(countIn(3, -1e9), upper);
+    QTest::qWait(600);  // the 3D surfaces follow the edit once painting pauses
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-segment-editor-mpr.png"));
+    // Merge label 1 into 3, then delete 3: voxels to background, the row gone.
+    QVERIFY(lp->mergeIntoActive(1));
+    QCOMPARE(countIn(1, -1e9), std::size_t(0));
+    QCOMPARE(countIn(3, -1e9), upper + ones);
+    QVERIFY(lp->deleteActiveLabel());
+    QCOMPARE(countIn(3, -1e9), std::size_t(0));
+    for (const auto& e : lp->overlay()->entries) QVERIFY(e.value != 3);
+    QVERIFY(w->undoLast());  // the deletion's voxels come back
+    QCOMPARE(countIn(3, -1e9), upper + ones);
   }
 
   // Unsaved label edits are never lost silently: clearing the map keeps them in the
