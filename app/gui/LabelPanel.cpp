@@ -5,6 +5,8 @@
 #include <QColorDialog>
 #include <QComboBox>
 #include <QCoreApplication>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDoubleSpinBox>
 #include <QDir>
 #include <QElapsedTimer>
@@ -13,8 +15,10 @@
 #include <QFileInfo>
 #include <QGridLayout>
 #include <QHBoxLayout>
+#include <QFormLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPointer>
 #include <QPushButton>
 #include <QRadioButton>
@@ -26,9 +30,11 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <array>
 #include <cmath>
 
 #include "lumen/core/Sha256.h"
+#include "lumen/imaging/ImageIO.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/LabelTools.h"
 
@@ -86,17 +92,52 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   code_->addItem("(no code)");
   for (const auto& [category, type] : commonLabelCodes())
     code_->addItem(QString::fromStdString(type.meaning + " (" + category.meaning + ")"));
+  auto* typed = button("Code...", "Type the selected label's category and type codes (e.g. SCT)");
   labelRow->addWidget(add);
   labelRow->addWidget(colour);
   labelRow->addWidget(code_, 1);
+  labelRow->addWidget(typed);
   l->addLayout(labelRow);
+  connect(typed, &QPushButton::clicked, this, [this] {
+    LabelEntry* en = entry(active_);
+    if (!en) return;
+    QDialog d(this);
+    d.setWindowTitle("Label codes");
+    auto* form = new QFormLayout(&d);
+    QLineEdit* fields[6];
+    const char* names[6] = {"Category value", "Category scheme", "Category meaning", "Type value", "Type scheme", "Type meaning"};
+    const std::string values[6] = {en->category.value, en->category.scheme, en->category.meaning,
+                                   en->type.value,     en->type.scheme,     en->type.meaning};
+    for (int i = 0; i < 6; ++i) {
+      fields[i] = new QLineEdit(QString::fromStdString(values[i]));
+      form->addRow(names[i], fields[i]);
+    }
+    auto* ok = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    form->addRow(ok);
+    connect(ok, &QDialogButtonBox::accepted, &d, &QDialog::accept);
+    connect(ok, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+    if (d.exec() != QDialog::Accepted) return;
+    auto text = [&](int i) { return fields[i]->text().trimmed().toStdString(); };
+    setLabelCode({text(0), text(1), text(2)}, {text(3), text(4), text(5)});
+  });
+  connect(labelOpacity_, &QSlider::valueChanged, this, [this](int v) {
+    if (!filling_) setLabelOpacity(v / 100.0);
+  });
 
   auto* opacityRow = new QHBoxLayout;
   opacityRow->addWidget(new QLabel("Opacity"));
   opacity_ = new QSlider(Qt::Horizontal);
   opacity_->setRange(0, 100);
   opacity_->setValue(45);
+  opacity_->setToolTip("All labels");
   opacityRow->addWidget(opacity_, 1);
+  opacityRow->addWidget(new QLabel("selected"));
+  labelOpacity_ = new QSlider(Qt::Horizontal);
+  labelOpacity_->setObjectName("LabelOpacity");
+  labelOpacity_->setRange(0, 100);
+  labelOpacity_->setValue(100);
+  labelOpacity_->setToolTip("The selected label's own opacity");
+  opacityRow->addWidget(labelOpacity_, 1);
   l->addLayout(opacityRow);
 
   editBox_ = new QWidget;
@@ -183,6 +224,20 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   mergeFrom_->setObjectName("MergeFrom");
   e->addWidget(merge, 10, 0);
   e->addWidget(mergeFrom_, 10, 1);
+  auto* combine = new QComboBox;
+  combine->setObjectName("CombineWithFile");
+  combine->setToolTip("The selected label combined with the labelled voxels of another map (same grid)");
+  combine->addItems({"With a map file...", "Union", "Intersect", "Subtract"});
+  e->addWidget(combine, 11, 0, 1, 2);
+  connect(combine, qOverload<int>(&QComboBox::activated), this, [this, combine](int i) {
+    combine->setCurrentIndex(0);
+    if (i <= 0) return;
+    const QString f = QFileDialog::getOpenFileName(this, "Label map to combine with", {}, "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha)");
+    if (f.isEmpty()) return;
+    const LabelEditor::LogicalOp ops[3] = {LabelEditor::LogicalOp::Union, LabelEditor::LogicalOp::Intersect,
+                                           LabelEditor::LogicalOp::Subtract};
+    combineWithFile(f, ops[i - 1]);
+  });
   connect(crop, &QPushButton::clicked, this, &LabelPanel::cropRequested);
   connect(del, &QPushButton::clicked, this, [this] { deleteActiveLabel(); });
   connect(merge, &QPushButton::clicked, this, [this] {
@@ -236,16 +291,12 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     emit appearanceChanged();
   });
   connect(code_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
-    LabelEntry* en = entry(active_);
-    if (filling_ || !en) return;
-    if (i <= 0) {
-      en->category = {};
-      en->type = {};
-    } else {
-      en->category = commonLabelCodes()[static_cast<std::size_t>(i - 1)].first;
-      en->type = commonLabelCodes()[static_cast<std::size_t>(i - 1)].second;
-    }
-    describedChanged();
+    if (filling_ || !entry(active_)) return;
+    const auto n = static_cast<int>(commonLabelCodes().size());
+    if (i <= 0) setLabelCode({}, {});
+    else if (i <= n) setLabelCode(commonLabelCodes()[static_cast<std::size_t>(i - 1)].first,
+                                  commonLabelCodes()[static_cast<std::size_t>(i - 1)].second);
+    // i > n: the label's own typed code, already set
   });
   connect(opacity_, &QSlider::valueChanged, this, [this](int v) {
     if (!overlay_) return;
@@ -300,8 +351,7 @@ void LabelPanel::startAutosave(bool wait) {
     if (wait) autosaver_->waitForDone();
     return;
   }
-  std::vector<LabelInfo> infos;
-  for (const auto& e : overlay_->entries) infos.push_back({e.value, e.name, e.color, 1.0, e.visible, e.category, e.type});
+  const std::vector<LabelInfo> infos = labelInfosOf(*overlay_);
   auto labels = std::make_shared<Volume>(overlay_->labels->clone());
   const std::uint64_t revision = state();
   const QString path = editPath_;
@@ -347,7 +397,7 @@ bool LabelPanel::restoreAutosave() {
   o->labels = map->labels;
   o->source = "autosaved labels";
   o->opacity = 0.5;
-  for (const auto& i : map->infos) o->entries.push_back({i.value, i.name, i.color, i.visible, i.category, i.type});
+  applyLabelInfos(*o, map->infos);
   setOverlay(o);
   emit overlayReplaced(overlay_);
   // Still not in a file of the reader's: unsaved until saved.
@@ -440,7 +490,7 @@ bool LabelPanel::newLabelMap() {
   keepUnsavedEdits();
   auto o = std::make_shared<LabelOverlay>();
   o->labels = *labels;
-  o->entries.push_back({1, "Label 1", labelColor(1), true, {}, {}});
+  o->entries.push_back({1, "Label 1", labelColor(1), true, {}, {}, 1.0});
   o->opacity = 0.5;
   o->source = "new label map";
   overlay_ = o;
@@ -483,7 +533,7 @@ int LabelPanel::addLabel() {
   if (!ensureEditable()) return 0;
   for (int v = 1; v < 256; ++v)
     if (!entry(v)) {
-      overlay_->entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}});
+      overlay_->entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}, 1.0});
       std::sort(overlay_->entries.begin(), overlay_->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
       active_ = v;
       refreshTable();
@@ -498,7 +548,7 @@ void LabelPanel::setActiveLabel(int value) {
   if (value < 1 || value > 255) return;
   active_ = value;
   if (overlay_ && !entry(value)) {
-    overlay_->entries.push_back({value, "Label " + std::to_string(value), labelColor(value), true, {}, {}});
+    overlay_->entries.push_back({value, "Label " + std::to_string(value), labelColor(value), true, {}, {}, 1.0});
     std::sort(overlay_->entries.begin(), overlay_->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
     emit appearanceChanged();
   }
@@ -637,6 +687,34 @@ bool LabelPanel::smooth(double radiusMm) {
   return true;
 }
 
+void LabelPanel::setLabelOpacity(double opacity) {
+  LabelEntry* en = entry(active_);
+  if (!en) return;
+  en->opacity = std::clamp(opacity, 0.0, 1.0);
+  describedChanged();
+  emit appearanceChanged();
+  refreshTable();
+}
+
+bool LabelPanel::setLabelCode(const CodedConcept& category, const CodedConcept& type) {
+  LabelEntry* en = entry(active_);
+  if (!en) return false;
+  for (const CodedConcept* c : {&category, &type})
+    if (!c->value.empty() && (c->scheme.empty() || c->meaning.empty())) {
+      emit message("note: a code needs its value, coding scheme and meaning (e.g. 10200004, SCT, Liver)");
+      return false;
+    }
+  if (category.empty() != type.empty()) {
+    emit message("note: a label's code has both a category and a type (DICOM SEG needs both)");
+    return false;
+  }
+  en->category = category;
+  en->type = type;
+  describedChanged();
+  refreshTable();
+  return true;
+}
+
 bool LabelPanel::cropToBox(const std::vector<std::pair<Vec3, Vec3>>& planes) {
   if (!ensureEditable()) return false;
   if (planes.size() != 6) {
@@ -671,6 +749,23 @@ bool LabelPanel::cropToBox(const std::vector<std::pair<Vec3, Vec3>>& planes) {
   return true;
 }
 
+bool LabelPanel::combineWithFile(const QString& path, LabelEditor::LogicalOp op) {
+  if (!ensureEditable()) return false;
+  auto mask = io::readImage(path.toStdString());
+  if (!mask) return report("combining", mask.error());
+  if (!sameGrid(mask->geometry(), overlay_->labels->geometry(), 0.01)) {
+    emit message("note: " + path + " is not on this label map's grid: not combined");
+    return false;
+  }
+  if (mask->pixelType() == PixelType::RGB8) {
+    emit message("note: " + path + " is a colour image, not a label map");
+    return false;
+  }
+  setActiveLabel(active_);
+  afterEdit(editor_->combine(active_, op, *mask, -1, overwrite_->isChecked()), true);
+  return true;
+}
+
 bool LabelPanel::mergeIntoActive(int from) {
   if (!ensureEditable() || from == active_) return false;
   afterEdit(editor_->relabel(from, active_), true);
@@ -692,13 +787,32 @@ bool LabelPanel::deleteActiveLabel() {
 bool LabelPanel::undo() {
   if (!editor_ || editor_->inStep() || !editor_->canUndo()) return false;
   afterEdit(editor_->undo(), false);
+  syncEntries();
   return true;
 }
 
 bool LabelPanel::redo() {
   if (!editor_ || editor_->inStep() || !editor_->canRedo()) return false;
   afterEdit(editor_->redo(), false);
+  syncEntries();
   return true;
+}
+
+void LabelPanel::syncEntries() {
+  if (!overlay_ || !editor_) return;
+  std::array<bool, 256> present{};
+  const std::uint8_t* d = overlay_->labels->data<std::uint8_t>();
+  for (std::size_t i = 0; i < overlay_->labels->voxelCount(); ++i) present[d[i]] = true;
+  bool added = false;
+  for (int v = 1; v < 256; ++v)
+    if (present[static_cast<std::size_t>(v)] && !entry(v)) {
+      overlay_->entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}, 1.0});
+      added = true;
+    }
+  if (!added) return;
+  std::sort(overlay_->entries.begin(), overlay_->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
+  refreshTable();
+  emit appearanceChanged();
 }
 
 std::uint64_t LabelPanel::state() const { return editor_ ? editor_->revision() + metaChanges_ : 0; }
@@ -715,18 +829,7 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
     if (error) *error = "no label map to save";
     return false;
   }
-  std::vector<LabelInfo> infos;
-  for (const auto& e : overlay_->entries) {
-    LabelInfo i;
-    i.value = e.value;
-    i.name = e.name;
-    i.color = e.color;
-    i.visible = e.visible;
-    i.category = e.category;
-    i.type = e.type;
-    infos.push_back(i);
-  }
-  if (auto st = io::writeLabelMap(*overlay_->labels, infos, path.toStdString()); !st) {
+  if (auto st = io::writeLabelMap(*overlay_->labels, labelInfosOf(*overlay_), path.toStdString()); !st) {
     if (error) *error = QString::fromStdString(st.error().toString());
     return false;
   }
@@ -822,12 +925,21 @@ void LabelPanel::refreshTable() {
     else text += " (shown, not editable)";
     source_->setText(text);
     const LabelEntry* en = entry(active_);
+    // The built-in codes, and the selected label's own when it typed one.
+    while (code_->count() > static_cast<int>(commonLabelCodes().size()) + 1) code_->removeItem(code_->count() - 1);
     int codeIndex = 0;
-    if (en && !en->type.empty())
+    if (en && !en->type.empty()) {
       for (std::size_t i = 0; i < commonLabelCodes().size(); ++i)
-        if (commonLabelCodes()[i].second.value == en->type.value && commonLabelCodes()[i].first.value == en->category.value)
+        if (commonLabelCodes()[i].second.value == en->type.value && commonLabelCodes()[i].second.scheme == en->type.scheme &&
+            commonLabelCodes()[i].first.value == en->category.value)
           codeIndex = static_cast<int>(i) + 1;
+      if (codeIndex == 0) {
+        code_->addItem(QString::fromStdString(en->type.meaning + " (" + en->category.meaning + ", typed)"));
+        codeIndex = code_->count() - 1;
+      }
+    }
     code_->setCurrentIndex(codeIndex);
+    labelOpacity_->setValue(en ? static_cast<int>(std::lround(en->opacity * 100)) : 100);
     mergeFrom_->clear();
     for (const auto& x : overlay_->entries)
       if (x.value != active_) mergeFrom_->addItem(QString::fromStdString(x.name), x.value);

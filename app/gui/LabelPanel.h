@@ -46,6 +46,11 @@ class LabelPanel : public QWidget {
   /// The label new voxels get (adds it to the list when new).
   void setActiveLabel(int value);
   int activeLabel() const { return active_; }
+  /// The active label's own opacity (0..1, times the overlay's).
+  void setLabelOpacity(double opacity);
+  /// The active label's category and type codes, from the built-in list or typed (Code...):
+  /// false, with a message, when a code lacks its scheme or meaning.
+  bool setLabelCode(const CodedConcept& category, const CodedConcept& type);
   /// Adds a label with the next free value; returns it (0 when 255 are used).
   int addLabel();
   PaintTool tool() const { return tool_; }
@@ -70,6 +75,9 @@ class LabelPanel : public QWidget {
   bool cropToBox(const std::vector<std::pair<Vec3, Vec3>>& planes);
   /// Label `from`'s voxels join the active label (labels are exclusive: this is their union).
   bool mergeIntoActive(int from);
+  /// The active label combined with the labelled voxels (any non-zero value) of another
+  /// map on the same grid, read from `path`: union (over background), intersect, subtract.
+  bool combineWithFile(const QString& path, LabelEditor::LogicalOp op);
   /// Removes the active label: its voxels become background, its row goes.
   bool deleteActiveLabel();
   bool undo();
@@ -129,6 +137,8 @@ class LabelPanel : public QWidget {
   /// Edits and description changes together: changes whenever either does.
   std::uint64_t state() const;
   void describedChanged();
+  /// Every value in the map has a row (undo can bring back a deleted label's voxels).
+  void syncEntries();
   void updateRestore();
 
   std::shared_ptr<LabelOverlay> overlay_;
@@ -151,6 +161,7 @@ class LabelPanel : public QWidget {
   QTableWidget* table_ = nullptr;
   QComboBox* code_ = nullptr;
   QSlider* opacity_ = nullptr;
+  QSlider* labelOpacity_ = nullptr;
   QRadioButton* tools_[4] = {};
   QDoubleSpinBox* size_ = nullptr;
   QCheckBox* sphere_ = nullptr;

@@ -792,22 +792,7 @@ void MainWindow::openOverlay(const QString& path) {
     auto map = io::readLabelMap(path.toStdString());
     if (map) {
       overlay = makeLabelOverlay(map->labels, path.toStdString());
-      if (overlay)
-        for (const auto& info : map->infos) {
-          auto it = std::find_if(overlay->entries.begin(), overlay->entries.end(), [&](auto& e) { return e.value == info.value; });
-          if (it == overlay->entries.end()) {
-            LabelEntry added;
-            added.value = info.value;
-            overlay->entries.push_back(added);
-            it = overlay->entries.end() - 1;
-          }
-          it->name = info.name;
-          it->color = info.color;
-          it->visible = info.visible;
-          it->category = info.category;
-          it->type = info.type;
-        }
-      if (overlay) std::sort(overlay->entries.begin(), overlay->entries.end(), [](auto& a, auto& b) { return a.value < b.value; });
+      if (overlay) applyLabelInfos(*overlay, map->infos);
     } else if (map.error().code == ErrorCode::Unsupported) {
       auto v = io::readImage(path.toStdString());
       overlay = v ? makeLabelOverlay(std::make_shared<Volume>(std::move(v.value())), path.toStdString())

@@ -483,7 +483,7 @@ void SliceView::updateOverlayAppearance() {
   overlayLut_->SetTableRange(-0.5, maxLabel + 0.5);
   for (int v = 0; v <= maxLabel; ++v) overlayLut_->SetTableValue(v, 0, 0, 0, 0);
   for (const auto& e : overlay_->entries)
-    overlayLut_->SetTableValue(e.value, e.color.r / 255.0, e.color.g / 255.0, e.color.b / 255.0, e.visible ? 1.0 : 0.0);
+    overlayLut_->SetTableValue(e.value, e.color.r / 255.0, e.color.g / 255.0, e.color.b / 255.0, e.visible ? e.opacity : 0.0);
   overlayLut_->Modified();
   overlayProperty_->SetOpacity(overlay_->opacity);
   update();

@@ -342,9 +342,44 @@ Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::strin
   for (int v = 1; v < 65536; ++v) {
     if (!seen[static_cast<std::size_t>(v)]) continue;
     if (o.entries.size() >= 1000) return Error(ErrorCode::Unsupported, "more than 1000 labels", o.source);
-    o.entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}});
+    o.entries.push_back({v, "Label " + std::to_string(v), labelColor(v), true, {}, {}, 1.0});
   }
   return o;
+}
+
+LabelInfo toLabelInfo(const LabelEntry& e) {
+  LabelInfo i;
+  i.value = e.value;
+  i.name = e.name;
+  i.color = e.color;
+  i.visible = e.visible;
+  i.category = e.category;
+  i.type = e.type;
+  i.opacity = e.opacity;
+  return i;
+}
+
+std::vector<LabelInfo> labelInfosOf(const LabelOverlay& o) {
+  std::vector<LabelInfo> out;
+  for (const auto& e : o.entries) out.push_back(toLabelInfo(e));
+  return out;
+}
+
+void applyLabelInfos(LabelOverlay& o, const std::vector<LabelInfo>& infos) {
+  for (const auto& info : infos) {
+    auto it = std::find_if(o.entries.begin(), o.entries.end(), [&](const LabelEntry& e) { return e.value == info.value; });
+    if (it == o.entries.end()) {
+      o.entries.push_back({info.value, {}, {}, true, {}, {}, 1.0});
+      it = o.entries.end() - 1;
+    }
+    it->name = info.name;
+    it->color = info.color;
+    it->visible = info.visible;
+    it->category = info.category;
+    it->type = info.type;
+    it->opacity = info.opacity;
+  }
+  std::sort(o.entries.begin(), o.entries.end(), [](const LabelEntry& a, const LabelEntry& b) { return a.value < b.value; });
 }
 
 double niceScaleLength(double maxMm) {

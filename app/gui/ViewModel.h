@@ -151,6 +151,7 @@ struct LabelEntry {
   Rgb8 color{255, 0, 0};
   bool visible = true;
   CodedConcept category, type;  // for DICOM SEG; empty when not chosen
+  double opacity = 1.0;         // this label's, times the overlay's
 };
 struct LabelOverlay {
   std::shared_ptr<Volume> labels;  // integer voxels on their own grid (LPS)
@@ -161,6 +162,12 @@ struct LabelOverlay {
 /// Finds the labels present and gives them distinct colours. Fails for non-integer or
 /// colour images, and for maps with more than 1000 distinct labels.
 Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::string source);
+/// A label's description as files and the editor keep it (LabelInfo), and as shown.
+LabelInfo toLabelInfo(const LabelEntry& e);
+std::vector<LabelInfo> labelInfosOf(const LabelOverlay& o);
+/// Gives the overlay's labels these descriptions (described labels without voxels get a
+/// row too), sorted by value.
+void applyLabelInfos(LabelOverlay& o, const std::vector<LabelInfo>& infos);
 /// Colour of label `value` in Lumen's palette (stable: the same value, the same colour).
 Rgb8 labelColor(int value);
 

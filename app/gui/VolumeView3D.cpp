@@ -339,7 +339,7 @@ void VolumeView3D::updateOverlayAppearance() {
     const auto& e = overlay_->entries[i];
     labelActors_[i]->SetVisibility(e.visible);
     labelActors_[i]->GetProperty()->SetColor(e.color.r / 255.0, e.color.g / 255.0, e.color.b / 255.0);
-    labelActors_[i]->GetProperty()->SetOpacity(std::clamp(overlay_->opacity * 2.0, 0.2, 1.0));
+    labelActors_[i]->GetProperty()->SetOpacity(std::clamp(overlay_->opacity * 2.0, 0.2, 1.0) * e.opacity);
   }
   update();
 }

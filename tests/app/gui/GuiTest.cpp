@@ -1071,6 +1071,11 @@ class GuiTest : public QObject {
 
     // Saved with names and codes, read back identical; no unsaved edits left.
     lp->overlay()->entries[1].name = "Box";
+    lp->setActiveLabel(2);
+    QVERIFY(!lp->setLabelCode({"91723000", "SCT", "Anatomical Structure"}, {"123", "", "Phantom box"}));  // no scheme
+    QVERIFY(lp->setLabelCode({"91723000", "SCT", "Anatomical Structure"}, {"L-0001", "99LUMEN", "Phantom box"}));
+    lp->setLabelOpacity(0.4);
+    QVERIFY(lp->findChild<QComboBox*>("LabelCode")->currentText().contains("Phantom box"));
     QVERIFY(lp->hasUnsavedChanges());
     const QString file = dataDir_->path() + "/labels.nii.gz";
     QString error;
@@ -1080,6 +1085,8 @@ class GuiTest : public QObject {
     QVERIFY(back.ok());
     QVERIFY(std::memcmp(back->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
     QCOMPARE(QString::fromStdString(back->infos[1].name), QString("Box"));
+    QCOMPARE(QString::fromStdString(back->infos[1].type.scheme), QString("99LUMEN"));
+    QCOMPARE(back->infos[1].opacity, 0.4);
 
     // A result on the series grid (as the AI engine gives) opens editable with statistics.
     w->clearOverlay();
@@ -1119,8 +1126,23 @@ class GuiTest : public QObject {
     QVERIFY(lp->deleteActiveLabel());
     QCOMPARE(countIn(3, -1e9), std::size_t(0));
     for (const auto& e : lp->overlay()->entries) QVERIFY(e.value != 3);
-    QVERIFY(w->undoLast());  // the deletion's voxels come back
+    QVERIFY(w->undoLast());  // the deletion's voxels come back, and their row
     QCOMPARE(countIn(3, -1e9), upper + ones);
+    QVERIFY(std::any_of(lp->overlay()->entries.begin(), lp->overlay()->entries.end(), [](auto& e) { return e.value == 3; }));
+    lp->setActiveLabel(3);
+    // Combined with another map: intersect keeps label 3 where that map has labels.
+    auto halfMask = Volume::zeros(PixelType::UInt8, g);
+    for (std::size_t k = 0; k < g.size[2]; ++k)
+      for (std::size_t j = 0; j < g.size[1]; ++j)
+        for (std::size_t i = 0; i < g.size[0]; ++i)
+          if (g.ijkToLps({double(i), double(j), double(k)}).z >= -5) halfMask->data<std::uint8_t>()[halfMask->linearIndex(i, j, k)] = 9;
+    const QString maskFile = dataDir_->path() + "/upper.nii.gz";
+    QVERIFY(io::writeImage(*halfMask, maskFile.toStdString()));
+    const std::size_t upper3 = countIn(3, -5);
+    QVERIFY(lp->combineWithFile(maskFile, LabelEditor::LogicalOp::Intersect));
+    QCOMPARE(countIn(3, -1e9), upper3);
+    QVERIFY(lp->combineWithFile(maskFile, LabelEditor::LogicalOp::Subtract));
+    QCOMPARE(countIn(3, -1e9), std::size_t(0));
   }
 
   // Unsaved label edits are never lost silently: clearing the map keeps them in the
