@@ -31,6 +31,17 @@ struct ConvertOptions {
 };
 int runConvert(const ConvertOptions& options, const CommonOptions& common);
 
+// ---- De-identification (DeidCommands.cpp) ----
+struct AnonymizeOptions {
+  std::vector<std::string> inputs;  // files or folders; the last positional is the output
+  std::string outDir;
+  std::string keyFile;
+  std::string makeKey;  // create this key file and exit
+  std::vector<std::string> options;
+  bool allowBurnedIn = false;
+};
+int runAnonymize(const AnonymizeOptions& options, const CommonOptions& common);
+
 // ---- Network (NetCommands.cpp) ----
 struct NodesOptions {
   std::string action;  // list, add, remove, local

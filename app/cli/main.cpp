@@ -74,6 +74,20 @@ int main(int argc, char** argv) {
   info->add_option("paths", infoPaths, "Files, folders or DICOMDIRs")->required();
   info->add_flag("--json", common.json, "Machine-readable output");
 
+  AnonymizeOptions an;
+  std::vector<std::string> anPaths;
+  auto* anonymize = app.add_subcommand(
+      "anonymize", "De-identify DICOM files by PS3.15's Basic Profile (Table E.1-1) into a folder, with keyed-hash UIDs");
+  anonymize->add_option("paths", anPaths, "Input files or folders, then the output folder");
+  anonymize->add_option("--key", an.keyFile, "Project key file (UIDs and pseudonyms are derived from it)");
+  anonymize->add_option("--make-key", an.makeKey, "Create a new project key file (mode 0600) and exit");
+  anonymize->add_option("--option", an.options,
+                        "Profile option: retain-longitudinal-modified-dates, retain-patient-characteristics, "
+                        "clean-descriptors, retain-device-identity (repeatable)");
+  anonymize->add_flag("--allow-burned-in", an.allowBurnedIn,
+                      "Also export images flagged as having burned-in annotation, and US, SC, XC (check them first)");
+  anonymize->add_flag("--json", common.json, "Machine-readable output");
+
   // Listed for --help; run by the AI plug-in (see runAiPlugin).
   app.add_subcommand("infer", "Run an AI model (MONAI bundle) on a volume: lumen-cli infer --help");
   app.add_subcommand("models", "List the AI models Lumen finds: lumen-cli models --help");
@@ -212,6 +226,15 @@ int main(int argc, char** argv) {
       return runSend(so, common);
     }
     if (listen->parsed()) return runListen(lo, common);
+    if (anonymize->parsed()) {
+      if (an.makeKey.empty()) {
+        if (anPaths.size() < 2) return fail("anonymize: give input files or folders and then the output folder");
+        an.outDir = anPaths.back();
+        anPaths.pop_back();
+      }
+      an.inputs = anPaths;
+      return runAnonymize(an, common);
+    }
   } catch (const std::exception& e) {
     // A bug, not a user error; still one line, still no crash.
     return fail(std::string("internal error: ") + e.what());

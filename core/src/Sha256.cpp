@@ -1,5 +1,7 @@
 #include "lumen/core/Sha256.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -108,6 +110,31 @@ Result<std::string> Sha256::hexOfFile(const std::filesystem::path& path) {
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) h.update(buf, n);
   if (std::ferror(f.get())) return Error(ErrorCode::Io, "read failed", path.string());
   return h.hex();
+}
+
+std::array<std::uint8_t, 32> Sha256::hmac(const std::string& key, const std::string& message) {
+  std::array<std::uint8_t, 64> k{};
+  if (key.size() > 64) {
+    Sha256 h;
+    h.update(key.data(), key.size());
+    const auto d = h.digest();
+    std::copy(d.begin(), d.end(), k.begin());
+  } else {
+    std::copy(key.begin(), key.end(), k.begin());
+  }
+  std::array<std::uint8_t, 64> ipad{}, opad{};
+  for (std::size_t i = 0; i < 64; ++i) {
+    ipad[i] = static_cast<std::uint8_t>(k[i] ^ 0x36);
+    opad[i] = static_cast<std::uint8_t>(k[i] ^ 0x5c);
+  }
+  Sha256 inner;
+  inner.update(ipad.data(), ipad.size());
+  inner.update(message.data(), message.size());
+  const auto innerDigest = inner.digest();
+  Sha256 outer;
+  outer.update(opad.data(), opad.size());
+  outer.update(innerDigest.data(), innerDigest.size());
+  return outer.digest();
 }
 
 }  // namespace lumen

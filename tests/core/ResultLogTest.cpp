@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <string>
 #include <vector>
 
@@ -37,6 +39,25 @@ TEST(Log, SinkAndLevelFilter) {
 }
 
 #include "lumen/core/Sha256.h"
+
+TEST(Sha256, HmacMatchesRfc4231) {
+  auto hex = [](const std::array<std::uint8_t, 32>& d) {
+    std::string s;
+    char b[3];
+    for (auto v : d) {
+      std::snprintf(b, sizeof b, "%02x", v);
+      s += b;
+    }
+    return s;
+  };
+  EXPECT_EQ(hex(Sha256::hmac(std::string(20, '\x0b'), "Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(hex(Sha256::hmac("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // A key longer than the block is hashed first (test case 6).
+  EXPECT_EQ(hex(Sha256::hmac(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
 
 TEST(Sha256, KnownDigests) {
   EXPECT_EQ(Sha256::hexOf("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

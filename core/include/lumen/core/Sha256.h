@@ -23,6 +23,8 @@ class Sha256 {
 
   static std::string hexOf(const void* data, std::size_t size);
   static Result<std::string> hexOfFile(const std::filesystem::path& path);
+  /// HMAC-SHA-256 (RFC 2104): a keyed hash, so that who lacks the key cannot recompute it.
+  static std::array<std::uint8_t, 32> hmac(const std::string& key, const std::string& message);
 
  private:
   void block(const std::uint8_t* p);

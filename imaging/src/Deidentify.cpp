@@ -1,0 +1,487 @@
+#include "lumen/imaging/Deidentify.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <sys/stat.h>
+
+#include "DcmtkSupport.h"
+#include "DicomStructureCheck.h"
+#include "lumen/core/DurableFile.h"
+#include "lumen/core/Sha256.h"
+
+namespace lumen::deid {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ProfileRow {
+  Uint16 group, groupMask, element, elementMask;
+  const char* name;
+  const char* basic;
+  // Retain Safe Private, Retain UIDs, Retain Device Identity, Retain Institution Identity,
+  // Retain Patient Characteristics, Full Dates, Modified Dates, Clean Descriptors, Clean
+  // Structured Content, Clean Graphics.
+  const char* options[10];
+};
+
+const ProfileRow kProfile[] = {
+#include "ConfidentialityProfile.inc"
+};
+
+enum OptionColumn { kDevice = 2, kPatientChars = 4, kModifiedDates = 6, kCleanDescriptors = 7 };
+
+const ProfileRow* ruleFor(const DcmTagKey& t) {
+  const ProfileRow* wildcard = nullptr;
+  for (const auto& r : kProfile) {
+    if ((t.getGroup() & r.groupMask) != r.group || (t.getElement() & r.elementMask) != r.element) continue;
+    if (r.groupMask == 0xFFFF && r.elementMask == 0xFFFF) return &r;
+    wildcard = &r;
+  }
+  return wildcard;
+}
+
+// The action for an attribute: the Basic Profile's, changed by the options chosen.
+enum class Action { Remove, Empty, Dummy, Uid, Keep, Clean, ShiftDate, Recurse, DummyItems };
+
+Action actionFor(const ProfileRow& r, const Options& o, bool isSequence) {
+  std::string a = r.basic;
+  bool keep = false, clean = false, dates = false;
+  auto opt = [&](int column, bool on) {
+    if (!on) return;
+    const std::string v = r.options[column];
+    if (v == "K") keep = true;
+    if (v == "C") {
+      clean = true;
+      dates = dates || column == kModifiedDates;
+    }
+  };
+  opt(kDevice, o.retainDeviceIdentity);
+  opt(kPatientChars, o.retainPatientCharacteristics);
+  opt(kModifiedDates, o.retainLongitudinalModifiedDates);
+  opt(kCleanDescriptors, o.cleanDescriptors);
+  if (keep) return isSequence ? Action::Recurse : Action::Keep;
+  if (clean) return isSequence ? Action::Recurse : dates ? Action::ShiftDate : Action::Clean;
+  // Combined actions, without the IOD at hand: keep the attribute present when the
+  // standard allows it (an empty type 2, a dummy type 1), so the object stays valid.
+  if (a == "X") return Action::Remove;
+  // A sequence without items is valid only where it is type 2: X/Z removes a sequence.
+  if (a == "Z") return Action::Empty;
+  if (a == "X/Z") return isSequence ? Action::Remove : Action::Empty;
+  // A dummy sequence: its items kept with dummy values (DummyItems).
+  if (a == "D" || a == "X/D" || a == "Z/D" || a == "X/Z/D") return isSequence ? Action::DummyItems : Action::Dummy;
+  if (a == "U" || a == "X/Z/U*") return isSequence ? Action::Recurse : Action::Uid;
+  return Action::Remove;  // anything unforeseen: the safe side
+}
+
+std::string hex(const std::array<std::uint8_t, 32>& d, std::size_t n) {
+  std::string s;
+  char b[3];
+  for (std::size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02X", d[i]);
+    s += b;
+  }
+  return s;
+}
+
+// Days since 1970-01-01 of a civil date and back (proleptic Gregorian; H. Hinnant's algorithm).
+long daysFromCivil(long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+void civilFromDays(long z, long& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const long era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<long>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp + (mp < 10 ? 3 : -9);
+  y += m <= 2;
+}
+
+// "YYYYMMDD..." moved back by `days`; "" when it is not a date.
+std::string shiftDate(const std::string& v, long days) {
+  if (v.size() < 8 || !std::all_of(v.begin(), v.begin() + 8, [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return {};
+  const long y = std::stol(v.substr(0, 4));
+  const unsigned m = static_cast<unsigned>(std::stoul(v.substr(4, 2))), d = static_cast<unsigned>(std::stoul(v.substr(6, 2)));
+  if (m < 1 || m > 12 || d < 1 || d > 31) return {};
+  long ny;
+  unsigned nm, nd;
+  civilFromDays(daysFromCivil(y, m, d) - days, ny, nm, nd);
+  if (ny < 1 || ny > 9999) return {};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04ld%02u%02u", ny, nm, nd);
+  return buf + v.substr(8);
+}
+
+struct Context {
+  const Key& key;
+  const Options& options;
+  long shiftDays = 0;
+  std::vector<std::string> identifiers;  // words a cleaned text must not keep
+  FileReport report;
+  /// Inside a sequence the profile replaces with a dummy (D): the values the table does
+  /// not name get dummies too (text, names, dates), UIDs keyed hashes; numbers stay.
+  int dummyDepth = 0;
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A description with the patient's and institution's identifiers, and long digit runs
+// (record numbers), replaced by X.
+std::string cleanText(std::string v, const Context& ctx) {
+  std::string low = lower(v);
+  for (const auto& id : ctx.identifiers) {
+    if (id.size() < 2) continue;
+    const std::string needle = lower(id);
+    for (std::size_t p = low.find(needle); p != std::string::npos; p = low.find(needle, p + needle.size())) {
+      std::fill(v.begin() + static_cast<std::ptrdiff_t>(p), v.begin() + static_cast<std::ptrdiff_t>(p + needle.size()), 'X');
+      std::fill(low.begin() + static_cast<std::ptrdiff_t>(p), low.begin() + static_cast<std::ptrdiff_t>(p + needle.size()), 'x');
+    }
+  }
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t j = i;
+    while (j < v.size() && std::isdigit(static_cast<unsigned char>(v[j]))) ++j;
+    if (j - i >= 6) std::fill(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(j), 'X');
+    i = j > i ? j : i + 1;
+  }
+  return v;
+}
+
+bool isStringVr(DcmEVR vr) {
+  switch (vr) {
+    case EVR_AE: case EVR_AS: case EVR_CS: case EVR_DA: case EVR_DS: case EVR_DT: case EVR_IS: case EVR_LO:
+    case EVR_LT: case EVR_PN: case EVR_SH: case EVR_ST: case EVR_TM: case EVR_UC: case EVR_UI: case EVR_UR:
+    case EVR_UT: return true;
+    default: return false;
+  }
+}
+
+// A dummy value of the attribute's VR (D): carries no information, keeps a type 1 present.
+void putDummy(DcmElement* e) {
+  const DcmEVR vr = e->ident();
+  const char* v = nullptr;
+  switch (vr) {
+    case EVR_DA: v = "19000101"; break;
+    case EVR_TM: v = "000000"; break;
+    case EVR_DT: v = "19000101000000"; break;
+    case EVR_AS: v = "000Y"; break;
+    case EVR_DS: case EVR_IS: v = "0"; break;
+    case EVR_CS: v = "ANONYMIZED"; break;
+    case EVR_AE: v = "ANONYMIZED"; break;
+    case EVR_PN: v = "ANONYMIZED"; break;
+    case EVR_UR: v = ""; break;
+    default: break;
+  }
+  if (v) {
+    e->putString(v);
+    return;
+  }
+  if (isStringVr(vr)) {
+    e->putString("ANONYMIZED");
+    return;
+  }
+  switch (vr) {
+    case EVR_US: e->putUint16(0); break;
+    case EVR_SS: e->putSint16(0); break;
+    case EVR_UL: e->putUint32(0); break;
+    case EVR_SL: e->putSint32(0); break;
+    case EVR_FL: e->putFloat32(0); break;
+    case EVR_FD: e->putFloat64(0); break;
+    default: e->clear(); break;  // binary: empty
+  }
+}
+
+void processItem(DcmItem* item, Context& ctx, bool topLevel);
+
+void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool topLevel) {
+  const DcmTag& t = e->getTag();
+  const bool sq = e->ident() == EVR_SQ;
+  // Private attributes (and their creators) and overlays go whole.
+  if (t.isPrivate() || (t.getGroup() & 0xFF00) == 0x6000) {
+    remove.push_back(t);
+    ++ctx.report.removed;
+    return;
+  }
+  if (topLevel && (t == DCM_PatientName || t == DCM_PatientID)) return;  // pseudonyms, set afterwards
+  const ProfileRow* rule = ruleFor(t);
+  Action a = rule ? actionFor(*rule, ctx.options, sq) : (sq ? Action::Recurse : Action::Keep);
+  if (!rule && ctx.dummyDepth > 0 && !sq) {
+    const DcmEVR vr = e->ident();
+    if (vr == EVR_UI) a = Action::Uid;
+    else if (isStringVr(vr) && vr != EVR_DS && vr != EVR_IS && vr != EVR_CS) a = Action::Dummy;
+    else if (vr == EVR_OB || vr == EVR_OW || vr == EVR_UN) a = Action::Dummy;
+  }
+  OFString value;
+  switch (a) {
+    case Action::Remove:
+      remove.push_back(t);
+      ++ctx.report.removed;
+      return;
+    case Action::Empty:
+      if (sq) static_cast<DcmSequenceOfItems*>(e)->clear();
+      else e->clear();
+      ++ctx.report.emptied;
+      return;
+    case Action::Dummy:
+      putDummy(e);
+      ++ctx.report.dummies;
+      return;
+    case Action::Uid: {
+      if (e->ident() != EVR_UI) {  // a UID attribute of another VR: no value to map
+        e->clear();
+        ++ctx.report.emptied;
+        return;
+      }
+      OFString all;
+      e->getOFStringArray(all);
+      std::string out;
+      std::stringstream ss(all.c_str());
+      for (std::string uid; std::getline(ss, uid, '\\');) {
+        if (!out.empty()) out += '\\';
+        while (!uid.empty() && (uid.back() == ' ' || uid.back() == '\0')) uid.pop_back();
+        out += uid.empty() ? std::string() : hashedUid(ctx.key, uid);
+      }
+      e->putString(out.c_str());
+      ++ctx.report.uids;
+      return;
+    }
+    case Action::ShiftDate: {
+      ++ctx.report.shifted;
+      if (e->ident() == EVR_TM) return;  // whole days: the time of day stays
+      OFString all;
+      e->getOFStringArray(all);
+      std::string out;
+      std::stringstream ss(all.c_str());
+      for (std::string v; std::getline(ss, v, '\\');) {
+        if (!out.empty()) out += '\\';
+        out += shiftDate(v, ctx.shiftDays);
+      }
+      e->putString(out.c_str());
+      return;
+    }
+    case Action::Clean:
+      if (isStringVr(e->ident()) && e->getOFStringArray(value).good()) {
+        e->putString(cleanText(value.c_str(), ctx).c_str());
+      } else {
+        e->clear();
+      }
+      ++ctx.report.cleaned;
+      return;
+    case Action::Keep:
+      ++ctx.report.kept;
+      return;
+    case Action::Recurse:
+    case Action::DummyItems: {
+      auto* seq = static_cast<DcmSequenceOfItems*>(e);
+      if (a == Action::DummyItems) ++ctx.dummyDepth;
+      for (unsigned long i = 0; i < seq->card(); ++i) processItem(seq->getItem(i), ctx, false);
+      if (a == Action::DummyItems) {
+        --ctx.dummyDepth;
+        ++ctx.report.dummies;
+      }
+      return;
+    }
+  }
+}
+
+void processItem(DcmItem* item, Context& ctx, bool topLevel) {
+  std::vector<DcmTagKey> remove;
+  for (unsigned long i = 0; i < item->card(); ++i) apply(item->getElement(i), ctx, remove, topLevel);
+  for (const auto& t : remove) delete item->remove(t);
+}
+
+std::string str(DcmItem* item, const DcmTagKey& t) {
+  OFString v;
+  return item->findAndGetOFStringArray(t, v).good() ? std::string(v.c_str()) : std::string();
+}
+
+}  // namespace
+
+bool setOption(Options& o, const std::string& name) {
+  if (name == "retain-longitudinal-modified-dates") o.retainLongitudinalModifiedDates = true;
+  else if (name == "retain-patient-characteristics") o.retainPatientCharacteristics = true;
+  else if (name == "clean-descriptors") o.cleanDescriptors = true;
+  else if (name == "retain-device-identity") o.retainDeviceIdentity = true;
+  else return false;
+  return true;
+}
+
+std::vector<std::string> optionNames() {
+  return {"retain-longitudinal-modified-dates", "retain-patient-characteristics", "clean-descriptors",
+          "retain-device-identity"};
+}
+
+std::size_t profileAttributeCount() { return sizeof(kProfile) / sizeof(kProfile[0]); }
+
+Result<Key> Key::load(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(ErrorCode::NotFound, "cannot read the key file (create one with --make-key)", path.string());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!bytes.empty() && (bytes.back() == '\n' || bytes.back() == '\r')) bytes.pop_back();
+  if (bytes.size() < 32) return Error(ErrorCode::InvalidArgument, "a key needs at least 32 bytes", path.string());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+    return Error(ErrorCode::InvalidArgument, "the key file is readable by others: chmod 600 it", path.string());
+  return Key{bytes};
+}
+
+Status Key::create(const fs::path& path) {
+  std::error_code ec;
+  if (fs::exists(path, ec)) return Error(ErrorCode::InvalidArgument, "a file is already there; a key is never overwritten", path.string());
+  std::random_device rd;
+  std::string hexKey;
+  char b[3];
+  for (int i = 0; i < 32; ++i) {
+    std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(rd() & 0xFF));
+    hexKey += b;
+  }
+  return writeFileDurably(path, hexKey + "\n", 0600);
+}
+
+std::string hashedUid(const Key& key, const std::string& uid) {
+  const auto h = Sha256::hmac(key.bytes, "uid:" + uid);
+  // The first 16 bytes as a big-endian integer, in decimal (repeated division by 10).
+  std::array<std::uint8_t, 16> n{};
+  std::copy(h.begin(), h.begin() + 16, n.begin());
+  std::string digits;
+  for (;;) {
+    bool zero = true;
+    unsigned rem = 0;
+    for (auto& byte : n) {
+      const unsigned cur = rem * 256 + byte;
+      byte = static_cast<std::uint8_t>(cur / 10);
+      rem = cur % 10;
+      zero = zero && byte == 0;
+    }
+    digits += static_cast<char>('0' + rem);
+    if (zero) break;
+  }
+  std::reverse(digits.begin(), digits.end());
+  return "2.25." + digits;
+}
+
+Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir, const Key& key, const Options& options) {
+  const std::string path = input.string();
+  if (auto why = dicom::checkDicomStructure(path); !why.empty()) return Error(ErrorCode::Corrupt, why, path);
+  DcmFileFormat ff;
+  try {
+    const OFCondition c = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (c.bad()) return Error(ErrorCode::NotDicom, std::string("cannot parse DICOM (") + c.text() + ")", path);
+    ff.loadAllDataIntoMemory();
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::Corrupt, std::string("cannot parse DICOM (") + e.what() + ")", path);
+  }
+  DcmDataset* ds = ff.getDataset();
+  const std::string sopClass = str(ds, DCM_SOPClassUID), sop = str(ds, DCM_SOPInstanceUID);
+  const std::string study = str(ds, DCM_StudyInstanceUID), series = str(ds, DCM_SeriesInstanceUID);
+  if (sop.empty() || study.empty() || series.empty())
+    return Error(ErrorCode::Unsupported, "not a composite instance (no SOP, study or series UID)", path);
+  if (!options.allowBurnedIn) {
+    const std::string modality = str(ds, DCM_Modality);
+    if (str(ds, DCM_BurnedInAnnotation) == "YES")
+      return Error(ErrorCode::Unsupported, "refused: flagged as having burned-in annotation (override: --allow-burned-in)", path);
+    if (modality == "US" || modality == "SC" || modality == "XC" || sopClass.rfind("1.2.840.10008.5.1.4.1.1.7", 0) == 0)
+      return Error(ErrorCode::Unsupported,
+                   "refused: " + (modality.empty() ? std::string("secondary capture") : modality) +
+                       " images often have text burned into the pixels (check them, then --allow-burned-in)",
+                   path);
+  }
+  Context ctx{key, options, 0, {}, {}};
+  const std::string patientId = str(ds, DCM_PatientID);
+  const auto shift = Sha256::hmac(key.bytes, "date-shift:" + patientId);
+  ctx.shiftDays = 1 + static_cast<long>((static_cast<unsigned>(shift[0]) << 8 | shift[1]) % 3650);
+  // What a cleaned description must not keep: the patient's and the site's identifiers.
+  for (const DcmTagKey& t : {DCM_PatientName, DCM_OtherPatientNames, DCM_ReferringPhysicianName, DCM_PerformingPhysicianName,
+                             DCM_OperatorsName, DCM_PatientMotherBirthName, DCM_PatientBirthName}) {
+    std::string v = str(ds, t);
+    for (char& c : v)
+      if (c == '^' || c == '\\' || c == '=' || c == ',') c = ' ';
+    std::stringstream ss(v);
+    for (std::string w; ss >> w;) ctx.identifiers.push_back(w);
+  }
+  for (const DcmTagKey& t : {DCM_PatientID, DCM_AccessionNumber, DCM_InstitutionName, DCM_InstitutionAddress,
+                             DCM_PatientBirthDate, DCM_StationName, DCM_StudyID, DCM_IssuerOfPatientID})
+    if (auto v = str(ds, t); !v.empty()) ctx.identifiers.push_back(v);
+
+  processItem(ds, ctx, true);
+
+  // Pseudonyms: the same patient gets the same ones in every run with this key.
+  const auto p = Sha256::hmac(key.bytes, "patient:" + patientId);
+  ds->putAndInsertString(DCM_PatientName, ("ANONYMIZED^" + hex(p, 4)).c_str());
+  ds->putAndInsertString(DCM_PatientID, ("LUMEN-" + hex(p, 8)).c_str());
+  ds->putAndInsertString(DCM_PatientIdentityRemoved, "YES");
+  std::string method = "Lumen: PS3.15 E.1-1 Basic Profile, keyed-hash UIDs";
+  if (options.retainLongitudinalModifiedDates) {
+    ds->putAndInsertString(DCM_LongitudinalTemporalInformationModified, "MODIFIED");
+  }
+  ds->putAndInsertString(DCM_DeidentificationMethod, method.c_str());
+  // CID 7050 De-identification Method: the profile and each option applied.
+  ds->findAndDeleteElement(DCM_DeidentificationMethodCodeSequence);
+  std::vector<std::pair<const char*, const char*>> codes = {{"113100", "Basic Application Confidentiality Profile"}};
+  if (options.retainLongitudinalModifiedDates) codes.push_back({"113107", "Retain Longitudinal Temporal Information Modified Dates Option"});
+  if (options.retainPatientCharacteristics) codes.push_back({"113108", "Retain Patient Characteristics Option"});
+  if (options.retainDeviceIdentity) codes.push_back({"113109", "Retain Device Identity Option"});
+  if (options.cleanDescriptors) codes.push_back({"113105", "Clean Descriptors Option"});
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    DcmItem* item = nullptr;
+    if (ds->findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, item, static_cast<long>(i)).bad() || !item)
+      return Error(ErrorCode::Internal, "cannot write the de-identification method codes", path);
+    item->putAndInsertString(DCM_CodeValue, codes[i].first);
+    item->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
+    item->putAndInsertString(DCM_CodeMeaning, codes[i].second);
+  }
+
+  // The file meta information follows the data set; nothing of the sender's stays.
+  DcmMetaInfo* meta = ff.getMetaInfo();
+  const std::string newSop = str(ds, DCM_SOPInstanceUID);
+  meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, newSop.c_str());
+  // Only what describes the file stays (not the sender's AE titles or private data).
+  std::vector<DcmTagKey> metaRemove;
+  for (unsigned long i = 0; i < meta->card(); ++i) {
+    const DcmTagKey t = meta->getElement(i)->getTag();
+    if (t != DCM_FileMetaInformationGroupLength && t != DCM_FileMetaInformationVersion &&
+        t != DCM_MediaStorageSOPClassUID && t != DCM_MediaStorageSOPInstanceUID && t != DCM_TransferSyntaxUID &&
+        t != DCM_ImplementationClassUID && t != DCM_ImplementationVersionName)
+      metaRemove.push_back(t);
+  }
+  for (const auto& t : metaRemove) delete meta->remove(t);
+
+  FileReport report = ctx.report;
+  report.sopClassUid = sopClass;
+  report.output = fs::path(str(ds, DCM_StudyInstanceUID)) / str(ds, DCM_SeriesInstanceUID) / (newSop + ".dcm");
+  const fs::path dest = outDir / report.output;
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  if (ec) return Error(ErrorCode::Io, "cannot create the output folder: " + ec.message(), dest.parent_path().string());
+  const fs::path tmp = temporaryPathFor(dest);
+  const E_TransferSyntax xfer = ds->getOriginalXfer() == EXS_Unknown ? EXS_LittleEndianExplicit : ds->getOriginalXfer();
+  const OFCondition w = ff.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_fileformat);
+  if (w.bad()) {
+    fs::remove(tmp, ec);
+    return Error(ErrorCode::Io, std::string("cannot write: ") + w.text(), dest.string());
+  }
+  if (auto st = commitFile(tmp, dest, FolderSync::Now); !st) return st.error();
+  // The study and series folders may be new: their entries must be on disk too.
+  for (const fs::path& dir : {dest.parent_path().parent_path(), outDir})
+    if (auto st = syncFolder(dir); !st) return st.error();
+  return report;
+}
+
+}  // namespace lumen::deid
