@@ -7,7 +7,11 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "DcmtkSupport.h"
 #include "DicomStructureCheck.h"
@@ -65,6 +69,9 @@ Action actionFor(const ProfileRow& r, const Options& o, bool isSequence) {
   opt(kPatientChars, o.retainPatientCharacteristics);
   opt(kModifiedDates, o.retainLongitudinalModifiedDates);
   opt(kCleanDescriptors, o.cleanDescriptors);
+  // A real date kept beside shifted ones (a calibration date under Retain Device
+  // Identity) would give the offset away: the dates option's shift wins over a keep.
+  if (dates && !isSequence) return Action::ShiftDate;
   if (keep) return isSequence ? Action::Recurse : Action::Keep;
   if (clean) return isSequence ? Action::Recurse : dates ? Action::ShiftDate : Action::Clean;
   // Combined actions, without the IOD at hand: keep the attribute present when the
@@ -155,11 +162,27 @@ std::string cleanText(std::string v, const Context& ctx) {
       std::fill(low.begin() + static_cast<std::ptrdiff_t>(p), low.begin() + static_cast<std::ptrdiff_t>(p + needle.size()), 'x');
     }
   }
+  // Long digit runs (record numbers, compact dates), and dates and phone numbers written
+  // with separators: digit groups joined by / . - : or spaces, 6 digits or more in all.
   for (std::size_t i = 0; i < v.size();) {
-    std::size_t j = i;
-    while (j < v.size() && std::isdigit(static_cast<unsigned char>(v[j]))) ++j;
-    if (j - i >= 6) std::fill(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(j), 'X');
-    i = j > i ? j : i + 1;
+    if (!std::isdigit(static_cast<unsigned char>(v[i]))) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i, digits = 0, end = i;
+    while (j < v.size()) {
+      if (std::isdigit(static_cast<unsigned char>(v[j]))) {
+        ++digits;
+        end = ++j;
+      } else if ((v[j] == '/' || v[j] == '.' || v[j] == '-' || v[j] == ':' || v[j] == ' ') && j + 1 < v.size() &&
+                 std::isdigit(static_cast<unsigned char>(v[j + 1]))) {
+        ++j;
+      } else {
+        break;
+      }
+    }
+    if (digits >= 6) std::fill(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(end), 'X');
+    i = end > i ? end : i + 1;
   }
   return v;
 }
@@ -208,13 +231,23 @@ void putDummy(DcmElement* e) {
   }
 }
 
+// UIDs that name a kind of thing (a SOP class, a coding scheme), not an instance: kept.
+bool isClassOrSchemeUid(const DcmTagKey& t) {
+  const char* name = DcmTag(t).getTagName();
+  const std::string n = name ? name : "";
+  return n.find("ClassUID") != std::string::npos || n.find("SchemeUID") != std::string::npos ||
+         n.find("ContextUID") != std::string::npos || n.find("ResourceUID") != std::string::npos ||
+         n == "TransferSyntaxUID" || n == "ImplementationClassUID";
+}
+
 void processItem(DcmItem* item, Context& ctx, bool topLevel);
 
 void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool topLevel) {
   const DcmTag& t = e->getTag();
   const bool sq = e->ident() == EVR_SQ;
-  // Private attributes (and their creators) and overlays go whole.
-  if (t.isPrivate() || (t.getGroup() & 0xFF00) == 0x6000) {
+  // Odd groups (private attributes and their creators, and groups 1-7), overlays, and
+  // values of unknown type (UN: a whole sequence may hide in one) go whole.
+  if ((t.getGroup() & 1) || (t.getGroup() & 0xFF00) == 0x6000 || e->ident() == EVR_UN) {
     remove.push_back(t);
     ++ctx.report.removed;
     return;
@@ -222,11 +255,14 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
   if (topLevel && (t == DCM_PatientName || t == DCM_PatientID)) return;  // pseudonyms, set afterwards
   const ProfileRow* rule = ruleFor(t);
   Action a = rule ? actionFor(*rule, ctx.options, sq) : (sq ? Action::Recurse : Action::Keep);
-  if (!rule && ctx.dummyDepth > 0 && !sq) {
-    const DcmEVR vr = e->ident();
-    if (vr == EVR_UI) a = Action::Uid;
-    else if (isStringVr(vr) && vr != EVR_DS && vr != EVR_IS && vr != EVR_CS) a = Action::Dummy;
-    else if (vr == EVR_OB || vr == EVR_OW || vr == EVR_UN) a = Action::Dummy;
+  const DcmEVR vr = e->ident();
+  if (!rule && !sq) {
+    // By VR where the table is silent (PS3.15 E.1 Note): instance UIDs, dates.
+    if (vr == EVR_UI && !isClassOrSchemeUid(t)) a = Action::Uid;
+    else if (vr == EVR_DA || vr == EVR_DT) a = ctx.options.retainLongitudinalModifiedDates ? Action::ShiftDate : Action::Dummy;
+    else if (ctx.dummyDepth > 0 && isStringVr(vr) && vr != EVR_DS && vr != EVR_IS && vr != EVR_CS && vr != EVR_UI)
+      a = Action::Dummy;
+    else if (ctx.dummyDepth > 0 && (vr == EVR_OB || vr == EVR_OW)) a = Action::Dummy;
   }
   OFString value;
   switch (a) {
@@ -256,7 +292,9 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
       for (std::string uid; std::getline(ss, uid, '\\');) {
         if (!out.empty()) out += '\\';
         while (!uid.empty() && (uid.back() == ' ' || uid.back() == '\0')) uid.pop_back();
-        out += uid.empty() ? std::string() : hashedUid(ctx.key, uid);
+        // The standard's own UIDs (SOP classes, transfer syntaxes, coding schemes) identify nobody.
+        const bool wellKnown = uid.rfind("1.2.840.10008.", 0) == 0;
+        out += uid.empty() || wellKnown ? uid : hashedUid(ctx.key, uid);
       }
       e->putString(out.c_str());
       ++ctx.report.uids;
@@ -343,8 +381,6 @@ Result<Key> Key::load(const fs::path& path) {
 }
 
 Status Key::create(const fs::path& path) {
-  std::error_code ec;
-  if (fs::exists(path, ec)) return Error(ErrorCode::InvalidArgument, "a file is already there; a key is never overwritten", path.string());
   std::random_device rd;
   std::string hexKey;
   char b[3];
@@ -352,7 +388,21 @@ Status Key::create(const fs::path& path) {
     std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(rd() & 0xFF));
     hexKey += b;
   }
-  return writeFileDurably(path, hexKey + "\n", 0600);
+  hexKey += "\n";
+  // O_EXCL: an existing key (or one another process creates meanwhile) is never replaced.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return Error(ErrorCode::InvalidArgument,
+                 errno == EEXIST ? "a file is already there; a key is never overwritten" : std::string(std::strerror(errno)),
+                 path.string());
+  const bool ok = ::write(fd, hexKey.data(), hexKey.size()) == static_cast<ssize_t>(hexKey.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    std::error_code ec;
+    fs::remove(path, ec);
+    return Error(ErrorCode::Io, "cannot write the key file", path.string());
+  }
+  return syncFolder(path.parent_path().empty() ? fs::path(".") : path.parent_path());
 }
 
 std::string hashedUid(const Key& key, const std::string& uid) {
@@ -397,15 +447,22 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
     const std::string modality = str(ds, DCM_Modality);
     if (str(ds, DCM_BurnedInAnnotation) == "YES")
       return Error(ErrorCode::Unsupported, "refused: flagged as having burned-in annotation (override: --allow-burned-in)", path);
-    if (modality == "US" || modality == "SC" || modality == "XC" || sopClass.rfind("1.2.840.10008.5.1.4.1.1.7", 0) == 0)
+    if (str(ds, DCM_RecognizableVisualFeatures) == "YES")
+      return Error(ErrorCode::Unsupported, "refused: flagged as having recognizable visual features (override: --allow-burned-in)", path);
+    const std::string sc = "1.2.840.10008.5.1.4.1.1.7";  // secondary capture and its multi-frame kinds
+    if (modality == "US" || modality == "SC" || modality == "XC" || sopClass == sc || sopClass.rfind(sc + ".", 0) == 0)
       return Error(ErrorCode::Unsupported,
                    "refused: " + (modality.empty() ? std::string("secondary capture") : modality) +
                        " images often have text burned into the pixels (check them, then --allow-burned-in)",
                    path);
   }
-  Context ctx{key, options, 0, {}, {}};
+  Context ctx{key, options, 0, {}, {}, 0};
+  // Who the patient is for pseudonym and date shift: issuer and ID. Without an ID the
+  // study stands for the patient (patients without IDs must not merge into one).
   const std::string patientId = str(ds, DCM_PatientID);
-  const auto shift = Sha256::hmac(key.bytes, "date-shift:" + patientId);
+  const std::string who = patientId.empty() ? "study:" + study : "patient:" + str(ds, DCM_IssuerOfPatientID) + "|" + patientId;
+  if (patientId.empty()) ctx.report.note = "no patient ID: pseudonym and date shift per study";
+  const auto shift = Sha256::hmac(key.bytes, "date-shift:" + who);
   ctx.shiftDays = 1 + static_cast<long>((static_cast<unsigned>(shift[0]) << 8 | shift[1]) % 3650);
   // What a cleaned description must not keep: the patient's and the site's identifiers.
   for (const DcmTagKey& t : {DCM_PatientName, DCM_OtherPatientNames, DCM_ReferringPhysicianName, DCM_PerformingPhysicianName,
@@ -423,45 +480,47 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
   processItem(ds, ctx, true);
 
   // Pseudonyms: the same patient gets the same ones in every run with this key.
-  const auto p = Sha256::hmac(key.bytes, "patient:" + patientId);
+  const auto p = Sha256::hmac(key.bytes, "pseudonym:" + who);
   ds->putAndInsertString(DCM_PatientName, ("ANONYMIZED^" + hex(p, 4)).c_str());
   ds->putAndInsertString(DCM_PatientID, ("LUMEN-" + hex(p, 8)).c_str());
   ds->putAndInsertString(DCM_PatientIdentityRemoved, "YES");
-  std::string method = "Lumen: PS3.15 E.1-1 Basic Profile, keyed-hash UIDs";
-  if (options.retainLongitudinalModifiedDates) {
-    ds->putAndInsertString(DCM_LongitudinalTemporalInformationModified, "MODIFIED");
+  ds->putAndInsertString(DCM_LongitudinalTemporalInformationModified,
+                         options.retainLongitudinalModifiedDates ? "MODIFIED" : "REMOVED");
+  // Added to what an earlier de-identification recorded, never replacing it.
+  {
+    OFString earlier;
+    const std::string method = "Lumen: PS3.15 E.1-1 Basic Profile, keyed-hash UIDs";
+    if (ds->findAndGetOFStringArray(DCM_DeidentificationMethod, earlier).good() && !earlier.empty())
+      ds->putAndInsertString(DCM_DeidentificationMethod, (std::string(earlier.c_str()) + "\\" + method).c_str());
+    else
+      ds->putAndInsertString(DCM_DeidentificationMethod, method.c_str());
   }
-  ds->putAndInsertString(DCM_DeidentificationMethod, method.c_str());
   // CID 7050 De-identification Method: the profile and each option applied.
-  ds->findAndDeleteElement(DCM_DeidentificationMethodCodeSequence);
   std::vector<std::pair<const char*, const char*>> codes = {{"113100", "Basic Application Confidentiality Profile"}};
   if (options.retainLongitudinalModifiedDates) codes.push_back({"113107", "Retain Longitudinal Temporal Information Modified Dates Option"});
   if (options.retainPatientCharacteristics) codes.push_back({"113108", "Retain Patient Characteristics Option"});
   if (options.retainDeviceIdentity) codes.push_back({"113109", "Retain Device Identity Option"});
   if (options.cleanDescriptors) codes.push_back({"113105", "Clean Descriptors Option"});
   for (std::size_t i = 0; i < codes.size(); ++i) {
+    bool present = false;
+    DcmItem* existing = nullptr;
+    for (long k = 0; ds->findAndGetSequenceItem(DCM_DeidentificationMethodCodeSequence, existing, k).good() && existing; ++k)
+      present = present || str(existing, DCM_CodeValue) == codes[i].first;
+    if (present) continue;
     DcmItem* item = nullptr;
-    if (ds->findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, item, static_cast<long>(i)).bad() || !item)
+    if (ds->findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, item, -2).bad() || !item)
       return Error(ErrorCode::Internal, "cannot write the de-identification method codes", path);
     item->putAndInsertString(DCM_CodeValue, codes[i].first);
     item->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
     item->putAndInsertString(DCM_CodeMeaning, codes[i].second);
   }
 
-  // The file meta information follows the data set; nothing of the sender's stays.
-  DcmMetaInfo* meta = ff.getMetaInfo();
+  // A new file around the data set: new meta information (this implementation's, none of
+  // the sender's AE titles or private data) and a zero preamble (a TIFF or vendor preamble
+  // could carry anything).
   const std::string newSop = str(ds, DCM_SOPInstanceUID);
-  meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, newSop.c_str());
-  // Only what describes the file stays (not the sender's AE titles or private data).
-  std::vector<DcmTagKey> metaRemove;
-  for (unsigned long i = 0; i < meta->card(); ++i) {
-    const DcmTagKey t = meta->getElement(i)->getTag();
-    if (t != DCM_FileMetaInformationGroupLength && t != DCM_FileMetaInformationVersion &&
-        t != DCM_MediaStorageSOPClassUID && t != DCM_MediaStorageSOPInstanceUID && t != DCM_TransferSyntaxUID &&
-        t != DCM_ImplementationClassUID && t != DCM_ImplementationVersionName)
-      metaRemove.push_back(t);
-  }
-  for (const auto& t : metaRemove) delete meta->remove(t);
+  const E_TransferSyntax xfer = ds->getOriginalXfer() == EXS_Unknown ? EXS_LittleEndianExplicit : ds->getOriginalXfer();
+  DcmFileFormat fresh(ds);
 
   FileReport report = ctx.report;
   report.sopClassUid = sopClass;
@@ -471,8 +530,7 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
   fs::create_directories(dest.parent_path(), ec);
   if (ec) return Error(ErrorCode::Io, "cannot create the output folder: " + ec.message(), dest.parent_path().string());
   const fs::path tmp = temporaryPathFor(dest);
-  const E_TransferSyntax xfer = ds->getOriginalXfer() == EXS_Unknown ? EXS_LittleEndianExplicit : ds->getOriginalXfer();
-  const OFCondition w = ff.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_fileformat);
+  const OFCondition w = fresh.saveFile(tmp.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_createNewMeta);
   if (w.bad()) {
     fs::remove(tmp, ec);
     return Error(ErrorCode::Io, std::string("cannot write: ") + w.text(), dest.string());

@@ -636,6 +636,11 @@ class Anonymize(unittest.TestCase):
         ds.add_new((0x0011, 0x1001), "LO", f"{MARK}PRIVATE")
         ds.add_new((0x6000, 0x4000), "LT", f"{MARK}OVERLAY")
         ds.file_meta.SourceApplicationEntityTitle = f"{MARK}AE"
+        ds.preamble = f"{MARK}PREAMBLE".encode().ljust(128, b"\0")
+        ds.ReferencedStudySequence = pydicom.sequence.Sequence([pydicom.dataset.Dataset()])
+        ds.ReferencedStudySequence[0].add_new((0x0019, 0x0010), "LO", f"{MARK}NESTEDCREATOR")
+        ds.ReferencedStudySequence[0].add_new((0x0019, 0x1001), "LO", f"{MARK}NESTEDPRIVATE")
+        ds.ConcatenationUID = f"{MARK_UID}5"  # a UID the table does not name: handled by its VR
         if extra:
             extra(ds)
         path = os.path.join(self.d, "in", name)
@@ -674,6 +679,12 @@ class Anonymize(unittest.TestCase):
             self.assertNotIn((0x6000, 0x4000), ds)
             self.assertTrue(ds.SOPInstanceUID.startswith("2.25."))
             self.assertEqual(ds.file_meta.MediaStorageSOPInstanceUID, ds.SOPInstanceUID)
+            self.assertEqual(ds.LongitudinalTemporalInformationModified, "REMOVED")
+            self.assertEqual(ds.SOPClassUID, "1.2.840.10008.5.1.4.1.1.2")  # the standard's UIDs stay
+            # The markers that are not text: times, ages, numbers of the named attributes.
+            for el in ds.iterall():
+                if el.VR in ("TM", "AS", "DS", "IS") and el.value not in (None, ""):
+                    self.assertNotIn(str(el.value), ("071707", "077Y", "7707"), f"{el.tag} kept its marker")
         # Pixel data unchanged; the reference from b to a resolves to a's new UID.
         by_source = {}
         pixels = {"a": pydicom.dcmread(a).PixelData, "b": pydicom.dcmread(b).PixelData}
@@ -707,14 +718,21 @@ class Anonymize(unittest.TestCase):
         self.assertEqual(outs[0].PatientID, outs[1].PatientID)
         self.assertNotEqual(outs[0].SOPInstanceUID, outs[2].SOPInstanceUID)
         self.assertNotEqual(outs[0].PatientID, outs[2].PatientID)
-        # A key readable by others, or no key, is refused.
+        # A key readable by others, or no key, is refused; a key is never overwritten.
         os.chmod(self.key, 0o644)
-        p = run("anonymize", f, os.path.join(self.d, "x"), "--key", self.key, check=False)
-        os.chmod(self.key, 0o600)
+        try:
+            p = run("anonymize", f, os.path.join(self.d, "x"), "--key", self.key, check=False)
+        finally:
+            os.chmod(self.key, 0o600)
         self.assertEqual(p.returncode, 1)
         self.assertIn("chmod 600", p.stderr)
         p = run("anonymize", f, os.path.join(self.d, "x"), check=False)
         self.assertIn("--key FILE is required", p.stderr)
+        before = open(self.key, "rb").read()
+        p = run("anonymize", "--make-key", self.key, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("never overwritten", p.stderr)
+        self.assertEqual(open(self.key, "rb").read(), before)
         p = run("anonymize", f, os.path.join(self.d, "x"), "--key", self.key, "--option", "keep-names", check=False)
         self.assertIn("--option keep-names: unknown", p.stderr)
 
@@ -778,3 +796,35 @@ class Anonymize(unittest.TestCase):
         log = open(os.path.join(out, "deidentification-log.tsv")).read()
         self.assertNotIn("truncated-header", log)  # numbered, not named
         self.assertIn("error: ", log)
+
+    def test_patients_without_an_id_do_not_merge(self):
+        def no_id(study):
+            def f(ds):
+                ds.PatientID = ""
+                ds.StudyInstanceUID = f"{MARK_UID}{study}"
+            return f
+        a = self.marked("noid-a.dcm", 6, extra=no_id(71))
+        b = self.marked("noid-b.dcm", 7, extra=no_id(72))
+        out = os.path.join(self.d, "noid")
+        shutil.rmtree(out, ignore_errors=True)
+        run("anonymize", a, b, out, "--key", self.key)
+        ids = {pydicom.dcmread(f).PatientID for f in self.outputs(out)}
+        self.assertEqual(len(ids), 2, ids)
+        self.assertIn("no patient ID", open(os.path.join(out, "deidentification-log.tsv")).read())
+
+    def test_earlier_output_inside_the_input_is_not_input_again(self):
+        src = os.path.join(self.d, "nested")
+        shutil.rmtree(src, ignore_errors=True)
+        os.makedirs(src)
+        shutil.copy(self.sample[8], os.path.join(src, "one.dcm"))
+        out = os.path.join(src, "export")
+        run("anonymize", src, out, "--key", self.key)
+        first = self.outputs(out)
+        run("anonymize", src, out, "--key", self.key)  # again, into the same place
+        self.assertEqual(self.outputs(out), first)
+        # Two copies of one instance: the second is reported, not silently merged.
+        shutil.copy(self.sample[8], os.path.join(src, "two.dcm"))
+        p = run("anonymize", os.path.join(src, "one.dcm"), os.path.join(src, "two.dcm"), os.path.join(self.d, "dup"),
+                "--key", self.key, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("the same instance", p.stderr)

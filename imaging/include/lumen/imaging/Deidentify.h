@@ -49,6 +49,7 @@ struct FileReport {
   std::filesystem::path output;  // relative to the output folder
   std::string sopClassUid;
   std::size_t removed = 0, emptied = 0, dummies = 0, uids = 0, cleaned = 0, shifted = 0, kept = 0;
+  std::string note;  // e.g. no patient ID (no patient data in it)
 };
 
 /// De-identifies one file into `outDir` (as <study>/<series>/<instance>.dcm of the new
