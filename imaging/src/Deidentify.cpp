@@ -233,7 +233,8 @@ void putDummy(DcmElement* e) {
 
 // UIDs that name a kind of thing (a SOP class, a coding scheme), not an instance: kept.
 bool isClassOrSchemeUid(const DcmTagKey& t) {
-  const char* name = DcmTag(t).getTagName();
+  DcmTag tag(t);  // getTagName points into it: it must outlive the copy below
+  const char* name = tag.getTagName();
   const std::string n = name ? name : "";
   return n.find("ClassUID") != std::string::npos || n.find("SchemeUID") != std::string::npos ||
          n.find("ContextUID") != std::string::npos || n.find("ResourceUID") != std::string::npos ||
