@@ -546,6 +546,8 @@ int LabelPanel::addLabel() {
 
 void LabelPanel::setActiveLabel(int value) {
   if (value < 1 || value > 255) return;
+  // Every stroke begins here: rebuild the table only when something changed.
+  if (value == active_ && (!overlay_ || entry(value))) return;
   active_ = value;
   if (overlay_ && !entry(value)) {
     overlay_->entries.push_back({value, "Label " + std::to_string(value), labelColor(value), true, {}, {}, 1.0});
@@ -784,25 +786,29 @@ bool LabelPanel::deleteActiveLabel() {
   return true;
 }
 
-bool LabelPanel::undo() {
-  if (!editor_ || editor_->inStep() || !editor_->canUndo()) return false;
-  afterEdit(editor_->undo(), false);
-  syncEntries();
+bool LabelPanel::undo() { return stepHistory(true); }
+
+bool LabelPanel::redo() { return stepHistory(false); }
+
+bool LabelPanel::stepHistory(bool undo) {
+  if (!editor_ || editor_->inStep() || !(undo ? editor_->canUndo() : editor_->canRedo())) return false;
+  const LabelEditor::Change c = undo ? editor_->undo() : editor_->redo();
+  afterEdit(c, false);
+  syncEntries(c.box);
   return true;
 }
 
-bool LabelPanel::redo() {
-  if (!editor_ || editor_->inStep() || !editor_->canRedo()) return false;
-  afterEdit(editor_->redo(), false);
-  syncEntries();
-  return true;
-}
-
-void LabelPanel::syncEntries() {
-  if (!overlay_ || !editor_) return;
+void LabelPanel::syncEntries(const IndexBox& box) {
+  if (!overlay_ || !editor_ || box.empty()) return;
+  // Only the voxels the step rewrote can hold a label without a row.
   std::array<bool, 256> present{};
-  const std::uint8_t* d = overlay_->labels->data<std::uint8_t>();
-  for (std::size_t i = 0; i < overlay_->labels->voxelCount(); ++i) present[d[i]] = true;
+  const Volume& l = *overlay_->labels;
+  const std::uint8_t* d = l.data<std::uint8_t>();
+  for (long z = box.lo[2]; z <= box.hi[2]; ++z)
+    for (long y = box.lo[1]; y <= box.hi[1]; ++y) {
+      const std::size_t row = l.linearIndex(static_cast<std::size_t>(box.lo[0]), static_cast<std::size_t>(y), static_cast<std::size_t>(z));
+      for (long x = 0; x <= box.hi[0] - box.lo[0]; ++x) present[d[row + static_cast<std::size_t>(x)]] = true;
+    }
   bool added = false;
   for (int v = 1; v < 256; ++v)
     if (present[static_cast<std::size_t>(v)] && !entry(v)) {

@@ -137,8 +137,9 @@ class LabelPanel : public QWidget {
   /// Edits and description changes together: changes whenever either does.
   std::uint64_t state() const;
   void describedChanged();
-  /// Every value in the map has a row (undo can bring back a deleted label's voxels).
-  void syncEntries();
+  /// Every value in `box` has a row (undo can bring back a deleted label's voxels).
+  void syncEntries(const IndexBox& box);
+  bool stepHistory(bool undo);
   void updateRestore();
 
   std::shared_ptr<LabelOverlay> overlay_;

@@ -885,29 +885,22 @@ bool MainWindow::undoRecord(const EditRecord& r, bool undo) {
   return undo ? measurements_->undo(r.key) : measurements_->redo(r.key);
 }
 
-bool MainWindow::undoLast() {
-  while (!undoOrder_.empty()) {
-    const EditRecord r = undoOrder_.back();
-    undoOrder_.pop_back();
-    if (undoRecord(r, true)) {
-      redoOrder_.push_back(r);
+bool MainWindow::stepHistory(std::vector<EditRecord>& from, std::vector<EditRecord>& to, bool undo) {
+  // Records whose target is gone (nothing left to undo there) are dropped on the way.
+  while (!from.empty()) {
+    const EditRecord r = from.back();
+    from.pop_back();
+    if (undoRecord(r, undo)) {
+      to.push_back(r);
       return true;
     }
   }
   return false;
 }
 
-bool MainWindow::redoLast() {
-  while (!redoOrder_.empty()) {
-    const EditRecord r = redoOrder_.back();
-    redoOrder_.pop_back();
-    if (undoRecord(r, false)) {
-      undoOrder_.push_back(r);
-      return true;
-    }
-  }
-  return false;
-}
+bool MainWindow::undoLast() { return stepHistory(undoOrder_, redoOrder_, true); }
+
+bool MainWindow::redoLast() { return stepHistory(redoOrder_, undoOrder_, false); }
 
 void MainWindow::showMeasurement(int id) {
   auto s = findings_->series();

@@ -153,6 +153,7 @@ class MainWindow : public QMainWindow, public AiHost {
   };
   std::vector<EditRecord> undoOrder_, redoOrder_;
   bool undoRecord(const EditRecord& r, bool undo);
+  bool stepHistory(std::vector<EditRecord>& from, std::vector<EditRecord>& to, bool undo);
   SeriesLoader* loader_ = nullptr;
   QPlainTextEdit* log_ = nullptr;
   QLabel* statusText_ = nullptr;

@@ -378,21 +378,17 @@ LabelEditor::Change LabelEditor::apply(Step& step, bool forward) {
   return change;
 }
 
-LabelEditor::Change LabelEditor::undo() {
-  if (undo_.empty() || open_) return {};
-  Change c = apply(undo_.back(), false);
-  redo_.push_back(std::move(undo_.back()));
-  undo_.pop_back();
+LabelEditor::Change LabelEditor::step(std::vector<Step>& from, std::vector<Step>& to, bool forward) {
+  if (from.empty() || open_) return {};
+  Change c = apply(from.back(), forward);
+  to.push_back(std::move(from.back()));
+  from.pop_back();
   return c;
 }
 
-LabelEditor::Change LabelEditor::redo() {
-  if (redo_.empty() || open_) return {};
-  Change c = apply(redo_.back(), true);
-  undo_.push_back(std::move(redo_.back()));
-  redo_.pop_back();
-  return c;
-}
+LabelEditor::Change LabelEditor::undo() { return step(undo_, redo_, false); }
+
+LabelEditor::Change LabelEditor::redo() { return step(redo_, undo_, true); }
 
 bool LabelEditor::implicitBegin(const char* name) {
   if (open_) return false;

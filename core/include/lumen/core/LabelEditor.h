@@ -172,6 +172,7 @@ class LabelEditor {
   };
   void touch(const IndexBox& box);
   Change apply(Step& step, bool forward);
+  Change step(std::vector<Step>& from, std::vector<Step>& to, bool forward);
   IndexBox blockBox(std::size_t index) const;
   std::vector<std::uint8_t> encodeBlock(std::size_t index) const;
   void decodeBlock(std::size_t index, const std::vector<std::uint8_t>& rle);
