@@ -171,8 +171,9 @@ int runInfo(const std::vector<std::string>& paths, const CommonOptions& common) 
 int runConvert(const ConvertOptions& o, const CommonOptions& common) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
+  if (isSegConversion(o)) return runConvertSeg(o, common);
   if (io::formatFromPath(o.output) == io::ImageFormat::Unknown)
-    return fail(o.output + ": unknown output format (use .nii, .nii.gz or .nrrd)");
+    return fail(o.output + ": unknown output format (use .nii, .nii.gz, .nrrd, or .dcm for a SEG with --reference)");
   int code = 0;
   auto s = scanAndPlan({fs::path(o.input)}, common, code);
   if (!s) return code;

@@ -28,8 +28,14 @@ struct ConvertOptions {
   std::string seriesUid;
   int volumeIndex = 0;  // 1-based as listed by `info`; 0 = choose
   bool timing = false;  // phase times on stderr (benchmarks)
+  // DICOM SEG (SegCommands.cpp): the source series, and how a written SEG was made.
+  std::string reference;
+  std::string algorithmType, algorithmName, seriesDescription;
 };
 int runConvert(const ConvertOptions& options, const CommonOptions& common);
+/// A conversion from or to DICOM SEG (--reference given, a .dcm output or a SEG input).
+bool isSegConversion(const ConvertOptions& options);
+int runConvertSeg(const ConvertOptions& options, const CommonOptions& common);
 
 // ---- De-identification (DeidCommands.cpp) ----
 struct AnonymizeOptions {

@@ -93,11 +93,18 @@ int main(int argc, char** argv) {
   app.add_subcommand("models", "List the AI models Lumen finds: lumen-cli models --help");
 
   ConvertOptions conv;
-  auto* convert = app.add_subcommand("convert", "Convert one volume to NIfTI or NRRD");
-  convert->add_option("input", conv.input, "DICOM file, folder or DICOMDIR")->required();
-  convert->add_option("output", conv.output, "Output file: .nii, .nii.gz or .nrrd")->required();
-  convert->add_option("--series", conv.seriesUid, "Series Instance UID to convert");
+  auto* convert = app.add_subcommand(
+      "convert", "Convert one volume to NIfTI or NRRD; a DICOM SEG to a label map, or a label map to a SEG (--reference)");
+  convert->add_option("input", conv.input, "DICOM file, folder or DICOMDIR; a SEG; or a label map (.nii.gz, .nrrd) for a SEG")
+      ->required();
+  convert->add_option("output", conv.output, "Output file: .nii, .nii.gz or .nrrd; .dcm writes a DICOM SEG")->required();
+  convert->add_option("--series", conv.seriesUid, "Series Instance UID to convert (with --reference: of the reference)");
   convert->add_option("--volume", conv.volumeIndex, "Volume number as listed by `info` (1-based)")->check(CLI::PositiveNumber);
+  convert->add_option("--reference", conv.reference,
+                      "The DICOM series a SEG segments: the grid a SEG is read onto, or the series a written SEG references");
+  convert->add_option("--algorithm-type", conv.algorithmType, "Written SEG: manual (default), semiautomatic or automatic");
+  convert->add_option("--algorithm-name", conv.algorithmName, "Written SEG: the algorithm (required unless manual)");
+  convert->add_option("--series-description", conv.seriesDescription, "Written SEG: its series description");
   convert->add_flag("--timing", conv.timing, "Print load and write times on stderr");
 
   // ---- Network ----

@@ -31,7 +31,8 @@ class AiHost {
   /// model never runs on a half-decoded volume).
   virtual std::shared_ptr<LoadedSeries> currentSeries() const = 0;
   /// Shows a label map over the image (and in the label panel).
-  virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) = 0;
+  virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
+                            const LabelProvenance& model) = 0;
   /// Shows a 0..1 map (an explanation, e.g. a saliency map) as a heat overlay.
   virtual void showHeatMap(std::shared_ptr<Volume> map, const QString& source) = 0;
   virtual void clearOverlay() = 0;

@@ -35,6 +35,7 @@
 
 #include "lumen/core/Sha256.h"
 #include "lumen/imaging/ImageIO.h"
+#include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/LabelTools.h"
 
@@ -274,7 +275,8 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   connect(create, &QPushButton::clicked, this, [this] { newLabelMap(); });
   connect(save, &QPushButton::clicked, this, [this] {
     if (!editor_) return emit message("note: no label map to save");
-    const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz", "Label maps (*.nii.gz *.nii *.nrrd)");
+    const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz",
+                                                   "Label maps (*.nii.gz *.nii *.nrrd);;DICOM SEG of the series (*.dcm)");
     if (f.isEmpty()) return;
     QString error;
     if (!saveTo(f, &error)) emit message("error: " + error);
@@ -835,7 +837,29 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
     if (error) *error = "no label map to save";
     return false;
   }
-  if (auto st = io::writeLabelMap(*overlay_->labels, labelInfosOf(*overlay_), path.toStdString()); !st) {
+  if (path.endsWith(".dcm", Qt::CaseInsensitive)) {
+    if (!editSeries_ || !editSeries_->segReference) {
+      if (error) *error = "a DICOM SEG references the DICOM images it segments: this series was not loaded from DICOM";
+      return false;
+    }
+    // An AI result the reader changed is semi-automatic; one drawn by hand is manual.
+    const auto& p = overlay_->provenance;
+    dicom::SegWriteOptions so;
+    if (!p.model.empty()) {
+      const bool edited = editor_->revision() != 0;
+      so.algorithm = {edited ? dicom::SegAlgorithm::Type::SemiAutomatic : dicom::SegAlgorithm::Type::Automatic, p.model,
+                      p.version, p.sha256};
+      so.seriesDescription = (edited ? "AI segmentation, edited: " : "AI segmentation: ") + p.model;
+    }
+    so.softwareVersion = LUMEN_VERSION;
+    auto w = dicom::writeSegmentation(*overlay_->labels, labelInfosOf(*overlay_), *editSeries_->segReference, so,
+                                      path.toStdString());
+    if (!w) {
+      if (error) *error = QString::fromStdString(w.error().toString());
+      return false;
+    }
+    for (const auto& n : w->notes) emit message("note: " + QString::fromStdString(n));
+  } else if (auto st = io::writeLabelMap(*overlay_->labels, labelInfosOf(*overlay_), path.toStdString()); !st) {
     if (error) *error = QString::fromStdString(st.error().toString());
     return false;
   }

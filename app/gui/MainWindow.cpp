@@ -38,6 +38,7 @@
 #include <tuple>
 #include <utility>
 
+#include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "FindingsPanel.h"
 #include "LabelPanel.h"
@@ -360,12 +361,14 @@ void MainWindow::showOverlay(std::shared_ptr<LabelOverlay> o) {
   grid_->setOverlay(labels_->overlay());  // the editable copy when it had to be converted
 }
 
-void MainWindow::showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) {
+void MainWindow::showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
+                              const LabelProvenance& model) {
   auto o = makeLabelOverlay(std::move(labels), source.toStdString());
   if (!o) {
     addMessage("error: " + QString::fromStdString(o.error().toString()));
     return;
   }
+  o->provenance = model;
   for (auto& e : o->entries)
     for (const auto& n : names)
       if (n.value == e.value) {
@@ -528,7 +531,8 @@ void MainWindow::buildDocks() {
   labelDock->setWidget(labels_);
   addDockWidget(Qt::RightDockWidgetArea, labelDock);
   connect(labels_, &LabelPanel::loadRequested, this, [this] {
-    const QString f = QFileDialog::getOpenFileName(this, "Load label map", {}, "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha)");
+    const QString f = QFileDialog::getOpenFileName(this, "Load label map", {},
+                                                   "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha);;DICOM SEG (*.dcm);;All files (*)");
     if (!f.isEmpty()) openOverlay(f);
   });
   connect(labels_, &LabelPanel::clearRequested, this, [this] {
@@ -785,12 +789,31 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
 bool MainWindow::loading() const { return loadJob_ >= 0; }
 
 void MainWindow::openOverlay(const QString& path) {
+  // A DICOM SEG is placed on the grid of the series it is opened over.
+  std::shared_ptr<LoadedSeries> series = currentSeries();
+  const bool seg = dicom::isSegmentationFile(path.toStdString());
+  if (seg && !series) {
+    addMessage("error: " + path + ": open the series this SEG segments first (it is placed on that series' grid)");
+    return;
+  }
   const int job = beginJob(JobKind::Overlay, "Loading label map " + QFileInfo(path).fileName(), {});
-  (void)QtConcurrent::run([this, path, job] {
+  (void)QtConcurrent::run([this, path, job, seg, series] {
     // A map of labels 0..255 with its descriptions beside it, or else any integer map.
     Result<LabelOverlay> overlay = Error(ErrorCode::Internal, "");
-    auto map = io::readLabelMap(path.toStdString());
-    if (map) {
+    QStringList notes;
+    if (seg) {
+      auto r = dicom::readSegmentation(path.toStdString(), series->volume->geometry(),
+                                       series->info.series.frameOfReferenceUid);
+      if (r) {
+        overlay = makeLabelOverlay(r->labels, path.toStdString());
+        if (overlay) applyLabelInfos(*overlay, r->infos);
+        for (const auto& n : r->notes) notes << QString::fromStdString("note: " + n);
+        if (!r->referencedSeriesUid.empty() && r->referencedSeriesUid != series->info.series.seriesInstanceUid)
+          notes << "note: this SEG was made on another series of the study; it is shown on this one's grid";
+      } else {
+        overlay = r.error();
+      }
+    } else if (auto map = io::readLabelMap(path.toStdString())) {
       overlay = makeLabelOverlay(map->labels, path.toStdString());
       if (overlay) applyLabelInfos(*overlay, map->infos);
     } else if (map.error().code == ErrorCode::Unsupported) {
@@ -802,7 +825,8 @@ void MainWindow::openOverlay(const QString& path) {
     }
     QMetaObject::invokeMethod(
         this,
-        [this, overlay, job] {
+        [this, overlay, job, notes] {
+          for (const auto& n : notes) addMessage(n);
           if (!overlay) {
             addMessage("error: " + QString::fromStdString(overlay.error().toString()));
             endTask(job, "Could not load the label map");

@@ -97,7 +97,8 @@ class MainWindow : public QMainWindow, public AiHost {
 
   // AiHost
   std::shared_ptr<LoadedSeries> currentSeries() const override;
-  void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source) override;
+  void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
+                    const LabelProvenance& model) override;
   void showHeatMap(std::shared_ptr<Volume> map, const QString& source) override;
   void clearOverlay() override;
   std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,

@@ -8,6 +8,7 @@
 
 #include "lumen/core/Log.h"
 #include "lumen/imaging/DicomScanner.h"
+#include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/ImageIO.h"
 #include "lumen/imaging/VolumeLoader.h"
 #include "lumen/imaging/VolumePlanner.h"
@@ -99,6 +100,7 @@ int SeriesLoader::start(const Request& request) {
     auto series = std::make_shared<LoadedSeries>();
     series->info = plan.info;
     series->source = request.paths.join(";").toStdString();
+    series->segReference = std::make_shared<const dicom::SegReference>(dicom::segReferenceOf(*scan, plan));
     series->complete = false;  // shown while loading; nothing computes on it
     std::mutex m;
     bool firstSent = false;
@@ -139,6 +141,7 @@ int SeriesLoader::start(const Request& request) {
       std::lock_guard<std::mutex> lock(m);
       done->info = series->info;
       done->source = series->source;
+      done->segReference = series->segReference;
     }
     done->volume = std::make_shared<Volume>(std::move(v.value()));
     done->complete = true;

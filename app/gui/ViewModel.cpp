@@ -305,16 +305,7 @@ std::string probeText(const LoadedSeries& s, const Vec3& lps) {
   return out.str();
 }
 
-Rgb8 labelColor(int value) {
-  // Distinct, readable colours on grey (first ones like common anatomy tables).
-  static const Rgb8 palette[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
-                                 {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212},
-                                 {0, 128, 128},  {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0},
-                                 {170, 255, 195}, {128, 128, 0}, {255, 215, 180}, {0, 0, 128},   {128, 128, 128}};
-  constexpr int n = sizeof(palette) / sizeof(palette[0]);
-  if (value <= 0) return {0, 0, 0};
-  return palette[(value - 1) % n];
-}
+Rgb8 labelColor(int value) { return defaultLabelColor(value); }
 
 Result<LabelOverlay> makeLabelOverlay(std::shared_ptr<Volume> labels, std::string source) {
   if (!labels || labels->empty()) return Error(ErrorCode::InvalidArgument, "empty label map", source);

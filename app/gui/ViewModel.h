@@ -13,6 +13,10 @@
 #include "lumen/core/Metadata.h"
 #include "lumen/core/Volume.h"
 
+namespace lumen::dicom {
+struct SegReference;  // lumen/imaging/DicomSeg.h
+}
+
 namespace lumen::gui {
 
 /// A loaded series as the viewer holds it: voxels, where they came from, value range.
@@ -28,6 +32,9 @@ struct LoadedSeries {
   /// False while the loader is still filling the voxels (a viewer may show it; nothing may
   /// compute on it).
   bool complete = true;
+  /// A DICOM series: the source instances of each slice, what a DICOM SEG of it references
+  /// (null for NIfTI / NRRD images).
+  std::shared_ptr<const dicom::SegReference> segReference;
 
   bool isColor() const { return volume && volume->pixelType() == PixelType::RGB8; }
   bool isCt() const { return info.series.modality == "CT"; }
@@ -153,11 +160,18 @@ struct LabelEntry {
   CodedConcept category, type;  // for DICOM SEG; empty when not chosen
   double opacity = 1.0;         // this label's, times the overlay's
 };
+/// The model that made a label map (empty for one drawn or loaded by the reader): a DICOM
+/// SEG of it names the model as its algorithm.
+struct LabelProvenance {
+  std::string model, version, sha256;
+};
+
 struct LabelOverlay {
   std::shared_ptr<Volume> labels;  // integer voxels on their own grid (LPS)
   std::vector<LabelEntry> entries;  // every non-zero value present
   double opacity = 0.45;
   std::string source;
+  LabelProvenance provenance;
 };
 /// Finds the labels present and gives them distinct colours. Fails for non-integer or
 /// colour images, and for maps with more than 1000 distinct labels.

@@ -186,6 +186,13 @@ def build_measurement_phantom():
                 rows=90, cols=100, spacing=(0.8, 0.6), pixel_fn=fn)
 
 
+def build_odd_size():
+    """13 rows x 11 columns (143 pixels, not a multiple of 8): the frame size Debian's DCMTK
+    3.6.7 packs wrongly in a binary SEG."""
+    s = Series("odd size")
+    write_stack("phantom/odd", s, axial_positions(7, 3.0), rows=13, cols=11, spacing=(1.0, 1.25))
+
+
 def build_ramp_cases():
     s = Series("axial shuffled")
     write_stack("ramp/axial-shuffled", s, axial_positions(20, 2.5), shuffle=True)
@@ -529,6 +536,7 @@ if __name__ == "__main__":
     build_transfer_syntaxes()
     build_ramp_cases()
     build_measurement_phantom()
+    build_odd_size()
     build_enhanced()
     build_legacy_multiframe()
     build_cine()

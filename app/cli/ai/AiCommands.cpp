@@ -11,17 +11,20 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "lumen/core/InstallPaths.h"
 #include "lumen/core/Log.h"
 #include "lumen/imaging/DicomScanner.h"
+#include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/ImageIO.h"
 #include "lumen/imaging/VolumeLoader.h"
 #include "lumen/imaging/VolumePlanner.h"
 #include "lumen/models/Bundle.h"
 #include "lumen/models/Inference.h"
 #include "lumen/models/Trust.h"
+#include "lumen/core/LabelEditor.h"
 #include "lumen/core/LabelStatistics.h"
 
 namespace fs = std::filesystem;
@@ -41,6 +44,7 @@ struct LoadedInput {
   Volume volume;
   std::string seriesUid;
   std::string modality;
+  std::optional<dicom::SegReference> reference;  // DICOM input: what a SEG of it references
 };
 
 Result<LoadedInput> loadInput(const std::string& path, const std::string& seriesUid, int volumeIndex) {
@@ -70,6 +74,7 @@ Result<LoadedInput> loadInput(const std::string& path, const std::string& series
   in.volume = std::move(v.value());
   in.seriesUid = plans[chosen].info.series.seriesInstanceUid;
   in.modality = plans[chosen].info.series.modality;
+  in.reference = dicom::segReferenceOf(*scan, plans[chosen]);
   return in;
 }
 
@@ -171,7 +176,9 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   auto* infer = app.add_subcommand("infer", "Run a model (MONAI bundle) on a volume");
   infer->add_option("--model,-m", model, "Bundle folder or model name (see `lumen-cli models`)")->required();
   infer->add_option("input", input, "DICOM folder/file, NIfTI or NRRD")->required();
-  infer->add_option("--output,-o", output, "Result: .nii, .nii.gz or .nrrd (label map / image), or .json")->required();
+  infer->add_option("--output,-o", output,
+                    "Result: .nii, .nii.gz or .nrrd (label map / image), .dcm (DICOM SEG of a DICOM input), or .json")
+      ->required();
   infer->add_option("--device", device, "auto, cpu, cuda or cuda:N");
   infer->add_option("--threads", threads, "CPU threads (0: LibTorch's default)");
   infer->add_option("--roi", roi, "Sliding-window size X,Y,Z (overrides the bundle)");
@@ -202,12 +209,16 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (list->parsed()) return runModels(modelsJson, trustName, untrustName);
 
     const bool jsonOut = endsWith(output, ".json");
-    if (!jsonOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
-      return fail(output + ": unknown output format (use .nii, .nii.gz, .nrrd or .json)");
+    const bool segOut = endsWith(output, ".dcm");
+    if (!jsonOut && !segOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
+      return fail(output + ": unknown output format (use .nii, .nii.gz, .nrrd, .dcm or .json)");
     auto bundle = models::findBundle(model, models::modelSearchPath(shippedModels()));
     if (!bundle) return fail(bundle.error().toString());
     if (bundle->task == models::Task::Classification && !jsonOut)
       return fail("a classification model gives probabilities: use --output result.json (and --saliency map.nii.gz)");
+    if (segOut && bundle->task != models::Task::Segmentation)
+      return fail(output + ": a DICOM SEG holds a segmentation; " + bundle->name + " is a " + models::toString(bundle->task) +
+                  " model");
 
     auto store = models::TrustStore::load();
     if (!store) return fail(store.error().toString());
@@ -243,6 +254,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
 
     auto in = loadInput(input, seriesUid, volumeIndex);
     if (!in) return fail(in.error().toString());
+    if (segOut && !in->reference)
+      return fail(input + ": a DICOM SEG references the images it segments: the input must be a DICOM series");
     if (!bundle->extras.modalityFilter.empty() && !in->modality.empty() && in->modality != bundle->extras.modalityFilter)
       std::cerr << "lumen-cli: warning: the model is meant for " << bundle->extras.modalityFilter << ", the input is "
                 << in->modality << "\n";
@@ -251,7 +264,30 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (!r) return fail(r.error().toString());
     for (const auto& l : r->log) std::cerr << "lumen-cli: " << l << "\n";
 
-    if (!jsonOut) {
+    if (segOut) {
+      if (!r->channelMasks.empty())
+        return fail(output + ": this model gives overlapping channel masks; write them as .nii.gz (a SEG of one label "
+                    "map per voxel is what Lumen writes)");
+      auto labels = r->output.pixelType() == PixelType::UInt8 ? Result<Volume>(std::move(r->output))
+                                                              : r->output.convertTo(PixelType::UInt8);
+      if (!labels) return fail(labels.error().toString());
+      std::vector<LabelInfo> infos;
+      for (const auto& [value, name] : r->labelNames) {
+        if (value <= 0 || value > 255) continue;
+        LabelInfo li;
+        li.value = value;
+        li.name = name;
+        li.color = defaultLabelColor(value);
+        infos.push_back(li);
+      }
+      dicom::SegWriteOptions so;
+      so.algorithm = {dicom::SegAlgorithm::Type::Automatic, r->model, r->version, r->sha256};
+      so.seriesDescription = "AI segmentation: " + r->model;
+      so.softwareVersion = LUMEN_VERSION;
+      auto w = dicom::writeSegmentation(*labels, infos, *in->reference, so, output);
+      if (!w) return fail(w.error().toString());
+      for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
+    } else if (!jsonOut) {
       // Several channel masks (a threshold kept them all): one 4D image, channels last.
       if (!r->channelMasks.empty()) {
         if (auto s = io::writeChannels(r->channelMasks, output); !s) return fail(s.error().toString());

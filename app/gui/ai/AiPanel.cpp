@@ -375,7 +375,7 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
     auto* vols = new QLabel(present == 0 ? "No voxel was labelled." : text);
     vols->setObjectName("AiLabelVolumes");
     resultLayout_->addWidget(vols);
-    host_->showLabelMap(labels, names, name);
+    host_->showLabelMap(labels, names, name, {res.model, res.version, res.sha256});
     host_->endTask(job, QString("%1: %2 label(s)").arg(name).arg(present));
   } else if (res.task == models::Task::Enhancement) {
     auto converted = models::inInputType(std::move(res.output), res.task, input->volume->pixelType());

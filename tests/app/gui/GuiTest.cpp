@@ -44,6 +44,7 @@
 #include "VtkWidget.h"
 #include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
+#include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/ImageIO.h"
@@ -1087,14 +1088,35 @@ class GuiTest : public QObject {
     QCOMPARE(QString::fromStdString(back->infos[1].name), QString("Box"));
     QCOMPARE(QString::fromStdString(back->infos[1].type.scheme), QString("99LUMEN"));
     QCOMPARE(back->infos[1].opacity, 0.4);
+    // And as a DICOM SEG of the series: hand-made, so MANUAL; opened again over the series,
+    // the same voxels, names and codes.
+    const QString segFile = dataDir_->path() + "/labels-seg.dcm";
+    QVERIFY2(lp->saveTo(segFile, &error), qPrintable(error));
+    auto seg = dicom::readSegmentation(segFile.toStdString(), g);
+    QVERIFY2(seg.ok(), seg ? "" : qPrintable(QString::fromStdString(seg.error().toString())));
+    QVERIFY(std::memcmp(seg->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
+    QCOMPARE(QString::fromStdString(seg->algorithmType), QString("MANUAL"));
+    QCOMPARE(QString::fromStdString(seg->infos[1].type.meaning), QString("Phantom box"));
+    w->clearOverlay();
+    QSignalSpy segLoaded(w, &MainWindow::overlayLoaded);
+    w->openOverlay(segFile);
+    QVERIFY(segLoaded.wait(20000));
+    QVERIFY(lp->editing());
+    QVERIFY(std::memcmp(lp->overlay()->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
+    QCOMPARE(QString::fromStdString(lp->overlay()->entries[1].name), QString("Box"));
 
-    // A result on the series grid (as the AI engine gives) opens editable with statistics.
+    // A result on the series grid (as the AI engine gives) opens editable with statistics;
+    // saved unchanged as SEG it names the model as an AUTOMATIC algorithm.
     w->clearOverlay();
     QVERIFY(!lp->editing());
-    w->showLabelMap(back->labels, {{2, "box (model)", std::nullopt}}, "model");
+    w->showLabelMap(back->labels, {{2, "box (model)", std::nullopt}}, "model", {"box_model", "0.3", std::string(64, 'c')});
     QVERIFY(lp->editing());
     QVERIFY(lp->waitForMeasures(20000));
     QCOMPARE(lp->measures().size(), std::size_t(3));
+    QVERIFY2(lp->saveTo(segFile, &error), qPrintable(error));
+    auto aiSeg = dicom::readSegmentation(segFile.toStdString(), g);
+    QVERIFY(aiSeg.ok());
+    QCOMPARE(QString::fromStdString(aiSeg->algorithmType), QString("AUTOMATIC"));
 
     // Crop to the 3D view's clipping box: label 3 (the cone, z -20..0) keeps z >= -12 only.
     const auto& map = *lp->overlay()->labels;

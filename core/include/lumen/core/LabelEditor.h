@@ -39,6 +39,9 @@ struct LabelInfo {
   CodedConcept category, type;
 };
 
+/// The colour a label gets until the user picks one: distinct and readable on grey.
+Rgb8 defaultLabelColor(int value);
+
 /// A few SNOMED CT categories and types a reader picks from (DICOM PS3.16 CID 7150 / 7151 / 7166).
 const std::vector<std::pair<CodedConcept, CodedConcept>>& commonLabelCodes();
 

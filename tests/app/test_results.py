@@ -1,0 +1,273 @@
+#!/usr/bin/python3
+"""Results out of Lumen, checked by independent readers: DICOM SEG written by lumen-cli
+(convert, infer) is read with pydicom's own bit unpacking and dciodvfy; a SEG written here
+with pydicom from the standard's description (not by Lumen) is read by lumen-cli.
+
+Environment as test_cli.py (LUMEN_CLI, LUMEN_CORPUS, LUMEN_SAMPLE, LUMEN_WORK,
+LUMEN_TEST_MODELS)."""
+import glob
+import json
+import os
+import subprocess
+import unittest
+
+import nibabel as nib
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from test_cli import CLI, CORPUS, MODELS, SAMPLE, infer, run, workdir
+
+SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def dciodvfy_errors(path):
+    p = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
+    return [line for line in (p.stdout + p.stderr).splitlines() if line.startswith("Error")]
+
+
+def ras_to_index(affine, lps):
+    """Continuous voxel index of an LPS point, through a NIfTI (RAS) affine."""
+    ras = np.array([-lps[0], -lps[1], lps[2], 1.0])
+    return (np.linalg.inv(affine) @ ras)[:3]
+
+
+def labels_from_seg(path, affine, shape):
+    """A label volume (segment number per voxel) rebuilt from a SEG with pydicom alone: each
+    frame placed at the slice its Image Position (Patient) names."""
+    ds = pydicom.dcmread(path)
+    frames = ds.pixel_array.reshape(int(ds.NumberOfFrames), ds.Rows, ds.Columns)
+    out = np.zeros(shape, np.uint8)
+    for f, pf in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        seg = int(pf.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        ijk = ras_to_index(affine, [float(v) for v in pf.PlanePositionSequence[0].ImagePositionPatient])
+        assert np.allclose(ijk[:2], 0, atol=1e-3) and abs(ijk[2] - round(ijk[2])) < 1e-3, ijk
+        k = int(round(ijk[2]))
+        # Frame rows are j, columns i; the NIfTI array is [i, j, k].
+        out[:, :, k][frames[f].T != 0] = seg
+    return ds, out
+
+
+def cone_and_slab(shape):
+    """Label 1: a cone along k, on every slice; label 2: a slab at low j on the inner slices."""
+    ni, nj, nk = shape
+    i, j, k = np.meshgrid(np.arange(ni), np.arange(nj), np.arange(nk), indexing="ij")
+    radius = 0.4 * min(ni, nj) * (0.5 + 0.5 * k / max(1, nk - 1))
+    labels = np.zeros(shape, np.uint8)
+    labels[np.hypot(i - (ni - 1) / 2, j - (nj - 1) / 2) <= radius] = 1
+    labels[(j < 2) & (k >= 1) & (k < nk - 1)] = 2
+    return labels
+
+
+SIDECAR = {"format": "lumen-labels", "version": 1, "labels": [
+    {"value": 1, "name": "Liver", "color": [221, 130, 101], "opacity": 1.0, "visible": True,
+     "category": {"value": "123037004", "scheme": "SCT", "meaning": "Anatomical Structure"},
+     "type": {"value": "10200004", "scheme": "SCT", "meaning": "Liver"}},
+    {"value": 2, "name": "Lesion", "color": [30, 200, 60], "opacity": 1.0, "visible": True,
+     "category": {"value": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
+     "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"}}]}
+
+
+class Segmentation(unittest.TestCase):
+    """DICOM SEG: lumen-cli convert (both ways) and lumen-cli infer --output x.dcm."""
+
+    def label_map(self, series, name):
+        d = workdir("seg-" + name)
+        run("convert", series, os.path.join(d, "image.nii.gz"))
+        img = nib.load(os.path.join(d, "image.nii.gz"))
+        labels = cone_and_slab(img.shape)
+        path = os.path.join(d, "labels.nii.gz")
+        nib.save(nib.Nifti1Image(labels, img.affine), path)
+        with open(os.path.join(d, "labels.labels.json"), "w") as f:
+            json.dump(SIDECAR, f)
+        return d, img, labels, path
+
+    def test_label_map_to_seg_and_back_with_an_odd_frame_size(self):
+        # 13 x 11 pixels: DCMTK 3.6.7 alone would corrupt every frame after the first.
+        series = os.path.join(CORPUS, "phantom", "odd")
+        d, img, labels, path = self.label_map(series, "odd")
+        seg = os.path.join(d, "seg.dcm")
+        p = run("convert", path, seg, "--reference", series, "--algorithm-type", "semiautomatic",
+                "--algorithm-name", "Lumen label editor")
+        self.assertIn("2 segment(s)", p.stdout)
+        self.assertEqual(dciodvfy_errors(seg), [])
+        ds, rebuilt = labels_from_seg(seg, img.affine, labels.shape)
+        np.testing.assert_array_equal(rebuilt, labels)  # pydicom's unpacking, voxel for voxel
+        self.assertEqual(ds.SOPClassUID, SEG_CLASS)
+        self.assertEqual(ds.SegmentationType, "BINARY")
+        self.assertEqual(int(ds.NumberOfFrames), 7 + 5)  # empty frames left out
+        self.assertEqual([s.SegmentLabel for s in ds.SegmentSequence], ["Liver", "Lesion"])
+        self.assertEqual(ds.SegmentSequence[1].SegmentedPropertyTypeCodeSequence[0].CodeValue, "52988006")
+        self.assertEqual(ds.SegmentSequence[0].SegmentAlgorithmType, "SEMIAUTOMATIC")
+        self.assertEqual(ds.SegmentSequence[0].SegmentAlgorithmName, "Lumen label editor")
+        sources = {pydicom.dcmread(f).SOPInstanceUID: f for f in glob.glob(os.path.join(series, "*"))}
+        src = pydicom.dcmread(next(iter(sources.values())))
+        self.assertEqual(ds.StudyInstanceUID, src.StudyInstanceUID)
+        self.assertEqual(ds.PatientID, src.PatientID)
+        self.assertEqual(ds.FrameOfReferenceUID, src.FrameOfReferenceUID)
+        self.assertNotEqual(ds.SeriesInstanceUID, src.SeriesInstanceUID)
+        ref = ds.ReferencedSeriesSequence[0]
+        self.assertEqual(ref.SeriesInstanceUID, src.SeriesInstanceUID)
+        self.assertEqual({i.ReferencedSOPInstanceUID for i in ref.ReferencedInstanceSequence}, set(sources))
+        # Each frame derives from the source image at its own position.
+        for pf in ds.PerFrameFunctionalGroupsSequence:
+            uid = pf.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+            self.assertEqual([float(v) for v in pydicom.dcmread(sources[uid]).ImagePositionPatient],
+                             [float(v) for v in pf.PlanePositionSequence[0].ImagePositionPatient])
+
+        back = os.path.join(d, "back.nii.gz")
+        run("convert", seg, back, "--reference", series)
+        out = nib.load(back)
+        np.testing.assert_array_equal(np.asarray(out.dataobj), labels)
+        np.testing.assert_allclose(out.affine, img.affine, atol=1e-4)
+        side = json.load(open(os.path.join(d, "back.labels.json")))
+        self.assertEqual([(l["value"], l["name"], l["color"]) for l in side["labels"]],
+                         [(1, "Liver", [221, 130, 101]), (2, "Lesion", [30, 200, 60])])
+        self.assertEqual(side["labels"][0]["type"]["value"], "10200004")
+
+    def test_oblique_series(self):
+        series = os.path.join(CORPUS, "ramp", "oblique")
+        d, img, labels, path = self.label_map(series, "oblique")
+        seg = os.path.join(d, "seg.dcm")
+        run("convert", path, seg, "--reference", series)
+        self.assertEqual(dciodvfy_errors(seg), [])
+        ds, rebuilt = labels_from_seg(seg, img.affine, labels.shape)
+        np.testing.assert_array_equal(rebuilt, labels)
+        self.assertEqual(ds.SegmentSequence[0].SegmentAlgorithmType, "MANUAL")
+        back = os.path.join(d, "back.nii.gz")
+        run("convert", seg, back, "--reference", series)
+        np.testing.assert_array_equal(np.asarray(nib.load(back).dataobj), labels)
+
+    def test_a_seg_written_by_another_writer(self):
+        """A SEG made here with pydicom from PS3.3 C.8.20 (bits run on across frames, frames
+        in reverse order, geometry per frame), binary and fractional, read by lumen-cli."""
+        series = os.path.join(CORPUS, "phantom", "odd")
+        d, img, labels, _ = self.label_map(series, "foreign")
+        files = sorted(glob.glob(os.path.join(series, "*")))
+        src = [pydicom.dcmread(f) for f in files]
+        src.sort(key=lambda s: float(s.ImagePositionPatient[2]))
+        for kind in ("BINARY", "FRACTIONAL"):
+            ds = Dataset()
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.MediaStorageSOPClassUID = SEG_CLASS
+            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.SOPClassUID, ds.SOPInstanceUID = SEG_CLASS, ds.file_meta.MediaStorageSOPInstanceUID
+            ds.Modality = "SEG"
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = src[0].StudyInstanceUID, generate_uid()
+            ds.FrameOfReferenceUID = src[0].FrameOfReferenceUID
+            ds.Rows, ds.Columns = src[0].Rows, src[0].Columns
+            ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
+            ds.SegmentationType = kind
+            if kind == "BINARY":
+                ds.BitsAllocated = ds.BitsStored = 1
+                ds.HighBit = 0
+            else:
+                ds.BitsAllocated = ds.BitsStored = 8
+                ds.HighBit = 7
+                ds.SegmentationFractionalType = "PROBABILITY"
+                ds.MaximumFractionalValue = 200
+            segs = []
+            for n, name in ((1, "First"), (2, "Second")):
+                s = Dataset()
+                s.SegmentNumber, s.SegmentLabel, s.SegmentAlgorithmType = n, name, "MANUAL"
+                s.RecommendedDisplayCIELabValue = [53000, 50000, 45000]
+                segs.append(s)
+            ds.SegmentSequence = Sequence(segs)
+            shared = Dataset()
+            pm = Dataset()
+            pm.PixelSpacing = src[0].PixelSpacing
+            pm.SliceThickness = "3"
+            shared.PixelMeasuresSequence = Sequence([pm])
+            ds.SharedFunctionalGroupsSequence = Sequence([shared])
+            frames, groups = [], []
+            for k in reversed(range(len(src))):
+                for n in (2, 1):
+                    mask = labels[:, :, k].T == n
+                    if not mask.any():
+                        continue
+                    pf = Dataset()
+                    si = Dataset()
+                    si.ReferencedSegmentNumber = n
+                    pf.SegmentIdentificationSequence = Sequence([si])
+                    pp = Dataset()
+                    pp.ImagePositionPatient = src[k].ImagePositionPatient
+                    pf.PlanePositionSequence = Sequence([pp])
+                    po = Dataset()
+                    po.ImageOrientationPatient = src[k].ImageOrientationPatient
+                    pf.PlaneOrientationSequence = Sequence([po])
+                    groups.append(pf)
+                    # Fractional: 150 of 200 is inside, 90 of 200 is not.
+                    frames.append(mask.astype(np.uint8) if kind == "BINARY" else np.where(mask, 150, 90).astype(np.uint8))
+            ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+            ds.NumberOfFrames = len(frames)
+            flat = np.concatenate([f.ravel() for f in frames])
+            data = np.packbits(flat, bitorder="little").tobytes() if kind == "BINARY" else flat.tobytes()
+            ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
+            ds["PixelData"].VR = "OB"
+            theirs = os.path.join(d, f"theirs-{kind.lower()}.dcm")
+            ds.save_as(theirs, write_like_original=False)
+            out = os.path.join(d, f"theirs-{kind.lower()}.nii.gz")
+            run("convert", theirs, out, "--reference", series)
+            np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), labels, kind)
+            side = json.load(open(os.path.join(d, f"theirs-{kind.lower()}.labels.json")))
+            self.assertEqual([l["name"] for l in side["labels"]], ["First", "Second"])
+
+    def test_refusals_name_the_problem(self):
+        series = os.path.join(CORPUS, "phantom", "odd")
+        d, img, labels, path = self.label_map(series, "refusals")
+        p = run("convert", path, os.path.join(d, "x.dcm"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--reference", p.stderr)
+        p = run("convert", path, os.path.join(d, "x.dcm"), "--reference", series, "--algorithm-type", "automatic",
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("algorithm's name", p.stderr)
+        # A label map of another grid is not silently placed on this one.
+        other = os.path.join(CORPUS, "ramp", "axial-shuffled")
+        p = run("convert", path, os.path.join(d, "x.dcm"), "--reference", other, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not on the grid", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "x.dcm")))
+        seg = os.path.join(d, "seg.dcm")
+        run("convert", path, seg, "--reference", series)
+        p = run("convert", seg, os.path.join(d, "x.nii.gz"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--reference", p.stderr)
+        # A SEG shown on another series of another frame of reference: refused.
+        p = run("convert", seg, os.path.join(d, "x.nii.gz"), "--reference", other, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("frame of reference", p.stderr)
+
+    @unittest.skipUnless(MODELS, "no test models")
+    def test_infer_writes_a_seg_of_the_dicom_input(self):
+        d = workdir("seg-infer")
+        labels_path, seg = os.path.join(d, "labels.nii.gz"), os.path.join(d, "result.dcm")
+        infer("-m", "monai_probabilities", SAMPLE, "-o", labels_path)
+        p = infer("-m", "monai_probabilities", SAMPLE, "-o", seg)
+        self.assertIn("result.dcm", p.stdout)
+        self.assertEqual(dciodvfy_errors(seg), [])
+        img = nib.load(labels_path)
+        labels = np.asarray(img.dataobj).astype(np.uint8)
+        ds, rebuilt = labels_from_seg(seg, img.affine, labels.shape)
+        np.testing.assert_array_equal(rebuilt, labels)
+        infer("-m", "monai_probabilities", SAMPLE, "-o", os.path.join(d, "r.json"))
+        report = json.load(open(os.path.join(d, "r.json")))
+        seg0 = ds.SegmentSequence[0]
+        self.assertEqual(seg0.SegmentAlgorithmType, "AUTOMATIC")
+        self.assertEqual(seg0.SegmentAlgorithmName, "monai_probabilities")
+        algo = seg0.SegmentationAlgorithmIdentificationSequence[0]
+        self.assertEqual(algo.AlgorithmVersion, report["version"])
+        self.assertIn(report["sha256"], algo.AlgorithmParameters)
+        self.assertEqual(ds.ReferencedSeriesSequence[0].SeriesInstanceUID,
+                         pydicom.dcmread(sorted(glob.glob(os.path.join(SAMPLE, "*")))[0]).SeriesInstanceUID)
+        # A NIfTI input cannot be referenced.
+        q = infer("-m", "monai_probabilities", labels_path, "-o", os.path.join(d, "x.dcm"), check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn("must be a DICOM series", q.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
