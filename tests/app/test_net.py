@@ -25,6 +25,7 @@ import ssl
 import urllib.error
 import urllib.request
 
+import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
@@ -434,6 +435,28 @@ class Send(unittest.TestCase):
         self.assertIn("sent 4", run("send", "pacs", "--series", series, "--data-dir", d).stdout)
         for f in files:
             self.orthanc_instance(str(pydicom.dcmread(f).SOPInstanceUID))
+
+    def test_seg_from_lumen_is_accepted(self):
+        """A DICOM SEG lumen-cli writes of the sample series: Orthanc takes it over C-STORE and over
+        its REST API, files it under the source study, and gives back the same segment bits."""
+        d = workdir("send-seg")
+        run("convert", SAMPLE, os.path.join(d, "ct.nii.gz"))
+        img = nib.load(os.path.join(d, "ct.nii.gz"))
+        labels = (np.asarray(img.dataobj) > 300).astype(np.uint8)  # bone
+        nib.save(nib.Nifti1Image(labels, img.affine), os.path.join(d, "bone.nii.gz"))
+        seg, seg2 = os.path.join(d, "seg.dcm"), os.path.join(d, "seg2.dcm")
+        run("convert", os.path.join(d, "bone.nii.gz"), seg, "--reference", SAMPLE)
+        run("convert", os.path.join(d, "bone.nii.gz"), seg2, "--reference", SAMPLE)
+        ds = pydicom.dcmread(seg)
+        self.assertIn("sent 1", run("send", "pacs", seg).stdout)
+        oid = self.orthanc_instance(str(ds.SOPInstanceUID))
+        self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SEG")
+        self.assertEqual(http("GET", f"/instances/{oid}/study")["MainDicomTags"]["StudyInstanceUID"], SOURCE_STUDY)
+        back = pydicom.dcmread(pydicom.filebase.DicomBytesIO(http("GET", f"/instances/{oid}/file")))
+        self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array))
+        with open(seg2, "rb") as fh:
+            self.assertEqual(http("POST", "/instances", fh.read())["Status"], "Success")
+        self.orthanc_instance(str(pydicom.dcmread(seg2).SOPInstanceUID))
 
     def test_refused_file_is_reported(self):
         d = workdir("send-bad")
