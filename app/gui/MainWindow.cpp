@@ -214,9 +214,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
                 .arg(notes.isEmpty() ? QString() : QString(" (%1 note(s) in Messages)").arg(notes.size())));
     syncFindings();
     emit seriesLoaded(s);
+    if (!pendingOverlay_.isEmpty()) openOverlay(std::exchange(pendingOverlay_, QString()));
   });
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
     if (id != loadId_) return;
+    pendingOverlay_.clear();
     addMessage("error: " + msg);
     endTask(std::exchange(loadJob_, -1), "Could not load: " + msg);
     emit loadFailed(msg);
@@ -774,6 +776,21 @@ void MainWindow::setHidePatient(bool hide) {
 
 void MainWindow::openPaths(const QStringList& paths, int viewport) {
   if (paths.isEmpty()) return;
+  // A DICOM SEG opens as labels over the series it segments.
+  pendingOverlay_.clear();
+  if (paths.size() == 1 && dicom::isSegmentationFile(paths[0].toStdString())) {
+    const std::string series = dicom::referencedSeriesOf(paths[0].toStdString());
+    const QStringList files = series.empty() ? QStringList() : browser_->filesOfSeries(series);
+    if (files.isEmpty()) {
+      addMessage("error: " + paths[0] +
+                 ": the series this segmentation was made on is not in the study database; open that series, then "
+                 "Load label map");
+      return;
+    }
+    openPaths(files, viewport);
+    pendingOverlay_ = paths[0];
+    return;
+  }
   loadViewport_ = viewport;
   partial_.reset();
   // A new load replaces the one in progress (the loader cancels it).

@@ -172,6 +172,7 @@ class MainWindow : public QMainWindow, public AiHost {
   QList<QAction*> layoutActions_;
   int loadId_ = 0;
   int loadViewport_ = -1;
+  QString pendingOverlay_;  // a SEG opened from the browser: shown once its series is loaded
   std::shared_ptr<LoadedSeries> partial_;
   bool firstImageReported_ = false;
   struct Job {

@@ -278,6 +278,15 @@ QStringList StudyBrowser::seriesFiles(int row) const {
   return files;
 }
 
+QStringList StudyBrowser::filesOfSeries(const std::string& seriesUid) const {
+  QStringList files;
+  if (!db_) return files;
+  auto inst = db_->instancesOfSeries(seriesUid);
+  if (!inst) return files;
+  for (const auto& i : *inst) files << qs(i.path);
+  return files;
+}
+
 void StudyBrowser::importPaths(const QStringList& paths, bool copy) {
   if (importing_ || paths.isEmpty()) return;
   importing_ = true;

@@ -54,6 +54,8 @@ class StudyBrowser : public QWidget {
   void selectStudy(int row);
   /// Files of series `row` of the selected study.
   QStringList seriesFiles(int row) const;
+  /// The files of a series in the database, by its UID (empty when it is not there).
+  QStringList filesOfSeries(const std::string& seriesUid) const;
 
  public slots:
   void refresh();

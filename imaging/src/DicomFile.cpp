@@ -217,6 +217,15 @@ Result<FileInfo> readIdentity(const fs::path& path, DcmFileFormat& ff) {
 }
 }  // namespace
 
+bool isResultObjectClass(const std::string& uid) {
+  const auto startsWith = [&](const char* p) { return uid.rfind(p, 0) == 0; };
+  return uid == "1.2.840.10008.5.1.4.1.1.66.4"        // Segmentation
+         || startsWith("1.2.840.10008.5.1.4.1.1.88.")  // structured reports, key objects
+         || uid == "1.2.840.10008.5.1.4.1.1.104.1"     // Encapsulated PDF
+         || uid == "1.2.840.10008.5.1.4.1.1.481.3"     // RT Structure Set
+         || startsWith("1.2.840.10008.5.1.4.1.1.11.");  // presentation states
+}
+
 Result<FileInfo> readFileIdentity(const fs::path& path) {
   DcmFileFormat ff;
   return readIdentity(path, ff);

@@ -381,6 +381,15 @@ bool isSegmentationFile(const fs::path& path) {
   return id && id->sopClassUid == kSegmentationStorage;
 }
 
+std::string referencedSeriesOf(const fs::path& segFile) {
+  initializeDicomLibrary();
+  DcmFileFormat ff;
+  if (!loadDicomHeader(ff, segFile.string()).empty()) return {};
+  DcmItem* item = nullptr;
+  if (ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).bad() || !item) return {};
+  return getString(item, DCM_SeriesInstanceUID);
+}
+
 namespace {
 
 bool readVec(DcmItem* item, const DcmTagKey& tag, double* out, int n) {

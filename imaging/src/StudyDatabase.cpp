@@ -440,7 +440,16 @@ Result<ImportReport> StudyDatabase::import(const std::vector<fs::path>& inputs, 
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "import cancelled");
     const std::size_t e = std::min(files.size(), b + kBatch);
     std::vector<std::optional<Result<dicom::FileInfo>>> parsed(e - b);
-    parallelFor(e - b, threads, cancel, [&](std::size_t i, int) { parsed[i] = dicom::readFileInfo(files[b + i]); });
+    parallelFor(e - b, threads, cancel, [&](std::size_t i, int) {
+      parsed[i] = dicom::readFileInfo(files[b + i]);
+      // Results beside the images (SEG, SR, PDF, ...) are series of their study too.
+      if (!*parsed[i] && parsed[i]->error().code == ErrorCode::Unsupported) {
+        auto id = dicom::readFileIdentity(files[b + i]);
+        if (id && dicom::isResultObjectClass(id->sopClassUid) && !id->study.studyInstanceUid.empty() &&
+            !id->series.seriesInstanceUid.empty() && !id->sopInstanceUid.empty())
+          parsed[i] = std::move(id);
+      }
+    });
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "import cancelled");
     std::vector<dicom::FileInfo> ok;
     for (auto& r : parsed) {

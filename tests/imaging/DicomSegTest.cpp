@@ -14,6 +14,7 @@
 
 #include "Corpus.h"
 #include "lumen/imaging/DicomSeg.h"
+#include "lumen/imaging/StudyDatabase.h"
 
 namespace fs = std::filesystem;
 using namespace lumen;
@@ -298,4 +299,32 @@ TEST(DicomSeg, RefusesWhatItCannotWriteOrRead) {
   auto t = dicom::readSegmentation(cut, src.ref.geometry);
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().toString().find("truncated.dcm"), std::string::npos);
+}
+
+// A SEG beside its images is a series of their study in the database (an image without
+// pixel data is still refused).
+TEST(DicomSeg, ImportedAsASeriesOfItsStudy) {
+  LUMEN_REQUIRE_CORPUS();
+  auto src = source("phantom/odd");
+  Volume labels = labelsOn(src.ref.geometry);
+  paint(labels);
+  const fs::path dir = outDir() / "db";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "in");
+  ASSERT_TRUE(dicom::writeSegmentation(labels, twoLabels(), src.ref, aiOptions(), dir / "in" / "seg.dcm"));
+  auto db = db::StudyDatabase::open(dir / "data");
+  ASSERT_TRUE(db);
+  auto r = (*db)->import({test::corpus("phantom/odd"), dir / "in", test::corpus("bad/no-pixel-data.dcm")}, {});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->instancesAdded, 7u + 1u);
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].path.find("no-pixel-data"), std::string::npos);
+  auto studies = (*db)->studies();
+  ASSERT_TRUE(studies);
+  ASSERT_EQ(studies->size(), 1u);
+  auto series = (*db)->series(studies->front().id);
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_EQ(series->at(1).info.modality, "SEG");
+  EXPECT_EQ(series->at(1).info.seriesNumber, src.loaded.plans[0].info.series.seriesNumber + 1000);
 }

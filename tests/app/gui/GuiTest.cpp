@@ -965,7 +965,7 @@ class GuiTest : public QObject {
     SliceView* v = w->grid()->activeSliceView();
     v->setSliceIndex(12);  // z = 0
     QTest::qWait(50);
-    const ImageGeometry& g = v->series()->volume->geometry();
+    const ImageGeometry g = v->series()->volume->geometry();  // a copy: the series is reloaded below
     LabelPanel* lp = w->labelPanel();
     QVERIFY(lp->newLabelMap());
     QVERIFY(lp->editing());
@@ -1104,6 +1104,18 @@ class GuiTest : public QObject {
     QVERIFY(lp->editing());
     QVERIFY(std::memcmp(lp->overlay()->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
     QCOMPARE(QString::fromStdString(lp->overlay()->entries[1].name), QString("Box"));
+    // Imported, the SEG is a series of its study in the browser; opening it opens the
+    // series it segments with its labels over it.
+    w->clearOverlay();
+    QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
+    w->browser()->importPaths({kCorpus + "/phantom/box", segFile}, false);
+    QVERIFY(imported.wait(30000));
+    QVERIFY2(imported.at(0).at(1).toStringList().isEmpty(), qPrintable(imported.at(0).at(1).toStringList().join("; ")));
+    QSignalSpy reopened(w, &MainWindow::overlayLoaded);
+    w->openPaths({segFile});
+    QVERIFY(reopened.wait(30000));
+    QCOMPARE(w->grid()->activeSliceView()->series()->info.series.description, std::string("measurement phantom"));
+    QVERIFY(std::memcmp(lp->overlay()->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
 
     // A result on the series grid (as the AI engine gives) opens editable with statistics;
     // saved unchanged as SEG it names the model as an AUTOMATIC algorithm.
@@ -1115,7 +1127,7 @@ class GuiTest : public QObject {
     QCOMPARE(lp->measures().size(), std::size_t(3));
     QVERIFY2(lp->saveTo(segFile, &error), qPrintable(error));
     auto aiSeg = dicom::readSegmentation(segFile.toStdString(), g);
-    QVERIFY(aiSeg.ok());
+    QVERIFY2(aiSeg.ok(), aiSeg ? "" : qPrintable(QString::fromStdString(aiSeg.error().toString())));
     QCOMPARE(QString::fromStdString(aiSeg->algorithmType), QString("AUTOMATIC"));
 
     // Crop to the 3D view's clipping box: label 3 (the cone, z -20..0) keeps z >= -12 only.

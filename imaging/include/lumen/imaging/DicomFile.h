@@ -102,6 +102,11 @@ Result<FileInfo> readFileInfo(const std::filesystem::path& path);
 /// transfer syntax): for any storage SOP class, images or not (SR, SEG, PR...).
 Result<FileInfo> readFileIdentity(const std::filesystem::path& path);
 
+/// True for the storage SOP classes a study holds beside its images and that are not
+/// image volumes themselves: segmentations, structured reports (and key object
+/// selections), encapsulated PDF, RT structure sets, presentation states.
+bool isResultObjectClass(const std::string& sopClassUid);
+
 /// Registers DCMTK's decoders and silences its logger. Idempotent and thread-safe; every
 /// entry point of this library calls it.
 void initializeDicomLibrary();

@@ -106,6 +106,8 @@ Result<SegReadResult> readSegmentation(const std::filesystem::path& path, const 
 
 /// True when the file is a DICOM Segmentation (SOP class), read from its header only.
 bool isSegmentationFile(const std::filesystem::path& path);
+/// The Series Instance UID the SEG's Referenced Series Sequence names ("" when none).
+std::string referencedSeriesOf(const std::filesystem::path& segFile);
 
 // ---- Colour: DICOM's Recommended Display CIELab Value (PCS, D50), scaled to 0..65535 ----
 std::array<std::uint16_t, 3> rgbToDicomLab(Rgb8 rgb);
