@@ -37,6 +37,15 @@ int runConvert(const ConvertOptions& options, const CommonOptions& common);
 bool isSegConversion(const ConvertOptions& options);
 int runConvertSeg(const ConvertOptions& options, const CommonOptions& common);
 
+// ---- Reports (ReportCommands.cpp) ----
+struct ReportOptions {
+  std::string studyUid, seriesUid;
+  std::string srPath;
+  std::vector<std::string> aiResults;  // JSON of `lumen-cli infer` (classification)
+  std::string observer;                // the reader, DICOM PN
+};
+int runReport(const ReportOptions& options, const CommonOptions& common);
+
 // ---- De-identification (DeidCommands.cpp) ----
 struct AnonymizeOptions {
   std::vector<std::string> inputs;  // files or folders; the last positional is the output

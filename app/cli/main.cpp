@@ -88,6 +88,17 @@ int main(int argc, char** argv) {
                       "Also export images flagged as having burned-in annotation, and US, SC, XC (check them first)");
   anonymize->add_flag("--json", common.json, "Machine-readable output");
 
+  ReportOptions rep;
+  auto* report = app.add_subcommand(
+      "report", "Write a study's measurements, segment volumes (from its SEGs) and AI results as DICOM SR (TID 1500)");
+  report->add_option("--study", rep.studyUid, "Study Instance UID (in the study database)")->required();
+  report->add_option("--series", rep.seriesUid, "The image series reported on (when several have results)");
+  report->add_option("--sr", rep.srPath, "Output DICOM SR file; it is also stored as a series of the study")->required();
+  report->add_option("--ai", rep.aiResults, "A classification result of `lumen-cli infer ... -o r.json` (repeatable)");
+  report->add_option("--observer", rep.observer, "The reader's name (DICOM PN, e.g. Doe^Jane); else Lumen is the observer");
+  report->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
+  report->add_flag("--json", common.json, "Machine-readable output");
+
   // Listed for --help; run by the AI plug-in (see runAiPlugin).
   app.add_subcommand("infer", "Run an AI model (MONAI bundle) on a volume: lumen-cli infer --help");
   app.add_subcommand("models", "List the AI models Lumen finds: lumen-cli models --help");
@@ -211,6 +222,7 @@ int main(int argc, char** argv) {
     if (list->parsed()) return runList(common);
     if (info->parsed()) return runInfo(infoPaths, common);
     if (convert->parsed()) return runConvert(conv, common);
+    if (report->parsed()) return runReport(rep, common);
     if (nodes->parsed()) {
       nodesOpt.action = nodesList->parsed() ? "list" : nodesAdd->parsed() ? "add" : nodesRemove->parsed() ? "remove" : "local";
       return runNodes(nodesOpt, common);

@@ -457,6 +457,14 @@ class Send(unittest.TestCase):
         with open(seg2, "rb") as fh:
             self.assertEqual(http("POST", "/instances", fh.read())["Status"], "Success")
         self.orthanc_instance(str(pydicom.dcmread(seg2).SOPInstanceUID))
+        # The SR of the segment's volume, referencing the SEG: sent too.
+        data = os.path.join(d, "data")
+        run("import", "--data-dir", data, SAMPLE, seg)
+        sr = os.path.join(d, "sr.dcm")
+        run("report", "--study", SOURCE_STUDY, "--sr", sr, "--data-dir", data)
+        self.assertIn("sent 1", run("send", "pacs", sr).stdout)
+        oid = self.orthanc_instance(str(pydicom.dcmread(sr).SOPInstanceUID))
+        self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SR")
 
     def test_refused_file_is_reported(self):
         d = workdir("send-bad")

@@ -8,6 +8,7 @@ LUMEN_TEST_MODELS)."""
 import glob
 import json
 import os
+import sqlite3
 import subprocess
 import unittest
 
@@ -267,6 +268,86 @@ class Segmentation(unittest.TestCase):
         q = infer("-m", "monai_probabilities", labels_path, "-o", os.path.join(d, "x.dcm"), check=False)
         self.assertEqual(q.returncode, 1)
         self.assertIn("must be a DICOM series", q.stderr)
+
+
+class Report(unittest.TestCase):
+    """lumen-cli report: a TID 1500 SR of what the study database holds for a study."""
+
+    def test_sr_of_measurements_segments_and_ai(self):
+        d = workdir("report")
+        data = os.path.join(d, "data")
+        box = os.path.join(CORPUS, "phantom", "box")  # 50 HU box, x -20..20, y -15..15, z -10..10 mm
+        run("import", "--data-dir", data, box)
+        src = pydicom.dcmread(sorted(glob.glob(os.path.join(box, "*")))[0])
+        series, study = str(src.SeriesInstanceUID), str(src.StudyInstanceUID)
+        # Measurements as the viewer stores them: on the axial slice z = 0, and one drawn on a
+        # sagittal reformat (no image of the series holds it).
+        doc = {"format": "lumen-measurements", "version": 1, "measurements": [
+            {"id": 1, "kind": "distance", "points": [[-10, 0, 0], [20, 0, 0]], "right": [1, 0, 0], "up": [0, 1, 0],
+             "text": "width"},
+            {"id": 2, "kind": "rectangle", "points": [[-10, -5, 0], [10, 5, 0]], "right": [1, 0, 0], "up": [0, 1, 0],
+             "text": ""},
+            {"id": 3, "kind": "distance", "points": [[0, -5, -5], [0, 5, 5]], "right": [0, 1, 0], "up": [0, 0, 1],
+             "text": "oblique"}]}
+        con = sqlite3.connect(os.path.join(data, "lumen.db"))
+        con.execute("INSERT INTO measurements(series_uid, volume, document) VALUES (?, '', ?)", (series, json.dumps(doc)))
+        con.commit()
+        con.close()
+        # A SEG of the box, imported beside it.
+        run("convert", box, os.path.join(d, "ct.nii.gz"))
+        img = nib.load(os.path.join(d, "ct.nii.gz"))
+        labels = (np.asarray(img.dataobj) == 50).astype(np.uint8)
+        nib.save(nib.Nifti1Image(labels, img.affine), os.path.join(d, "box.nii.gz"))
+        seg = os.path.join(d, "seg.dcm")
+        run("convert", os.path.join(d, "box.nii.gz"), seg, "--reference", box)
+        run("import", "--data-dir", data, seg)
+        ai = os.path.join(d, "ai.json")
+        with open(ai, "w") as f:
+            json.dump({"model": "grader", "version": "2.1", "sha256": "ab" * 32, "device": "cpu", "task": "classification",
+                       "probabilities": {"low": 0.2, "high": 0.8}, "predicted": "high",
+                       "input": {"series_uid": series}}, f)
+        sr = os.path.join(d, "report.dcm")
+        p = run("report", "--study", study, "--sr", sr, "--ai", ai, "--observer", "Doe^Jane", "--data-dir", data)
+        self.assertIn("3 measurement(s), 1 segmentation(s), 1 AI result(s)", p.stdout)
+        self.assertIn("oblique was drawn on a reformatted plane", p.stderr)
+        self.assertEqual(dciodvfy_errors(sr), [])
+        dump = subprocess.run(["dsrdump", "+Pc", sr], capture_output=True, text=True, check=True).stdout  # DCMTK's DSRDocument
+        self.assertIn('"Imaging Measurement Report"', dump)
+        self.assertIn('Doe^Jane', dump)
+        self.assertIn('="width"', dump)
+        self.assertIn('(410668003,SCT,"Length")="30" (mm,UCUM,"millimeter")', dump)
+        self.assertIn('(42798000,SCT,"Area")="200" (mm2,UCUM,"square millimeter")', dump)
+        self.assertEqual(dump.count('(112031,DCM,"Attenuation Coefficient")="50" ([hnsf\'U],UCUM,"Hounsfield unit")'), 4)
+        volume = labels.sum() * 0.6 * 0.8 * 2.5 / 1000
+        self.assertIn(f'(118565006,SCT,"Volume")="{volume:.6g}" (cm3,UCUM,"cubic centimeter")', dump)
+        self.assertIn('(122157,DCM,"Probability")="0.8"', dump)
+        self.assertIn('Probability of high', dump)
+        with open(sr, "rb") as fh:
+            self.assertIn(("grader 2.1, SHA-256 " + "ab" * 32 + ", on cpu").encode(), fh.read())  # dsrdump shortens it
+        ds = pydicom.dcmread(sr)
+        self.assertEqual(ds.SOPClassUID, "1.2.840.10008.5.1.4.1.1.88.22")  # Enhanced SR
+        self.assertEqual(ds.StudyInstanceUID, study)
+        self.assertEqual(ds.PatientID, src.PatientID)
+        refs = {str(i.ReferencedSOPInstanceUID) for s in ds.CurrentRequestedProcedureEvidenceSequence
+                for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}
+        self.assertIn(str(pydicom.dcmread(seg).SOPInstanceUID), refs)
+        # The image regions: the slice z = 0 of the series, in its pixel coordinates.
+        self.assertIn("SCOORD", dump)
+        # The report is now a series of the study.
+        listing = run("list", "--data-dir", data).stdout
+        self.assertIn("SR", listing)
+
+    def test_nothing_to_report(self):
+        d = workdir("report-empty")
+        data = os.path.join(d, "data")
+        box = os.path.join(CORPUS, "phantom", "box")
+        run("import", "--data-dir", data, box)
+        study = str(pydicom.dcmread(sorted(glob.glob(os.path.join(box, "*")))[0]).StudyInstanceUID)
+        p = run("report", "--study", study, "--sr", os.path.join(d, "r.dcm"), "--data-dir", data, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no measurements or segmentations", p.stderr)
+        p = run("report", "--study", "1.2.3", "--sr", os.path.join(d, "r.dcm"), "--data-dir", data, check=False)
+        self.assertIn("not in the study database", p.stderr)
 
 
 if __name__ == "__main__":
