@@ -1,7 +1,7 @@
 # Install layout and the Debian package (packaging/build-deb.sh runs cpack on a build).
 #
 #   <prefix>/bin/lumen, lumen-cli
-#   <prefix>/lib/<multiarch>/lumen/ the AI plug-ins (private: found from the executable,
+#   <prefix>/lib/<multiarch>/lumen/ the AI and PDF-report plug-ins (private: found from the executable,
 #                                  see core/include/lumen/core/InstallPaths.h)
 #   <prefix>/share/lumen/models/   the shipped model bundles and their cards
 #   desktop entry, icon, MIME glob for DICOMDIR, man pages, copyright, changelog
@@ -12,6 +12,7 @@ set(_doc "${CMAKE_INSTALL_DATAROOTDIR}/doc/lumen")
 set(_module_perms OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 install(TARGETS lumen-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS lumen_cli_report LIBRARY DESTINATION ${LUMEN_INSTALL_PLUGINDIR} PERMISSIONS ${_module_perms})
 set(_man_pages lumen-cli.1)
 if(TARGET lumen_cli_ai)
   install(TARGETS lumen_cli_ai LIBRARY DESTINATION ${LUMEN_INSTALL_PLUGINDIR} PERMISSIONS ${_module_perms})

@@ -25,6 +25,8 @@ tools=(
   orthanc orthanc-dicomweb iproute2
   # the fuzz build (preset fuzz: libFuzzer needs clang and its runtime)
   clang llvm libclang-rt-14-dev
+  # PDF reports: their text and pages, as a reader sees them (pdftotext, pdftoppm)
+  poppler-utils
   # GUI tests: a real X server with software OpenGL
   xvfb xauth libgl1-mesa-dri
   # the Debian package's checks (packaging/build-deb.sh, tests/packaging/test_deb.sh)

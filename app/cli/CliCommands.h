@@ -40,9 +40,11 @@ int runConvertSeg(const ConvertOptions& options, const CommonOptions& common);
 // ---- Reports (ReportCommands.cpp) ----
 struct ReportOptions {
   std::string studyUid, seriesUid;
-  std::string srPath;
+  std::string srPath, pdfPath;
   std::vector<std::string> aiResults;  // JSON of `lumen-cli infer` (classification)
   std::string observer;                // the reader, DICOM PN
+  std::string findings, impression;    // PDF: the reader's text
+  std::string institution, logo;       // PDF header
 };
 int runReport(const ReportOptions& options, const CommonOptions& common);
 

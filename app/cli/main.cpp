@@ -90,10 +90,16 @@ int main(int argc, char** argv) {
 
   ReportOptions rep;
   auto* report = app.add_subcommand(
-      "report", "Write a study's measurements, segment volumes (from its SEGs) and AI results as DICOM SR (TID 1500)");
+      "report", "Write a study's measurements, segment volumes (from its SEGs) and AI results as DICOM SR (TID 1500) "
+                "and/or a PDF report");
   report->add_option("--study", rep.studyUid, "Study Instance UID (in the study database)")->required();
   report->add_option("--series", rep.seriesUid, "The image series reported on (when several have results)");
-  report->add_option("--sr", rep.srPath, "Output DICOM SR file; it is also stored as a series of the study")->required();
+  report->add_option("--sr", rep.srPath, "Output DICOM SR file; it is also stored as a series of the study");
+  report->add_option("--pdf", rep.pdfPath, "Output PDF report; it is also stored in the study as Encapsulated PDF");
+  report->add_option("--findings", rep.findings, "PDF: the findings, as typed");
+  report->add_option("--impression", rep.impression, "PDF: the impression, as typed");
+  report->add_option("--institution", rep.institution, "PDF: institution name in the header");
+  report->add_option("--logo", rep.logo, "PDF: institution logo (PNG or JPEG)");
   report->add_option("--ai", rep.aiResults, "A classification result of `lumen-cli infer ... -o r.json` (repeatable)");
   report->add_option("--observer", rep.observer, "The reader's name (DICOM PN, e.g. Doe^Jane); else Lumen is the observer");
   report->add_option("--data-dir", dataDir, "Data folder holding lumen.db");

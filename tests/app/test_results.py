@@ -273,8 +273,10 @@ class Segmentation(unittest.TestCase):
 class Report(unittest.TestCase):
     """lumen-cli report: a TID 1500 SR of what the study database holds for a study."""
 
-    def test_sr_of_measurements_segments_and_ai(self):
-        d = workdir("report")
+    def prepare(self, name):
+        """A study database holding the box phantom, three measurements of it, a SEG of the
+        box, and a classification result; returns (folder, data dir, study, series, seg, ai json)."""
+        d = workdir(name)
         data = os.path.join(d, "data")
         box = os.path.join(CORPUS, "phantom", "box")  # 50 HU box, x -20..20, y -15..15, z -10..10 mm
         run("import", "--data-dir", data, box)
@@ -306,6 +308,10 @@ class Report(unittest.TestCase):
             json.dump({"model": "grader", "version": "2.1", "sha256": "ab" * 32, "device": "cpu", "task": "classification",
                        "probabilities": {"low": 0.2, "high": 0.8}, "predicted": "high",
                        "input": {"series_uid": series}}, f)
+        return d, data, study, series, seg, ai, labels, src
+
+    def test_sr_of_measurements_segments_and_ai(self):
+        d, data, study, series, seg, ai, labels, src = self.prepare("report")
         sr = os.path.join(d, "report.dcm")
         p = run("report", "--study", study, "--sr", sr, "--ai", ai, "--observer", "Doe^Jane", "--data-dir", data)
         self.assertIn("3 measurement(s), 1 segmentation(s), 1 AI result(s)", p.stdout)
@@ -336,6 +342,61 @@ class Report(unittest.TestCase):
         # The report is now a series of the study.
         listing = run("list", "--data-dir", data).stdout
         self.assertIn("SR", listing)
+
+    def test_pdf_report(self):
+        from PIL import Image
+        d, data, study, series, seg, ai, labels, src = self.prepare("report-pdf")
+        with open(ai) as f:
+            j = json.load(f)
+        j["disclaimer"] = "Research use only: not validated on patients."
+        with open(ai, "w") as f:
+            json.dump(j, f)
+        logo = os.path.join(d, "logo.png")
+        Image.new("RGB", (120, 40), (20, 60, 160)).save(logo)
+        pdf = os.path.join(d, "report.pdf")
+        p = run("report", "--study", study, "--pdf", pdf, "--ai", ai, "--observer", "Doe^Jane", "--findings",
+                "A box of uniform density.\nNo other finding.", "--impression", "Phantom as expected.",
+                "--institution", "Lumen Test Hospital", "--logo", logo, "--data-dir", data)
+        self.assertIn("2 key image(s)", p.stdout)
+        text = subprocess.run(["pdftotext", "-layout", pdf, "-"], capture_output=True, text=True, check=True).stdout
+        volume = labels.sum() * 0.6 * 0.8 * 2.5 / 1000
+        for expected in ["Lumen Test Hospital", "PHANTOM, RAMP", "RAMP0001", "2024-01-02", "A box of uniform density.",
+                         "No other", "Phantom as expected.", "width", "30.0 mm",
+                         "area 200.0 mm2, mean 50.0 SD 0.0, min 50 max 50 HU", "14.1 mm", f"{volume:.2f} mL",
+                         "high (p = 0.80)", "ab" * 32, "Research use only: not validated on patients.", "Doe, Jane",
+                         "not a medical device"]:
+            self.assertIn(expected, text)
+        # The pages as a reader sees them (kept for a person to look at): the key images show
+        # the measurement outlines (yellow) and the segment (red over grey).
+        prefix = os.path.join(d, "page")
+        subprocess.run(["pdftoppm", "-png", "-r", "60", pdf, prefix], check=True)
+        pages = sorted(glob.glob(prefix + "*.png"))
+        self.assertGreaterEqual(len(pages), 1)
+        pixels = np.concatenate([np.asarray(Image.open(f).convert("RGB")).reshape(-1, 3) for f in pages]).astype(int)
+        yellow = ((pixels[:, 0] > 200) & (pixels[:, 1] > 170) & (pixels[:, 2] < 80)).sum()
+        red = ((pixels[:, 0] > 150) & (pixels[:, 1] < 110) & (pixels[:, 2] < 110)).sum()
+        blue_logo = ((pixels[:, 0] < 60) & (pixels[:, 1] < 100) & (pixels[:, 2] > 130)).sum()
+        self.assertGreater(yellow, 50)
+        self.assertGreater(red, 2000)
+        self.assertGreater(blue_logo, 100)
+        # Stored in the study as Encapsulated PDF: the same bytes, valid DICOM.
+        con = sqlite3.connect(os.path.join(data, "lumen.db"))
+        paths = [r[0] for r in con.execute("SELECT i.path FROM instances i JOIN series s ON i.series_ref = s.id "
+                                           "WHERE s.modality = 'DOC'")]
+        con.close()
+        self.assertEqual(len(paths), 1)
+        doc = pydicom.dcmread(paths[0])
+        with open(pdf, "rb") as fh:
+            self.assertEqual(bytes(doc.EncapsulatedDocument)[:int(doc.EncapsulatedDocumentLength)], fh.read())
+        self.assertEqual(doc.StudyInstanceUID, study)
+        self.assertEqual(doc.MIMETypeOfEncapsulatedDocument, "application/pdf")
+        self.assertEqual(dciodvfy_errors(paths[0]), [])
+        # A logo that is not there is named, and nothing is written.
+        p = run("report", "--study", study, "--pdf", os.path.join(d, "x.pdf"), "--logo", os.path.join(d, "none.png"),
+                "--data-dir", data, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("none.png", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "x.pdf")))
 
     def test_nothing_to_report(self):
         d = workdir("report-empty")

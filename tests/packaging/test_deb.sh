@@ -32,7 +32,7 @@ echo "built $deb ($(du -h "$deb" | cut -f1)); lintian: clean"
 
 # ---- contents ----
 files=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
-for want in /usr/bin/lumen /usr/bin/lumen-cli $plugins/liblumen_cli_ai.so $plugins/liblumen_gui_ai.so \
+for want in /usr/bin/lumen /usr/bin/lumen-cli $plugins/liblumen_cli_ai.so $plugins/liblumen_cli_report.so $plugins/liblumen_gui_ai.so \
             /usr/share/lumen/models/mr_brain_extract/configs/metadata.json /usr/share/lumen/models/mr_brain_extract/models/model.ts \
             /usr/share/lumen/models/ct_denoise/README.md /usr/share/lumen/models/ct_dose_grade/configs/inference.json \
             /usr/share/man/man1/lumen.1.gz /usr/share/man/man1/lumen-cli.1.gz /usr/share/applications/lumen.desktop \
@@ -40,10 +40,10 @@ for want in /usr/bin/lumen /usr/bin/lumen-cli $plugins/liblumen_cli_ai.so $plugi
             /usr/share/doc/lumen/copyright /usr/share/doc/lumen/changelog.gz; do
   grep -qx "$want" <<<"$files" || fail "$want is not in the package"
 done
-# Nothing Debian provides is bundled: the only shared objects are Lumen's two plug-ins;
+# Nothing Debian provides is bundled: the only shared objects are Lumen's plug-ins;
 # no headers, static libraries or test programs.
 so=$(grep -E '\.so(\.|$)' <<<"$files" | sort | tr '\n' ' ')
-[[ $so == "$plugins/liblumen_cli_ai.so $plugins/liblumen_gui_ai.so " ]] || fail "shared objects: $so"
+[[ $so == "$plugins/liblumen_cli_ai.so $plugins/liblumen_cli_report.so $plugins/liblumen_gui_ai.so " ]] || fail "shared objects: $so"
 if grep -E '\.(a|h|hpp)$|/include/|_tests$' <<<"$files"; then fail "build artefacts in the package"; fi
 # Dependencies computed by dpkg-shlibdeps, plus the Qt platform plug-ins.
 depends=$(dpkg-deb -f "$deb" Depends)

@@ -303,6 +303,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     json j{{"model", r->model}, {"version", r->version}, {"sha256", r->sha256}, {"device", r->device},
            {"task", models::toString(r->task)}, {"seconds", r->seconds}, {"forward_seconds", r->forwardSeconds},
            {"windows", r->windows}, {"log", r->log}};
+    if (!bundle->extras.disclaimer.empty()) j["disclaimer"] = bundle->extras.disclaimer;  // for reports
     const auto& g = in->volume.geometry();
     j["input"] = {{"path", input}, {"series_uid", in->seriesUid}, {"size", {g.size[0], g.size[1], g.size[2]}},
                   {"spacing_mm", {g.spacingMm.x, g.spacingMm.y, g.spacingMm.z}}};
