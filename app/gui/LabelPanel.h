@@ -97,6 +97,8 @@ class LabelPanel : public QWidget {
   void discardEdits();
 
   bool editing() const { return editor_ != nullptr; }
+  /// The series the edited map lies on (null when not editing).
+  const std::shared_ptr<LoadedSeries>& editSeries() const { return editSeries_; }
   LabelEditor* editor() const { return editor_.get(); }
   /// Edits not yet saved to a file (the window asks before they are lost).
   bool hasUnsavedChanges() const;

@@ -44,6 +44,7 @@
 #include "LabelPanel.h"
 #include "MeasurementStore.h"
 #include "PacsDialog.h"
+#include "ReportDialog.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
 #include "lumen/core/InstallPaths.h"
@@ -603,6 +604,7 @@ void MainWindow::buildActions() {
   add(file, "Query / Retrieve...", QKeySequence("Ctrl+R"), [this] { showPacsDialog(); });
   add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
+  add(file, "Report...", QKeySequence("Ctrl+Shift+P"), [this] { showReportDialog(); });
   file->addSeparator();
   add(file, "Quit", QKeySequence::Quit, [this] { close(); });
 
@@ -774,6 +776,70 @@ void MainWindow::setHidePatient(bool hide) {
   grid_->setHidePatient(hide);
 }
 
+ReportDialog* MainWindow::showReportDialog() {
+  auto s = currentSeries();
+  if (!s) {
+    addMessage("note: open a series to report on");
+    return nullptr;
+  }
+  ReportDialog::Inputs in;
+  in.series = s;
+  int n = 0;
+  for (const auto& m : measurements_->listFor(*s)->items()) {
+    ++n;
+    QString value = QString::fromStdString(measurements_->describe(*s, m)).replace('\n', ", ");
+    in.measurements.push_back({m.text.empty() ? std::string(toString(m.kind)) + " " + std::to_string(n) : m.text,
+                               toString(m.kind), value.toStdString()});
+  }
+  if (labels_->editing() && labels_->editSeries() == s && labels_->overlay()) {
+    for (const auto& lm : labels_->measures()) {
+      std::string name = "label " + std::to_string(lm.label);
+      for (const auto& e : labels_->overlay()->entries)
+        if (e.value == lm.label) name = e.name;
+      in.segments.push_back({name, "label map",
+                             QString("%1 mL, mean %2 SD %3 %4")
+                                 .arg(lm.volumeMl, 0, 'f', 2)
+                                 .arg(lm.mean, 0, 'f', 1)
+                                 .arg(lm.sd, 0, 'f', 1)
+                                 .arg(QString::fromStdString(s->info.units))
+                                 .trimmed()
+                                 .toStdString()});
+    }
+  }
+  in.grabView = [this] {
+    SliceView* v = grid_->activeSliceView();
+    return v ? v->grabFramebuffer() : QImage();
+  };
+  in.viewCaption = [this] {
+    SliceView* v = grid_->activeSliceView();
+    if (!v || !v->hasSeries()) return QString();
+    return QString("%1, image %2").arg(QString::fromStdString(v->series()->info.series.description)).arg(v->sliceIndex() + 1);
+  };
+  const std::filesystem::path dataDir =
+      options_.dataDir.isEmpty() ? db::StudyDatabase::defaultDataDir() : std::filesystem::path(options_.dataDir.toStdString());
+  in.reportsDir = QString::fromStdString((dataDir / "reports").string());
+  if (options_.rememberSettings) {
+    QSettings st;
+    in.institution = st.value("report/institution").toString();
+    in.logo = st.value("report/logo").toString();
+    in.reader = st.value("report/reader").toString();
+  }
+  auto* d = new ReportDialog(std::move(in), this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  connect(d, &ReportDialog::message, this, &MainWindow::addMessage);
+  // The Encapsulated PDF is a series of the study: into the database, shown in the browser.
+  connect(d, &ReportDialog::stored, this, [this](const QString& f) { browser_->importPaths({f}, false); });
+  connect(d, &QDialog::finished, this, [this, d] {
+    if (!options_.rememberSettings) return;
+    QSettings st;
+    st.setValue("report/institution", d->institution());
+    st.setValue("report/logo", d->logo());
+    st.setValue("report/reader", d->reader());
+  });
+  d->show();
+  return d;
+}
+
 void MainWindow::openPaths(const QStringList& paths, int viewport) {
   if (paths.isEmpty()) return;
   // A DICOM SEG opens as labels over the series it segments.
@@ -782,9 +848,11 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
     const std::string series = dicom::referencedSeriesOf(paths[0].toStdString());
     const QStringList files = series.empty() ? QStringList() : browser_->filesOfSeries(series);
     if (files.isEmpty()) {
-      addMessage("error: " + paths[0] +
-                 ": the series this segmentation was made on is not in the study database; open that series, then "
-                 "Load label map");
+      const QString msg = paths[0] +
+                          ": the series this segmentation was made on is not in the study database; open that series, "
+                          "then Load label map";
+      addMessage("error: " + msg);
+      emit loadFailed(msg);
       return;
     }
     openPaths(files, viewport);

@@ -137,6 +137,10 @@ class MainWindow : public QMainWindow, public AiHost {
   void toggleCine(bool on);
   void showShortcuts();
   void saveScreenshot();
+ public:
+  /// Opens the report dialog on the series in the active view (null when there is none).
+  class ReportDialog* showReportDialog();
+ private:
   void syncFindings();
   void showMeasurement(int id);
 

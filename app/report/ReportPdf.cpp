@@ -35,7 +35,7 @@ QString table(const std::vector<Row>& rows, const char* first, const char* secon
 }  // namespace
 
 std::string reportHtml(const ReportContent& c) {
-  QString h = "<html><body style='font-family:DejaVu Sans,sans-serif; font-size:10pt'>";
+  QString h = "<html><body style='font-family:DejaVu Sans,sans-serif; font-size:10pt; color:black; background:white'>";
   h += "<table width='100%'><tr><td>";
   if (!c.logoPath.empty()) h += "<img src='logo' height='48'/>";
   h += "</td><td align='right'><b style='font-size:13pt'>" + esc(c.institution) + "</b></td></tr></table>";

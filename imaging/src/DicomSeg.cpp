@@ -445,8 +445,8 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
   ds->findAndGetUint16(DCM_Rows, rows);
   ds->findAndGetUint16(DCM_Columns, cols);
   ds->findAndGetUint16(DCM_BitsAllocated, bitsAllocated);
-  Sint32 nFrames = 0;
-  ds->findAndGetSint32(DCM_NumberOfFrames, nFrames);
+  Sint32 nFrames = 1;  // absent: one frame
+  if (ds->tagExistsWithValue(DCM_NumberOfFrames)) ds->findAndGetSint32(DCM_NumberOfFrames, nFrames);
   const std::string type = getString(ds, DCM_SegmentationType);
   if (rows == 0 || cols == 0 || nFrames <= 0) return segError(where, "no frames (Rows, Columns or Number of Frames missing)");
   const bool binary = type == "BINARY";
@@ -458,8 +458,6 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
 
   SegReadResult out;
   out.frameOfReferenceUid = getString(ds, DCM_FrameOfReferenceUID);
-  if (!frameOfReferenceUid.empty() && !out.frameOfReferenceUid.empty() && out.frameOfReferenceUid != frameOfReferenceUid)
-    return segError(where, "its frame of reference is not the one of the series it is shown on");
   DcmItem* refSeries = nullptr;
   if (ds->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, refSeries, 0).good() && refSeries)
     out.referencedSeriesUid = getString(refSeries, DCM_SeriesInstanceUID);
@@ -497,7 +495,9 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
   DcmSequenceOfItems* perFrameSeq = nullptr;
   ds->findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, perFrameSeq);
   if (!perFrameSeq || perFrameSeq->card() != static_cast<unsigned long>(nFrames))
-    return segError(where, "the Per-frame Functional Groups do not match Number of Frames");
+    return segError(where, "it describes " + std::to_string(perFrameSeq ? perFrameSeq->card() : 0) +
+                               " frame(s) in its Per-frame Functional Groups but has " + std::to_string(nFrames) +
+                               " (Number of Frames" + (ds->tagExistsWithValue(DCM_NumberOfFrames) ? ")" : " absent)"));
   const auto lookup = [&](DcmItem* perFrame, const DcmTagKey& seq) {
     DcmItem* it = groupItem(perFrame, seq);
     return it ? it : groupItem(shared, seq);
@@ -528,6 +528,9 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
     if (readVec(pm, DCM_SpacingBetweenSlices, v, 1) && v[0] > 0) fr.thickness = v[0];
     else if (readVec(pm, DCM_SliceThickness, v, 1) && v[0] > 0) fr.thickness = v[0];
   }
+
+  if (!frameOfReferenceUid.empty() && !out.frameOfReferenceUid.empty() && out.frameOfReferenceUid != frameOfReferenceUid)
+    return segError(where, "its frame of reference is not the one of the series it is shown on");
 
   // Pixel data.
   const Uint8* pixels = nullptr;

@@ -440,18 +440,22 @@ class Send(unittest.TestCase):
         """A DICOM SEG lumen-cli writes of the sample series: Orthanc takes it over C-STORE and over
         its REST API, files it under the source study, and gives back the same segment bits."""
         d = workdir("send-seg")
-        run("convert", SAMPLE, os.path.join(d, "ct.nii.gz"))
+        # A study of its own (the sample with new UIDs): other tests count the sample study's instances.
+        source = workdir("send-seg-source")
+        copy_with_new_uids(sample_files(), source)
+        study = str(pydicom.dcmread(sorted(glob.glob(os.path.join(source, "*")))[0]).StudyInstanceUID)
+        run("convert", source, os.path.join(d, "ct.nii.gz"))
         img = nib.load(os.path.join(d, "ct.nii.gz"))
         labels = (np.asarray(img.dataobj) > 300).astype(np.uint8)  # bone
         nib.save(nib.Nifti1Image(labels, img.affine), os.path.join(d, "bone.nii.gz"))
         seg, seg2 = os.path.join(d, "seg.dcm"), os.path.join(d, "seg2.dcm")
-        run("convert", os.path.join(d, "bone.nii.gz"), seg, "--reference", SAMPLE)
-        run("convert", os.path.join(d, "bone.nii.gz"), seg2, "--reference", SAMPLE)
+        run("convert", os.path.join(d, "bone.nii.gz"), seg, "--reference", source)
+        run("convert", os.path.join(d, "bone.nii.gz"), seg2, "--reference", source)
         ds = pydicom.dcmread(seg)
         self.assertIn("sent 1", run("send", "pacs", seg).stdout)
         oid = self.orthanc_instance(str(ds.SOPInstanceUID))
         self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SEG")
-        self.assertEqual(http("GET", f"/instances/{oid}/study")["MainDicomTags"]["StudyInstanceUID"], SOURCE_STUDY)
+        self.assertEqual(http("GET", f"/instances/{oid}/study")["MainDicomTags"]["StudyInstanceUID"], study)
         back = pydicom.dcmread(pydicom.filebase.DicomBytesIO(http("GET", f"/instances/{oid}/file")))
         self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array))
         with open(seg2, "rb") as fh:
@@ -459,9 +463,9 @@ class Send(unittest.TestCase):
         self.orthanc_instance(str(pydicom.dcmread(seg2).SOPInstanceUID))
         # The SR of the segment's volume, referencing the SEG: sent too.
         data = os.path.join(d, "data")
-        run("import", "--data-dir", data, SAMPLE, seg)
+        run("import", "--data-dir", data, source, seg)
         sr = os.path.join(d, "sr.dcm")
-        run("report", "--study", SOURCE_STUDY, "--sr", sr, "--data-dir", data)
+        run("report", "--study", study, "--sr", sr, "--data-dir", data)
         self.assertIn("sent 1", run("send", "pacs", sr).stdout)
         oid = self.orthanc_instance(str(pydicom.dcmread(sr).SOPInstanceUID))
         self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SR")

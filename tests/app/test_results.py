@@ -237,6 +237,12 @@ class Segmentation(unittest.TestCase):
         p = run("convert", seg, os.path.join(d, "x.nii.gz"), check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("--reference", p.stderr)
+        # pydicom's test SEG describes three frames but holds the pixels of one: named, refused.
+        liver = os.path.join(CORPUS, "pydicom", "liver_1frame.dcm")
+        p = run("convert", liver, os.path.join(d, "x.nii.gz"), "--reference", series, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("liver_1frame.dcm", p.stderr)
+        self.assertIn("3 frame(s) in its Per-frame Functional Groups but has 1", p.stderr)
         # A SEG shown on another series of another frame of reference: refused.
         p = run("convert", seg, os.path.join(d, "x.nii.gz"), "--reference", other, check=False)
         self.assertEqual(p.returncode, 1)

@@ -6,6 +6,8 @@
 #include <QDir>
 #include <QFile>
 #include <QDropEvent>
+#include <QProcess>
+#include <QTextBrowser>
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -36,6 +38,7 @@
 #include "MeasurementStore.h"
 #include "NodesDialog.h"
 #include "PacsDialog.h"
+#include "ReportDialog.h"
 #include "SliceImage.h"
 #include "SliceView.h"
 #include "StudyBrowser.h"
@@ -1181,6 +1184,67 @@ class GuiTest : public QObject {
 
   // Unsaved label edits are never lost silently: clearing the map keeps them in the
   // autosave (and says so), a new window offers them back, saving to a file retires it.
+  // The report dialog: findings typed, the view as shown taken as a key image, a PDF whose
+  // text and pictures are what the reader chose, stored in the study as Encapsulated PDF.
+  void reportDialogMakesThePdfAReaderSees() {
+    MainWindow* w = openWindow();
+    QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
+    w->browser()->importPaths({kCorpus + "/phantom/box"}, false);
+    QVERIFY(imported.wait(30000));
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    SliceView* v = w->grid()->activeSliceView();
+    v->setSliceIndex(12);  // z = 0
+    w->setMeasureTool(MeasureTool::Distance);
+    dragMouse(v, v->widgetPos({-10, 0, 0}), v->widgetPos({20, 0, 0}));
+    w->setMeasureTool(MeasureTool::None);
+    QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
+    QTest::qWait(100);
+    ReportDialog* d = w->showReportDialog();
+    QVERIFY(d);
+    d->setInstitution("Lumen Test Hospital", "");
+    d->setReader("Doe^Jane");
+    d->setFindings("A box of uniform density.");
+    d->setImpression("Phantom as expected.");
+    d->addCurrentView();
+    QCOMPARE(d->keyImageCount(), 1);
+    QTest::qWait(500);  // the preview follows the typing
+    QVERIFY(d->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-report-dialog.png"));  // for a person to look at
+    auto* preview = d->findChild<QTextBrowser*>("ReportPreview");
+    QVERIFY(preview->toPlainText().contains("A box of uniform density."));
+    QVERIFY(preview->toPlainText().contains("30.0 mm"));
+
+    const QString pdf = dataDir_->path() + "/report.pdf";
+    QSignalSpy stored(d, &ReportDialog::stored);
+    imported.clear();
+    QString error;
+    QVERIFY2(d->savePdf(pdf, &error), qPrintable(error));
+    QCOMPARE(stored.count(), 1);
+    QVERIFY(imported.wait(30000));
+    QVERIFY2(imported.at(0).at(1).toStringList().isEmpty(), qPrintable(imported.at(0).at(1).toStringList().join("; ")));
+    QProcess text;
+    text.start("pdftotext", {"-layout", pdf, "-"});
+    QVERIFY(text.waitForFinished(30000));
+    const QString t = QString::fromUtf8(text.readAllStandardOutput());
+    for (const char* want : {"Lumen Test Hospital", "PHANTOM, RAMP", "A box of uniform density.", "Phantom as expected.",
+                             "30.0 mm", "Doe, Jane", "image 13"})
+      QVERIFY2(t.contains(want), want);
+    // The key image is the view as shown: the yellowish measurement line is in the PDF's pixels.
+    QProcess pages;
+    pages.start("pdftoppm", {"-png", "-r", "100", pdf, dataDir_->path() + "/report-page"});
+    QVERIFY(pages.waitForFinished(30000));
+    int coloured = 0;
+    for (const QString& f : QDir(dataDir_->path()).entryList({"report-page*.png"})) {
+      const QImage page(dataDir_->path() + "/" + f);
+      for (int y = 0; y < page.height(); ++y)
+        for (int x = 0; x < page.width(); ++x) {
+          const QColor c = page.pixelColor(x, y);
+          coloured += std::abs(c.red() - c.green()) + std::abs(c.green() - c.blue()) > 60;
+        }
+    }
+    QVERIFY2(coloured > 20, qPrintable(QString::number(coloured)));
+    d->close();
+  }
+
   void unsavedLabelEditsSurviveAsAnAutosave() {
     MainWindow* w = openWindow();
     QVERIFY(load(w, {kCorpus + "/phantom/box"}));
