@@ -1,5 +1,5 @@
-// lumen-cli convert with --reference: DICOM SEG to a label map on the source grid, and a
-// label map file to a SEG of its source series.
+// lumen-cli convert with --reference: DICOM SEG or RT Structure Set to a label map on the
+// source grid, and a label map file to a SEG of its source series.
 
 #include <iostream>
 
@@ -28,18 +28,20 @@ Result<dicom::SegAlgorithm::Type> algorithmType(const std::string& s) {
 }  // namespace
 
 bool isSegConversion(const ConvertOptions& o) {
-  return !o.reference.empty() || endsWith(o.output, ".dcm") || dicom::isSegmentationFile(o.input);
+  return !o.reference.empty() || endsWith(o.output, ".dcm") || dicom::isSegmentationFile(o.input) ||
+         dicom::isRtStructFile(o.input);
 }
 
 int runConvertSeg(const ConvertOptions& o, const CommonOptions& common) {
   const bool toSeg = endsWith(o.output, ".dcm");
-  const bool fromSeg = !toSeg && fs::is_regular_file(o.input) && dicom::isSegmentationFile(o.input);
+  const bool fromSeg = !toSeg && fs::is_regular_file(o.input) &&
+                       (dicom::isSegmentationFile(o.input) || dicom::isRtStructFile(o.input));
   if (!toSeg && !fromSeg)
-    return fail("--reference is for a DICOM SEG input (to a label map) or a .dcm output (a label map to a SEG); " + o.input +
-                " is not a SEG");
+    return fail("--reference is for a DICOM SEG or RT Structure Set input (to a label map) or a .dcm output (a label map "
+                "to a SEG); " + o.input + " is neither");
   if (o.reference.empty())
     return fail(toSeg ? "a SEG references the series it segments: give that DICOM series with --reference"
-                      : o.input + ": give the DICOM series this SEG segments with --reference (its voxels are placed on that grid)");
+                      : o.input + ": give the DICOM series it segments with --reference (its voxels are placed on that grid)");
   if (toSeg && io::formatFromPath(o.input) == io::ImageFormat::Unknown)
     return fail(o.input + ": a SEG is written from a label map (.nii, .nii.gz, .nrrd or .mha)");
   if (fromSeg && io::formatFromPath(o.output) == io::ImageFormat::Unknown)
@@ -51,7 +53,7 @@ int runConvertSeg(const ConvertOptions& o, const CommonOptions& common) {
   if (!ref) return fail(ref.error().toString());
 
   if (fromSeg) {
-    auto r = dicom::readSegmentation(o.input, ref->geometry, ref->frameOfReferenceUid);
+    auto r = dicom::readLabelObject(o.input, ref->geometry, ref->frameOfReferenceUid);
     if (!r) return fail(r.error().toString());
     if (!r->referencedSeriesUid.empty() && r->referencedSeriesUid != ref->seriesInstanceUid)
       std::cerr << "lumen-cli: warning: " << o.input << " references another series than the one given with --reference\n";

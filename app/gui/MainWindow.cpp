@@ -535,7 +535,7 @@ void MainWindow::buildDocks() {
   addDockWidget(Qt::RightDockWidgetArea, labelDock);
   connect(labels_, &LabelPanel::loadRequested, this, [this] {
     const QString f = QFileDialog::getOpenFileName(this, "Load label map", {},
-                                                   "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha);;DICOM SEG (*.dcm);;All files (*)");
+                                                   "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha);;DICOM SEG or RT Structure Set (*.dcm);;All files (*)");
     if (!f.isEmpty()) openOverlay(f);
   });
   connect(labels_, &LabelPanel::clearRequested, this, [this] {
@@ -842,9 +842,10 @@ ReportDialog* MainWindow::showReportDialog() {
 
 void MainWindow::openPaths(const QStringList& paths, int viewport) {
   if (paths.isEmpty()) return;
-  // A DICOM SEG opens as labels over the series it segments.
+  // A DICOM SEG (or RT structure set) opens as labels over the series it segments.
   pendingOverlay_.clear();
-  if (paths.size() == 1 && dicom::isSegmentationFile(paths[0].toStdString())) {
+  if (paths.size() == 1 &&
+      (dicom::isSegmentationFile(paths[0].toStdString()) || dicom::isRtStructFile(paths[0].toStdString()))) {
     const std::string series = dicom::referencedSeriesOf(paths[0].toStdString());
     const QStringList files = series.empty() ? QStringList() : browser_->filesOfSeries(series);
     if (files.isEmpty()) {
@@ -874,11 +875,11 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
 bool MainWindow::loading() const { return loadJob_ >= 0; }
 
 void MainWindow::openOverlay(const QString& path) {
-  // A DICOM SEG is placed on the grid of the series it is opened over.
+  // A DICOM SEG or RT structure set is placed on the grid of the series it is opened over.
   std::shared_ptr<LoadedSeries> series = currentSeries();
-  const bool seg = dicom::isSegmentationFile(path.toStdString());
+  const bool seg = dicom::isSegmentationFile(path.toStdString()) || dicom::isRtStructFile(path.toStdString());
   if (seg && !series) {
-    addMessage("error: " + path + ": open the series this SEG segments first (it is placed on that series' grid)");
+    addMessage("error: " + path + ": open the series it segments first (it is placed on that series' grid)");
     return;
   }
   const int job = beginJob(JobKind::Overlay, "Loading label map " + QFileInfo(path).fileName(), {});
@@ -887,14 +888,14 @@ void MainWindow::openOverlay(const QString& path) {
     Result<LabelOverlay> overlay = Error(ErrorCode::Internal, "");
     QStringList notes;
     if (seg) {
-      auto r = dicom::readSegmentation(path.toStdString(), series->volume->geometry(),
-                                       series->info.series.frameOfReferenceUid);
+      auto r = dicom::readLabelObject(path.toStdString(), series->volume->geometry(),
+                                      series->info.series.frameOfReferenceUid);
       if (r) {
         overlay = makeLabelOverlay(r->labels, path.toStdString());
         if (overlay) applyLabelInfos(*overlay, r->infos);
         for (const auto& n : r->notes) notes << QString::fromStdString("note: " + n);
         if (!r->referencedSeriesUid.empty() && r->referencedSeriesUid != series->info.series.seriesInstanceUid)
-          notes << "note: this SEG was made on another series of the study; it is shown on this one's grid";
+          notes << "note: it was made on another series of the study; it is shown on this one's grid";
       } else {
         overlay = r.error();
       }

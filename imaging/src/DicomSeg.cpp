@@ -385,9 +385,18 @@ std::string referencedSeriesOf(const fs::path& segFile) {
   initializeDicomLibrary();
   DcmFileFormat ff;
   if (!loadDicomHeader(ff, segFile.string()).empty()) return {};
+  DcmDataset* ds = ff.getDataset();
   DcmItem* item = nullptr;
-  if (ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).bad() || !item) return {};
-  return getString(item, DCM_SeriesInstanceUID);
+  if (ds->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).good() && item)
+    return getString(item, DCM_SeriesInstanceUID);
+  // An RT Structure Set names its series under its frame of reference.
+  DcmItem* forItem = nullptr;
+  DcmItem* study = nullptr;
+  if (ds->findAndGetSequenceItem(DCM_ReferencedFrameOfReferenceSequence, forItem, 0).good() && forItem &&
+      forItem->findAndGetSequenceItem(DCM_RTReferencedStudySequence, study, 0).good() && study &&
+      study->findAndGetSequenceItem(DCM_RTReferencedSeriesSequence, item, 0).good() && item)
+    return getString(item, DCM_SeriesInstanceUID);
+  return {};
 }
 
 namespace {

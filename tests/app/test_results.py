@@ -24,6 +24,11 @@ from test_cli import CLI, CORPUS, MODELS, SAMPLE, infer, run, workdir
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def dciodvfy_errors(path):
     p = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
     return [line for line in (p.stdout + p.stderr).splitlines() if line.startswith("Error")]
@@ -123,7 +128,7 @@ class Segmentation(unittest.TestCase):
         out = nib.load(back)
         np.testing.assert_array_equal(np.asarray(out.dataobj), labels)
         np.testing.assert_allclose(out.affine, img.affine, atol=1e-4)
-        side = json.load(open(os.path.join(d, "back.labels.json")))
+        side = read_json(os.path.join(d, "back.labels.json"))
         self.assertEqual([(l["value"], l["name"], l["color"]) for l in side["labels"]],
                          [(1, "Liver", [221, 130, 101]), (2, "Lesion", [30, 200, 60])])
         self.assertEqual(side["labels"][0]["type"]["value"], "10200004")
@@ -213,7 +218,7 @@ class Segmentation(unittest.TestCase):
             out = os.path.join(d, f"theirs-{kind.lower()}.nii.gz")
             run("convert", theirs, out, "--reference", series)
             np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), labels, kind)
-            side = json.load(open(os.path.join(d, f"theirs-{kind.lower()}.labels.json")))
+            side = read_json(os.path.join(d, f"theirs-{kind.lower()}.labels.json"))
             self.assertEqual([l["name"] for l in side["labels"]], ["First", "Second"])
 
     def test_refusals_name_the_problem(self):
@@ -248,6 +253,78 @@ class Segmentation(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("frame of reference", p.stderr)
 
+    def test_rt_structure_set_is_rasterised(self):
+        """An RT Structure Set written here with pydicom (closed planar contours, one with a
+        hole) onto the box phantom's grid: the voxels whose centres are inside."""
+        box = os.path.join(CORPUS, "phantom", "box")  # x -30..29.4 (0.6), y -36..35.2 (0.8), z -30..27.5 (2.5)
+        d, img, _, _ = self.label_map(box, "rtstruct")
+        src = [pydicom.dcmread(f) for f in sorted(glob.glob(os.path.join(box, "*")))]
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.481.3", ds.file_meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "RTSTRUCT", src[0].StudyInstanceUID, generate_uid()
+        ref_for = Dataset()
+        ref_for.FrameOfReferenceUID = src[0].FrameOfReferenceUID
+        study = Dataset()
+        study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        study.ReferencedSOPInstanceUID = src[0].StudyInstanceUID
+        series = Dataset()
+        series.SeriesInstanceUID = src[0].SeriesInstanceUID
+        study.RTReferencedSeriesSequence = Sequence([series])
+        ref_for.RTReferencedStudySequence = Sequence([study])
+        ds.ReferencedFrameOfReferenceSequence = Sequence([ref_for])
+        rois, contours = [], []
+        # ROI 7 "Slab": x -12.1..12.1, y -8.1..8.1 on z = -5 .. 5; ROI 3 "Ring": the square
+        # x, y in -20.1..20.1 with the square -10.1..10.1 cut out, on z = 10.
+        def square(h, z):
+            return [-h, -h, z, h, -h, z, h, h, z, -h, h, z]
+        def rect(hx, hy, z):
+            return [-hx, -hy, z, hx, -hy, z, hx, hy, z, -hx, hy, z]
+        for number, name, colour, planes in ((7, "Slab", [200, 100, 0], [rect(12.1, 8.1, z) for z in (-5, -2.5, 0, 2.5, 5)]),
+                                             (3, "Ring", [0, 120, 250], [square(20.1, 10), square(10.1, 10)])):
+            roi = Dataset()
+            roi.ROINumber, roi.ROIName, roi.ReferencedFrameOfReferenceUID = number, name, src[0].FrameOfReferenceUID
+            rois.append(roi)
+            rc = Dataset()
+            rc.ReferencedROINumber, rc.ROIDisplayColor = number, colour
+            items = []
+            for pts in planes:
+                c = Dataset()
+                c.ContourGeometricType, c.NumberOfContourPoints, c.ContourData = "CLOSED_PLANAR", len(pts) // 3, pts
+                items.append(c)
+            rc.ContourSequence = Sequence(items)
+            contours.append(rc)
+        ds.StructureSetROISequence = Sequence(rois)
+        ds.ROIContourSequence = Sequence(contours)
+        rt = os.path.join(d, "rtstruct.dcm")
+        ds.save_as(rt, write_like_original=False)
+        out = os.path.join(d, "rt.nii.gz")
+        run("convert", rt, out, "--reference", box)
+        got = np.asarray(nib.load(out).dataobj)
+        # Voxel centres in LPS from the image's affine (RAS), as nibabel sees them.
+        ijk = np.indices(got.shape).reshape(3, -1)
+        ras = img.affine[:3, :3] @ ijk + img.affine[:3, 3:4]
+        x, y, z = -ras[0], -ras[1], ras[2]
+        slab = (np.abs(x) <= 12.1) & (np.abs(y) <= 8.1) & np.isin(np.round(z, 3), [-5, -2.5, 0, 2.5, 5])
+        ring = (np.abs(x) <= 20.1) & (np.abs(y) <= 20.1) & ~((np.abs(x) <= 10.1) & (np.abs(y) <= 10.1)) & (np.round(z, 3) == 10)
+        want = np.zeros(got.size, np.uint8)
+        want[slab] = 1  # "Slab" is the first ROI of the Structure Set ROI Sequence: label 1
+        want[ring] = 2
+        np.testing.assert_array_equal(got.reshape(-1), want)
+        side = read_json(os.path.join(d, "rt.labels.json"))
+        self.assertEqual([(l["value"], l["name"], l["color"]) for l in side["labels"]],
+                         [(1, "Slab", [200, 100, 0]), (2, "Ring", [0, 120, 250])])
+        # pydicom's own RT structure set lies in another frame of reference: refused, named.
+        theirs = "/usr/lib/python3/dist-packages/pydicom/data/test_files/rtstruct.dcm"
+        if os.path.exists(theirs):
+            p = run("convert", theirs, os.path.join(d, "x.nii.gz"), "--reference", box, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("rtstruct.dcm", p.stderr)
+            self.assertIn("frame of reference", p.stderr)
+
     @unittest.skipUnless(MODELS, "no test models")
     def test_infer_writes_a_seg_of_the_dicom_input(self):
         d = workdir("seg-infer")
@@ -261,7 +338,7 @@ class Segmentation(unittest.TestCase):
         ds, rebuilt = labels_from_seg(seg, img.affine, labels.shape)
         np.testing.assert_array_equal(rebuilt, labels)
         infer("-m", "monai_probabilities", SAMPLE, "-o", os.path.join(d, "r.json"))
-        report = json.load(open(os.path.join(d, "r.json")))
+        report = read_json(os.path.join(d, "r.json"))
         seg0 = ds.SegmentSequence[0]
         self.assertEqual(seg0.SegmentAlgorithmType, "AUTOMATIC")
         self.assertEqual(seg0.SegmentAlgorithmName, "monai_probabilities")

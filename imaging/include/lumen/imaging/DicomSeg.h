@@ -104,9 +104,23 @@ struct SegReadResult {
 Result<SegReadResult> readSegmentation(const std::filesystem::path& path, const ImageGeometry& reference,
                                        const std::string& frameOfReferenceUid = {});
 
+/// An RT Structure Set's closed planar contours rasterised onto `reference`: ROI n (in
+/// Structure Set ROI order) becomes label n with the ROI's name and display colour. A voxel
+/// is inside when its centre is inside an odd number of the ROI's contours on its slice
+/// (holes are contours inside contours). Contours must lie on slices of the grid (within
+/// a tenth of the spacing); others are reported. Errors name the file.
+Result<SegReadResult> readRtStruct(const std::filesystem::path& path, const ImageGeometry& reference,
+                                   const std::string& frameOfReferenceUid = {});
+bool isRtStructFile(const std::filesystem::path& path);
+
+/// A SEG or an RT Structure Set, by its SOP class.
+Result<SegReadResult> readLabelObject(const std::filesystem::path& path, const ImageGeometry& reference,
+                                      const std::string& frameOfReferenceUid = {});
+
 /// True when the file is a DICOM Segmentation (SOP class), read from its header only.
 bool isSegmentationFile(const std::filesystem::path& path);
-/// The Series Instance UID the SEG's Referenced Series Sequence names ("" when none).
+/// The Series Instance UID a SEG's Referenced Series Sequence (or an RT Structure Set's
+/// RT Referenced Series) names ("" when none).
 std::string referencedSeriesOf(const std::filesystem::path& segFile);
 
 // ---- Colour: DICOM's Recommended Display CIELab Value (PCS, D50), scaled to 0..65535 ----
