@@ -244,15 +244,7 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
   if (!o.pdfPath.empty()) {
     report::ReportContent rc;
     const auto& info = plan.info;
-    rc.patientName = info.patient.name;
-    rc.patientId = info.patient.patientId;
-    rc.birthDate = info.patient.birthDate;
-    rc.sex = info.patient.sex;
-    rc.studyDate = info.study.date;
-    rc.studyDescription = info.study.description;
-    rc.accession = info.study.accessionNumber;
-    rc.modality = info.series.modality;
-    rc.seriesDescription = info.series.description;
+    report::describeSeries(rc, info);
     rc.institution = o.institution;
     rc.logoPath = o.logo;
     rc.reader = o.observer;

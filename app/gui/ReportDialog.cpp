@@ -167,18 +167,7 @@ QString ReportDialog::reader() const { return reader_->text(); }
 
 report::ReportContent ReportDialog::content() const {
   report::ReportContent c;
-  if (in_.series) {
-    const auto& info = in_.series->info;
-    c.patientName = info.patient.name;
-    c.patientId = info.patient.patientId;
-    c.birthDate = info.patient.birthDate;
-    c.sex = info.patient.sex;
-    c.studyDate = info.study.date;
-    c.studyDescription = info.study.description;
-    c.accession = info.study.accessionNumber;
-    c.modality = info.series.modality;
-    c.seriesDescription = info.series.description;
-  }
+  if (in_.series) report::describeSeries(c, in_.series->info);
   c.institution = institution_->text().toStdString();
   c.logoPath = logo_->text().trimmed().toStdString();
   c.reader = reader_->text().toStdString();

@@ -67,6 +67,18 @@ RgbImage renderSlice(const Volume& image, std::size_t k, double center, double w
   return out;
 }
 
+void describeSeries(ReportContent& c, const VolumeInfo& info) {
+  c.patientName = info.patient.name;
+  c.patientId = info.patient.patientId;
+  c.birthDate = info.patient.birthDate;
+  c.sex = info.patient.sex;
+  c.studyDate = info.study.date;
+  c.studyDescription = info.study.description;
+  c.accession = info.study.accessionNumber;
+  c.modality = info.series.modality;
+  c.seriesDescription = info.series.description;
+}
+
 std::string personName(const std::string& pn) {
   std::vector<std::string> parts;
   std::string cur;

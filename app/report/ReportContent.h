@@ -8,6 +8,7 @@
 
 #include "lumen/core/LabelEditor.h"
 #include "lumen/core/Math.h"
+#include "lumen/core/Metadata.h"
 #include "lumen/core/Volume.h"
 
 namespace lumen::report {
@@ -45,6 +46,9 @@ struct ReportContent {
 RgbImage renderSlice(const Volume& image, std::size_t k, double center, double width, const Volume* labels,
                      const std::vector<LabelInfo>& infos, const std::vector<std::vector<Vec3>>& outlines,
                      int maxSide = 512);
+
+/// Patient, study and series of the report, from the series reported on.
+void describeSeries(ReportContent& content, const VolumeInfo& info);
 
 /// "Doe^Jane^^Dr" -> "Doe, Jane"; "20240102" -> "2024-01-02".
 std::string personName(const std::string& pn);

@@ -7,6 +7,8 @@
 #include <exception>
 #include <mutex>
 
+#include "DicomStructureCheck.h"
+#include "lumen/core/DurableFile.h"
 #include "lumen/imaging/DicomFile.h"
 
 namespace lumen::dicom {
@@ -59,6 +61,41 @@ std::string loadDicomHeader(DcmFileFormat& ff, const std::string& path) {
   } catch (const std::exception& e) {
     return std::string("cannot parse DICOM (") + e.what() + ")";
   }
+}
+
+std::string loadDicomFile(DcmFileFormat& ff, const std::string& path) {
+  if (std::string why = checkDicomStructure(path); !why.empty()) return why;
+  try {
+    const OFCondition c = ff.loadFile(path.c_str());
+    if (c.bad()) return std::string("cannot parse DICOM (") + c.text() + ")";
+    if (!ff.getDataset()) return "cannot parse DICOM (no data set)";
+    return {};
+  } catch (const std::bad_alloc&) {
+    return "cannot parse DICOM (an element claims more memory than is available)";
+  } catch (const std::exception& e) {
+    return std::string("cannot parse DICOM (") + e.what() + ")";
+  }
+}
+
+Result<DcmDataset*> loadDicomObject(DcmFileFormat& ff, const std::string& path, const char* sopClassUid,
+                                    const std::string& what) {
+  if (std::string why = loadDicomFile(ff, path); !why.empty()) return Error(ErrorCode::Corrupt, why, path);
+  DcmDataset* ds = ff.getDataset();
+  const std::string sop = getString(ds, DCM_SOPClassUID);
+  if (sop != sopClassUid) return Error(ErrorCode::Unsupported, "not " + what + " (SOP class " + sop + ")", path);
+  return ds;
+}
+
+Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path(), ec);
+  const std::filesystem::path tmp = temporaryPathFor(path);
+  const OFCondition c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
+  if (c.bad()) {
+    std::filesystem::remove(tmp, ec);
+    return Error(ErrorCode::Io, std::string("cannot write: ") + (c.text() ? c.text() : "DCMTK error"), path.string());
+  }
+  return commitFile(tmp, path);
 }
 
 void convertToUtf8IfNeeded(DcmDataset* ds) {

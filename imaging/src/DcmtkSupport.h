@@ -4,7 +4,10 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
 
+#include <filesystem>
 #include <string>
+
+#include "lumen/core/Result.h"
 
 namespace lumen::dicom {
 
@@ -21,6 +24,19 @@ unsigned long valueCount(DcmItem* item, const DcmTagKey& tag);
 /// Loads a file's header (large values stay on disk). Returns "" on success, otherwise a
 /// reason a user can read. Catches everything DCMTK may throw.
 std::string loadDicomHeader(DcmFileFormat& ff, const std::string& path);
+
+/// Loads a whole file (pixel data included) after the structure guard
+/// (DicomStructureCheck.h): "" on success, otherwise a reason a user can read.
+std::string loadDicomFile(DcmFileFormat& ff, const std::string& path);
+
+/// Loads a whole non-image object and checks its SOP class. Errors name the file: a
+/// hostile or unreadable file (Corrupt), another SOP class (Unsupported, naming `what`).
+Result<DcmDataset*> loadDicomObject(DcmFileFormat& ff, const std::string& path, const char* sopClassUid,
+                                    const std::string& what);
+
+/// Saves under a temporary name beside `path`, flushes and renames (DurableFile.h): the
+/// file appears complete or not at all.
+Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path);
 
 /// Converts string values to UTF-8 when the data set declares another character set.
 void convertToUtf8IfNeeded(DcmDataset* ds);

@@ -66,15 +66,7 @@ Result<std::string> writeEncapsulatedPdf(const std::string& pdf, const fs::path&
                              static_cast<unsigned long>(bytes.size()));
   ds->putAndInsertUint32(DCM_EncapsulatedDocumentLength, static_cast<Uint32>(pdf.size()));
 
-  std::error_code ec;
-  if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = temporaryPathFor(path);
-  const OFCondition c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
-  if (c.bad()) {
-    fs::remove(tmp, ec);
-    return Error(ErrorCode::Io, std::string("cannot write: ") + c.text(), where);
-  }
-  if (auto st = commitFile(tmp, path); !st) return st.error();
+  if (auto st = saveDicomDurably(ff, path); !st) return st.error();
   return sop;
 }
 

@@ -362,15 +362,7 @@ Result<SegWriteReport> writeSegmentation(const Volume& labels, const std::vector
   report.sopInstanceUid = getString(ds, DCM_SOPInstanceUID);
   report.seriesInstanceUid = getString(ds, DCM_SeriesInstanceUID);
 
-  std::error_code ec;
-  if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = temporaryPathFor(path);
-  c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
-  if (c.bad()) {
-    fs::remove(tmp, ec);
-    return Error(ErrorCode::Io, "cannot write: " + conditionText(c), where);
-  }
-  if (auto st = commitFile(tmp, path); !st) return st.error();
+  if (auto st = saveDicomDurably(ff, path); !st) return st.error();
   return report;
 }
 
@@ -437,16 +429,9 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
   const std::string where = path.string();
   if (!reference.isValid()) return Error(ErrorCode::InvalidArgument, "the reference grid is not valid", where);
   DcmFileFormat ff;
-  OFCondition c;
-  try {
-    c = ff.loadFile(path.c_str());
-  } catch (...) {
-    return segError(where, "cannot be parsed");
-  }
-  if (c.bad()) return Error(ErrorCode::Corrupt, "not a readable DICOM file: " + conditionText(c), where);
-  DcmDataset* ds = ff.getDataset();
-  if (getString(ds, DCM_SOPClassUID) != kSegmentationStorage)
-    return Error(ErrorCode::Unsupported, "not a DICOM Segmentation (SOP class " + getString(ds, DCM_SOPClassUID) + ")", where);
+  auto loaded = loadDicomObject(ff, where, kSegmentationStorage, "a DICOM Segmentation");
+  if (!loaded) return loaded.error();
+  DcmDataset* ds = *loaded;
   if (ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
     return segError(where, "its pixel data cannot be decompressed");
 

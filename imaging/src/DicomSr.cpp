@@ -270,15 +270,7 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
     report.sopInstanceUid = getString(out, DCM_SOPInstanceUID);
     report.seriesInstanceUid = getString(out, DCM_SeriesInstanceUID);
 
-    std::error_code ec;
-    if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
-    const fs::path tmp = temporaryPathFor(path);
-    const OFCondition c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
-    if (c.bad()) {
-      fs::remove(tmp, ec);
-      return Error(ErrorCode::Io, std::string("cannot write: ") + c.text(), where);
-    }
-    if (auto st = commitFile(tmp, path); !st) return st.error();
+    if (auto st = saveDicomDurably(ff, path); !st) return st.error();
   } catch (const Failed& f) {
     return Error(ErrorCode::Internal, "cannot build the measurement report (" + f.what + ")", where);
   }

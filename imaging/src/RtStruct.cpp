@@ -44,16 +44,9 @@ Result<SegReadResult> readRtStruct(const fs::path& path, const ImageGeometry& re
   const std::string where = path.string();
   if (!reference.isValid()) return Error(ErrorCode::InvalidArgument, "the reference grid is not valid", where);
   DcmFileFormat ff;
-  OFCondition c;
-  try {
-    c = ff.loadFile(path.c_str());
-  } catch (...) {
-    return rtError(where, "cannot be parsed");
-  }
-  if (c.bad()) return Error(ErrorCode::Corrupt, std::string("not a readable DICOM file: ") + c.text(), where);
-  DcmDataset* ds = ff.getDataset();
-  if (getString(ds, DCM_SOPClassUID) != kRtStructureSet)
-    return Error(ErrorCode::Unsupported, "not an RT Structure Set (SOP class " + getString(ds, DCM_SOPClassUID) + ")", where);
+  auto loaded = loadDicomObject(ff, where, kRtStructureSet, "an RT Structure Set");
+  if (!loaded) return loaded.error();
+  DcmDataset* ds = *loaded;
 
   SegReadResult out;
   // ROIs: number, name, frame of reference.

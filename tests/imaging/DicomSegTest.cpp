@@ -299,6 +299,14 @@ TEST(DicomSeg, RefusesWhatItCannotWriteOrRead) {
   auto t = dicom::readSegmentation(cut, src.ref.geometry);
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().toString().find("truncated.dcm"), std::string::npos);
+  // Hostile files are refused before DCMTK parses them (sequences nested 20000 deep would
+  // overflow its stack), as SEG and as RT structure set.
+  for (const char* bad : {"bad/deep-nesting.dcm", "bad/absurd-sequence-length.dcm", "bad/random-bytes.dcm"}) {
+    auto h = dicom::readSegmentation(test::corpus(bad), src.ref.geometry);
+    ASSERT_FALSE(h) << bad;
+    EXPECT_NE(h.error().toString().find(bad), std::string::npos);
+    EXPECT_FALSE(dicom::readRtStruct(test::corpus(bad), src.ref.geometry)) << bad;
+  }
 }
 
 // A SEG beside its images is a series of their study in the database (an image without
