@@ -50,9 +50,11 @@ unsigned long valueCount(DcmItem* item, const DcmTagKey& tag) {
   return e->getVM();
 }
 
-std::string loadDicomHeader(DcmFileFormat& ff, const std::string& path) {
+namespace {
+// Values longer than `maxReadLength` stay on disk until asked for.
+std::string load(DcmFileFormat& ff, const std::string& path, Uint32 maxReadLength) {
   try {
-    const OFCondition c = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, kMaxHeaderValueLength, ERM_autoDetect);
+    const OFCondition c = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, maxReadLength, ERM_autoDetect);
     if (c.bad()) return std::string("cannot parse DICOM (") + c.text() + ")";
     if (!ff.getDataset()) return "cannot parse DICOM (no data set)";
     return {};
@@ -62,19 +64,13 @@ std::string loadDicomHeader(DcmFileFormat& ff, const std::string& path) {
     return std::string("cannot parse DICOM (") + e.what() + ")";
   }
 }
+}  // namespace
+
+std::string loadDicomHeader(DcmFileFormat& ff, const std::string& path) { return load(ff, path, kMaxHeaderValueLength); }
 
 std::string loadDicomFile(DcmFileFormat& ff, const std::string& path) {
   if (std::string why = checkDicomStructure(path); !why.empty()) return why;
-  try {
-    const OFCondition c = ff.loadFile(path.c_str());
-    if (c.bad()) return std::string("cannot parse DICOM (") + c.text() + ")";
-    if (!ff.getDataset()) return "cannot parse DICOM (no data set)";
-    return {};
-  } catch (const std::bad_alloc&) {
-    return "cannot parse DICOM (an element claims more memory than is available)";
-  } catch (const std::exception& e) {
-    return std::string("cannot parse DICOM (") + e.what() + ")";
-  }
+  return load(ff, path, DCM_MaxReadLength);
 }
 
 Result<DcmDataset*> loadDicomObject(DcmFileFormat& ff, const std::string& path, const char* sopClassUid,
