@@ -37,6 +37,14 @@ int runConvert(const ConvertOptions& options, const CommonOptions& common);
 bool isSegConversion(const ConvertOptions& options);
 int runConvertSeg(const ConvertOptions& options, const CommonOptions& common);
 
+// ---- Lossless compression (CompressCommands.cpp) ----
+struct CompressOptions {
+  std::vector<std::string> inputs;
+  std::string outDir;
+  std::string syntax;  // jpeg-ls, jpeg2000, deflate
+};
+int runCompress(const CompressOptions& options, const CommonOptions& common);
+
 // ---- Reports (ReportCommands.cpp) ----
 struct ReportOptions {
   std::string studyUid, seriesUid;

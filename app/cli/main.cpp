@@ -88,6 +88,14 @@ int main(int argc, char** argv) {
                       "Also export images flagged as having burned-in annotation, and US, SC, XC (check them first)");
   anonymize->add_flag("--json", common.json, "Machine-readable output");
 
+  CompressOptions comp;
+  std::vector<std::string> compPaths;
+  auto* compress = app.add_subcommand(
+      "compress", "Re-encode DICOM files losslessly (JPEG-LS, JPEG 2000 or deflate) into a folder; pixels unchanged");
+  compress->add_option("paths", compPaths, "Input files or folders, then the output folder")->required();
+  compress->add_option("--syntax", comp.syntax, "jpeg-ls, jpeg2000 or deflate")->required();
+  compress->add_flag("--json", common.json, "Machine-readable output");
+
   ReportOptions rep;
   auto* report = app.add_subcommand(
       "report", "Write a study's measurements, segment volumes (from its SEGs) and AI results as DICOM SR (TID 1500) "
@@ -229,6 +237,12 @@ int main(int argc, char** argv) {
     if (info->parsed()) return runInfo(infoPaths, common);
     if (convert->parsed()) return runConvert(conv, common);
     if (report->parsed()) return runReport(rep, common);
+    if (compress->parsed()) {
+      if (compPaths.size() < 2) return fail("give the files or folders to compress, then the output folder");
+      comp.outDir = compPaths.back();
+      comp.inputs.assign(compPaths.begin(), compPaths.end() - 1);
+      return runCompress(comp, common);
+    }
     if (nodes->parsed()) {
       nodesOpt.action = nodesList->parsed() ? "list" : nodesAdd->parsed() ? "add" : nodesRemove->parsed() ? "remove" : "local";
       return runNodes(nodesOpt, common);

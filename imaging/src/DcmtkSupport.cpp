@@ -82,11 +82,11 @@ Result<DcmDataset*> loadDicomObject(DcmFileFormat& ff, const std::string& path, 
   return ds;
 }
 
-Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path) {
+Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path, E_TransferSyntax xfer) {
   std::error_code ec;
   if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path(), ec);
   const std::filesystem::path tmp = temporaryPathFor(path);
-  const OFCondition c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
+  const OFCondition c = ff.saveFile(tmp.c_str(), xfer);
   if (c.bad()) {
     std::filesystem::remove(tmp, ec);
     return Error(ErrorCode::Io, std::string("cannot write: ") + (c.text() ? c.text() : "DCMTK error"), path.string());

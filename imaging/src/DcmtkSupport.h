@@ -36,7 +36,8 @@ Result<DcmDataset*> loadDicomObject(DcmFileFormat& ff, const std::string& path, 
 
 /// Saves under a temporary name beside `path`, flushes and renames (DurableFile.h): the
 /// file appears complete or not at all.
-Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path);
+Status saveDicomDurably(DcmFileFormat& ff, const std::filesystem::path& path,
+                        E_TransferSyntax xfer = EXS_LittleEndianExplicit);
 
 /// Converts string values to UTF-8 when the data set declares another character set.
 void convertToUtf8IfNeeded(DcmDataset* ds);

@@ -210,7 +210,7 @@ Result<SegWriteReport> writeSegmentation(const Volume& labels, const std::vector
     LabelInfo info = it != infos.end() ? *it : LabelInfo{};
     if (it == infos.end()) {
       info.value = value;
-      info.color = Rgb8{255, 0, 0};
+      info.color = defaultLabelColor(value);
     }
     if (info.name.empty()) info.name = "Label " + std::to_string(value);
     if (info.category.empty() || info.type.empty()) {
