@@ -189,6 +189,16 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
   auto image = dicom::loadVolume(loaded->scan, plan);
   if (!image) return fail(image.error().toString());
 
+  // A series split into volumes keeps each volume's measurements under its split label.
+  if (!plan.info.splitLabel.empty()) {
+    auto doc = (*db)->measurementDocument(seriesUid, plan.info.splitLabel);
+    if (!doc) return fail(doc.error().toString());
+    auto list = measurementsFromDocument(*doc, "measurements of series " + seriesUid + " [" + plan.info.splitLabel + "]");
+    if (!list) return fail(list.error().toString());
+    content[seriesUid].measurements.clear();
+    if (!list->empty()) content[seriesUid].measurements.emplace_back(plan.info.splitLabel, std::move(list.value()));
+  }
+
   dicom::SrInput in;
   std::vector<std::string> disclaimers;
   std::vector<std::pair<std::shared_ptr<Volume>, std::vector<LabelInfo>>> segLabels;  // for the key images
@@ -207,6 +217,11 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
   for (const auto& f : c.segs) {
     auto seg = dicom::readSegmentation(f, plan.geometry, plan.info.series.frameOfReferenceUid);
     if (!seg) return fail(seg.error().toString());
+    for (const auto& n : seg->notes) std::cerr << "lumen-cli: note: " << f.string() << ": " << n << "\n";
+    // One label per voxel cannot give overlapping segments their volumes.
+    if (seg->overlappingVoxels > 0)
+      return fail(f.string() + ": its segments overlap (" + std::to_string(seg->overlappingVoxels) +
+                  " voxels): their volumes would be wrong from one label per voxel; nothing written");
     auto id = dicom::readFileIdentity(f);
     if (!id) return fail(id.error().toString());
     dicom::SrSegmentation s{id->sopInstanceUid, id->series.seriesInstanceUid, {}};

@@ -215,7 +215,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
                 .arg(notes.isEmpty() ? QString() : QString(" (%1 note(s) in Messages)").arg(notes.size())));
     syncFindings();
     emit seriesLoaded(s);
-    if (!pendingOverlay_.isEmpty()) openOverlay(std::exchange(pendingOverlay_, QString()));
+    if (!pendingOverlay_.isEmpty()) openOverlay(std::exchange(pendingOverlay_, QString()), s);
   });
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
     if (id != loadId_) return;
@@ -874,9 +874,9 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
 
 bool MainWindow::loading() const { return loadJob_ >= 0; }
 
-void MainWindow::openOverlay(const QString& path) {
+void MainWindow::openOverlay(const QString& path, std::shared_ptr<LoadedSeries> onto) {
   // A DICOM SEG or RT structure set is placed on the grid of the series it is opened over.
-  std::shared_ptr<LoadedSeries> series = currentSeries();
+  std::shared_ptr<LoadedSeries> series = onto ? onto : currentSeries();
   const bool seg = dicom::isSegmentationFile(path.toStdString()) || dicom::isRtStructFile(path.toStdString());
   if (seg && !series) {
     addMessage("error: " + path + ": open the series it segments first (it is placed on that series' grid)");

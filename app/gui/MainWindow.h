@@ -59,7 +59,9 @@ class MainWindow : public QMainWindow, public AiHost {
   /// Loads files / a folder / a DICOMDIR in the background into `viewport` (-1: active).
   void openPaths(const QStringList& paths, int viewport = -1);
   /// Loads a label map (NIfTI / NRRD) in the background and shows it over the image.
-  void openOverlay(const QString& path);
+  /// Shows a label map over the active view's series (a SEG or RT structure set is placed
+  /// on `onto`'s grid when given, else on the active view's series).
+  void openOverlay(const QString& path, std::shared_ptr<LoadedSeries> onto = nullptr);
 
   void setLayoutMode(Layout layout);
   /// W/L preset ("brain", "lung", ...) or 3D preset ("ct-bone", "mip", ...); false if unknown.

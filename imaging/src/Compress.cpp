@@ -183,6 +183,11 @@ Result<CompressReport> compressFile(const fs::path& in, LosslessSyntax syntax, c
     Sint32 frames = 1;
     if (ds->tagExistsWithValue(DCM_NumberOfFrames)) ds->findAndGetSint32(DCM_NumberOfFrames, frames);
     l.frames = static_cast<std::size_t>(std::max<Sint32>(1, frames));
+    // Sizes from the header are checked against the data before they are multiplied.
+    DcmElement* pe = nullptr;
+    const std::uint64_t have = ds->findAndGetElement(DCM_PixelData, pe).good() && pe ? pe->getLength() : 0;
+    if (l.frameBytes() == 0 || l.frames > have / l.frameBytes())
+      return Error(ErrorCode::Corrupt, "its pixel data is shorter than Rows x Columns x frames says", where);
     report.pixelBytes = l.frameBytes() * l.frames;
   }
   if (syntax != LosslessSyntax::Deflate) {

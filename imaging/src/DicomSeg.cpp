@@ -103,6 +103,7 @@ SegReference segReferenceOf(const ScanResult& scan, const VolumePlan& plan) {
     if (s.weightB != 0.0 && !(s.b == s.a)) frames.push_back(frameOf(s.b));
     if (ref.firstFile.empty()) ref.firstFile = scan.files[s.a.file].path;
     ref.slices.push_back(std::move(frames));
+    ref.direct.push_back(s.direct() && plan.frameColumns == plan.geometry.size[0] && plan.frameRows == plan.geometry.size[1]);
   }
   return ref;
 }
@@ -592,8 +593,28 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
     // of the frame's plane takes the frame pixel its centre falls in.
     ++resampledFrames;
     const Vec3 normal = fr.row.cross(fr.col);
-    const double half = 0.5 * (fr.thickness > 0 ? fr.thickness : std::min(fr.spacingI, fr.spacingJ));
+    // Half a slice either side, at most two of the grid's voxels (a hostile thickness must
+    // not turn every frame into a scan of the whole volume).
+    const double maxHalf = 2.0 * std::max({reference.spacingMm.x, reference.spacingMm.y, reference.spacingMm.z});
+    const double half = std::min(maxHalf, 0.5 * (fr.thickness > 0 ? fr.thickness : std::min(fr.spacingI, fr.spacingJ)));
     const Mat3 i2p = reference.indexToPhysical();
+    // The frame's footprint on the grid (its corners, one voxel of margin): only there.
+    double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
+    for (int corner = 0; corner < 4; ++corner) {
+      const Vec3 p = fr.position + fr.row * (fr.spacingI * ((corner & 1) ? cols : 0)) + fr.col * (fr.spacingJ * ((corner & 2) ? rows : 0));
+      for (const double dn : {-half, half}) {
+        const Vec3 ijk = reference.lpsToIjk(p + fr.row.cross(fr.col) * dn);
+        lo[0] = std::min(lo[0], ijk.x), hi[0] = std::max(hi[0], ijk.x);
+        lo[1] = std::min(lo[1], ijk.y), hi[1] = std::max(hi[1], ijk.y);
+      }
+    }
+    const auto clampIndex = [](double v, std::size_t n) {
+      return static_cast<std::size_t>(std::clamp(v, 0.0, static_cast<double>(n) - 1.0));
+    };
+    const std::size_t i0 = clampIndex(std::floor(lo[0]) - 1, reference.size[0]), i1 = clampIndex(std::ceil(hi[0]) + 1, reference.size[0]);
+    const std::size_t j0 = clampIndex(std::floor(lo[1]) - 1, reference.size[1]), j1 = clampIndex(std::ceil(hi[1]) + 1, reference.size[1]);
+    if (hi[0] < -1 || hi[1] < -1 || lo[0] > static_cast<double>(reference.size[0]) || lo[1] > static_cast<double>(reference.size[1]))
+      continue;
     for (std::size_t k = 0; k < reference.size[2]; ++k) {
       // Skip slices that the slab does not reach (distance of the slice's corners).
       double dmin = 1e300, dmax = -1e300;
@@ -605,8 +626,8 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
         dmax = std::max(dmax, d);
       }
       if (dmin > half || dmax < -half) continue;
-      for (std::size_t j = 0; j < reference.size[1]; ++j)
-        for (std::size_t i = 0; i < reference.size[0]; ++i) {
+      for (std::size_t j = j0; j <= j1; ++j)
+        for (std::size_t i = i0; i <= i1; ++i) {
           const Vec3 rel = reference.originLps + i2p * Vec3{static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)} -
                            fr.position;
           if (std::abs(normal.dot(rel)) > half) continue;
@@ -622,6 +643,7 @@ Result<SegReadResult> readSegmentation(const fs::path& path, const ImageGeometry
                         " frame(s) do not lie on the series' grid: resampled onto it by nearest neighbour");
   if (outside > 0)
     out.notes.push_back(std::to_string(outside) + " frame(s) lie partly or wholly outside the series' grid: that part is not shown");
+  out.overlappingVoxels = overlaps;
   if (overlaps > 0)
     out.notes.push_back(std::to_string(overlaps) +
                         " voxel(s) belong to more than one segment: each shows the highest segment number");

@@ -134,7 +134,14 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
       const std::string name = !m.text.empty() ? m.text : std::string(toString(m.kind)) + " " + std::to_string(counter);
       check(group.setTrackingIdentifier(name.c_str()), "tracking identifier");
       check(group.setTrackingUniqueIdentifier(newUid().c_str()), "tracking UID");
-      const long k = gridSlice(m, g);
+      long k = gridSlice(m, g);
+      // On a slice the loader interpolated or shifted, the grid's pixels are not any
+      // acquired image's: the values are reported without an image region.
+      const bool resampled = k >= 0 && static_cast<std::size_t>(k) < in.images.direct.size() && !in.images.direct[static_cast<std::size_t>(k)];
+      if (resampled) {
+        report.notes.push_back(name + " lies on a slice the loader resampled: its values are reported without an image region");
+        k = -2;
+      }
       const auto addValue = [&](const DSRCodedEntryValue& conceptName, double value, const DSRCodedEntryValue& units,
                                 const DSRCodedEntryValue& derivation) {
         check(group.addMeasurement(CID7469_GenericIntensityAndSizeMeasurements(conceptName),
@@ -180,7 +187,7 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
           break;
         }
       }
-      if (k < 0 && m.kind != MeasurementKind::Point)
+      if (k == -1 && m.kind != MeasurementKind::Point)
         report.notes.push_back(name + " was drawn on a reformatted plane: its values are reported without an image region");
       ++report.groups;
     }

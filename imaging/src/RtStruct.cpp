@@ -168,6 +168,7 @@ Result<SegReadResult> readRtStruct(const fs::path& path, const ImageGeometry& re
     out.notes.push_back(std::to_string(offSlice) + " contour(s) do not lie on a slice of the series' grid: left out");
   if (outside > 0) out.notes.push_back(std::to_string(outside) + " contour(s) lie outside the series: left out");
   if (notPlanar > 0) out.notes.push_back(std::to_string(notPlanar) + " open contour(s) enclose nothing: left out");
+  out.overlappingVoxels = overlaps;
   if (overlaps > 0)
     out.notes.push_back(std::to_string(overlaps) + " voxel(s) belong to more than one ROI: each shows the highest ROI");
   DcmItem* study = nullptr;

@@ -77,6 +77,75 @@ SIDECAR = {"format": "lumen-labels", "version": 1, "labels": [
      "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"}}]}
 
 
+def foreign_seg(path, src, masks, kind="BINARY"):
+    """A SEG written with pydicom from PS3.3 C.8.20, not by Lumen: bits run on across frames,
+    frames in reverse order, geometry per frame. `src`: the source images sorted along z;
+    `masks`: segment number -> boolean array [i, j, k] on their grid."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SEG_CLASS
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = SEG_CLASS, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = "SEG"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = src[0].StudyInstanceUID, generate_uid()
+    ds.FrameOfReferenceUID = src[0].FrameOfReferenceUID
+    ref = Dataset()
+    ref.SeriesInstanceUID = src[0].SeriesInstanceUID
+    ds.ReferencedSeriesSequence = Sequence([ref])
+    ds.Rows, ds.Columns = src[0].Rows, src[0].Columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
+    ds.SegmentationType = kind
+    if kind == "BINARY":
+        ds.BitsAllocated = ds.BitsStored = 1
+        ds.HighBit = 0
+    else:
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.SegmentationFractionalType = "PROBABILITY"
+        ds.MaximumFractionalValue = 200
+    segs = []
+    for n in sorted(masks):
+        name = ("First", "Second", "Third")[n - 1]
+        s = Dataset()
+        s.SegmentNumber, s.SegmentLabel, s.SegmentAlgorithmType = n, name, "MANUAL"
+        s.RecommendedDisplayCIELabValue = [53000, 50000, 45000]
+        segs.append(s)
+    ds.SegmentSequence = Sequence(segs)
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = src[0].PixelSpacing
+    pm.SliceThickness = "3"
+    shared.PixelMeasuresSequence = Sequence([pm])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames, groups = [], []
+    for k in reversed(range(len(src))):
+        for n in sorted(masks, reverse=True):
+            mask = masks[n][:, :, k].T
+            if not mask.any():
+                continue
+            pf = Dataset()
+            si = Dataset()
+            si.ReferencedSegmentNumber = n
+            pf.SegmentIdentificationSequence = Sequence([si])
+            pp = Dataset()
+            pp.ImagePositionPatient = src[k].ImagePositionPatient
+            pf.PlanePositionSequence = Sequence([pp])
+            po = Dataset()
+            po.ImageOrientationPatient = src[k].ImageOrientationPatient
+            pf.PlaneOrientationSequence = Sequence([po])
+            groups.append(pf)
+            # Fractional: 150 of 200 is inside, 90 of 200 is not.
+            frames.append(mask.astype(np.uint8) if kind == "BINARY" else np.where(mask, 150, 90).astype(np.uint8))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+    ds.NumberOfFrames = len(frames)
+    flat = np.concatenate([f.ravel() for f in frames])
+    data = np.packbits(flat, bitorder="little").tobytes() if kind == "BINARY" else flat.tobytes()
+    ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, write_like_original=False)
+
+
 class Segmentation(unittest.TestCase):
     """DICOM SEG: lumen-cli convert (both ways) and lumen-cli infer --output x.dcm."""
 
@@ -156,66 +225,8 @@ class Segmentation(unittest.TestCase):
         src = [pydicom.dcmread(f) for f in files]
         src.sort(key=lambda s: float(s.ImagePositionPatient[2]))
         for kind in ("BINARY", "FRACTIONAL"):
-            ds = Dataset()
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.MediaStorageSOPClassUID = SEG_CLASS
-            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.SOPClassUID, ds.SOPInstanceUID = SEG_CLASS, ds.file_meta.MediaStorageSOPInstanceUID
-            ds.Modality = "SEG"
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = src[0].StudyInstanceUID, generate_uid()
-            ds.FrameOfReferenceUID = src[0].FrameOfReferenceUID
-            ds.Rows, ds.Columns = src[0].Rows, src[0].Columns
-            ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
-            ds.SegmentationType = kind
-            if kind == "BINARY":
-                ds.BitsAllocated = ds.BitsStored = 1
-                ds.HighBit = 0
-            else:
-                ds.BitsAllocated = ds.BitsStored = 8
-                ds.HighBit = 7
-                ds.SegmentationFractionalType = "PROBABILITY"
-                ds.MaximumFractionalValue = 200
-            segs = []
-            for n, name in ((1, "First"), (2, "Second")):
-                s = Dataset()
-                s.SegmentNumber, s.SegmentLabel, s.SegmentAlgorithmType = n, name, "MANUAL"
-                s.RecommendedDisplayCIELabValue = [53000, 50000, 45000]
-                segs.append(s)
-            ds.SegmentSequence = Sequence(segs)
-            shared = Dataset()
-            pm = Dataset()
-            pm.PixelSpacing = src[0].PixelSpacing
-            pm.SliceThickness = "3"
-            shared.PixelMeasuresSequence = Sequence([pm])
-            ds.SharedFunctionalGroupsSequence = Sequence([shared])
-            frames, groups = [], []
-            for k in reversed(range(len(src))):
-                for n in (2, 1):
-                    mask = labels[:, :, k].T == n
-                    if not mask.any():
-                        continue
-                    pf = Dataset()
-                    si = Dataset()
-                    si.ReferencedSegmentNumber = n
-                    pf.SegmentIdentificationSequence = Sequence([si])
-                    pp = Dataset()
-                    pp.ImagePositionPatient = src[k].ImagePositionPatient
-                    pf.PlanePositionSequence = Sequence([pp])
-                    po = Dataset()
-                    po.ImageOrientationPatient = src[k].ImageOrientationPatient
-                    pf.PlaneOrientationSequence = Sequence([po])
-                    groups.append(pf)
-                    # Fractional: 150 of 200 is inside, 90 of 200 is not.
-                    frames.append(mask.astype(np.uint8) if kind == "BINARY" else np.where(mask, 150, 90).astype(np.uint8))
-            ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
-            ds.NumberOfFrames = len(frames)
-            flat = np.concatenate([f.ravel() for f in frames])
-            data = np.packbits(flat, bitorder="little").tobytes() if kind == "BINARY" else flat.tobytes()
-            ds.PixelData = data + (b"\0" if len(data) % 2 else b"")
-            ds["PixelData"].VR = "OB"
             theirs = os.path.join(d, f"theirs-{kind.lower()}.dcm")
-            ds.save_as(theirs, write_like_original=False)
+            foreign_seg(theirs, src, {1: labels == 1, 2: labels == 2}, kind)
             out = os.path.join(d, f"theirs-{kind.lower()}.nii.gz")
             run("convert", theirs, out, "--reference", series)
             np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), labels, kind)
@@ -563,6 +574,63 @@ class Report(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("none.png", p.stderr)
         self.assertFalse(os.path.exists(os.path.join(d, "x.pdf")))
+
+    def test_resampled_slices_and_overlapping_segments(self):
+        """On a series with missing slices the loader interpolates two: a measurement on one
+        of them gets no image region (no acquired image holds those pixels), one on an
+        acquired slice points at that image. A SEG whose segments overlap is refused."""
+        d = workdir("report-resampled")
+        data = os.path.join(d, "data")
+        series_dir = os.path.join(CORPUS, "ramp", "missing")  # z = -20 + 2.5 k, k = 8 and 9 missing
+        run("import", "--data-dir", data, series_dir)
+        src = sorted((pydicom.dcmread(f) for f in glob.glob(os.path.join(series_dir, "*"))),
+                     key=lambda x: float(x.ImagePositionPatient[2]))
+        doc = {"format": "lumen-measurements", "version": 1, "measurements": [
+            {"id": 1, "kind": "distance", "points": [[-20, -10, 0], [0, -10, 0]], "right": [1, 0, 0], "up": [0, 1, 0],
+             "text": "interpolated"},
+            {"id": 2, "kind": "distance", "points": [[-20, -10, -15], [0, -10, -15]], "right": [1, 0, 0],
+             "up": [0, 1, 0], "text": "acquired"}]}
+        con = sqlite3.connect(os.path.join(data, "lumen.db"))
+        con.execute("INSERT INTO measurements(series_uid, volume, document) VALUES (?, '', ?)",
+                    (str(src[0].SeriesInstanceUID), json.dumps(doc)))
+        con.commit()
+        con.close()
+        sr = os.path.join(d, "sr.dcm")
+        p = run("report", "--study", str(src[0].StudyInstanceUID), "--sr", sr, "--data-dir", data)
+        self.assertIn("interpolated lies on a slice the loader resampled", p.stderr)
+        self.assertNotIn("acquired lies", p.stderr)
+        ds = pydicom.dcmread(sr)
+        refs = []
+
+        def walk(items):
+            for it in items:
+                if getattr(it, "ValueType", "") == "IMAGE":
+                    refs.append(str(it.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))
+                walk(getattr(it, "ContentSequence", []))
+        walk(ds.ContentSequence)
+        at_minus_15 = [str(x.SOPInstanceUID) for x in src if abs(float(x.ImagePositionPatient[2]) + 15) < 1e-3]
+        self.assertEqual(refs, at_minus_15)  # one image region: the acquired slice's own image
+
+        # Overlapping segments: one label per voxel cannot give them their volumes.
+        run("convert", series_dir, os.path.join(d, "ct.nii.gz"))
+        img = nib.load(os.path.join(d, "ct.nii.gz"))
+        shape = img.shape
+        big = np.zeros(shape, bool)
+        big[5:30, 5:25, 2:6] = True
+        small = np.zeros(shape, bool)
+        small[10:20, 10:20, 3:5] = True
+        seg = os.path.join(d, "overlap.dcm")
+        acquired = [x for x in src]  # the SEG's frames on acquired slices only (k 2..5 exist)
+        grid_z = [-20 + 2.5 * k for k in range(shape[2])]
+        by_z = {round(float(x.ImagePositionPatient[2]), 3): x for x in acquired}
+        foreign_seg(seg, [by_z[round(z, 3)] if round(z, 3) in by_z else acquired[0] for z in grid_z],
+                    {1: big, 2: small})
+        run("import", "--data-dir", data, seg)
+        p = run("report", "--study", str(src[0].StudyInstanceUID), "--sr", os.path.join(d, "sr2.dcm"), "--data-dir", data,
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("overlap.dcm", p.stderr)
+        self.assertIn("segments overlap", p.stderr)
 
     def test_nothing_to_report(self):
         d = workdir("report-empty")

@@ -39,6 +39,9 @@ struct SegReference {
   int seriesNumber = 0;
   ImageGeometry geometry;                 // the loaded volume's grid
   std::vector<std::vector<Frame>> slices;  // one entry per slice of `geometry`
+  /// Per slice: true when it is its source frame as acquired (no interpolation, no shift),
+  /// so the grid's pixel coordinates are that image's.
+  std::vector<char> direct;
 };
 
 /// The reference for the volume `plan` of a scan.
@@ -93,6 +96,7 @@ struct SegReadResult {
   std::string referencedSeriesUid;  // from the SEG's references; empty when it names none
   std::string frameOfReferenceUid;
   std::string algorithmType;       // of the first segment: MANUAL, SEMIAUTOMATIC, AUTOMATIC
+  std::size_t overlappingVoxels = 0;  // voxels more than one segment claims (the map keeps one)
   std::vector<std::string> notes;  // resampling, overlaps, frames outside the grid
 };
 
