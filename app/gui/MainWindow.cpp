@@ -44,6 +44,7 @@
 #include "LabelPanel.h"
 #include "MeasurementStore.h"
 #include "PacsDialog.h"
+#include "DeidDialog.h"
 #include "ReportDialog.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
@@ -605,6 +606,7 @@ void MainWindow::buildActions() {
   add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
   add(file, "Report...", QKeySequence("Ctrl+Shift+P"), [this] { showReportDialog(); });
+  add(file, "Export de-identified...", QKeySequence(), [this] { showDeidDialog(); });
   file->addSeparator();
   add(file, "Quit", QKeySequence::Quit, [this] { close(); });
 
@@ -774,6 +776,24 @@ bool MainWindow::applyPresetByName(const QString& name) {
 void MainWindow::setHidePatient(bool hide) {
   hidePatientAction_->setChecked(hide);
   grid_->setHidePatient(hide);
+}
+
+DeidDialog* MainWindow::showDeidDialog() {
+  auto s = currentSeries();
+  if (!s || s->info.files.empty()) {
+    addMessage("note: open a DICOM series to export it de-identified");
+    return nullptr;
+  }
+  QStringList files = browser_->filesOfStudy(s->info.study.studyInstanceUid);
+  QString what = QString::fromStdString("study " + (s->info.study.description.empty() ? s->info.study.date : s->info.study.description));
+  if (files.isEmpty()) {  // not in the database: the series as loaded
+    for (const auto& f : s->info.files) files << QString::fromStdString(f);
+    what = QString::fromStdString("series " + s->info.series.description);
+  }
+  auto* d = new DeidDialog(files, what, this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  d->show();
+  return d;
 }
 
 ReportDialog* MainWindow::showReportDialog() {

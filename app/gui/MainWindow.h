@@ -142,6 +142,9 @@ class MainWindow : public QMainWindow, public AiHost {
  public:
   /// Opens the report dialog on the series in the active view (null when there is none).
   class ReportDialog* showReportDialog();
+  /// Opens the de-identified export of the study on screen (its series when the study is
+  /// not in the database); null when nothing DICOM is shown.
+  class DeidDialog* showDeidDialog();
  private:
   void syncFindings();
   void showMeasurement(int id);

@@ -287,6 +287,15 @@ QStringList StudyBrowser::filesOfSeries(const std::string& seriesUid) const {
   return files;
 }
 
+QStringList StudyBrowser::filesOfStudy(const std::string& studyUid) const {
+  QStringList files;
+  if (!db_) return files;
+  auto inst = db_->instancesOfStudy(studyUid);
+  if (!inst) return files;
+  for (const auto& i : *inst) files << qs(i.path);
+  return files;
+}
+
 void StudyBrowser::importPaths(const QStringList& paths, bool copy) {
   if (importing_ || paths.isEmpty()) return;
   importing_ = true;

@@ -56,6 +56,8 @@ class StudyBrowser : public QWidget {
   QStringList seriesFiles(int row) const;
   /// The files of a series in the database, by its UID (empty when it is not there).
   QStringList filesOfSeries(const std::string& seriesUid) const;
+  /// The files of a study in the database (empty when it is not there).
+  QStringList filesOfStudy(const std::string& studyUid) const;
 
  public slots:
   void refresh();

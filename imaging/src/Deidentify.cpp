@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <cerrno>
@@ -16,6 +17,7 @@
 #include "DcmtkSupport.h"
 #include "DicomStructureCheck.h"
 #include "lumen/core/DurableFile.h"
+#include "lumen/imaging/DicomScanner.h"
 #include "lumen/core/Sha256.h"
 
 namespace lumen::deid {
@@ -540,6 +542,59 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
   // The study and series folders may be new: their entries must be on disk too.
   for (const fs::path& dir : {dest.parent_path().parent_path(), outDir})
     if (auto st = syncFolder(dir); !st) return st.error();
+  return report;
+}
+
+Result<BatchReport> deidentifyInputs(const std::vector<fs::path>& inputs, const fs::path& outDir, const Key& key,
+                                     const Options& options, const Progress& progress, const CancelToken& cancel) {
+  BatchReport report;
+  std::vector<dicom::SkippedFile> skipped;
+  std::vector<std::string> notes;
+  std::error_code ec;
+  fs::create_directories(outDir, ec);
+  if (ec) return Error(ErrorCode::Io, "cannot create the output folder: " + ec.message(), outDir.string());
+  // Earlier output inside an input folder is not input again (it would be hashed twice).
+  const fs::path outCanonical = fs::weakly_canonical(outDir, ec);
+  std::vector<fs::path> files;
+  progress.unknown("Listing files");
+  for (auto& f : dicom::enumerateInputs(inputs, skipped, notes)) {
+    const auto rel = fs::weakly_canonical(f, ec).lexically_relative(outCanonical);
+    if (!rel.empty() && *rel.begin() != "..") continue;
+    files.push_back(std::move(f));
+  }
+  for (const auto& s : skipped) report.problems.push_back(s.path + ": " + s.reason);
+  report.failed = skipped.size();
+  std::map<fs::path, std::size_t> written;  // output -> input number: two inputs, one instance
+  std::string log = "input\toutput\tsop_class\tremoved\temptied\tdummies\tuids\tcleaned\tdates_shifted\tkept\tstatus\n";
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "de-identification cancelled");
+    progress.report(static_cast<double>(i) / static_cast<double>(files.size()), "De-identifying");
+    auto r = deidentifyFile(files[i], outDir, key, options);
+    const std::string n = "#" + std::to_string(i + 1);
+    if (!r) {
+      const bool refusal = r.error().message.rfind("refused", 0) == 0;
+      (refusal ? report.refused : report.failed)++;
+      report.problems.push_back(r.error().toString());
+      // The reason without the path: the log is shared with the data.
+      log += n + "\t\t\t\t\t\t\t\t\t\t" + (refusal ? "" : "error: ") + r.error().message + "\n";
+      continue;
+    }
+    if (auto [it, fresh] = written.emplace(r->output, i + 1); !fresh) {
+      ++report.failed;
+      report.problems.push_back(files[i].string() + ": the same instance (SOP Instance UID) as input #" +
+                                std::to_string(it->second) + "; this copy replaced it");
+      log += n + "\t" + r->output.string() + "\t\t\t\t\t\t\t\t\terror: the same instance as #" + std::to_string(it->second) + "\n";
+      continue;
+    }
+    ++report.deidentified;
+    log += n + "\t" + r->output.string() + "\t" + r->sopClassUid + "\t" + std::to_string(r->removed) + "\t" +
+           std::to_string(r->emptied) + "\t" + std::to_string(r->dummies) + "\t" + std::to_string(r->uids) + "\t" +
+           std::to_string(r->cleaned) + "\t" + std::to_string(r->shifted) + "\t" + std::to_string(r->kept) + "\tok" +
+           (r->note.empty() ? "" : " (" + r->note + ")") + "\n";
+  }
+  report.log = outDir / "deidentification-log.tsv";
+  if (auto st = writeFileDurably(report.log, log); !st) return st.error();
+  progress.report(1.0, "De-identified");
   return report;
 }
 

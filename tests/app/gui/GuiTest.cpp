@@ -5,6 +5,7 @@
 #include <QApplication>
 #include <QDir>
 #include <QFile>
+#include <QDirIterator>
 #include <QDropEvent>
 #include <QProcess>
 #include <QTextBrowser>
@@ -37,6 +38,7 @@
 #include "MainWindow.h"
 #include "MeasurementStore.h"
 #include "NodesDialog.h"
+#include "DeidDialog.h"
 #include "PacsDialog.h"
 #include "ReportDialog.h"
 #include "SliceImage.h"
@@ -47,6 +49,7 @@
 #include "VtkWidget.h"
 #include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
+#include "lumen/imaging/Deidentify.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/LabelMapIO.h"
@@ -1242,6 +1245,48 @@ class GuiTest : public QObject {
         }
     }
     QVERIFY2(coloured > 20, qPrintable(QString::number(coloured)));
+    d->close();
+  }
+
+  // Export de-identified from the workstation: the whole study in the database, off the
+  // GUI thread, into a folder with the log; no original name or UID in what was written.
+  void deidentifiedExportOfTheStudyOnScreen() {
+    MainWindow* w = openWindow();
+    QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
+    w->browser()->importPaths({kCorpus + "/phantom/box"}, false);
+    QVERIFY(imported.wait(30000));
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    DeidDialog* d = w->showDeidDialog();
+    QVERIFY(d);
+    QVERIFY(!d->start());  // no key, no folder: said so, nothing started
+    QVERIFY(d->resultText().contains("project key"));
+    const QString key = dataDir_->path() + "/project.key";
+    QVERIFY(deid::Key::create(key.toStdString()));
+    const QString out = dataDir_->path() + "/export";
+    d->setKeyFile(key);
+    d->setOutputFolder(out);
+    QVERIFY(d->setOption("retain-patient-characteristics", true));
+    QVERIFY(!d->setOption("no-such-option", true));
+    QSignalSpy done(d, &DeidDialog::exportFinished);
+    QVERIFY(d->start());
+    QVERIFY(d->running());
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.at(0).at(0).toInt(), 24);  // every slice of the study
+    QCOMPARE(done.at(0).at(2).toInt(), 0);
+    QVERIFY(QFile::exists(out + "/deidentification-log.tsv"));
+    QVERIFY(d->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-deid-dialog.png"));  // for a person to look at
+    const auto series = w->grid()->activeSliceView()->series();
+    int files = 0;
+    for (QDirIterator it(out, {"*.dcm"}, QDir::Files, QDirIterator::Subdirectories); it.hasNext();) {
+      QFile f(it.next());
+      QVERIFY(f.open(QIODevice::ReadOnly));
+      const QByteArray bytes = f.readAll();
+      for (const std::string& secret : {series->info.patient.name, series->info.patient.patientId,
+                                        series->info.study.studyInstanceUid, series->info.series.seriesInstanceUid})
+        QVERIFY2(!bytes.contains(QByteArray::fromStdString(secret)), secret.c_str());
+      ++files;
+    }
+    QCOMPARE(files, 24);
     d->close();
   }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "lumen/core/Progress.h"
 #include "lumen/core/Result.h"
 
 namespace lumen::deid {
@@ -57,6 +58,22 @@ struct FileReport {
 /// refused (burned-in annotation...).
 Result<FileReport> deidentifyFile(const std::filesystem::path& input, const std::filesystem::path& outDir,
                                   const Key& key, const Options& options);
+
+struct BatchReport {
+  std::size_t deidentified = 0, refused = 0, failed = 0;
+  /// One line per file not exported, naming it and the reason (for the user; the log on
+  /// disk numbers inputs instead, since a path may hold a patient's name).
+  std::vector<std::string> problems;
+  std::filesystem::path log;  // deidentification-log.tsv in the output folder
+};
+
+/// De-identifies files and folders into `outDir` (created) and writes the log there. Earlier
+/// output inside an input folder is not read again; two inputs of one instance are
+/// reported. Fails only when the output cannot be made or the log written, or when
+/// cancelled (what was written stays, with no log).
+Result<BatchReport> deidentifyInputs(const std::vector<std::filesystem::path>& inputs,
+                                     const std::filesystem::path& outDir, const Key& key, const Options& options,
+                                     const Progress& progress = {}, const CancelToken& cancel = {});
 
 /// How many attributes the profile table holds (tests).
 std::size_t profileAttributeCount();
