@@ -269,31 +269,26 @@ void StudyBrowser::requestThumbnail(QListWidgetItem* item, const QStringList& fi
   });
 }
 
-QStringList StudyBrowser::seriesFiles(int row) const {
+namespace {
+QStringList pathsOf(const Result<std::vector<db::InstanceRow>>& rows) {
   QStringList files;
-  if (!db_ || row < 0 || row >= static_cast<int>(series_.size())) return files;
-  auto inst = db_->instances(series_[static_cast<std::size_t>(row)].id);
-  if (!inst) return files;
-  for (const auto& i : *inst) files << qs(i.path);
+  if (rows)
+    for (const auto& i : *rows) files << QString::fromStdString(i.path);
   return files;
+}
+}  // namespace
+
+QStringList StudyBrowser::seriesFiles(int row) const {
+  if (!db_ || row < 0 || row >= static_cast<int>(series_.size())) return {};
+  return pathsOf(db_->instances(series_[static_cast<std::size_t>(row)].id));
 }
 
 QStringList StudyBrowser::filesOfSeries(const std::string& seriesUid) const {
-  QStringList files;
-  if (!db_) return files;
-  auto inst = db_->instancesOfSeries(seriesUid);
-  if (!inst) return files;
-  for (const auto& i : *inst) files << qs(i.path);
-  return files;
+  return db_ ? pathsOf(db_->instancesOfSeries(seriesUid)) : QStringList();
 }
 
 QStringList StudyBrowser::filesOfStudy(const std::string& studyUid) const {
-  QStringList files;
-  if (!db_) return files;
-  auto inst = db_->instancesOfStudy(studyUid);
-  if (!inst) return files;
-  for (const auto& i : *inst) files << qs(i.path);
-  return files;
+  return db_ ? pathsOf(db_->instancesOfStudy(studyUid)) : QStringList();
 }
 
 void StudyBrowser::importPaths(const QStringList& paths, bool copy) {
