@@ -93,6 +93,7 @@ struct SendOptions {
   std::string node;
   std::vector<std::string> paths;
   std::string studyUid, seriesUid;
+  std::string compress;  // "": as stored; else jpeg-ls, jpeg2000 or deflate (re-encoded losslessly first)
   int timeout = 30;
 };
 int runSend(const SendOptions& options, const CommonOptions& common);

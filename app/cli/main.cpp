@@ -208,6 +208,8 @@ int main(int argc, char** argv) {
   sendCmd->add_option("paths", so.paths, "Files or folders");
   sendCmd->add_option("--study", so.studyUid, "A study in the study database");
   sendCmd->add_option("--series", so.seriesUid, "A series in the study database");
+  sendCmd->add_option("--compress", so.compress,
+                      "Re-encode losslessly before sending: jpeg-ls, jpeg2000 or deflate (default: the bytes as stored)");
   sendCmd->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
   sendCmd->add_flag("--json", common.json, "Machine-readable output");
 

@@ -470,6 +470,48 @@ class Send(unittest.TestCase):
         oid = self.orthanc_instance(str(pydicom.dcmread(sr).SOPInstanceUID))
         self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SR")
 
+    def test_deidentified_output_is_accepted(self):
+        """What lumen-cli anonymize writes is valid for a PACS: Orthanc takes it over C-STORE
+        and REST and indexes the pseudonym, not the patient."""
+        d = workdir("send-deid")
+        key = os.path.join(d, "project.key")
+        run("anonymize", "--make-key", key)
+        src = workdir("send-deid-src")
+        copy_with_new_uids(sample_files()[:4], src)
+        out = os.path.join(d, "out")
+        run("anonymize", src, out, "--key", key)
+        files = sorted(glob.glob(os.path.join(out, "**", "*.dcm"), recursive=True))
+        self.assertEqual(len(files), 4)
+        original = pydicom.dcmread(sorted(glob.glob(os.path.join(src, "*")))[0])
+        self.assertIn("sent 3", run("send", "pacs", *files[:3]).stdout)
+        with open(files[3], "rb") as fh:
+            self.assertEqual(http("POST", "/instances", fh.read())["Status"], "Success")
+        for f in files:
+            ds = pydicom.dcmread(f)
+            tags = http("GET", f"/instances/{self.orthanc_instance(str(ds.SOPInstanceUID))}/simplified-tags")
+            self.assertEqual(tags["PatientName"], str(ds.PatientName))
+            self.assertNotEqual(tags["PatientName"], str(original.PatientName))
+            self.assertNotEqual(tags["PatientID"], str(original.PatientID))
+            self.assertEqual(tags["PatientIdentityRemoved"], "YES")
+            self.assertNotEqual(tags["StudyInstanceUID"], str(original.StudyInstanceUID))
+
+    def test_send_compressed_losslessly(self):
+        """send --compress: the node receives JPEG-LS (or JPEG 2000) and decodes the same pixels."""
+        for syntax, uid in (("jpeg-ls", "1.2.840.10008.1.2.4.80"), ("jpeg2000", "1.2.840.10008.1.2.4.90")):
+            src = workdir("send-compress-" + syntax)
+            files = copy_with_new_uids(sample_files()[:3], src)
+            self.assertIn("sent 3", run("send", "pacs", src, "--compress", syntax).stdout)
+            for f in files:
+                ds = pydicom.dcmread(f)
+                oid = self.orthanc_instance(str(ds.SOPInstanceUID))
+                ts = http("GET", f"/instances/{oid}/metadata/TransferSyntax")
+                self.assertEqual(ts.decode() if isinstance(ts, bytes) else ts, uid)
+                back = pydicom.dcmread(pydicom.filebase.DicomBytesIO(http("GET", f"/instances/{oid}/file")))
+                self.assertTrue(np.array_equal(back.pixel_array, ds.pixel_array), f)
+        p = run("send", "pacs", workdir("send-compress-bad"), "--compress", "zip", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--compress must be", p.stderr)
+
     def test_refused_file_is_reported(self):
         d = workdir("send-bad")
         shutil.copy(sample_files()[0], d)
