@@ -859,6 +859,7 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
       return false;
     }
     for (const auto& n : w->notes) emit message("note: " + QString::fromStdString(n));
+    emit segSaved(path);
   } else if (auto st = io::writeLabelMap(*overlay_->labels, labelInfosOf(*overlay_), path.toStdString()); !st) {
     if (error) *error = QString::fromStdString(st.error().toString());
     return false;

@@ -121,6 +121,8 @@ class LabelPanel : public QWidget {
   void edited();
   void toolChanged(lumen::gui::PaintTool tool, double diameterMm);
   void message(const QString& text);
+  /// A DICOM SEG of the study was saved here: it belongs in the study database.
+  void segSaved(const QString& path);
   void measuresUpdated();
   /// "Crop to 3D box": the window answers with cropToBox and the 3D view's box.
   void cropRequested();

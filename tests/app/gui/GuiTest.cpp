@@ -1097,7 +1097,10 @@ class GuiTest : public QObject {
     // And as a DICOM SEG of the series: hand-made, so MANUAL; opened again over the series,
     // the same voxels, names and codes.
     const QString segFile = dataDir_->path() + "/labels-seg.dcm";
+    QSignalSpy segImported(w->browser(), &StudyBrowser::importFinished);
     QVERIFY2(lp->saveTo(segFile, &error), qPrintable(error));
+    QVERIFY(segImported.wait(30000));  // a saved SEG goes into the study database by itself
+    QVERIFY2(segImported.at(0).at(1).toStringList().isEmpty(), qPrintable(segImported.at(0).at(1).toStringList().join("; ")));
     auto seg = dicom::readSegmentation(segFile.toStdString(), g);
     QVERIFY2(seg.ok(), seg ? "" : qPrintable(QString::fromStdString(seg.error().toString())));
     QVERIFY(std::memcmp(seg->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
@@ -1114,7 +1117,7 @@ class GuiTest : public QObject {
     // series it segments with its labels over it.
     w->clearOverlay();
     QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
-    w->browser()->importPaths({kCorpus + "/phantom/box", segFile}, false);
+    w->browser()->importPaths({kCorpus + "/phantom/box"}, false);
     QVERIFY(imported.wait(30000));
     QVERIFY2(imported.at(0).at(1).toStringList().isEmpty(), qPrintable(imported.at(0).at(1).toStringList().join("; ")));
     QSignalSpy reopened(w, &MainWindow::overlayLoaded);
@@ -1131,7 +1134,9 @@ class GuiTest : public QObject {
     QVERIFY(lp->editing());
     QVERIFY(lp->waitForMeasures(20000));
     QCOMPARE(lp->measures().size(), std::size_t(3));
+    QSignalSpy aiSegImported(w->browser(), &StudyBrowser::importFinished);
     QVERIFY2(lp->saveTo(segFile, &error), qPrintable(error));
+    QVERIFY(aiSegImported.wait(30000));
     auto aiSeg = dicom::readSegmentation(segFile.toStdString(), g);
     QVERIFY2(aiSeg.ok(), aiSeg ? "" : qPrintable(QString::fromStdString(aiSeg.error().toString())));
     QCOMPARE(QString::fromStdString(aiSeg->algorithmType), QString("AUTOMATIC"));
