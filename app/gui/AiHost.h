@@ -24,6 +24,12 @@ struct AiLabel {
   std::optional<Rgb8> color;  // else Lumen's palette
 };
 
+/// A classification the AI panel made, for the reports of the series it ran on.
+struct AiClassification {
+  std::string model, version, sha256, device, predicted, disclaimer;
+  std::vector<std::pair<std::string, double>> probabilities;  // class -> probability
+};
+
 class AiHost {
  public:
   virtual ~AiHost() = default;
@@ -36,6 +42,8 @@ class AiHost {
   /// Shows a 0..1 map (an explanation, e.g. a saliency map) as a heat overlay.
   virtual void showHeatMap(std::shared_ptr<Volume> map, const QString& source) = 0;
   virtual void clearOverlay() = 0;
+  /// A classifier ran on `input`: its answer goes into that series' reports.
+  virtual void classified(const LoadedSeries& input, const AiClassification& result) = 0;
   /// Makes a series derived from `from` (same patient and study, new voxels) and shows it in
   /// the active viewport; returns it so the caller can switch back and forth.
   virtual std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,

@@ -35,6 +35,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <tuple>
 #include <utility>
 
@@ -780,6 +781,13 @@ void MainWindow::setHidePatient(bool hide) {
   grid_->setHidePatient(hide);
 }
 
+void MainWindow::classified(const LoadedSeries& input, const AiClassification& result) {
+  auto& list = classifications_[input.info.series.seriesInstanceUid];
+  list.erase(std::remove_if(list.begin(), list.end(), [&](const AiClassification& c) { return c.model == result.model; }),
+             list.end());
+  list.push_back(result);
+}
+
 DeidDialog* MainWindow::showDeidDialog() {
   auto s = currentSeries();
   if (!s || s->info.files.empty()) {
@@ -828,6 +836,13 @@ ReportDialog* MainWindow::showReportDialog() {
                                  .toStdString()});
     }
   }
+  if (auto it = classifications_.find(s->info.series.seriesInstanceUid); it != classifications_.end())
+    for (const auto& c : it->second) {
+      std::string result = c.predicted;
+      for (const auto& [cls, p] : c.probabilities)
+        if (cls == c.predicted) result += QString(" (p = %1)").arg(p, 0, 'f', 2).toStdString();
+      in.ai.push_back({c.model, c.version, c.sha256, c.device, result, c.disclaimer});
+    }
   in.grabView = [this] {
     SliceView* v = grid_->activeSliceView();
     return v ? v->grabFramebuffer() : QImage();

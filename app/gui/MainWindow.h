@@ -103,6 +103,7 @@ class MainWindow : public QMainWindow, public AiHost {
                     const LabelProvenance& model) override;
   void showHeatMap(std::shared_ptr<Volume> map, const QString& source) override;
   void clearOverlay() override;
+  void classified(const LoadedSeries& input, const AiClassification& result) override;
   std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
                                                   const QString& description) override;
   void showSeries(std::shared_ptr<LoadedSeries> series) override;
@@ -181,7 +182,9 @@ class MainWindow : public QMainWindow, public AiHost {
   QList<QAction*> layoutActions_;
   int loadId_ = 0;
   int loadViewport_ = -1;
-  QString pendingOverlay_;  // a SEG opened from the browser: shown once its series is loaded
+  QString pendingOverlay_;
+  /// Classifications made this session, by series UID: the latest of each model.
+  std::map<std::string, std::vector<AiClassification>> classifications_;  // a SEG opened from the browser: shown once its series is loaded
   std::shared_ptr<LoadedSeries> partial_;
   bool firstImageReported_ = false;
   struct Job {

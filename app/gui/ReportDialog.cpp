@@ -176,6 +176,7 @@ report::ReportContent ReportDialog::content() const {
   c.impression = impression_->toPlainText().toStdString();
   c.measurements = in_.measurements;
   c.segments = in_.segments;
+  c.ai = in_.ai;
   for (const auto& [img, caption] : keys_) c.keyImages.push_back(toRgb(img, caption));
   return c;
 }

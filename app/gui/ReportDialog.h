@@ -27,6 +27,7 @@ class ReportDialog : public QDialog {
   struct Inputs {
     std::shared_ptr<LoadedSeries> series;
     std::vector<report::Row> measurements, segments;
+    std::vector<report::AiEntry> ai;  // classifications made on the series
     std::function<QImage()> grabView;       // the active view as the reader sees it
     std::function<QString()> viewCaption;   // what it shows ("Image 12 of 24, axial")
     QString reportsDir;                     // where the Encapsulated PDFs are kept

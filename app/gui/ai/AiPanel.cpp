@@ -433,6 +433,9 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
       connect(suggest, &QPushButton::clicked, this, [this, model] { runModel(model); });
       resultLayout_->addWidget(suggest);
     }
+    AiClassification ac{res.model, res.version, res.sha256, res.device, predicted.toStdString(), bundle.extras.disclaimer, {}};
+    for (std::size_t c = 0; c < res.probabilities.size(); ++c) ac.probabilities.emplace_back(res.classNames[c], res.probabilities[c]);
+    host_->classified(*input, ac);
     host_->endTask(job, QString("%1: %2 (p = %3)").arg(name, predicted).arg(res.probabilities[static_cast<std::size_t>(top)], 0, 'f', 2));
   }
   Q_EMIT runFinished(true, {});

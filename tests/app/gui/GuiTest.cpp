@@ -1207,6 +1207,9 @@ class GuiTest : public QObject {
     w->setMeasureTool(MeasureTool::None);
     QCOMPARE(measurementsOf(w, v).size(), std::size_t(1));
     QTest::qWait(100);
+    // A classifier's answer on this series (as the AI panel hands it over) is in the report.
+    w->classified(*v->series(), {"dose_grader", "2.0", std::string(64, 'e'), "cpu", "high",
+                                 "Research use only: trained on simulated noise.", {{"low", 0.1}, {"high", 0.9}}});
     ReportDialog* d = w->showReportDialog();
     QVERIFY(d);
     d->setInstitution("Lumen Test Hospital", "");
@@ -1234,7 +1237,8 @@ class GuiTest : public QObject {
     QVERIFY(text.waitForFinished(30000));
     const QString t = QString::fromUtf8(text.readAllStandardOutput());
     for (const char* want : {"Lumen Test Hospital", "PHANTOM, RAMP", "A box of uniform density.", "Phantom as expected.",
-                             "30.0 mm", "Doe, Jane", "image 13"})
+                             "30.0 mm", "Doe, Jane", "image 13", "dose_grader", "high (p = 0.90)",
+                             "Research use only: trained on simulated noise."})
       QVERIFY2(t.contains(want), want);
     // The key image is the view as shown: the yellowish measurement line is in the PDF's pixels.
     QProcess pages;
