@@ -28,14 +28,13 @@ Result<dicom::SegAlgorithm::Type> algorithmType(const std::string& s) {
 }  // namespace
 
 bool isSegConversion(const ConvertOptions& o) {
-  return !o.reference.empty() || endsWith(o.output, ".dcm") || dicom::isSegmentationFile(o.input) ||
-         dicom::isRtStructFile(o.input);
+  return !o.reference.empty() || endsWith(o.output, ".dcm") || dicom::isLabelObjectFile(o.input);
 }
 
 int runConvertSeg(const ConvertOptions& o, const CommonOptions& common) {
   const bool toSeg = endsWith(o.output, ".dcm");
   const bool fromSeg = !toSeg && fs::is_regular_file(o.input) &&
-                       (dicom::isSegmentationFile(o.input) || dicom::isRtStructFile(o.input));
+                       dicom::isLabelObjectFile(o.input);
   if (!toSeg && !fromSeg)
     return fail("--reference is for a DICOM SEG or RT Structure Set input (to a label map) or a .dcm output (a label map "
                 "to a SEG); " + o.input + " is neither");

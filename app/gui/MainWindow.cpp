@@ -882,7 +882,7 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
   // A DICOM SEG (or RT structure set) opens as labels over the series it segments.
   pendingOverlay_.clear();
   if (paths.size() == 1 &&
-      (dicom::isSegmentationFile(paths[0].toStdString()) || dicom::isRtStructFile(paths[0].toStdString()))) {
+      dicom::isLabelObjectFile(paths[0].toStdString())) {
     const std::string series = dicom::referencedSeriesOf(paths[0].toStdString());
     const QStringList files = series.empty() ? QStringList() : browser_->filesOfSeries(series);
     if (files.isEmpty()) {
@@ -914,7 +914,7 @@ bool MainWindow::loading() const { return loadJob_ >= 0; }
 void MainWindow::openOverlay(const QString& path, std::shared_ptr<LoadedSeries> onto) {
   // A DICOM SEG or RT structure set is placed on the grid of the series it is opened over.
   std::shared_ptr<LoadedSeries> series = onto ? onto : currentSeries();
-  const bool seg = dicom::isSegmentationFile(path.toStdString()) || dicom::isRtStructFile(path.toStdString());
+  const bool seg = dicom::isLabelObjectFile(path.toStdString());
   if (seg && !series) {
     addMessage("error: " + path + ": open the series it segments first (it is placed on that series' grid)");
     return;

@@ -25,7 +25,7 @@ namespace lumen::dicom {
 
 namespace {
 
-constexpr const char* kSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4";
+constexpr const char* kSegmentationStorage = UID_SegmentationStorage;
 
 std::string num(double v) {
   // DS allows 16 characters: %.10g keeps sub-micrometre precision for positions in mm.

@@ -32,6 +32,11 @@ bool isRtStructFile(const fs::path& path) {
   return id && id->sopClassUid == kRtStructureSet;
 }
 
+bool isLabelObjectFile(const fs::path& path) {
+  auto id = readFileIdentity(path);
+  return id && (id->sopClassUid == kRtStructureSet || id->sopClassUid == UID_SegmentationStorage);
+}
+
 Result<SegReadResult> readLabelObject(const fs::path& path, const ImageGeometry& reference,
                                       const std::string& frameOfReferenceUid) {
   if (isRtStructFile(path)) return readRtStruct(path, reference, frameOfReferenceUid);

@@ -116,6 +116,8 @@ Result<SegReadResult> readSegmentation(const std::filesystem::path& path, const 
 Result<SegReadResult> readRtStruct(const std::filesystem::path& path, const ImageGeometry& reference,
                                    const std::string& frameOfReferenceUid = {});
 bool isRtStructFile(const std::filesystem::path& path);
+/// A SEG or an RT Structure Set (what readLabelObject reads), from one header read.
+bool isLabelObjectFile(const std::filesystem::path& path);
 
 /// A SEG or an RT Structure Set, by its SOP class.
 Result<SegReadResult> readLabelObject(const std::filesystem::path& path, const ImageGeometry& reference,
