@@ -1,0 +1,117 @@
+// MainWindow: what leaves the workstation as results (the report dialog, the de-identified
+// export) and the AI classifications kept for the reports.
+
+#include <QSettings>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "DeidDialog.h"
+#include "MainWindow.h"
+#include "MeasurementStore.h"
+#include "LabelPanel.h"
+#include "ReportDialog.h"
+#include "SliceView.h"
+#include "StudyBrowser.h"
+#include "ViewportGrid.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+namespace lumen::gui {
+
+void MainWindow::classified(const LoadedSeries& input, const AiClassification& result) {
+  auto& list = classifications_[input.info.series.seriesInstanceUid];
+  list.erase(std::remove_if(list.begin(), list.end(), [&](const AiClassification& c) { return c.model == result.model; }),
+             list.end());
+  list.push_back(result);
+}
+
+DeidDialog* MainWindow::showDeidDialog() {
+  auto s = currentSeries();
+  if (!s || s->info.files.empty()) {
+    addMessage("note: open a DICOM series to export it de-identified");
+    return nullptr;
+  }
+  QStringList files = browser_->filesOfStudy(s->info.study.studyInstanceUid);
+  QString what = QString::fromStdString("study " + (s->info.study.description.empty() ? s->info.study.date : s->info.study.description));
+  if (files.isEmpty()) {  // not in the database: the series as loaded
+    for (const auto& f : s->info.files) files << QString::fromStdString(f);
+    what = QString::fromStdString("series " + s->info.series.description);
+  }
+  auto* d = new DeidDialog(files, what, this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  d->show();
+  return d;
+}
+
+ReportDialog* MainWindow::showReportDialog() {
+  auto s = currentSeries();
+  if (!s) {
+    addMessage("note: open a series to report on");
+    return nullptr;
+  }
+  ReportDialog::Inputs in;
+  in.series = s;
+  int n = 0;
+  for (const auto& m : measurements_->listFor(*s)->items()) {
+    ++n;
+    QString value = QString::fromStdString(measurements_->describe(*s, m)).replace('\n', ", ");
+    in.measurements.push_back({m.text.empty() ? std::string(toString(m.kind)) + " " + std::to_string(n) : m.text,
+                               toString(m.kind), value.toStdString()});
+  }
+  if (labels_->editing() && labels_->editSeries() == s && labels_->overlay()) {
+    for (const auto& lm : labels_->measures()) {
+      std::string name = "label " + std::to_string(lm.label);
+      for (const auto& e : labels_->overlay()->entries)
+        if (e.value == lm.label) name = e.name;
+      in.segments.push_back({name, "label map",
+                             QString("%1 mL, mean %2 SD %3 %4")
+                                 .arg(lm.volumeMl, 0, 'f', 2)
+                                 .arg(lm.mean, 0, 'f', 1)
+                                 .arg(lm.sd, 0, 'f', 1)
+                                 .arg(QString::fromStdString(s->info.units))
+                                 .trimmed()
+                                 .toStdString()});
+    }
+  }
+  if (auto it = classifications_.find(s->info.series.seriesInstanceUid); it != classifications_.end())
+    for (const auto& c : it->second) {
+      std::string result = c.predicted;
+      for (const auto& [cls, p] : c.probabilities)
+        if (cls == c.predicted) result += QString(" (p = %1)").arg(p, 0, 'f', 2).toStdString();
+      in.ai.push_back({c.model, c.version, c.sha256, c.device, result, c.disclaimer});
+    }
+  in.grabView = [this] {
+    SliceView* v = grid_->activeSliceView();
+    return v ? v->grabFramebuffer() : QImage();
+  };
+  in.viewCaption = [this] {
+    SliceView* v = grid_->activeSliceView();
+    if (!v || !v->hasSeries()) return QString();
+    return QString("%1, image %2").arg(QString::fromStdString(v->series()->info.series.description)).arg(v->sliceIndex() + 1);
+  };
+  const std::filesystem::path dataDir =
+      options_.dataDir.isEmpty() ? db::StudyDatabase::defaultDataDir() : std::filesystem::path(options_.dataDir.toStdString());
+  in.reportsDir = QString::fromStdString((dataDir / "reports").string());
+  if (options_.rememberSettings) {
+    QSettings st;
+    in.institution = st.value("report/institution").toString();
+    in.logo = st.value("report/logo").toString();
+    in.reader = st.value("report/reader").toString();
+  }
+  auto* d = new ReportDialog(std::move(in), this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  connect(d, &ReportDialog::message, this, &MainWindow::addMessage);
+  // The Encapsulated PDF is a series of the study: into the database, shown in the browser.
+  connect(d, &ReportDialog::stored, this, [this](const QString& f) { browser_->importPaths({f}, false); });
+  connect(d, &QDialog::finished, this, [this, d] {
+    if (!options_.rememberSettings) return;
+    QSettings st;
+    st.setValue("report/institution", d->institution());
+    st.setValue("report/logo", d->logo());
+    st.setValue("report/reader", d->reader());
+  });
+  d->show();
+  return d;
+}
+
+}  // namespace lumen::gui
