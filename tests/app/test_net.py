@@ -465,10 +465,17 @@ class Send(unittest.TestCase):
         data = os.path.join(d, "data")
         run("import", "--data-dir", data, source, seg)
         sr = os.path.join(d, "sr.dcm")
-        run("report", "--study", study, "--sr", sr, "--data-dir", data)
+        run("report", "--study", study, "--sr", sr, "--pdf", os.path.join(d, "report.pdf"), "--data-dir", data)
         self.assertIn("sent 1", run("send", "pacs", sr).stdout)
         oid = self.orthanc_instance(str(pydicom.dcmread(sr).SOPInstanceUID))
         self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "SR")
+        # The report's Encapsulated PDF, stored in the study, is sent from the database.
+        doc = [f for f in glob.glob(os.path.join(data, "store", "**", "*.dcm"), recursive=True)
+               if pydicom.dcmread(f, stop_before_pixels=True).Modality == "DOC"]
+        self.assertEqual(len(doc), 1)
+        self.assertIn("sent 1", run("send", "pacs", doc[0]).stdout)
+        oid = self.orthanc_instance(str(pydicom.dcmread(doc[0]).SOPInstanceUID))
+        self.assertEqual(http("GET", f"/instances/{oid}/simplified-tags")["Modality"], "DOC")
 
     def test_deidentified_output_is_accepted(self):
         """What lumen-cli anonymize writes is valid for a PACS: Orthanc takes it over C-STORE

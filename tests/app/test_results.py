@@ -378,6 +378,15 @@ class Compression(unittest.TestCase):
                 self.assertEqual({e.keyword: e.value for e in a if e.keyword not in skip and e.VR != "SQ"},
                                  {e.keyword: e.value for e in b if e.keyword not in skip and e.VR != "SQ"}, f)
                 np.testing.assert_array_equal(a.pixel_array, b.pixel_array, f"{syntax} {f}")
+                # Valid DICOM: DCMTK parses it, and dciodvfy finds no error the source lacks
+                # (dciodvfy cannot read deflate: it checks DCMTK's inflated copy).
+                subprocess.run(["dcmdump", "-q", os.path.join(out, f)], check=True, capture_output=True)
+                checked = os.path.join(out, f)
+                if syntax == "deflate":
+                    checked = os.path.join(d, "inflated.dcm")
+                    subprocess.run(["dcmconv", "+te", os.path.join(out, f), checked], check=True, capture_output=True)
+                self.assertLessEqual(set(dciodvfy_errors(checked)), set(dciodvfy_errors(os.path.join(src, f))),
+                                     f"{syntax} {f}")
                 # Lumen's own reading of both: the same volume.
                 na, nb = os.path.join(d, "a.nii.gz"), os.path.join(d, "b.nii.gz")
                 run("convert", os.path.join(src, f), na)
@@ -568,6 +577,10 @@ class Report(unittest.TestCase):
         self.assertEqual(doc.StudyInstanceUID, study)
         self.assertEqual(doc.MIMETypeOfEncapsulatedDocument, "application/pdf")
         self.assertEqual(dciodvfy_errors(paths[0]), [])
+        # DCMTK takes the PDF back out, byte for byte.
+        subprocess.run(["dcm2pdf", paths[0], os.path.join(d, "back.pdf")], check=True, capture_output=True)
+        with open(pdf, "rb") as a, open(os.path.join(d, "back.pdf"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
         # A logo that is not there is named, and nothing is written.
         p = run("report", "--study", study, "--pdf", os.path.join(d, "x.pdf"), "--logo", os.path.join(d, "none.png"),
                 "--data-dir", data, check=False)
