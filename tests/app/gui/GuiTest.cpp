@@ -1124,6 +1124,8 @@ class GuiTest : public QObject {
     w->openPaths({segFile});
     QVERIFY(reopened.wait(30000));
     QCOMPARE(w->grid()->activeSliceView()->series()->info.series.description, std::string("measurement phantom"));
+    QTest::qWait(200);
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-seg-reopened.png"));  // for a person to look at
     QVERIFY(std::memcmp(lp->overlay()->labels->bytes(), labels->bytes(), labels->byteSize()) == 0);
 
     // A result on the series grid (as the AI engine gives) opens editable with statistics;
