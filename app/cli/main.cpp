@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   anonymize->add_option("--make-key", an.makeKey, "Create a new project key file (mode 0600) and exit");
   anonymize->add_option("--option", an.options,
                         "Profile option: retain-longitudinal-modified-dates, retain-patient-characteristics, "
-                        "clean-descriptors, retain-device-identity (repeatable)");
+                        "clean-descriptors, retain-device-identity, retain-safe-private (repeatable)");
   anonymize->add_flag("--allow-burned-in", an.allowBurnedIn,
                       "Also export images flagged as having burned-in annotation, and US, SC, XC (check them first)");
   anonymize->add_flag("--json", common.json, "Machine-readable output");

@@ -53,7 +53,8 @@ DeidDialog::DeidDialog(QStringList inputs, const QString& what, QWidget* parent)
       {"retain-longitudinal-modified-dates", "Retain longitudinal temporal information (dates shifted per patient)"},
       {"retain-patient-characteristics", "Retain patient characteristics (sex, age, size, weight)"},
       {"clean-descriptors", "Clean descriptors (keep descriptions, identifying words removed)"},
-      {"retain-device-identity", "Retain device identity"}};
+      {"retain-device-identity", "Retain device identity"},
+      {"retain-safe-private", "Retain safe private attributes (declared safe by the file, or in PS3.15 Table E.3.10-1)"}};
   auto* optionsBox = new QVBoxLayout;
   for (const auto& [name, text] : names) {
     auto* c = new QCheckBox(text);

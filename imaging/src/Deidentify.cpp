@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <random>
 #include <sstream>
 #include <cerrno>
@@ -41,6 +43,19 @@ const ProfileRow kProfile[] = {
 };
 
 enum OptionColumn { kDevice = 2, kPatientChars = 4, kModifiedDates = 6, kCleanDescriptors = 7 };
+
+// The Retain Safe Private Option's sample list (PS3.15 Table E.3.10-1): (gggg,xxee) of a
+// block whose Private Creator is `creator`.
+struct SafePrivateRow {
+  Uint16 group;
+  Uint8 element;
+  const char* creator;
+  const char* vr;
+};
+
+const SafePrivateRow kSafePrivate[] = {
+#include "SafePrivate.inc"
+};
 
 const ProfileRow* ruleFor(const DcmTagKey& t) {
   const ProfileRow* wildcard = nullptr;
@@ -136,6 +151,15 @@ std::string shiftDate(const std::string& v, long days) {
   return buf + v.substr(8);
 }
 
+// A private block's declaration in Private Data Element Characteristics Sequence
+// (0008,0300), keyed by group and creator.
+struct DeclaredBlock {
+  std::string status;  // SAFE, UNSAFE or MIXED
+  std::set<Uint16> safe;  // Nonidentifying Private Elements (the low byte of the element)
+  std::map<Uint16, std::string> actions;  // element -> Deidentification Action (X, Z, D, U)
+};
+using Declarations = std::map<std::pair<Uint16, std::string>, DeclaredBlock>;
+
 struct Context {
   const Key& key;
   const Options& options;
@@ -145,6 +169,10 @@ struct Context {
   /// Inside a sequence the profile replaces with a dummy (D): the values the table does
   /// not name get dummies too (text, names, dates), UIDs keyed hashes; numbers stay.
   int dummyDepth = 0;
+  /// With Retain Safe Private: the instance's declarations of its private blocks, and what
+  /// happens to each private attribute of the item being processed (absent: removed).
+  Declarations declared;
+  std::map<DcmTagKey, Action> privateActions;
 };
 
 std::string lower(std::string s) {
@@ -244,20 +272,125 @@ bool isClassOrSchemeUid(const DcmTagKey& t) {
 }
 
 void processItem(DcmItem* item, Context& ctx, bool topLevel);
+void applyAction(DcmElement* e, Action a, Context& ctx, std::vector<DcmTagKey>& remove);
+
+std::string trimmed(std::string v) {
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.pop_back();
+  std::size_t b = 0;
+  while (b < v.size() && v[b] == ' ') ++b;
+  return v.substr(b);
+}
+
+Declarations declarationsOf(DcmItem* dataset) {
+  Declarations declared;
+  DcmSequenceOfItems* seq = nullptr;
+  if (dataset->findAndGetSequence(DCM_PrivateDataElementCharacteristicsSequence, seq).bad() || !seq) return declared;
+  for (unsigned long i = 0; i < seq->card(); ++i) {
+    DcmItem* d = seq->getItem(i);
+    Uint16 group = 0;
+    OFString creator, status;
+    if (d->findAndGetUint16(DCM_PrivateGroupReference, group).bad() ||
+        d->findAndGetOFString(DCM_PrivateCreatorReference, creator).bad())
+      continue;
+    DeclaredBlock& out = declared[{group, trimmed(creator.c_str())}];
+    d->findAndGetOFString(DCM_BlockIdentifyingInformationStatus, status);
+    out.status = trimmed(status.c_str());
+    Uint16 n = 0;
+    for (unsigned long k = 0; d->findAndGetUint16(DCM_NonidentifyingPrivateElements, n, k).good(); ++k) out.safe.insert(n);
+    DcmSequenceOfItems* acts = nullptr;
+    if (d->findAndGetSequence(DCM_DeidentificationActionSequence, acts).good() && acts) {
+      for (unsigned long j = 0; j < acts->card(); ++j) {
+        OFString action;
+        acts->getItem(j)->findAndGetOFString(DCM_DeidentificationAction, action);
+        for (unsigned long k = 0; acts->getItem(j)->findAndGetUint16(DCM_IdentifyingPrivateElements, n, k).good(); ++k)
+          out.actions[n] = trimmed(action.c_str());
+      }
+    }
+  }
+  return declared;
+}
+
+// The Retain Safe Private Option (PS3.15 E.3.10): a private attribute is kept when its
+// block is declared safe in the instance's Private Data Element Characteristics Sequence
+// (status SAFE, or listed in Nonidentifying Private Elements of a MIXED block; an element
+// given a Deidentification Action gets that action), or, for blocks not declared there,
+// when Table E.3.10-1 lists it. A Private Creator stays when something of its block does.
+// Everything else private goes.
+std::map<DcmTagKey, Action> safePrivateActions(DcmItem* item, const Declarations& declared) {
+  std::map<std::pair<Uint16, Uint16>, std::string> creators;  // (group, block) -> creator
+  std::vector<DcmElement*> data;
+  for (unsigned long i = 0; i < item->card(); ++i) {
+    DcmElement* e = item->getElement(i);
+    const DcmTagKey t = e->getTag();
+    const Uint16 g = t.getGroup(), el = t.getElement();
+    if (!(g & 1) || g < 0x0009 || g == 0xFFFF) continue;
+    OFString v;
+    if (el >= 0x0010 && el <= 0x00FF && e->getOFStringArray(v).good()) creators[{g, el}] = trimmed(v.c_str());
+    else if (el >= 0x1000) data.push_back(e);
+  }
+  std::map<DcmTagKey, Action> out;
+  std::set<std::pair<Uint16, Uint16>> usedBlocks;
+  for (DcmElement* e : data) {
+    const DcmTagKey t = e->getTag();
+    const Uint16 g = t.getGroup(), block = t.getElement() >> 8, offset = t.getElement() & 0xFF;
+    const auto c = creators.find({g, block});
+    if (c == creators.end() || c->second.empty()) continue;  // no creator: nothing says what it is
+    std::optional<Action> a;
+    if (const auto d = declared.find({g, c->second}); d != declared.end()) {
+      if (d->second.status == "SAFE" || (d->second.status == "MIXED" && d->second.safe.count(offset))) {
+        a = Action::Keep;
+      } else if (d->second.status == "MIXED") {
+        const auto act = d->second.actions.find(offset);
+        const std::string code = act == d->second.actions.end() ? "X" : act->second;
+        if (code == "Z") a = Action::Empty;
+        else if (code == "D") a = Action::Dummy;
+        else if (code == "U") a = Action::Uid;
+      }
+    } else {
+      // A sequence read without its VR (UN) cannot be looked into: it goes.
+      for (const auto& r : kSafePrivate)
+        if (r.group == g && r.element == offset && c->second == r.creator &&
+            !(e->ident() == EVR_UN && std::string(r.vr) == "SQ"))
+          a = Action::Keep;
+    }
+    if (!a) continue;
+    out[t] = *a;
+    usedBlocks.insert({g, block});
+  }
+  for (const auto& [block, creator] : creators)
+    if (usedBlocks.count(block)) out[DcmTagKey(block.first, block.second)] = Action::Keep;
+  return out;
+}
 
 void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool topLevel) {
   const DcmTag& t = e->getTag();
   const bool sq = e->ident() == EVR_SQ;
-  // Odd groups (private attributes and their creators, and groups 1-7), overlays, and
-  // values of unknown type (UN: a whole sequence may hide in one) go whole.
-  if ((t.getGroup() & 1) || (t.getGroup() & 0xFF00) == 0x6000 || e->ident() == EVR_UN) {
+  Action a;
+  if (t.getGroup() & 1) {
+    // Private attributes and their creators (and groups 1-7): removed, unless the Retain
+    // Safe Private Option found them safe.
+    const auto found = ctx.privateActions.find(t);
+    if (found == ctx.privateActions.end()) {
+      remove.push_back(t);
+      ++ctx.report.removed;
+      return;
+    }
+    a = found->second;
+    if (a == Action::Keep && sq) a = Action::Recurse;  // its items are processed like any other
+    if (a == Action::Keep && e->ident() == EVR_UI) a = Action::Uid;  // consistent with the standard UIDs
+    ++ctx.report.privateKept;
+    applyAction(e, a, ctx, remove);
+    return;
+  }
+  // Overlays, and values of unknown type (UN: a whole sequence may hide in one) go whole.
+  if ((t.getGroup() & 0xFF00) == 0x6000 || e->ident() == EVR_UN) {
     remove.push_back(t);
     ++ctx.report.removed;
     return;
   }
   if (topLevel && (t == DCM_PatientName || t == DCM_PatientID)) return;  // pseudonyms, set afterwards
   const ProfileRow* rule = ruleFor(t);
-  Action a = rule ? actionFor(*rule, ctx.options, sq) : (sq ? Action::Recurse : Action::Keep);
+  a = rule ? actionFor(*rule, ctx.options, sq) : (sq ? Action::Recurse : Action::Keep);
   const DcmEVR vr = e->ident();
   if (!rule && !sq) {
     // By VR where the table is silent (PS3.15 E.1 Note): instance UIDs, dates.
@@ -267,6 +400,12 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
       a = Action::Dummy;
     else if (ctx.dummyDepth > 0 && (vr == EVR_OB || vr == EVR_OW)) a = Action::Dummy;
   }
+  applyAction(e, a, ctx, remove);
+}
+
+void applyAction(DcmElement* e, Action a, Context& ctx, std::vector<DcmTagKey>& remove) {
+  const DcmTag& t = e->getTag();
+  const bool sq = e->ident() == EVR_SQ;
   OFString value;
   switch (a) {
     case Action::Remove:
@@ -343,9 +482,14 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
 }
 
 void processItem(DcmItem* item, Context& ctx, bool topLevel) {
+  // Each item's private blocks are its own (a creator names the blocks of its own item).
+  auto saved = std::move(ctx.privateActions);
+  if (topLevel && ctx.options.retainSafePrivate) ctx.declared = declarationsOf(item);
+  ctx.privateActions = ctx.options.retainSafePrivate ? safePrivateActions(item, ctx.declared) : std::map<DcmTagKey, Action>{};
   std::vector<DcmTagKey> remove;
   for (unsigned long i = 0; i < item->card(); ++i) apply(item->getElement(i), ctx, remove, topLevel);
   for (const auto& t : remove) delete item->remove(t);
+  ctx.privateActions = std::move(saved);
 }
 
 std::string str(DcmItem* item, const DcmTagKey& t) {
@@ -360,13 +504,14 @@ bool setOption(Options& o, const std::string& name) {
   else if (name == "retain-patient-characteristics") o.retainPatientCharacteristics = true;
   else if (name == "clean-descriptors") o.cleanDescriptors = true;
   else if (name == "retain-device-identity") o.retainDeviceIdentity = true;
+  else if (name == "retain-safe-private") o.retainSafePrivate = true;
   else return false;
   return true;
 }
 
 std::vector<std::string> optionNames() {
   return {"retain-longitudinal-modified-dates", "retain-patient-characteristics", "clean-descriptors",
-          "retain-device-identity"};
+          "retain-device-identity", "retain-safe-private"};
 }
 
 std::size_t profileAttributeCount() { return sizeof(kProfile) / sizeof(kProfile[0]); }
@@ -459,7 +604,7 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
                        " images often have text burned into the pixels (check them, then --allow-burned-in)",
                    path);
   }
-  Context ctx{key, options, 0, {}, {}, 0};
+  Context ctx{key, options, 0, {}, {}, 0, {}, {}};
   // Who the patient is for pseudonym and date shift: issuer and ID. Without an ID the
   // study stands for the patient (patients without IDs must not merge into one).
   const std::string patientId = str(ds, DCM_PatientID);
@@ -503,6 +648,7 @@ Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir,
   if (options.retainLongitudinalModifiedDates) codes.push_back({"113107", "Retain Longitudinal Temporal Information Modified Dates Option"});
   if (options.retainPatientCharacteristics) codes.push_back({"113108", "Retain Patient Characteristics Option"});
   if (options.retainDeviceIdentity) codes.push_back({"113109", "Retain Device Identity Option"});
+  if (options.retainSafePrivate) codes.push_back({"113111", "Retain Safe Private Option"});
   if (options.cleanDescriptors) codes.push_back({"113105", "Clean Descriptors Option"});
   for (std::size_t i = 0; i < codes.size(); ++i) {
     bool present = false;
@@ -565,7 +711,7 @@ Result<BatchReport> deidentifyInputs(const std::vector<fs::path>& inputs, const 
   for (const auto& s : skipped) report.problems.push_back(s.path + ": " + s.reason);
   report.failed = skipped.size();
   std::map<fs::path, std::size_t> written;  // output -> input number: two inputs, one instance
-  std::string log = "input\toutput\tsop_class\tremoved\temptied\tdummies\tuids\tcleaned\tdates_shifted\tkept\tstatus\n";
+  std::string log = "input\toutput\tsop_class\tremoved\temptied\tdummies\tuids\tcleaned\tdates_shifted\tkept\tprivate_kept\tstatus\n";
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "de-identification cancelled");
     progress.report(static_cast<double>(i) / static_cast<double>(files.size()), "De-identifying");
@@ -576,20 +722,21 @@ Result<BatchReport> deidentifyInputs(const std::vector<fs::path>& inputs, const 
       (refusal ? report.refused : report.failed)++;
       report.problems.push_back(r.error().toString());
       // The reason without the path: the log is shared with the data.
-      log += n + "\t\t\t\t\t\t\t\t\t\t" + (refusal ? "" : "error: ") + r.error().message + "\n";
+      log += n + "\t\t\t\t\t\t\t\t\t\t\t" + (refusal ? "" : "error: ") + r.error().message + "\n";
       continue;
     }
     if (auto [it, fresh] = written.emplace(r->output, i + 1); !fresh) {
       ++report.failed;
       report.problems.push_back(files[i].string() + ": the same instance (SOP Instance UID) as input #" +
                                 std::to_string(it->second) + "; this copy replaced it");
-      log += n + "\t" + r->output.string() + "\t\t\t\t\t\t\t\t\terror: the same instance as #" + std::to_string(it->second) + "\n";
+      log += n + "\t" + r->output.string() + "\t\t\t\t\t\t\t\t\t\terror: the same instance as #" + std::to_string(it->second) + "\n";
       continue;
     }
     ++report.deidentified;
     log += n + "\t" + r->output.string() + "\t" + r->sopClassUid + "\t" + std::to_string(r->removed) + "\t" +
            std::to_string(r->emptied) + "\t" + std::to_string(r->dummies) + "\t" + std::to_string(r->uids) + "\t" +
-           std::to_string(r->cleaned) + "\t" + std::to_string(r->shifted) + "\t" + std::to_string(r->kept) + "\tok" +
+           std::to_string(r->cleaned) + "\t" + std::to_string(r->shifted) + "\t" + std::to_string(r->kept) + "\t" +
+           std::to_string(r->privateKept) + "\tok" +
            (r->note.empty() ? "" : " (" + r->note + ")") + "\n";
   }
   report.log = outDir / "deidentification-log.tsv";

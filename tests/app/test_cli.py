@@ -753,6 +753,94 @@ class Anonymize(unittest.TestCase):
         self.assertTrue(ds.StudyDescription.startswith("Head for "), ds.StudyDescription)
         self.assertNotIn(MARK, ds.StudyDescription)
 
+    def test_retain_safe_private_keeps_only_what_is_known_safe(self):
+        """PS3.15 E.3.10: attributes of Table E.3.10-1 and of blocks the file declares safe
+        stay with their creators; the rest goes, a declared action is applied, and a kept
+        private sequence is de-identified inside."""
+        from pydicom.dataset import Dataset
+        from pydicom.sequence import Sequence
+
+        def private(ds):
+            ds.add_new((0x0019, 0x0010), "LO", "GEMS_ACQU_01")  # Table E.3.10-1
+            ds.add_new((0x0019, 0x1023), "DS", "1.375")  # Table Speed: listed
+            ds.add_new((0x0019, 0x1099), "LO", f"{MARK}GE")  # not listed
+            ds.add_new((0x0019, 0x0011), "LO", "SIEMENS MR HEADER")  # listed creator, other group's rows
+            ds.add_new((0x0019, 0x110C), "IS", "1000")  # B Value: listed
+            ds.add_new((0x0099, 0x0010), "LO", "NQHeader")
+            ds.add_new((0x0099, 0x1002), "UI", f"{MARK_UID}77")  # listed UID: kept as a keyed hash
+            ds.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA HEADER")  # not listed at all
+            ds.add_new((0x0029, 0x1010), "OB", f"{MARK}CSA".encode())
+            ds.add_new((0x0013, 0x0010), "LO", "ACME MIXED")
+            ds.add_new((0x0013, 0x1001), "LO", "kept-value")
+            ds.add_new((0x0013, 0x1002), "LO", f"{MARK}Z")
+            ds.add_new((0x0013, 0x1003), "LO", f"{MARK}UNLISTED")
+            ds.add_new((0x0015, 0x0010), "LO", "ACME SAFE")
+            inner = Dataset()
+            inner.PatientName = f"{MARK}^INNER"
+            inner.add_new((0x0015, 0x0010), "LO", "ACME SAFE")  # a nested item names its own creators
+            inner.add_new((0x0015, 0x1005), "DS", "2.5")
+            inner.add_new((0x0015, 0x1105), "DS", "4.5")  # a block with no creator in the item: goes
+            ds.add_new((0x0015, 0x1001), "SQ", Sequence([inner]))
+            ds.add_new((0x0017, 0x0010), "LO", "ACME UNSAFE")
+            ds.add_new((0x0017, 0x1001), "DS", "3.5")
+            decl = []
+            for group, creator, status in ((0x0013, "ACME MIXED", "MIXED"), (0x0015, "ACME SAFE", "SAFE"),
+                                           (0x0017, "ACME UNSAFE", "UNSAFE"), (0x0019, "GEMS_ACQU_01", None)):
+                if status is None:
+                    continue
+                item = Dataset()
+                item.PrivateGroupReference = group
+                item.PrivateCreatorReference = creator
+                item.BlockIdentifyingInformationStatus = status
+                if status == "MIXED":
+                    item.NonidentifyingPrivateElements = [0x01]
+                    act = Dataset()
+                    act.IdentifyingPrivateElements = [0x02]
+                    act.DeidentificationAction = "Z"
+                    item.DeidentificationActionSequence = Sequence([act])
+                decl.append(item)
+            ds.PrivateDataElementCharacteristicsSequence = Sequence(decl)
+
+        a = self.marked("safe.dcm", 6, extra=private)
+        out = os.path.join(self.d, "safe")
+        shutil.rmtree(out, ignore_errors=True)
+        run("anonymize", a, out, "--key", self.key, "--option", "retain-safe-private")
+        raw = open(self.outputs(out)[0], "rb").read()
+        self.assertNotIn(MARK.encode(), raw)
+        self.assertNotIn(MARK_UID.encode(), raw)
+        ds = pydicom.dcmread(self.outputs(out)[0])
+        kept = {(el.tag.group, el.tag.element): el.value for el in ds if el.tag.is_private}
+        # With the sample CT's own ELSCINT1 attributes the table lists: acquisition duration,
+        # acquisition type, table velocity, pitch, rotation time (its other ELSCINT1 ones, an
+        # ID-like "453567-023322" among them, and its bulk OB/OW blocks go).
+        elscint = [(0x00E1, 0x0010), (0x00E1, 0x1050), (0x01F1, 0x0010), (0x01F1, 0x1001), (0x01F1, 0x1007),
+                   (0x01F1, 0x1026), (0x01F1, 0x1027)]
+        self.assertEqual(sorted(kept), sorted([(0x0013, 0x0010), (0x0013, 0x1001), (0x0013, 0x1002), (0x0015, 0x0010),
+                                               (0x0015, 0x1001), (0x0019, 0x0010), (0x0019, 0x0011), (0x0019, 0x1023),
+                                               (0x0019, 0x110C), (0x0099, 0x0010), (0x0099, 0x1002)] + elscint))
+        src = pydicom.dcmread(a)
+        for tag in elscint:
+            self.assertEqual(kept[tag], src[tag].value)  # kept as they were
+        self.assertNotIn(b"453567-023322", raw)
+        self.assertEqual(kept[(0x0013, 0x1001)], "kept-value")
+        self.assertIn(kept[(0x0013, 0x1002)], ("", None))  # the declared action Z
+        self.assertEqual(float(kept[(0x0019, 0x1023)]), 1.375)
+        self.assertEqual(int(kept[(0x0019, 0x110C)]), 1000)
+        self.assertTrue(str(kept[(0x0099, 0x1002)]).startswith("2.25."))
+        inner = kept[(0x0015, 0x1001)][0]
+        self.assertIn(str(inner.PatientName), ("", "None"))  # the profile applies inside
+        self.assertEqual(float(inner[0x0015, 0x1005].value), 2.5)  # the block declared safe, inside too
+        self.assertNotIn((0x0015, 0x1105), inner)
+        self.assertIn("113111", [c.CodeValue for c in ds.DeidentificationMethodCodeSequence])
+        log = open(os.path.join(out, "deidentification-log.tsv")).read().splitlines()
+        header = log[0].split("\t")
+        self.assertEqual(log[1].split("\t")[header.index("private_kept")], "20")  # 18 above, 2 in the nested item
+        # Without the option nothing private stays.
+        plain = os.path.join(self.d, "safe-plain")
+        shutil.rmtree(plain, ignore_errors=True)
+        run("anonymize", a, plain, "--key", self.key)
+        self.assertFalse(any(el.tag.is_private for el in pydicom.dcmread(self.outputs(plain)[0]).iterall()))
+
     def test_burned_in_annotation_is_refused_unless_allowed(self):
         a = self.marked("burned.dcm", 4, extra=lambda ds: setattr(ds, "BurnedInAnnotation", "YES"))
         us = self.marked("us.dcm", 5, extra=lambda ds: setattr(ds, "Modality", "US"))
