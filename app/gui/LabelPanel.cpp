@@ -121,9 +121,6 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     auto text = [&](int i) { return fields[i]->text().trimmed().toStdString(); };
     setLabelCode({text(0), text(1), text(2)}, {text(3), text(4), text(5)});
   });
-  connect(labelOpacity_, &QSlider::valueChanged, this, [this](int v) {
-    if (!filling_) setLabelOpacity(v / 100.0);
-  });
 
   auto* opacityRow = new QHBoxLayout;
   opacityRow->addWidget(new QLabel("Opacity"));
@@ -139,6 +136,9 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
   labelOpacity_->setValue(100);
   labelOpacity_->setToolTip("The selected label's own opacity");
   opacityRow->addWidget(labelOpacity_, 1);
+  connect(labelOpacity_, &QSlider::valueChanged, this, [this](int v) {
+    if (!filling_) setLabelOpacity(v / 100.0);
+  });
   l->addLayout(opacityRow);
 
   editBox_ = new QWidget;
