@@ -303,46 +303,13 @@ int runSend(const SendOptions& o, const CommonOptions& common) {
     for (const auto& s : skipped) std::fprintf(stderr, "lumen-cli: %s: %s\n", s.path.c_str(), s.reason.c_str());
   }
   if (files.empty()) return fail("nothing to send");
-  // Lossless re-encoding into a private temporary folder first; a file that cannot be
-  // encoded is not sent (said so), never sent as something else.
-  std::size_t notEncoded = 0;
-  struct TempDir {
-    fs::path path;
-    ~TempDir() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  } temp;
-  if (!o.compress.empty()) {
-    std::string pattern = (fs::temp_directory_path() / "lumen-send-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) return fail("cannot create a temporary folder for the compressed files");
-    temp.path = pattern;
-    std::vector<fs::path> encoded(files.size());
-    std::vector<std::string> errors(files.size());
-    parallelFor(files.size(), resolveThreadCount(common.threads), {}, [&](std::size_t i, int) {
-      const fs::path out = temp.path / (std::to_string(i) + ".dcm");
-      auto r = dicom::compressFile(files[i], syntax, out);
-      if (r) encoded[i] = out;
-      else errors[i] = r.error().toString();
-    });
-    std::vector<fs::path> ready;
-    for (std::size_t i = 0; i < files.size(); ++i) {
-      if (!errors[i].empty()) {
-        ++notEncoded;
-        std::fprintf(stderr, "lumen-cli: not sent: %s\n", errors[i].c_str());
-      } else {
-        ready.push_back(encoded[i]);
-      }
-    }
-    files = std::move(ready);
-    if (files.empty()) return fail("nothing to send: no file could be compressed as " + o.compress);
-  }
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = web::send(t->remote, files, makeProgress(common));
+  auto r = o.compress.empty() ? web::send(t->remote, files, makeProgress(common))
+                              : web::sendCompressed(t->remote, files, syntax, resolveThreadCount(common.threads),
+                                                    makeProgress(common));
   if (!r) return fail(r.error().toString());
   printReport(*r, "sent", "sent", t0, common);
-  if (r->failed || !skipped.empty() || notEncoded)
-    return fail(std::to_string(r->failed + skipped.size() + notEncoded) + " file(s) not sent");
+  if (r->failed || !skipped.empty()) return fail(std::to_string(r->failed + skipped.size()) + " file(s) not sent");
   return 0;
 }
 

@@ -607,6 +607,7 @@ void MainWindow::buildActions() {
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
   add(file, "Report...", QKeySequence("Ctrl+Shift+P"), [this] { showReportDialog(); });
   add(file, "Export de-identified...", QKeySequence(), [this] { showDeidDialog(); });
+  add(file, "Send to node...", QKeySequence(), [this] { showSendDialog(); });
   file->addSeparator();
   add(file, "Quit", QKeySequence::Quit, [this] { close(); });
 

@@ -9,8 +9,10 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "AiHost.h"
+#include "lumen/imaging/Compress.h"
 #include "ViewModel.h"
 #include "ViewportGrid.h"
 
@@ -96,6 +98,14 @@ class MainWindow : public QMainWindow, public AiHost {
   /// Fetches a study from a node into the study database as a job of its own (C-GET for
   /// DIMSE nodes, WADO-RS for DICOMweb ones); the browser shows it when done.
   void retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label);
+  /// File > Send to node: the series selected in the browser (an image series or a result:
+  /// SEG, SR, report), the series on screen or its whole study. Null when there is nothing
+  /// to send.
+  class SendDialog* showSendDialog();
+  /// Sends files to a node as a job of its own (C-STORE or STOW-RS), re-encoded losslessly
+  /// first when `compress` is set.
+  void sendFiles(const web::RemoteNode& node, const QStringList& files, std::optional<dicom::LosslessSyntax> compress,
+                 const QString& label);
 
   // AiHost
   std::shared_ptr<LoadedSeries> currentSeries() const override;
@@ -121,6 +131,8 @@ class MainWindow : public QMainWindow, public AiHost {
   void aiReady(bool ok);
   /// A retrieve ended: stored is what is now in the database from it; summary is one line.
   void retrieveFinished(bool ok, int stored, const QString& summary);
+  /// A send ended: sent is what the node took; summary is one line.
+  void sendFinished(bool ok, int sent, const QString& summary);
 
  protected:
   void closeEvent(QCloseEvent* e) override;
@@ -131,7 +143,7 @@ class MainWindow : public QMainWindow, public AiHost {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  enum class JobKind { Load, Import, Overlay, Ai, Retrieve };
+  enum class JobKind { Load, Import, Overlay, Ai, Retrieve, Send };
   int beginJob(JobKind kind, const QString& text, std::function<void()> cancel);
   void updateStatusBar();
   std::shared_ptr<LoadedSeries> shownSeries() const;

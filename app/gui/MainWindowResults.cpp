@@ -1,7 +1,10 @@
 // MainWindow: what leaves the workstation as results (the report dialog, the de-identified
-// export) and the AI classifications kept for the reports.
+// export, sending to a node) and the AI classifications kept for the reports.
 
+#include <QPointer>
 #include <QSettings>
+#include <QThread>
+#include <QtConcurrent/QtConcurrent>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,7 +13,9 @@
 #include "MainWindow.h"
 #include "MeasurementStore.h"
 #include "LabelPanel.h"
+#include "RemoteNode.h"
 #include "ReportDialog.h"
+#include "SendDialog.h"
 #include "SliceView.h"
 #include "StudyBrowser.h"
 #include "ViewportGrid.h"
@@ -112,6 +117,84 @@ ReportDialog* MainWindow::showReportDialog() {
   });
   d->show();
   return d;
+}
+
+SendDialog* MainWindow::showSendDialog() {
+  std::vector<SendDialog::Choice> choices;
+  auto count = [](const QStringList& f) { return QString(" (%1 file%2)").arg(f.size()).arg(f.size() == 1 ? "" : "s"); };
+  if (auto sel = browser_->selectedSeries()) {
+    const QStringList files = browser_->filesOfSeries(sel->info.seriesInstanceUid);
+    if (!files.isEmpty())
+      choices.push_back({QString("Selected series: %1 %2 %3")
+                                 .arg(QString::fromStdString(sel->info.modality))
+                                 .arg(sel->info.seriesNumber)
+                                 .arg(QString::fromStdString(sel->info.description)) +
+                             count(files),
+                         files});
+  }
+  if (auto s = currentSeries(); s && !s->info.files.empty()) {
+    QStringList files = browser_->filesOfSeries(s->info.series.seriesInstanceUid);
+    if (files.isEmpty())  // not in the database: the files it was loaded from
+      for (const auto& f : s->info.files) files << QString::fromStdString(f);
+    choices.push_back({"Series on screen: " + QString::fromStdString(s->info.series.description) + count(files), files});
+    const QStringList study = browser_->filesOfStudy(s->info.study.studyInstanceUid);
+    if (!study.isEmpty())
+      choices.push_back({"Its whole study, with the results of it: " + QString::fromStdString(s->info.study.description) +
+                             count(study),
+                         study});
+  }
+  if (choices.empty()) {
+    addMessage("note: open a DICOM series, or select one in the browser, to send it");
+    return nullptr;
+  }
+  auto* d = new SendDialog(std::move(choices), this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  connect(d, &SendDialog::sendRequested, this,
+          [this](const web::RemoteNode& node, const QStringList& files, std::optional<dicom::LosslessSyntax> compress,
+                 const QString& label) { sendFiles(node, files, compress, label); });
+  d->show();
+  return d;
+}
+
+void MainWindow::sendFiles(const web::RemoteNode& node, const QStringList& files,
+                           std::optional<dicom::LosslessSyntax> compress, const QString& label) {
+  CancelToken cancel;
+  const QString to = QString::fromStdString(node.name());
+  const int job = beginJob(JobKind::Send, "Sending to " + to, [cancel] { cancel.cancel(); });
+  std::vector<std::filesystem::path> paths;
+  for (const auto& f : files) paths.emplace_back(f.toStdString());
+  QPointer<MainWindow> self(this);
+  // The encoding leaves one core to the window.
+  const int threads = std::max(1, QThread::idealThreadCount() - 1);
+  (void)QtConcurrent::run([self, job, node, paths, compress, cancel, label, to, threads] {
+    Progress progress([self, job](double f, std::string_view m) {
+      const QString text = QString::fromUtf8(m.data(), static_cast<int>(m.size()));
+      QMetaObject::invokeMethod(self, [self, job, f, text] { if (self) self->taskProgress(job, f, text); }, Qt::QueuedConnection);
+    });
+    auto r = compress ? web::sendCompressed(node, paths, *compress, threads, progress, cancel)
+                      : web::send(node, paths, progress, cancel);
+    const bool ok = r && r->failed == 0;
+    const int sent = r ? static_cast<int>(r->stored) : 0;
+    QStringList problems;
+    QString summary;
+    if (!r) {
+      summary = "Sending " + label + " to " + to + " failed: " + QString::fromStdString(r.error().toString());
+    } else {
+      summary = QString("Sent %1 file(s) to %2%3").arg(r->stored).arg(to).arg(compress ? QString(" as ") + dicom::toString(*compress) : QString());
+      if (r->failed) summary += QString(", %1 not sent").arg(r->failed);
+      for (const auto& p : r->problems) problems << QString::fromStdString(p);
+    }
+    QMetaObject::invokeMethod(
+        self,
+        [self, job, ok, sent, summary, problems] {
+          if (!self) return;
+          for (const auto& p : problems) self->addMessage(p);
+          self->addMessage(summary);
+          self->endTask(job, summary);
+          emit self->sendFinished(ok, sent, summary);
+        },
+        Qt::QueuedConnection);
+  });
 }
 
 }  // namespace lumen::gui

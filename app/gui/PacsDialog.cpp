@@ -21,11 +21,6 @@ namespace lumen::gui {
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
-QString label(const web::RemoteNode& n) {
-  if (n.web) return qs(n.web->name) + "  (DICOMweb)";
-  return qs(n.dimse->name) + "  (" + qs(n.dimse->aeTitle) + "@" + qs(n.dimse->host) + ")";
-}
-
 PacsSearch searchNode(const web::RemoteNode& node, const net::QueryFilter& filter) {
   PacsSearch out;
   auto r = web::query(node, filter);
@@ -130,15 +125,14 @@ bool PacsDialog::reloadNodes() {
   clearResults();
   nodes_.clear();
   node_->clear();
-  auto cfg = net::loadNodes(net::defaultNodesFile());
-  if (!cfg) {
-    status_->setText(qs(cfg.error().toString()));
+  auto configured = web::configuredNodes(30);
+  if (!configured) {
+    status_->setText(qs(configured.error().toString()));
     updateButtons();
     return false;
   }
-  for (const auto& d : cfg->dimse) nodes_.push_back(web::RemoteNode::of(d, cfg->local, 30));
-  for (const auto& w : cfg->web) nodes_.push_back(web::RemoteNode::of(w, cfg->local, 30));
-  for (const auto& n : nodes_) node_->addItem(label(n));
+  nodes_ = std::move(*configured);
+  for (const auto& n : nodes_) node_->addItem(qs(web::describe(n)));
   if (nodes_.empty())
     status_->setText("No nodes configured: add one with Nodes..., or `lumen-cli nodes add`.");
   else
@@ -167,7 +161,7 @@ void PacsDialog::search() {
   f.accession = accession_->text().trimmed().toStdString();
   const web::RemoteNode node = nodes_[static_cast<std::size_t>(i)];
   searched_ = node;
-  status_->setText("Searching " + label(node) + "...");
+  status_->setText("Searching " + qs(web::describe(node)) + "...");
   table_->setRowCount(0);
   matches_.clear();
   watcher_.setFuture(QtConcurrent::run([node, f] { return searchNode(node, f); }));

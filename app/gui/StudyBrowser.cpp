@@ -216,6 +216,16 @@ void StudyBrowser::refresh() {
   if (!studyTree_->currentItem() && studyTree_->topLevelItemCount() > 0) studyTree_->setCurrentItem(studyTree_->topLevelItem(0));
 }
 
+std::optional<db::SeriesRow> StudyBrowser::selectedSeries() const {
+  const int row = seriesList_->currentRow();
+  if (row < 0 || row >= static_cast<int>(series_.size()) || !seriesList_->currentItem() ||
+      !seriesList_->currentItem()->isSelected())
+    return std::nullopt;
+  return series_[static_cast<std::size_t>(row)];
+}
+
+void StudyBrowser::selectSeries(int row) { seriesList_->setCurrentRow(row); }
+
 int StudyBrowser::studyCount() const { return static_cast<int>(studies_.size()); }
 int StudyBrowser::seriesCount() const { return static_cast<int>(series_.size()); }
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "lumen/core/Progress.h"
 #include "lumen/imaging/StudyDatabase.h"
@@ -58,6 +59,10 @@ class StudyBrowser : public QWidget {
   QStringList filesOfSeries(const std::string& seriesUid) const;
   /// The files of a study in the database (empty when it is not there).
   QStringList filesOfStudy(const std::string& studyUid) const;
+  /// The series selected in the series list (its database row), if any.
+  std::optional<db::SeriesRow> selectedSeries() const;
+  /// Selects series `row` of the list.
+  void selectSeries(int row);
 
  public slots:
   void refresh();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "DicomWeb.h"
+#include "lumen/imaging/Compress.h"
 #include "lumen/imaging/Dimse.h"
 #include "lumen/imaging/Nodes.h"
 
@@ -28,6 +29,12 @@ struct RemoteNode {
   const std::string& name() const { return web ? web->name : dimse->name; }
 };
 
+/// Every node of the nodes file (~/.config/lumen/nodes.json), DIMSE ones first, with the
+/// configuration's own options and `timeoutSeconds`.
+Result<std::vector<RemoteNode>> configuredNodes(int timeoutSeconds);
+/// "name  (AE@host)" or "name  (DICOMweb)": how a person tells the nodes apart.
+std::string describe(const RemoteNode& node);
+
 /// C-ECHO, or a QIDO-RS request.
 Status check(const RemoteNode& node);
 Result<std::vector<net::QueryMatch>> query(const RemoteNode& node, const net::QueryFilter& filter,
@@ -39,5 +46,13 @@ Result<net::TransferReport> retrieve(const RemoteNode& node, const std::string& 
 /// C-STORE or STOW-RS.
 Result<net::TransferReport> send(const RemoteNode& node, const std::vector<std::filesystem::path>& files,
                                  const Progress& progress = {}, const CancelToken& cancel = {});
+/// The same, each file re-encoded first in `syntax` (on `threads` threads, into a private
+/// temporary folder removed afterwards). A file that cannot be encoded losslessly (a lossy
+/// source, samples outside Bits Stored...) is not sent: it counts as failed, with the
+/// reason among the problems, never sent as something else. The first half of the
+/// progress is the encoding, the second the transfer.
+Result<net::TransferReport> sendCompressed(const RemoteNode& node, const std::vector<std::filesystem::path>& files,
+                                           dicom::LosslessSyntax syntax, int threads, const Progress& progress = {},
+                                           const CancelToken& cancel = {});
 
 }  // namespace lumen::web

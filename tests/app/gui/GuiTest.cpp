@@ -21,6 +21,7 @@
 #include <QTableWidget>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QSlider>
 #include <QSpinBox>
 #include <QMessageBox>
 #include <QListWidget>
@@ -28,6 +29,11 @@
 #include <QTest>
 #include <QTimer>
 #include <QToolButton>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -41,6 +47,7 @@
 #include "DeidDialog.h"
 #include "PacsDialog.h"
 #include "ReportDialog.h"
+#include "SendDialog.h"
 #include "SliceImage.h"
 #include "SliceView.h"
 #include "StudyBrowser.h"
@@ -52,6 +59,8 @@
 #include "lumen/imaging/Deidentify.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/DicomScanner.h"
+#include "lumen/imaging/Dimse.h"
+#include "lumen/imaging/Nodes.h"
 #include "lumen/imaging/LabelMapIO.h"
 #include "lumen/imaging/ImageIO.h"
 #include "lumen/imaging/VolumeLoader.h"
@@ -197,6 +206,22 @@ Volume loadDicom(const QString& path) {
   if (plans.empty()) return {};
   auto v = dicom::loadVolume(*scan, plans.front());
   return v ? std::move(*v) : Volume{};
+}
+
+// A TCP port free on loopback now (the kernel's choice), for a listener the test starts.
+int freeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
 }
 
 // Writes the trusted-models list of the GUI tests: every test bundle but `except`.
@@ -1081,7 +1106,7 @@ class GuiTest : public QObject {
     lp->setActiveLabel(2);
     QVERIFY(!lp->setLabelCode({"91723000", "SCT", "Anatomical Structure"}, {"123", "", "Phantom box"}));  // no scheme
     QVERIFY(lp->setLabelCode({"91723000", "SCT", "Anatomical Structure"}, {"L-0001", "99LUMEN", "Phantom box"}));
-    lp->setLabelOpacity(0.4);
+    lp->findChild<QSlider*>("LabelOpacity")->setValue(40);  // the selected label's own slider
     QVERIFY(lp->findChild<QComboBox*>("LabelCode")->currentText().contains("Phantom box"));
     QVERIFY(lp->hasUnsavedChanges());
     const QString file = dataDir_->path() + "/labels.nii.gz";
@@ -1261,6 +1286,76 @@ class GuiTest : public QObject {
 
   // Export de-identified from the workstation: the whole study in the database, off the
   // GUI thread, into a folder with the log; no original name or UID in what was written.
+  // File > Send to node: the series selected in the browser goes to a DICOM node (here a
+  // second study database behind Lumen's own listener on loopback) as JPEG-LS, as a job
+  // with progress; the node holds every instance, re-encoded, with the same voxels.
+  void sendsASeriesToANodeLosslesslyCompressed() {
+    QTemporaryDir peerDir, config;
+    auto peerDb = db::StudyDatabase::open(peerDir.path().toStdString());
+    QVERIFY(peerDb);
+    net::InstanceFiler filer(**peerDb);
+    net::LocalNode peer;
+    peer.aeTitle = "PEER";
+    peer.port = freeLoopbackPort();
+    peer.minFreeMegabytes = 0;
+    QVERIFY(peer.port > 0);
+    auto server = net::StorageServer::start(peer, filer);
+    QVERIFY2(server, server ? "" : server.error().toString().c_str());
+    net::NodeConfig nodes;
+    nodes.dimse.push_back(net::DimseNode{"peer", "PEER", "127.0.0.1", peer.port, std::nullopt});
+    QVERIFY(net::saveNodes(config.path().toStdString() + "/nodes.json", nodes));
+    const ConfigDir use(config.path().toUtf8());
+
+    MainWindow* w = openWindow();
+    QVERIFY(!w->showSendDialog());  // nothing open, nothing selected: said so
+    QVERIFY(w->messages().last().contains("to send it"));
+    QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
+    w->browser()->importPaths({kCorpus + "/phantom/box"}, false);
+    QVERIFY(imported.wait(30000));
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    w->browser()->selectStudy(0);
+    w->browser()->selectSeries(0);
+    QVERIFY(w->browser()->selectedSeries());
+    const std::string seriesUid = w->browser()->selectedSeries()->info.seriesInstanceUid;
+    SendDialog* d = w->showSendDialog();
+    QVERIFY(d);
+    QVERIFY(QTest::qWaitForWindowExposed(d));
+    auto* what = d->findChild<QComboBox*>("SendWhat");
+    QCOMPARE(what->count(), 3);  // the selected series, the series on screen, its study
+    QVERIFY(what->itemText(0).startsWith("Selected series: "));
+    QVERIFY(what->itemText(0).contains("(24 files)"));
+    QVERIFY(d->selectNode("peer"));
+    QVERIFY(!d->selectCompression("jpeg-lossy"));
+    QVERIFY(d->selectCompression("jpeg-ls"));
+    QVERIFY(d->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-send-dialog.png"));  // for a person to look at
+    QSignalSpy sent(w, &MainWindow::sendFinished);
+    QTest::mouseClick(d->findChild<QPushButton*>("SendButton"), Qt::LeftButton);
+    QCOMPARE(w->runningJobs(), 1);  // a job of its own, with progress and cancel
+    QVERIFY(sent.wait(60000));
+    QVERIFY2(sent.first().at(0).toBool(), qPrintable(sent.first().at(2).toString()));
+    QCOMPARE(sent.first().at(1).toInt(), 24);
+    QVERIFY(sent.first().at(2).toString().contains("as jpeg-ls"));
+    auto rows = (*peerDb)->instancesOfSeries(seriesUid);
+    QVERIFY(rows);
+    QCOMPARE(rows->size(), std::size_t(24));
+    std::vector<std::filesystem::path> received;
+    for (const auto& r : *rows) {
+      auto info = dicom::readFileInfo(r.path);
+      QVERIFY(info);
+      QCOMPARE(QString::fromStdString(info->transferSyntaxUid), QString("1.2.840.10008.1.2.4.80"));  // JPEG-LS lossless
+      received.emplace_back(r.path);
+    }
+    auto scan = dicom::scanInputs(received, {});
+    QVERIFY(scan);
+    auto plans = dicom::planVolumes(*scan);
+    QCOMPARE(plans.size(), std::size_t(1));
+    auto got = dicom::loadVolume(*scan, plans.front());
+    QVERIFY(got);
+    const Volume want = loadDicom(kCorpus + "/phantom/box");
+    QCOMPARE(got->byteSize(), want.byteSize());
+    QVERIFY(std::memcmp(got->bytes(), want.bytes(), want.byteSize()) == 0);  // bit for bit
+  }
+
   void deidentifiedExportOfTheStudyOnScreen() {
     MainWindow* w = openWindow();
     QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
