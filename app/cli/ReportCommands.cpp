@@ -106,19 +106,6 @@ std::string valueText(const Measurement& m, const std::optional<RoiStatistics>& 
   return v;
 }
 
-// Stores a result file as a series of its study (copied into the managed store).
-Status storeInStudy(db::StudyDatabase& db, const fs::path& file) {
-  db::ImportOptions io;
-  io.copyToStore = true;
-  auto stored = db.import({file}, io);
-  if (!stored) return stored.error();
-  if (stored->instancesAdded + stored->instancesUpdated + stored->instancesUnchanged != 1)
-    return Error(ErrorCode::Database, "the study database did not take it" +
-                                          (stored->skipped.empty() ? std::string() : ": " + stored->skipped.front().reason),
-                 file.string());
-  return {};
-}
-
 }  // namespace
 
 int runReport(const ReportOptions& o, const CommonOptions& common) {
@@ -246,7 +233,7 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
     if (!w) return fail(w.error().toString());
     for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
     // The report is a series of its study: kept in the managed store like a received instance.
-    if (auto st = storeInStudy(**db, o.srPath); !st)
+    if (auto st = (*db)->storeResult(o.srPath); !st)
       return fail(o.srPath + " was written but not stored in the study database: " + st.error().toString());
     out["sr"] = {{"path", o.srPath}, {"sop_instance_uid", w->sopInstanceUid}, {"series_instance_uid", w->seriesInstanceUid},
                  {"groups", w->groups}, {"notes", w->notes}};
@@ -347,7 +334,7 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
     po.softwareVersion = LUMEN_VERSION;
     auto sop = dicom::writeEncapsulatedPdf(*pdf, in.images.firstFile, po, tmp);
     if (!sop) return fail(sop.error().toString());
-    const Status stored = storeInStudy(**db, tmp);
+    const Status stored = (*db)->storeResult(tmp);
     std::error_code ec;
     fs::remove(tmp, ec);
     if (!stored) return fail(o.pdfPath + " was written but not stored in the study: " + stored.error().toString());

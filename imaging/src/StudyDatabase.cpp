@@ -425,6 +425,18 @@ Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std
   return exec("COMMIT");
 }
 
+Status StudyDatabase::storeResult(const std::filesystem::path& file) {
+  ImportOptions io;
+  io.copyToStore = true;
+  auto stored = import({file}, io);
+  if (!stored) return stored.error();
+  if (stored->instancesAdded + stored->instancesUpdated + stored->instancesUnchanged != 1)
+    return Error(ErrorCode::Database, "the study database did not take it" +
+                                          (stored->skipped.empty() ? std::string() : ": " + stored->skipped.front().reason),
+                 file.string());
+  return {};
+}
+
 Result<ImportReport> StudyDatabase::import(const std::vector<fs::path>& inputs, const ImportOptions& options,
                                            const Progress& progress, const CancelToken& cancel) {
   ImportReport report;

@@ -450,6 +450,18 @@ class InferSeg(unittest.TestCase):
         self.assertIn(report["sha256"], algo.AlgorithmParameters)
         self.assertEqual(ds.ReferencedSeriesSequence[0].SeriesInstanceUID,
                          pydicom.dcmread(sorted(glob.glob(os.path.join(SAMPLE, "*")))[0]).SeriesInstanceUID)
+        # The SEG of a series in the study database becomes a series of its study there.
+        data = os.path.join(d, "data")
+        shutil.rmtree(data, ignore_errors=True)
+        run("import", "--data-dir", data, SAMPLE)
+        p = infer("-m", "monai_probabilities", SAMPLE, "-o", os.path.join(d, "stored.dcm"), "--data-dir", data)
+        self.assertIn("stored in the study database as a series of its study", p.stderr)
+        con = sqlite3.connect(os.path.join(data, "lumen.db"))
+        rows = con.execute("SELECT st.study_uid, i.managed, i.sop_uid FROM series s JOIN studies st ON s.study_ref = st.id "
+                           "JOIN instances i ON i.series_ref = s.id WHERE s.modality = 'SEG'").fetchall()
+        con.close()
+        stored = pydicom.dcmread(os.path.join(d, "stored.dcm"))
+        self.assertEqual(rows, [(str(ds.StudyInstanceUID), 1, str(stored.SOPInstanceUID))])
         # A NIfTI input cannot be referenced.
         q = infer("-m", "monai_probabilities", labels_path, "-o", os.path.join(d, "x.dcm"), check=False)
         self.assertEqual(q.returncode, 1)

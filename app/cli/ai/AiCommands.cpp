@@ -19,6 +19,7 @@
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/ImageIO.h"
+#include "lumen/imaging/StudyDatabase.h"
 #include "lumen/imaging/VolumeLoader.h"
 #include "lumen/imaging/VolumePlanner.h"
 #include "lumen/models/Bundle.h"
@@ -169,7 +170,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   app.add_option("--threads", globalThreads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 256));
   app.add_flag("--progress", globalProgress, "Show progress on stderr");
 
-  std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath;
+  std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath,
+      dataDir;
   int threads = 0, swBatch = 0, volumeIndex = 0;
   double overlap = -1;
   bool tta = false, modelsJson = false;
@@ -179,6 +181,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   infer->add_option("--output,-o", output,
                     "Result: .nii, .nii.gz or .nrrd (label map / image), .dcm (DICOM SEG of a DICOM input), or .json")
       ->required();
+  infer->add_option("--data-dir", dataDir,
+                    "Data folder holding lumen.db: a SEG of a series in it is stored there too, as a series of its study");
   infer->add_option("--device", device, "auto, cpu, cuda or cuda:N");
   infer->add_option("--threads", threads, "CPU threads (0: LibTorch's default)");
   infer->add_option("--roi", roi, "Sliding-window size X,Y,Z (overrides the bundle)");
@@ -287,6 +291,20 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       auto w = dicom::writeSegmentation(*labels, infos, *in->reference, so, output);
       if (!w) return fail(w.error().toString());
       for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
+      // The SEG of a series in the study database becomes a series of its study there (a
+      // database that does not exist yet is not created for it).
+      const fs::path dir = dataDir.empty() ? db::StudyDatabase::defaultDataDir() : fs::path(dataDir);
+      std::error_code ec;
+      if (fs::exists(dir / "lumen.db", ec)) {
+        auto db = db::StudyDatabase::open(dir);
+        if (!db) return fail(db.error().toString());
+        auto rows = (*db)->instancesOfSeries(in->seriesUid);
+        if (!rows) return fail(rows.error().toString());
+        if (!rows->empty()) {
+          if (auto st = (*db)->storeResult(output); !st) return fail(output + " was written, but not stored: " + st.error().toString());
+          std::cerr << "lumen-cli: note: stored in the study database as a series of its study\n";
+        }
+      }
     } else if (!jsonOut) {
       // Several channel masks (a threshold kept them all): one 4D image, channels last.
       if (!r->channelMasks.empty()) {

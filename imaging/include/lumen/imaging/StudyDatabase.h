@@ -104,6 +104,9 @@ class StudyDatabase {
 
   Result<ImportReport> import(const std::vector<std::filesystem::path>& inputs, const ImportOptions& options,
                               const Progress& progress = {}, const CancelToken& cancel = {});
+  /// Copies one file Lumen made (a SEG, SR, report) into the managed store, as an instance
+  /// of its study; an error, naming the file, when the database does not take it.
+  Status storeResult(const std::filesystem::path& file);
 
   /// Where the managed store keeps an instance: store/<study>/<series>/<sop>.dcm (UIDs
   /// that are not plain digits and dots are hashed, so no header can shape a path).
