@@ -277,9 +277,7 @@ LabelPanel::LabelPanel(QWidget* parent) : QWidget(parent) {
     if (!editor_) return emit message("note: no label map to save");
     const QString f = QFileDialog::getSaveFileName(this, "Save label map", "labels.nii.gz",
                                                    "Label maps (*.nii.gz *.nii *.nrrd);;DICOM SEG of the series (*.dcm)");
-    if (f.isEmpty()) return;
-    QString error;
-    if (!saveTo(f, &error)) emit message("error: " + error);
+    if (!f.isEmpty()) emit saveRequested(f);
   });
   connect(add, &QPushButton::clicked, this, [this] { addLabel(); });
   connect(colour, &QPushButton::clicked, this, [this] {
@@ -833,14 +831,26 @@ void LabelPanel::describedChanged() {
 }
 
 bool LabelPanel::saveTo(const QString& path, QString* error) {
+  auto save = prepareSave(path, error);
+  return save && finishSave(*save, save->write(), error);
+}
+
+std::optional<LabelPanel::PendingSave> LabelPanel::prepareSave(const QString& path, QString* error) {
   if (!editor_) {
     if (error) *error = "no label map to save";
-    return false;
+    return std::nullopt;
   }
+  PendingSave save;
+  save.path = path;
+  save.state = state();
+  save.overlay = overlay_;
+  auto labels = std::make_shared<const Volume>(overlay_->labels->clone());
+  const std::vector<LabelInfo> infos = labelInfosOf(*overlay_);
+  const std::string file = path.toStdString();
   if (path.endsWith(".dcm", Qt::CaseInsensitive)) {
     if (!editSeries_ || !editSeries_->segReference) {
       if (error) *error = "a DICOM SEG references the DICOM images it segments: this series was not loaded from DICOM";
-      return false;
+      return std::nullopt;
     }
     // An AI result the reader changed is semi-automatic; one drawn by hand is manual.
     const auto& p = overlay_->provenance;
@@ -852,23 +862,37 @@ bool LabelPanel::saveTo(const QString& path, QString* error) {
       so.seriesDescription = (edited ? "AI segmentation, edited: " : "AI segmentation: ") + p.model;
     }
     so.softwareVersion = LUMEN_VERSION;
-    auto w = dicom::writeSegmentation(*overlay_->labels, labelInfosOf(*overlay_), *editSeries_->segReference, so,
-                                      path.toStdString());
-    if (!w) {
-      if (error) *error = QString::fromStdString(w.error().toString());
-      return false;
-    }
-    for (const auto& n : w->notes) emit message("note: " + QString::fromStdString(n));
-    emit segSaved(path);
-  } else if (auto st = io::writeLabelMap(*overlay_->labels, labelInfosOf(*overlay_), path.toStdString()); !st) {
-    if (error) *error = QString::fromStdString(st.error().toString());
+    save.seg = true;
+    save.write = [labels, infos, reference = editSeries_->segReference, so, file]() -> Result<std::vector<std::string>> {
+      auto w = dicom::writeSegmentation(*labels, infos, *reference, so, file);
+      if (!w) return w.error();
+      return w->notes;
+    };
+  } else {
+    save.write = [labels, infos, file]() -> Result<std::vector<std::string>> {
+      if (auto st = io::writeLabelMap(*labels, infos, file); !st) return st.error();
+      return std::vector<std::string>{};
+    };
+  }
+  return save;
+}
+
+bool LabelPanel::finishSave(const PendingSave& save, const Result<std::vector<std::string>>& outcome, QString* error) {
+  if (!outcome) {
+    if (error) *error = QString::fromStdString(outcome.error().toString());
     return false;
   }
-  savedRevision_ = state();
-  overlay_->source = path.toStdString();
-  discardEdits();  // the reader's file holds them now
+  for (const auto& n : *outcome) emit message("note: " + QString::fromStdString(n));
+  if (save.seg) emit segSaved(save.path);
+  emit message("Saved the label map to " + save.path);
+  if (overlay_ != save.overlay) return true;  // another map is open now: the file is written, nothing else to note
+  overlay_->source = save.path.toStdString();
+  if (state() == save.state) {
+    discardEdits();  // the reader's file holds them now
+  } else {
+    savedRevision_ = save.state;  // edits made while it was written are still to be saved
+  }
   refreshTable();
-  emit message("Saved the label map to " + path);
   return true;
 }
 

@@ -9,7 +9,9 @@
 
 #include <QWidget>
 
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "SliceView.h"
 #include "ViewModel.h"
@@ -102,7 +104,21 @@ class LabelPanel : public QWidget {
   LabelEditor* editor() const { return editor_.get(); }
   /// Edits not yet saved to a file (the window asks before they are lost).
   bool hasUnsavedChanges() const;
+  /// Saves now, on the calling thread (NIfTI / NRRD with names and colours, or a DICOM SEG
+  /// of the series for .dcm); false with the reason.
   bool saveTo(const QString& path, QString* error);
+  /// A save split for a background job: everything it needs is copied by prepareSave (the
+  /// voxels too), `write` runs on any thread while painting goes on, finishSave records the
+  /// outcome on the GUI thread (edits made meanwhile stay unsaved).
+  struct PendingSave {
+    QString path;
+    std::function<Result<std::vector<std::string>>()> write;  // the notes for the reader
+    std::uint64_t state = 0;
+    std::shared_ptr<LabelOverlay> overlay;
+    bool seg = false;
+  };
+  std::optional<PendingSave> prepareSave(const QString& path, QString* error);
+  bool finishSave(const PendingSave& save, const Result<std::vector<std::string>>& outcome, QString* error);
   /// Latest statistics (recomputed in the background after edits).
   const std::vector<LabelMeasures>& measures() const { return measures_; }
   /// Waits for the statistics of the current voxels (tests).
@@ -123,6 +139,8 @@ class LabelPanel : public QWidget {
   void message(const QString& text);
   /// A DICOM SEG of the study was saved here: it belongs in the study database.
   void segSaved(const QString& path);
+  /// Save... chose a file: the window writes it as a job of its own.
+  void saveRequested(const QString& path);
   void measuresUpdated();
   /// "Crop to 3D box": the window answers with cropToBox and the 3D view's box.
   void cropRequested();

@@ -160,6 +160,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   connect(labels_, &LabelPanel::message, this, &MainWindow::addMessage);
   // A SEG saved from the editor is a series of its study: into the database and the browser.
   connect(labels_, &LabelPanel::segSaved, this, [this](const QString& f) { browser_->importPaths({f}, false); });
+  connect(labels_, &LabelPanel::saveRequested, this, &MainWindow::saveLabelMap);
   connect(labels_, &LabelPanel::cropRequested, this, [this] {
     std::vector<std::pair<Vec3, Vec3>> planes;
     grid_->volumeView()->clippingPlanes(planes);

@@ -102,6 +102,9 @@ class MainWindow : public QMainWindow, public AiHost {
   /// SEG, SR, report), the series on screen or its whole study. Null when there is nothing
   /// to send.
   class SendDialog* showSendDialog();
+  /// Writes the edited label map (NIfTI / NRRD, or a DICOM SEG of the series for .dcm) as a
+  /// job of its own: the voxels are copied first, painting goes on meanwhile.
+  void saveLabelMap(const QString& path);
   /// Sends files to a node as a job of its own (C-STORE or STOW-RS), re-encoded losslessly
   /// first when `compress` is set.
   void sendFiles(const web::RemoteNode& node, const QStringList& files, std::optional<dicom::LosslessSyntax> compress,
@@ -131,6 +134,8 @@ class MainWindow : public QMainWindow, public AiHost {
   void aiReady(bool ok);
   /// A retrieve ended: stored is what is now in the database from it; summary is one line.
   void retrieveFinished(bool ok, int stored, const QString& summary);
+  /// A label map save ended (saveLabelMap).
+  void labelMapSaved(bool ok, const QString& path);
   /// A send ended: sent is what the node took; summary is one line.
   void sendFinished(bool ok, int sent, const QString& summary);
 
@@ -143,7 +148,7 @@ class MainWindow : public QMainWindow, public AiHost {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  enum class JobKind { Load, Import, Overlay, Ai, Retrieve, Send };
+  enum class JobKind { Load, Import, Overlay, Ai, Retrieve, Send, Save };
   int beginJob(JobKind kind, const QString& text, std::function<void()> cancel);
   void updateStatusBar();
   std::shared_ptr<LoadedSeries> shownSeries() const;

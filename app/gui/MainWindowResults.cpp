@@ -1,6 +1,7 @@
 // MainWindow: what leaves the workstation as results (the report dialog, the de-identified
 // export, sending to a node) and the AI classifications kept for the reports.
 
+#include <QFileInfo>
 #include <QPointer>
 #include <QSettings>
 #include <QThread>
@@ -117,6 +118,34 @@ ReportDialog* MainWindow::showReportDialog() {
   });
   d->show();
   return d;
+}
+
+void MainWindow::saveLabelMap(const QString& path) {
+  QString error;
+  auto prepared = labels_->prepareSave(path, &error);
+  if (!prepared) {
+    addMessage("error: " + error);
+    emit labelMapSaved(false, path);
+    return;
+  }
+  auto save = std::make_shared<LabelPanel::PendingSave>(std::move(*prepared));
+  // No cancel: the file appears whole or not at all, and a save is short.
+  const int job = beginJob(JobKind::Save, "Saving " + QFileInfo(path).fileName(), {});
+  QPointer<MainWindow> self(this);
+  (void)QtConcurrent::run([self, job, save] {
+    auto outcome = std::make_shared<Result<std::vector<std::string>>>(save->write());
+    QMetaObject::invokeMethod(
+        self,
+        [self, job, save, outcome] {
+          if (!self) return;
+          QString why;
+          const bool ok = self->labels_->finishSave(*save, *outcome, &why);
+          if (!ok) self->addMessage("error: " + why);
+          self->endTask(job, ok ? "Saved " + save->path : "Not saved: " + why);
+          emit self->labelMapSaved(ok, save->path);
+        },
+        Qt::QueuedConnection);
+  });
 }
 
 SendDialog* MainWindow::showSendDialog() {

@@ -989,6 +989,51 @@ class GuiTest : public QObject {
   // erases, region growing fills the box, interpolation fills the slices between two discs,
   // statistics are the phantom's, the map saves and loads with its names, and an AI-like
   // result on the grid opens editable.
+  // Save... writes the label map as a job of its own, from a copy of the voxels: the reader
+  // paints on meanwhile, and what is painted after the save began stays unsaved, not lost.
+  void labelMapIsSavedInTheBackground() {
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    SliceView* v = w->grid()->activeSliceView();
+    v->setSliceIndex(12);  // z = 0
+    QTest::qWait(50);
+    LabelPanel* lp = w->labelPanel();
+    QVERIFY(lp->newLabelMap());
+    lp->setBrushDiameterMm(10);
+    lp->setBrushSphere(true);
+    lp->setTool(PaintTool::Brush);
+    clickMouse(v, pixel(v->widgetPos({-25, 20, 0})));
+    const auto labels = lp->overlay()->labels;
+    const std::vector<std::uint8_t> atSave(labels->data<std::uint8_t>(), labels->data<std::uint8_t>() + labels->voxelCount());
+    QVERIFY(std::count(atSave.begin(), atSave.end(), 1) > 0);
+    const QString file = dataDir_->path() + "/background.nii.gz";
+    QSignalSpy saved(w, &MainWindow::labelMapSaved);
+    emit lp->saveRequested(file);  // what Save... does once the reader chose a file
+    QCOMPARE(w->runningJobs(), 1);
+    clickMouse(v, pixel(v->widgetPos({25, 20, 0})));  // painting goes on
+    QVERIFY(saved.wait(30000));
+    QVERIFY(saved.first().at(0).toBool());
+    QVERIFY(lp->hasUnsavedChanges());  // the second dab is not in the file
+    auto back = io::readLabelMap(file.toStdString());
+    QVERIFY(back.ok());
+    QCOMPARE(back->labels->voxelCount(), atSave.size());
+    QVERIFY(std::memcmp(back->labels->bytes(), atSave.data(), atSave.size()) == 0);  // as it was when the save began
+    // A DICOM SEG the same way: then nothing is left unsaved, and the study database has it.
+    QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);
+    emit lp->saveRequested(dataDir_->path() + "/background-seg.dcm");
+    QVERIFY(saved.wait(30000));
+    QVERIFY(saved.at(1).at(0).toBool());
+    QVERIFY(!lp->hasUnsavedChanges());
+    QVERIFY(imported.wait(30000));
+    // A file that cannot be written: said so, and the edits stay unsaved.
+    clickMouse(v, pixel(v->widgetPos({0, 20, 0})));
+    emit lp->saveRequested("/proc/no-such-folder/labels.nii.gz");
+    QVERIFY(saved.wait(30000));
+    QVERIFY(!saved.at(2).at(0).toBool());
+    QVERIFY(lp->hasUnsavedChanges());
+    QVERIFY(w->messages().join('\n').contains("error: "));
+  }
+
   void segmentEditorPaintsGrowsInterpolatesAndSaves() {
     MainWindow::Options o;
     MainWindow* w = openWindow();
