@@ -67,4 +67,41 @@ QImage seriesThumbnail(const QStringList& files, int size) {
   return out;
 }
 
+QImage resultThumbnail(const QString& modality, int size) {
+  struct Kind {
+    const char* modality;
+    const char* title;
+    const char* words;
+    QColor colour;
+  };
+  static const Kind kinds[] = {{"SEG", "SEG", "segmentation", QColor(70, 160, 90)},
+                               {"SR", "SR", "structured report", QColor(80, 130, 200)},
+                               {"DOC", "PDF", "report", QColor(200, 90, 70)},
+                               {"RTSTRUCT", "RT", "structure set", QColor(190, 150, 60)},
+                               {"PR", "PR", "presentation state", QColor(150, 110, 190)},
+                               {"KO", "KO", "key images", QColor(150, 110, 190)}};
+  const auto it = std::find_if(std::begin(kinds), std::end(kinds), [&](const Kind& k) { return modality == k.modality; });
+  if (it == std::end(kinds)) return {};
+  QImage out(size, size, QImage::Format_RGB888);
+  out.fill(QColor(30, 30, 34));
+  QPainter p(&out);
+  p.setRenderHint(QPainter::Antialiasing);
+  p.setPen(QPen(it->colour, std::max(2, size / 32)));
+  p.drawRoundedRect(QRectF(size * 0.08, size * 0.08, size * 0.84, size * 0.84), size * 0.08, size * 0.08);
+  QFont big = p.font();
+  big.setBold(true);
+  big.setPixelSize(size / 4);
+  p.setFont(big);
+  p.setPen(Qt::white);
+  p.drawText(QRect(0, size / 5, size, size / 3), Qt::AlignCenter, it->title);
+  QFont small = p.font();
+  small.setBold(false);
+  small.setPixelSize(std::max(8, size / 9));
+  p.setFont(small);
+  p.setPen(it->colour.lighter(140));
+  p.drawText(QRect(size / 10, size / 2, size * 8 / 10, size * 4 / 10), Qt::AlignHCenter | Qt::AlignTop | Qt::TextWordWrap,
+             it->words);
+  return out;
+}
+
 }  // namespace lumen::gui

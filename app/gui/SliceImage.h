@@ -16,4 +16,8 @@ QImage sliceImage(const Volume& v, std::size_t k, const WindowLevel& wl, bool in
 /// file), square, `size` pixels. A null image when nothing can be decoded.
 QImage seriesThumbnail(const QStringList& files, int size);
 
+/// The tile a series of results gets instead (it has no image to show): what it is ("SEG",
+/// "SR", "PDF" for an Encapsulated PDF...) in words. A null image for an image modality.
+QImage resultThumbnail(const QString& modality, int size);
+
 }  // namespace lumen::gui

@@ -252,10 +252,15 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId) {
                                          .arg(qs(s.info.description))
                                          .arg(s.instanceCount));
     item->setToolTip(qs(s.info.seriesInstanceUid));
+    seriesList_->addItem(item);
+    // Results (SEG, SR, reports) have no image to show: a tile says what they are.
+    if (const QImage tile = resultThumbnail(qs(s.info.modality), 96); !tile.isNull()) {
+      item->setIcon(QIcon(QPixmap::fromImage(tile)));
+      continue;
+    }
     QPixmap placeholder(96, 96);
     placeholder.fill(QColor(30, 30, 34));
     item->setIcon(QIcon(placeholder));
-    seriesList_->addItem(item);
     requestThumbnail(item, seriesFiles(static_cast<int>(i)));
   }
 }

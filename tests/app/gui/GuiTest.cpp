@@ -1190,6 +1190,20 @@ class GuiTest : public QObject {
     w->browser()->importPaths({kCorpus + "/phantom/box"}, false);
     QVERIFY(imported.wait(30000));
     QVERIFY2(imported.at(0).at(1).toStringList().isEmpty(), qPrintable(imported.at(0).at(1).toStringList().join("; ")));
+    // In the browser the SEG's tile says what it is (it has no image of its own).
+    w->browser()->selectStudy(0);
+    auto* seriesList = w->browser()->findChild<QListWidget*>();
+    QVERIFY(seriesList);
+    QListWidgetItem* segItem = nullptr;
+    for (int i = 0; i < seriesList->count(); ++i)
+      if (seriesList->item(i)->text().startsWith("SEG")) segItem = seriesList->item(i);
+    QVERIFY(segItem);
+    const QImage tile = segItem->icon().pixmap(96, 96).toImage().convertToFormat(QImage::Format_RGB888);
+    int bright = 0;
+    for (int y = 0; y < tile.height(); ++y)
+      for (int x = 0; x < tile.width(); ++x) bright += qGray(tile.pixel(x, y)) > 180;
+    QVERIFY2(bright > 40, qPrintable(QString("the SEG tile has %1 bright pixels").arg(bright)));  // its name, in white
+    QVERIFY(w->browser()->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-browser-results.png"));  // for a person to look at
     QSignalSpy reopened(w, &MainWindow::overlayLoaded);
     w->openPaths({segFile});
     QVERIFY(reopened.wait(30000));
