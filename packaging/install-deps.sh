@@ -12,7 +12,7 @@ build=(
   build-essential cmake ninja-build ccache pkg-config git
 )
 libs=(
-  qt6-base-dev libqt6opengl6-dev libqt6sql6-sqlite qt6-svg-dev qt6-tools-dev
+  qt6-base-dev libqt6opengl6-dev libqt6sql6-sqlite qt6-svg-dev qt6-tools-dev qt6-pdf-dev
   libvtk9-dev libinsighttoolkit5-dev libdcmtk-dev libtorch-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtbb-dev

@@ -44,6 +44,7 @@
 #include "LabelPanel.h"
 #include "MeasurementStore.h"
 #include "PacsDialog.h"
+#include "ResultViewer.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
 #include "lumen/core/InstallPaths.h"
@@ -782,6 +783,16 @@ void MainWindow::setHidePatient(bool hide) {
 
 void MainWindow::openPaths(const QStringList& paths, int viewport) {
   if (paths.isEmpty()) return;
+  // A structured report or an Encapsulated PDF (a series of reports) opens in a viewer of
+  // its own, one per instance.
+  if (ResultViewer::handles(paths[0])) {
+    for (const auto& p : paths) {
+      QString error;
+      if (auto* v = ResultViewer::open(p, this, &error)) v->show();
+      else addMessage("error: " + error);
+    }
+    return;
+  }
   // A DICOM SEG (or RT structure set) opens as labels over the series it segments.
   pendingOverlay_.clear();
   if (paths.size() == 1 &&

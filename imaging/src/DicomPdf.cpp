@@ -70,4 +70,21 @@ Result<std::string> writeEncapsulatedPdf(const std::string& pdf, const fs::path&
   return sop;
 }
 
+Result<std::string> readEncapsulatedPdf(const fs::path& file) {
+  initializeDicomLibrary();
+  DcmFileFormat ff;
+  auto ds = loadDicomObject(ff, file.string(), UID_EncapsulatedPDFStorage, "an Encapsulated PDF");
+  if (!ds) return ds.error();
+  const Uint8* bytes = nullptr;
+  unsigned long n = 0;
+  if ((*ds)->findAndGetUint8Array(DCM_EncapsulatedDocument, bytes, &n).bad() || !bytes || n == 0)
+    return Error(ErrorCode::Corrupt, "it holds no encapsulated document", file.string());
+  // The declared length, when present, leaves the even-length padding out.
+  Uint32 length = 0;
+  if ((*ds)->findAndGetUint32(DCM_EncapsulatedDocumentLength, length).good() && length > 0 && length <= n) n = length;
+  std::string pdf(reinterpret_cast<const char*>(bytes), n);
+  if (pdf.compare(0, 5, "%PDF-") != 0) return Error(ErrorCode::Corrupt, "the encapsulated document is not a PDF", file.string());
+  return pdf;
+}
+
 }  // namespace lumen::dicom

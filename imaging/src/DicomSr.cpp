@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "DcmtkSupport.h"
 #include "lumen/core/DurableFile.h"
@@ -282,6 +283,22 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
     return Error(ErrorCode::Internal, "cannot build the measurement report (" + f.what + ")", where);
   }
   return report;
+}
+
+Result<std::string> renderStructuredReport(const fs::path& file) {
+  initializeDicomLibrary();
+  DcmFileFormat ff;
+  if (const std::string why = loadDicomFile(ff, file.string()); !why.empty())
+    return Error(ErrorCode::Corrupt, why, file.string());
+  convertToUtf8IfNeeded(ff.getDataset());
+  DSRDocument doc;
+  if (const OFCondition c = doc.read(*ff.getDataset()); c.bad())
+    return Error(ErrorCode::Unsupported, std::string("not a structured report Lumen can read (") + c.text() + ")",
+                 file.string());
+  std::ostringstream html;
+  if (const OFCondition c = doc.renderHTML(html); c.bad())
+    return Error(ErrorCode::Corrupt, std::string("the report cannot be rendered (") + c.text() + ")", file.string());
+  return html.str();
 }
 
 }  // namespace lumen::dicom

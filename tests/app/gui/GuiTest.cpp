@@ -3,6 +3,9 @@
 // assertions are on what the viewports show (their rendered pixels) and say.
 
 #include <QApplication>
+#include <QBuffer>
+#include <QPainter>
+#include <QPdfWriter>
 #include <QDir>
 #include <QFile>
 #include <QDirIterator>
@@ -47,6 +50,7 @@
 #include "DeidDialog.h"
 #include "PacsDialog.h"
 #include "ReportDialog.h"
+#include "ResultViewer.h"
 #include "SendDialog.h"
 #include "SliceImage.h"
 #include "SliceView.h"
@@ -57,7 +61,9 @@
 #include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
 #include "lumen/imaging/Deidentify.h"
+#include "lumen/imaging/DicomPdf.h"
 #include "lumen/imaging/DicomSeg.h"
+#include "lumen/imaging/DicomSr.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/Dimse.h"
 #include "lumen/imaging/Nodes.h"
@@ -1343,8 +1349,6 @@ class GuiTest : public QObject {
     d->close();
   }
 
-  // Export de-identified from the workstation: the whole study in the database, off the
-  // GUI thread, into a folder with the log; no original name or UID in what was written.
   // File > Send to node: the series selected in the browser goes to a DICOM node (here a
   // second study database behind Lumen's own listener on loopback) as JPEG-LS, as a job
   // with progress; the node holds every instance, re-encoded, with the same voxels.
@@ -1415,6 +1419,87 @@ class GuiTest : public QObject {
     QVERIFY(std::memcmp(got->bytes(), want.bytes(), want.byteSize()) == 0);  // bit for bit
   }
 
+  // Reports are results too: a structured report and an Encapsulated PDF open again in
+  // the workstation (as a browser double-click opens them), the SR as text with its
+  // measurement, the PDF page by page, and Save PDF... gives the same bytes back.
+  void reportsOpenAgainInTheWorkstation() {
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kCorpus + "/phantom/box"}));
+    const auto series = w->grid()->activeSliceView()->series();
+    QVERIFY(series->segReference);
+    dicom::SrInput in;
+    in.images = *series->segReference;
+    in.units = "HU";
+    Measurement m;
+    m.kind = MeasurementKind::Distance;
+    m.points = {{-10, 0, 0}, {20, 0, 0}};
+    m.text = "box width";
+    in.measurements.push_back({m, std::nullopt});
+    const QString sr = dataDir_->path() + "/sr.dcm";
+    auto written = dicom::writeMeasurementReport(in, sr.toStdString());
+    QVERIFY2(written, written ? "" : written.error().toString().c_str());
+
+    QByteArray pdfBytes;
+    {
+      QBuffer buffer(&pdfBytes);
+      buffer.open(QIODevice::WriteOnly);
+      QPdfWriter writer(&buffer);
+      QPainter p(&writer);
+      p.drawText(QPointF(200, 200), "First page");
+      writer.newPage();
+      p.drawText(QPointF(200, 200), "Second page");
+    }
+    const QString doc = dataDir_->path() + "/report-pdf.dcm";
+    dicom::EncapsulatedPdfOptions po;
+    auto stored = dicom::writeEncapsulatedPdf(pdfBytes.toStdString(), series->info.files.front(), po, doc.toStdString());
+    QVERIFY2(stored, stored ? "" : stored.error().toString().c_str());
+
+    QVERIFY(ResultViewer::handles(sr));
+    QVERIFY(ResultViewer::handles(doc));
+    QVERIFY(!ResultViewer::handles(QString::fromStdString(series->info.files.front())));
+    w->openPaths({sr});
+    w->openPaths({doc});
+    const auto viewers = w->findChildren<ResultViewer*>();
+    QCOMPARE(viewers.size(), 2);
+    ResultViewer* text = viewers[0]->pageCount() == 0 ? viewers[0] : viewers[1];
+    ResultViewer* pages = text == viewers[0] ? viewers[1] : viewers[0];
+    QVERIFY2(text->text().contains("box width"), qPrintable(text->text().left(2000)));
+    QVERIFY(text->text().contains("30 mm") || text->text().contains("30 [mm]") || text->text().contains("30 millimeter"));
+    QCOMPARE(pages->pageCount(), 2);
+    const QString out = dataDir_->path() + "/back.pdf";
+    QString error;
+    QVERIFY2(pages->savePdf(out, &error), qPrintable(error));
+    QFile back(out);
+    QVERIFY(back.open(QIODevice::ReadOnly));
+    QCOMPARE(back.readAll(), pdfBytes);
+    QVERIFY(QTest::qWaitForWindowExposed(pages));
+    QTest::qWait(300);
+    const QString work = QStringLiteral(LUMEN_TEST_WORK_DIR);
+    QVERIFY(text->grab().save(work + "/gui-sr-viewer.png"));  // for a person to look at
+    const QImage shown = pages->grab().toImage();
+    QVERIFY(shown.save(work + "/gui-pdf-viewer.png"));
+    int white = 0, ink = 0;  // a white page with black text on it: the PDF was drawn
+    for (int y = 0; y < shown.height(); ++y)
+      for (int x = 0; x < shown.width(); ++x) {
+        const int g = qGray(shown.pixel(x, y));
+        white += g > 250;
+        ink += g < 60 && shown.pixelColor(x, y).saturation() < 30 && x > 20 && x < shown.width() - 40 && y < 200;
+      }
+    QVERIFY2(white > shown.width() * shown.height() / 3, qPrintable(QString::number(white)));
+    QVERIFY2(ink > 10, qPrintable(QString::number(ink)));
+    // Not a report: said so, nothing opened.
+    const QString bogus = dataDir_->path() + "/bogus.dcm";
+    QFile f(bogus);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(QByteArray(300, 'x'));
+    f.close();
+    QVERIFY(!ResultViewer::handles(bogus));
+    QVERIFY(!ResultViewer::open(bogus, w, &error));
+    QVERIFY(error.contains("bogus.dcm"));
+  }
+
+  // Export de-identified from the workstation: the whole study in the database, off the
+  // GUI thread, into a folder with the log; no original name or UID in what was written.
   void deidentifiedExportOfTheStudyOnScreen() {
     MainWindow* w = openWindow();
     QSignalSpy imported(w->browser(), &StudyBrowser::importFinished);

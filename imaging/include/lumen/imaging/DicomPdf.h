@@ -20,4 +20,8 @@ struct EncapsulatedPdfOptions {
 Result<std::string> writeEncapsulatedPdf(const std::string& pdf, const std::filesystem::path& sourceFile,
                                          const EncapsulatedPdfOptions& options, const std::filesystem::path& path);
 
+/// The PDF an Encapsulated PDF instance holds (without the padding byte DICOM may add).
+/// Errors name the file: not DICOM, another SOP class, no document, not a PDF.
+Result<std::string> readEncapsulatedPdf(const std::filesystem::path& file);
+
 }  // namespace lumen::dicom

@@ -64,4 +64,9 @@ struct SrWriteReport {
 /// others (drawn on a reformatted plane) carry only their values, and the notes say so.
 Result<SrWriteReport> writeMeasurementReport(const SrInput& input, const std::filesystem::path& path);
 
+/// Any structured report (Lumen's or another system's) as HTML for a person to read: the
+/// patient and study, then the content tree with its codes, values and references
+/// (DCMTK's rendering). Errors name the file: not DICOM, not a structured report.
+Result<std::string> renderStructuredReport(const std::filesystem::path& file);
+
 }  // namespace lumen::dicom
