@@ -887,11 +887,8 @@ bool LabelPanel::finishSave(const PendingSave& save, const Result<std::vector<st
   emit message("Saved the label map to " + save.path);
   if (overlay_ != save.overlay) return true;  // another map is open now: the file is written, nothing else to note
   overlay_->source = save.path.toStdString();
-  if (state() == save.state) {
-    discardEdits();  // the reader's file holds them now
-  } else {
-    savedRevision_ = save.state;  // edits made while it was written are still to be saved
-  }
+  savedRevision_ = save.state;  // edits made while it was written are still to be saved
+  if (state() == save.state) discardEdits();  // the reader's file holds them all now
   refreshTable();
   return true;
 }

@@ -121,6 +121,13 @@ ReportDialog* MainWindow::showReportDialog() {
 }
 
 void MainWindow::saveLabelMap(const QString& path) {
+  // One save at a time: two writes finishing out of order would leave the older voxels.
+  for (const auto& [id, job] : jobs_)
+    if (job.kind == JobKind::Save) {
+      addMessage("note: the label map is still being saved; save again when that has finished");
+      emit labelMapSaved(false, path);
+      return;
+    }
   QString error;
   auto prepared = labels_->prepareSave(path, &error);
   if (!prepared) {

@@ -51,7 +51,8 @@ ResultViewer* ResultViewer::open(const QString& file, QWidget* parent, QString* 
       return nullptr;
     }
     v->pdfBytes_ = QByteArray::fromStdString(*pdf);
-    auto* buffer = new QBuffer(&v->pdfBytes_, v);
+    auto* buffer = new QBuffer(v);  // its own (shared) copy: it outlives pdfBytes_ in teardown
+    buffer->setData(v->pdfBytes_);
     buffer->open(QIODevice::ReadOnly);
     v->pdf_ = new QPdfDocument(v);
     v->pdf_->load(buffer);

@@ -94,7 +94,10 @@ bool SendDialog::send() {
   std::optional<dicom::LosslessSyntax> compress;
   if (const QString name = compress_->currentData().toString(); !name.isEmpty()) {
     dicom::LosslessSyntax s{};
-    if (!dicom::parseLosslessSyntax(name.toStdString(), s)) return false;  // the list holds only known names
+    if (!dicom::parseLosslessSyntax(name.toStdString(), s)) {
+      status_->setText("Unknown transfer syntax: " + name);
+      return false;
+    }
     compress = s;
   }
   const Choice& c = choices_[static_cast<std::size_t>(w)];

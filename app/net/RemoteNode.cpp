@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#include <atomic>
+#include <mutex>
 
 #include "lumen/core/Parallel.h"
 
@@ -78,13 +78,15 @@ Result<net::TransferReport> sendCompressed(const RemoteNode& n, const std::vecto
   } temp{pattern};
   std::vector<fs::path> encoded(files.size());
   std::vector<std::string> errors(files.size());
-  std::atomic<std::size_t> done{0};
+  std::mutex progressMutex;  // fractions in order, though files finish on several threads
+  std::size_t done = 0;
   const std::string what = std::string("Compressing (") + dicom::toString(syntax) + ")";
   parallelFor(files.size(), threads, cancel, [&](std::size_t i, int) {
     const fs::path out = temp.path / (std::to_string(i) + ".dcm");
     auto r = dicom::compressFile(files[i], syntax, out);
     if (r) encoded[i] = out;
     else errors[i] = r.error().toString();
+    std::lock_guard<std::mutex> lock(progressMutex);
     progress.sub(0, 0.5).report(static_cast<double>(++done) / static_cast<double>(files.size()), what);
   });
   if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "sending cancelled");

@@ -347,11 +347,8 @@ std::map<DcmTagKey, Action> safePrivateActions(DcmItem* item, const Declarations
         else if (code == "U") a = Action::Uid;
       }
     } else {
-      // A sequence read without its VR (UN) cannot be looked into: it goes.
       for (const auto& r : kSafePrivate)
-        if (r.group == g && r.element == offset && c->second == r.creator &&
-            !(e->ident() == EVR_UN && std::string(r.vr) == "SQ"))
-          a = Action::Keep;
+        if (r.group == g && r.element == offset && c->second == r.creator) a = Action::Keep;
     }
     if (!a) continue;
     out[t] = *a;
@@ -370,7 +367,9 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
     // Private attributes and their creators (and groups 1-7): removed, unless the Retain
     // Safe Private Option found them safe.
     const auto found = ctx.privateActions.find(t);
-    if (found == ctx.privateActions.end()) {
+    // A value of unknown type (UN: read without its VR) cannot be judged, whatever the
+    // lists say: a UID would escape the hash, a sequence its inside.
+    if (found == ctx.privateActions.end() || e->ident() == EVR_UN) {
       remove.push_back(t);
       ++ctx.report.removed;
       return;
@@ -378,6 +377,11 @@ void apply(DcmElement* e, Context& ctx, std::vector<DcmTagKey>& remove, bool top
     a = found->second;
     if (a == Action::Keep && sq) a = Action::Recurse;  // its items are processed like any other
     if (a == Action::Keep && e->ident() == EVR_UI) a = Action::Uid;  // consistent with the standard UIDs
+    // Inside a sequence the profile replaces with a dummy, kept private text gets one too.
+    const DcmEVR pvr = e->ident();
+    if (a == Action::Keep && ctx.dummyDepth > 0 &&
+        ((isStringVr(pvr) && pvr != EVR_DS && pvr != EVR_IS && pvr != EVR_CS) || pvr == EVR_OB || pvr == EVR_OW))
+      a = Action::Dummy;
     ++ctx.report.privateKept;
     applyAction(e, a, ctx, remove);
     return;
@@ -553,27 +557,7 @@ Status Key::create(const fs::path& path) {
   return syncFolder(path.parent_path().empty() ? fs::path(".") : path.parent_path());
 }
 
-std::string hashedUid(const Key& key, const std::string& uid) {
-  const auto h = Sha256::hmac(key.bytes, "uid:" + uid);
-  // The first 16 bytes as a big-endian integer, in decimal (repeated division by 10).
-  std::array<std::uint8_t, 16> n{};
-  std::copy(h.begin(), h.begin() + 16, n.begin());
-  std::string digits;
-  for (;;) {
-    bool zero = true;
-    unsigned rem = 0;
-    for (auto& byte : n) {
-      const unsigned cur = rem * 256 + byte;
-      byte = static_cast<std::uint8_t>(cur / 10);
-      rem = cur % 10;
-      zero = zero && byte == 0;
-    }
-    digits += static_cast<char>('0' + rem);
-    if (zero) break;
-  }
-  std::reverse(digits.begin(), digits.end());
-  return "2.25." + digits;
-}
+std::string hashedUid(const Key& key, const std::string& uid) { return Sha256::uidOf(Sha256::hmac(key.bytes, "uid:" + uid)); }
 
 Result<FileReport> deidentifyFile(const fs::path& input, const fs::path& outDir, const Key& key, const Options& options) {
   const std::string path = input.string();

@@ -275,6 +275,8 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
       const std::string v = getString(src, tag);
       if (!v.empty()) out->putAndInsertString(tag, v.c_str());
     }
+    if (!in.seriesInstanceUid.empty()) out->putAndInsertString(DCM_SeriesInstanceUID, in.seriesInstanceUid.c_str());
+    if (!in.sopInstanceUid.empty()) out->putAndInsertString(DCM_SOPInstanceUID, in.sopInstanceUid.c_str());
     report.sopInstanceUid = getString(out, DCM_SOPInstanceUID);
     report.seriesInstanceUid = getString(out, DCM_SeriesInstanceUID);
 
@@ -292,7 +294,10 @@ Result<std::string> renderStructuredReport(const fs::path& file) {
     return Error(ErrorCode::Corrupt, why, file.string());
   convertToUtf8IfNeeded(ff.getDataset());
   DSRDocument doc;
-  if (const OFCondition c = doc.read(*ff.getDataset()); c.bad())
+  // For reading only: other systems' reports often bend the templates' rules.
+  const size_t lenient = DSRTypes::RF_acceptUnknownRelationshipType | DSRTypes::RF_ignoreRelationshipConstraints |
+                         DSRTypes::RF_skipInvalidContentItems;
+  if (const OFCondition c = doc.read(*ff.getDataset(), lenient); c.bad())
     return Error(ErrorCode::Unsupported, std::string("not a structured report Lumen can read (") + c.text() + ")",
                  file.string());
   std::ostringstream html;

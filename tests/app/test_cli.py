@@ -337,7 +337,9 @@ TRUST_DIR = os.path.join(WORK, "cli", "config")  # the trusted-models list of th
 
 def infer(*args, check=True, trust=True):
     """lumen-cli infer with the test bundles; `trust`: --trust (they are the tests' own)."""
-    env = dict(os.environ, LUMEN_MODEL_PATH=MODELS, LUMEN_CONFIG_DIR=TRUST_DIR)
+    # The default study database of the tests is their own (infer stores a SEG of a series in it).
+    env = dict(os.environ, LUMEN_MODEL_PATH=MODELS, LUMEN_CONFIG_DIR=TRUST_DIR,
+               LUMEN_DATA_DIR=os.environ.get("LUMEN_DATA_DIR", os.path.join(WORK, "cli", "default-data")))
     p = subprocess.run([CLI, "infer", *(["--trust"] if trust else []), *args], capture_output=True, text=True,
                        timeout=600, env=env)
     if check and p.returncode != 0:
@@ -768,6 +770,7 @@ class Anonymize(unittest.TestCase):
             ds.add_new((0x0019, 0x110C), "IS", "1000")  # B Value: listed
             ds.add_new((0x0099, 0x0010), "LO", "NQHeader")
             ds.add_new((0x0099, 0x1002), "UI", f"{MARK_UID}77")  # listed UID: kept as a keyed hash
+            ds.add_new((0x0099, 0x1001), "UN", f"{MARK_UID}78".encode())  # listed, but of unknown type: goes
             ds.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA HEADER")  # not listed at all
             ds.add_new((0x0029, 0x1010), "OB", f"{MARK}CSA".encode())
             ds.add_new((0x0013, 0x0010), "LO", "ACME MIXED")
