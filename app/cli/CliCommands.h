@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lumen/core/Progress.h"
+#include "RemoteNode.h"
 #include "lumen/imaging/Dimse.h"
 
 namespace lumen::cli {
@@ -53,6 +54,7 @@ struct ReportOptions {
   std::string observer;                // the reader, DICOM PN
   std::string findings, impression;    // PDF: the reader's text
   std::string institution, logo;       // PDF header
+  std::string uidSeed;                 // SR: UIDs derived from this text (batch), else new ones
 };
 int runReport(const ReportOptions& options, const CommonOptions& common);
 
@@ -106,6 +108,36 @@ struct ListenOptions {
   int minFreeMb = -1;  // -1: the configuration's
 };
 int runListen(const ListenOptions& options, const CommonOptions& common);
+
+/// A node by name in the nodes file (or AE@host:port), with the configuration's options.
+Result<web::RemoteNode> remoteNode(const std::string& spec, int timeoutSeconds);
+
+// ---- Batch AI over a node's studies (BatchCommands.cpp) ----
+struct BatchRunOptions {
+  std::string work;  // the batch's folder: job database, retrieved data, results, logs
+  std::string node, sendTo;
+  std::vector<std::string> studies;
+  std::string studiesFile;
+  bool query = false;  // the studies a query on the node finds (filter)
+  net::QueryFilter filter;
+  std::vector<std::string> models;
+  int workers = 1;
+  int retries = 2;
+  int timeout = 60;
+  bool noSend = false;
+  bool slurm = false, wait = false;
+  std::string partition, gres;
+};
+int runBatchRun(const BatchRunOptions& options, const CommonOptions& common);
+struct BatchWorkerOptions {
+  std::string work;
+  int task = 1, tasks = 1;
+};
+int runBatchWorker(const BatchWorkerOptions& options, const CommonOptions& common);
+struct BatchStatusOptions {
+  std::string work;
+};
+int runBatchStatus(const BatchStatusOptions& options, const CommonOptions& common);
 
 /// A progress line on stderr when --progress was given and stderr is a terminal.
 Progress makeProgress(const CommonOptions& common);

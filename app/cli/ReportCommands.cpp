@@ -14,6 +14,7 @@
 #include "ReportContent.h"
 #include "lumen/core/DurableFile.h"
 #include "lumen/core/InstallPaths.h"
+#include "lumen/core/Sha256.h"
 #include "lumen/imaging/DicomPdf.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/DicomSr.h"
@@ -192,6 +193,10 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
   in.images = dicom::segReferenceOf(loaded->scan, plan);
   in.units = plan.info.units;
   in.observerName = o.observer;
+  if (!o.uidSeed.empty()) {
+    in.seriesInstanceUid = Sha256::uidOfText(o.uidSeed + "/sr-series");
+    in.sopInstanceUid = Sha256::uidOfText(o.uidSeed + "/sr");
+  }
   in.softwareVersion = LUMEN_VERSION;
   const Content& c = content[seriesUid];
   for (const auto& [volume, list] : c.measurements)

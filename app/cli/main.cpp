@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
   report->add_option("--ai", rep.aiResults, "A classification result of `lumen-cli infer ... -o r.json` (repeatable)");
   report->add_option("--observer", rep.observer, "The reader's name (DICOM PN, e.g. Doe^Jane); else Lumen is the observer");
   report->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
+  report->add_option("--uid-seed", rep.uidSeed,
+                     "SR: derive its series and instance UIDs from this text (the same text, the same UIDs)");
   report->add_flag("--json", common.json, "Machine-readable output");
 
   // Listed for --help; run by the AI plug-in (see runAiPlugin).
@@ -224,6 +226,42 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   listen->add_option("--data-dir", dataDir, "Data folder holding lumen.db");
 
+  BatchRunOptions br;
+  BatchWorkerOptions bw;
+  BatchStatusOptions bs;
+  auto* batchCmd = app.add_subcommand(
+      "batch", "AI models over many studies of a node, results (SEG, SR) sent back; restartable; local or on Slurm");
+  batchCmd->require_subcommand(1);
+  auto* batchRun = batchCmd->add_subcommand("run", "Start a batch, or run it again (finished studies are skipped)");
+  batchRun->add_option("--work", br.work, "The batch's folder (job database, data, results, logs)")->required();
+  batchRun->add_option("--node", br.node, "The node the studies come from");
+  batchRun->add_option("--send-to", br.sendTo, "The node the results go to (default: --node)");
+  batchRun->add_flag("--no-send", br.noSend, "Keep the results in the work folder only");
+  batchRun->add_option("--model,-m", br.models, "A segmentation or classification model (repeatable: a pipeline, in order)");
+  batchRun->add_option("--study", br.studies, "A Study Instance UID (repeatable)");
+  batchRun->add_option("--studies", br.studiesFile, "A file of Study Instance UIDs, one per line");
+  auto* bq = batchRun->add_flag("--query", br.query, "Take the studies a query on --node finds (the filters below)");
+  batchRun->add_option("--patient-name", br.filter.patientName, "Query: patient name (wildcards * and ?)")->needs(bq);
+  batchRun->add_option("--patient-id", br.filter.patientId, "Query: patient ID")->needs(bq);
+  batchRun->add_option("--study-date", br.filter.studyDate, "Query: YYYYMMDD or a range YYYYMMDD-YYYYMMDD")->needs(bq);
+  batchRun->add_option("--modality", br.filter.modality, "Query: modality")->needs(bq);
+  batchRun->add_option("--accession", br.filter.accession, "Query: accession number")->needs(bq);
+  batchRun->add_option("--workers", br.workers, "Worker processes (or Slurm array tasks)")->check(CLI::Range(1, 1024));
+  batchRun->add_option("--retries", br.retries, "Attempts after a failure, per study (new batch)")->check(CLI::Range(0, 100));
+  batchRun->add_option("--timeout", br.timeout, "Seconds a silent node is waited for")->check(CLI::Range(1, 3600));
+  batchRun->add_flag("--slurm", br.slurm, "Submit a Slurm job array (sbatch) instead of running here");
+  batchRun->add_flag("--wait", br.wait, "--slurm: return when the array has finished, with the summary");
+  batchRun->add_option("--partition", br.partition, "--slurm: the partition");
+  batchRun->add_option("--gres", br.gres, "--slurm: generic resources per task, e.g. gpu:1");
+  batchRun->add_flag("--json", common.json, "Machine-readable summary");
+  auto* batchWorker = batchCmd->add_subcommand("worker", "One worker's share of a batch (what each Slurm array task runs)");
+  batchWorker->add_option("--work", bw.work, "The batch's folder")->required();
+  batchWorker->add_option("--task", bw.task, "This worker's number, 1..--tasks")->required();
+  batchWorker->add_option("--tasks", bw.tasks, "How many workers share the batch")->required();
+  auto* batchStatus = batchCmd->add_subcommand("status", "Progress of a batch; writes results.csv and results.json");
+  batchStatus->add_option("--work", bs.work, "The batch's folder")->required();
+  batchStatus->add_flag("--json", common.json, "Machine-readable output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -267,6 +305,14 @@ int main(int argc, char** argv) {
       return runSend(so, common);
     }
     if (listen->parsed()) return runListen(lo, common);
+    if (batchRun->parsed()) {
+      if (br.query && !br.node.empty() && br.filter.patientName.empty() && br.filter.patientId.empty() &&
+          br.filter.studyDate.empty() && br.filter.modality.empty() && br.filter.accession.empty())
+        return fail("batch run --query: give at least one filter (a batch over every study of a PACS is not a default)");
+      return runBatchRun(br, common);
+    }
+    if (batchWorker->parsed()) return runBatchWorker(bw, common);
+    if (batchStatus->parsed()) return runBatchStatus(bs, common);
     if (anonymize->parsed()) {
       if (an.makeKey.empty()) {
         if (anPaths.size() < 2) return fail("anonymize: give input files or folders and then the output folder");

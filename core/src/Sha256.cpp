@@ -95,6 +95,33 @@ std::string Sha256::hex() {
   return s;
 }
 
+std::string Sha256::uidOf(const std::array<std::uint8_t, 32>& digest) {
+  // The first 16 bytes as a big-endian integer, in decimal (repeated division by 10).
+  std::array<std::uint8_t, 16> n{};
+  std::copy(digest.begin(), digest.begin() + 16, n.begin());
+  std::string digits;
+  for (;;) {
+    bool zero = true;
+    unsigned rem = 0;
+    for (auto& byte : n) {
+      const unsigned cur = rem * 256 + byte;
+      byte = static_cast<std::uint8_t>(cur / 10);
+      rem = cur % 10;
+      zero = zero && byte == 0;
+    }
+    digits += static_cast<char>('0' + rem);
+    if (zero) break;
+  }
+  std::reverse(digits.begin(), digits.end());
+  return "2.25." + digits;
+}
+
+std::string Sha256::uidOfText(const std::string& text) {
+  Sha256 h;
+  h.update(text.data(), text.size());
+  return uidOf(h.digest());
+}
+
 std::string Sha256::hexOf(const void* data, std::size_t size) {
   Sha256 h;
   h.update(data, size);

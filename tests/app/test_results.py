@@ -433,8 +433,12 @@ class InferSeg(unittest.TestCase):
         d = workdir("seg-infer")
         labels_path, seg = os.path.join(d, "labels.nii.gz"), os.path.join(d, "result.dcm")
         infer("-m", "monai_probabilities", SAMPLE, "-o", labels_path)
-        p = infer("-m", "monai_probabilities", SAMPLE, "-o", seg)
+        p = infer("-m", "monai_probabilities", SAMPLE, "-o", seg, "--report", os.path.join(d, "seg-report.json"))
         self.assertIn("result.dcm", p.stdout)
+        # The JSON beside a SEG still holds each label's volume.
+        seg_report = read_json(os.path.join(d, "seg-report.json"))
+        self.assertTrue(seg_report["labels"])
+        self.assertTrue(all(v["voxels"] > 0 and v["volume_ml"] > 0 for v in seg_report["labels"].values()))
         self.assertEqual(dciodvfy_errors(seg), [])
         img = nib.load(labels_path)
         labels = np.asarray(img.dataobj).astype(np.uint8)
@@ -456,6 +460,11 @@ class InferSeg(unittest.TestCase):
         run("import", "--data-dir", data, SAMPLE)
         p = infer("-m", "monai_probabilities", SAMPLE, "-o", os.path.join(d, "stored.dcm"), "--data-dir", data)
         self.assertIn("stored in the study database as a series of its study", p.stderr)
+        # A --data-dir without a study database is said, not ignored.
+        q = infer("-m", "monai_probabilities", SAMPLE, "-o", os.path.join(d, "nowhere.dcm"), "--data-dir",
+                  os.path.join(d, "empty"), check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn("holds no study database", q.stderr)
         con = sqlite3.connect(os.path.join(data, "lumen.db"))
         rows = con.execute("SELECT st.study_uid, i.managed, i.sop_uid FROM series s JOIN studies st ON s.study_ref = st.id "
                            "JOIN instances i ON i.series_ref = s.id WHERE s.modality = 'SEG'").fetchall()

@@ -69,3 +69,13 @@ TEST(Sha256, KnownDigests) {
   for (std::size_t i = 0; i < million.size(); i += 777) h.update(million.data() + i, std::min<std::size_t>(777, million.size() - i));
   EXPECT_EQ(h.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
+
+TEST(Sha256, UidsFromDigests) {
+  std::array<std::uint8_t, 32> d{};
+  EXPECT_EQ(Sha256::uidOf(d), "2.25.0");
+  d.fill(0xFF);  // only the first 128 bits count
+  EXPECT_EQ(Sha256::uidOf(d), "2.25.340282366920938463463374607431768211455");
+  // SHA-256("abc") begins ba7816bf8f01cfea414140de5dae2223.
+  EXPECT_EQ(Sha256::uidOfText("abc"), "2.25.247859944228867399418143717509236138531");
+  EXPECT_LE(Sha256::uidOfText("any text at all").size(), 64u);  // a UID's limit
+}

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "lumen/core/InstallPaths.h"
+#include "lumen/core/Sha256.h"
 #include "lumen/core/Log.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/DicomSeg.h"
@@ -171,7 +172,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   app.add_flag("--progress", globalProgress, "Show progress on stderr");
 
   std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath,
-      dataDir;
+      dataDir, uidSeed;
   int threads = 0, swBatch = 0, volumeIndex = 0;
   double overlap = -1;
   bool tta = false, modelsJson = false;
@@ -183,6 +184,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       ->required();
   infer->add_option("--data-dir", dataDir,
                     "Data folder holding lumen.db: a SEG of a series in it is stored there too, as a series of its study");
+  infer->add_option("--uid-seed", uidSeed,
+                    "SEG: derive its series and instance UIDs from this text (the same text, the same UIDs)");
   infer->add_option("--device", device, "auto, cpu, cuda or cuda:N");
   infer->add_option("--threads", threads, "CPU threads (0: LibTorch's default)");
   infer->add_option("--roi", roi, "Sliding-window size X,Y,Z (overrides the bundle)");
@@ -272,7 +275,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       if (!r->channelMasks.empty())
         return fail(output + ": this model gives overlapping channel masks; write them as .nii.gz (a SEG of one label "
                     "map per voxel is what Lumen writes)");
-      auto labels = r->output.pixelType() == PixelType::UInt8 ? Result<Volume>(std::move(r->output))
+      // A copy: the output still gives the label volumes of the JSON report below.
+      auto labels = r->output.pixelType() == PixelType::UInt8 ? Result<Volume>(r->output.clone())
                                                               : r->output.convertTo(PixelType::UInt8);
       if (!labels) return fail(labels.error().toString());
       std::vector<LabelInfo> infos;
@@ -288,6 +292,10 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       so.algorithm = {dicom::SegAlgorithm::Type::Automatic, r->model, r->version, r->sha256};
       so.seriesDescription = "AI segmentation: " + r->model;
       so.softwareVersion = LUMEN_VERSION;
+      if (!uidSeed.empty()) {
+        so.seriesInstanceUid = Sha256::uidOfText(uidSeed + "/seg-series");
+        so.sopInstanceUid = Sha256::uidOfText(uidSeed + "/seg");
+      }
       auto w = dicom::writeSegmentation(*labels, infos, *in->reference, so, output);
       if (!w) return fail(w.error().toString());
       for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
@@ -295,6 +303,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       // database that does not exist yet is not created for it).
       const fs::path dir = dataDir.empty() ? db::StudyDatabase::defaultDataDir() : fs::path(dataDir);
       std::error_code ec;
+      if (!dataDir.empty() && !fs::exists(dir / "lumen.db", ec))
+        return fail(output + " was written, but --data-dir " + dataDir + " holds no study database to store it in");
       if (fs::exists(dir / "lumen.db", ec)) {
         auto db = db::StudyDatabase::open(dir);
         if (!db) return fail(db.error().toString());
@@ -303,6 +313,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
         if (!rows->empty()) {
           if (auto st = (*db)->storeResult(output); !st) return fail(output + " was written, but not stored: " + st.error().toString());
           std::cerr << "lumen-cli: note: stored in the study database as a series of its study\n";
+        } else if (!dataDir.empty()) {
+          std::cerr << "lumen-cli: note: not stored: the series is not in the study database of --data-dir\n";
         }
       }
     } else if (!jsonOut) {

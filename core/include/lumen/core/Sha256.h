@@ -25,6 +25,12 @@ class Sha256 {
   static Result<std::string> hexOfFile(const std::filesystem::path& path);
   /// HMAC-SHA-256 (RFC 2104): a keyed hash, so that who lacks the key cannot recompute it.
   static std::array<std::uint8_t, 32> hmac(const std::string& key, const std::string& message);
+  /// A DICOM UID made from a digest: "2.25." and the decimal of its first 128 bits (PS3.5
+  /// B.2, a UUID-derived UID). The same digest always gives the same UID.
+  static std::string uidOf(const std::array<std::uint8_t, 32>& digest);
+  /// uidOf the SHA-256 of `text`: a UID that a name determines (a result a batch re-makes
+  /// keeps its identity, so a node never receives it twice).
+  static std::string uidOfText(const std::string& text);
 
  private:
   void block(const std::uint8_t* p);

@@ -51,6 +51,8 @@ struct SrInput {
   std::string seriesDescription = "Measurement report";
   int seriesNumber = 0;  // 0: the source series number + 2000
   std::string softwareVersion = "0";
+  // Deterministic identity (a batch that must not send a result twice); generated when empty.
+  std::string seriesInstanceUid, sopInstanceUid;
 };
 
 struct SrWriteReport {
