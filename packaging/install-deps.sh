@@ -23,6 +23,8 @@ tools=(
   dcmtk dcm2niix dicom3tools libgdcm-tools
   # the PACS peer of the connectivity tests (run in a private network namespace: iproute2)
   orthanc orthanc-dicomweb iproute2
+  # the scheduler of the batch tests (a single-node Slurm, started by tests/app/test_batch.py)
+  slurmctld slurmd slurm-client munge
   # the fuzz build (preset fuzz: libFuzzer needs clang and its runtime)
   clang llvm libclang-rt-14-dev
   # PDF reports: their text and pages, as a reader sees them (pdftotext, pdftoppm)

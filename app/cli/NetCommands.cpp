@@ -98,6 +98,12 @@ void printReport(const net::TransferReport& r, const char* key, const char* verb
 
 }  // namespace
 
+Result<web::RemoteNode> remoteNode(const std::string& spec, int timeoutSeconds) {
+  auto t = target(spec, timeoutSeconds);
+  if (!t) return t.error();
+  return std::move(t->remote);
+}
+
 namespace {
 std::string absolute(const std::string& file) { return file.empty() ? file : fs::absolute(file).string(); }
 }  // namespace
