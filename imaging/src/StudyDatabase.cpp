@@ -425,15 +425,17 @@ Status StudyDatabase::importBatch(const std::vector<dicom::FileInfo>& files, std
   return exec("COMMIT");
 }
 
-Status StudyDatabase::storeResult(const std::filesystem::path& file) {
+Status StudyDatabase::storeResult(const std::filesystem::path& file) { return storeResults({file}); }
+
+Status StudyDatabase::storeResults(const std::vector<std::filesystem::path>& files) {
   ImportOptions io;
   io.copyToStore = true;
-  auto stored = import({file}, io);
+  auto stored = import(files, io);
   if (!stored) return stored.error();
-  if (stored->instancesAdded + stored->instancesUpdated + stored->instancesUnchanged != 1)
+  if (stored->instancesAdded + stored->instancesUpdated + stored->instancesUnchanged != files.size())
     return Error(ErrorCode::Database, "the study database did not take it" +
                                           (stored->skipped.empty() ? std::string() : ": " + stored->skipped.front().reason),
-                 file.string());
+                 stored->skipped.empty() ? files.front().string() : stored->skipped.front().path);
   return {};
 }
 

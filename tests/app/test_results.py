@@ -476,6 +476,70 @@ class InferSeg(unittest.TestCase):
         self.assertEqual(q.returncode, 1)
         self.assertIn("must be a DICOM series", q.stderr)
 
+    def test_infer_writes_a_derived_series_of_an_enhancement_model(self):
+        d = workdir("derived-infer")
+        out = os.path.join(d, "enhanced")
+        data = os.path.join(d, "data")
+        run("import", "--data-dir", data, SAMPLE)
+        p = infer("-m", "gui_enhance", SAMPLE, "-o", out + "/", "--uid-seed", "derived-test", "--data-dir", data,
+                  "--report", os.path.join(d, "report.json"))
+        self.assertIn("stored in the study database as a series of its study", p.stderr)
+        sources = {}
+        for f in glob.glob(os.path.join(SAMPLE, "*")):
+            ds = pydicom.dcmread(f)
+            sources[ds.SOPInstanceUID] = ds
+        files = sorted(glob.glob(os.path.join(out, "*.dcm")))
+        self.assertEqual(len(files), len(sources))
+        # dciodvfy: nothing wrong that the source did not have already (a scanner's empty
+        # sequences are copied, not repaired), in any slice.
+        by_sop = {pydicom.dcmread(f).SOPInstanceUID: f for f in glob.glob(os.path.join(SAMPLE, "*"))}
+        for f in files[::10]:
+            src = by_sop[pydicom.dcmread(f).SourceImageSequence[0].ReferencedSOPInstanceUID]
+            self.assertLessEqual(set(dciodvfy_errors(f)), set(dciodvfy_errors(src)), f)
+        series = set()
+        for f in files:
+            ds = pydicom.dcmread(f)
+            src = sources[ds.SourceImageSequence[0].ReferencedSOPInstanceUID]
+            self.assertEqual(ds.SourceImageSequence[0].ReferencedSOPClassUID, src.SOPClassUID)
+            self.assertEqual(ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].CodeValue, "121322")
+            self.assertEqual(list(ds.ImageType), ["DERIVED", "SECONDARY", *list(src.ImageType)[2:]])
+            self.assertIn("gui_enhance", ds.DerivationDescription)
+            self.assertEqual((ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID),
+                             (src.StudyInstanceUID, src.FrameOfReferenceUID, src.PatientID))
+            self.assertEqual(ds.ImagePositionPatient, src.ImagePositionPatient)
+            self.assertNotEqual(ds.SeriesInstanceUID, src.SeriesInstanceUID)
+            self.assertEqual(int(ds.SeriesNumber), int(src.SeriesNumber) + 2000)
+            series.add(ds.SeriesInstanceUID)
+            # An identity model: the same HU in every pixel, through each file's own rescale.
+            hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+            hu_src = src.pixel_array.astype(np.float64) * float(src.RescaleSlope) + float(src.RescaleIntercept)
+            self.assertLessEqual(np.abs(hu - hu_src).max(), 1.0, f)
+        self.assertEqual(len(series), 1)
+        self.assertEqual(read_json(os.path.join(d, "report.json"))["derived_series_uid"], series.pop())
+        con = sqlite3.connect(os.path.join(data, "lumen.db"))
+        n = con.execute("SELECT COUNT(*) FROM instances i JOIN series s ON i.series_ref = s.id "
+                        "WHERE s.series_uid = ? AND i.managed = 1", (str(ds.SeriesInstanceUID),)).fetchone()[0]
+        con.close()
+        self.assertEqual(n, len(files))
+        # The same seed, the same UIDs (a batch re-making it sends nothing new).
+        again = os.path.join(d, "again")
+        infer("-m", "gui_enhance", SAMPLE, "-o", again + "/", "--uid-seed", "derived-test")
+        self.assertEqual(sorted(pydicom.dcmread(f).SOPInstanceUID for f in glob.glob(os.path.join(again, "*"))),
+                         sorted(pydicom.dcmread(f).SOPInstanceUID for f in files))
+        # Refusals name the reason: a folder that holds files, a model that gives no images,
+        # an input that has no DICOM instances to derive from.
+        q = infer("-m", "gui_enhance", SAMPLE, "-o", out + "/", check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn("not empty", q.stderr)
+        q = infer("-m", "gui_segment", SAMPLE, "-o", os.path.join(d, "seg-series") + "/", check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn("a derived image series holds an enhancement model's images", q.stderr)
+        run("convert", SAMPLE, os.path.join(d, "ct.nii.gz"))
+        q = infer("-m", "gui_enhance", os.path.join(d, "ct.nii.gz"), "-o", os.path.join(d, "from-nifti") + "/",
+                  check=False)
+        self.assertEqual(q.returncode, 1)
+        self.assertIn("must be a DICOM series", q.stderr)
+
 
 class Report(unittest.TestCase):
     """lumen-cli report: a TID 1500 SR of what the study database holds for a study."""

@@ -17,6 +17,7 @@
 #include "lumen/core/InstallPaths.h"
 #include "lumen/core/Sha256.h"
 #include "lumen/core/Log.h"
+#include "lumen/imaging/DerivedSeries.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/ImageIO.h"
@@ -47,6 +48,8 @@ struct LoadedInput {
   std::string seriesUid;
   std::string modality;
   std::optional<dicom::SegReference> reference;  // DICOM input: what a SEG of it references
+  std::optional<dicom::ScanResult> scan;          // DICOM input: the instances a derived series copies
+  std::optional<dicom::VolumePlan> plan;
 };
 
 Result<LoadedInput> loadInput(const std::string& path, const std::string& seriesUid, int volumeIndex) {
@@ -77,6 +80,8 @@ Result<LoadedInput> loadInput(const std::string& path, const std::string& series
   in.seriesUid = plans[chosen].info.series.seriesInstanceUid;
   in.modality = plans[chosen].info.series.modality;
   in.reference = dicom::segReferenceOf(*scan, plans[chosen]);
+  in.plan = plans[chosen];
+  in.scan = std::move(scan.value());
   return in;
 }
 
@@ -180,12 +185,13 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   infer->add_option("--model,-m", model, "Bundle folder or model name (see `lumen-cli models`)")->required();
   infer->add_option("input", input, "DICOM folder/file, NIfTI or NRRD")->required();
   infer->add_option("--output,-o", output,
-                    "Result: .nii, .nii.gz or .nrrd (label map / image), .dcm (DICOM SEG of a DICOM input), or .json")
+                    "Result: .nii, .nii.gz or .nrrd (label map / image), .dcm (DICOM SEG of a DICOM input), .json, or "
+                    "a folder ending in / (an enhancement model's images as a derived DICOM series of a DICOM input)")
       ->required();
   infer->add_option("--data-dir", dataDir,
                     "Data folder holding lumen.db: a SEG of a series in it is stored there too, as a series of its study");
   infer->add_option("--uid-seed", uidSeed,
-                    "SEG: derive its series and instance UIDs from this text (the same text, the same UIDs)");
+                    "SEG or derived series: derive the UIDs from this text (the same text, the same UIDs)");
   infer->add_option("--device", device, "auto, cpu, cuda or cuda:N");
   infer->add_option("--threads", threads, "CPU threads (0: LibTorch's default)");
   infer->add_option("--roi", roi, "Sliding-window size X,Y,Z (overrides the bundle)");
@@ -217,8 +223,10 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
 
     const bool jsonOut = endsWith(output, ".json");
     const bool segOut = endsWith(output, ".dcm");
-    if (!jsonOut && !segOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
-      return fail(output + ": unknown output format (use .nii, .nii.gz, .nrrd, .dcm or .json)");
+    std::error_code ec;
+    const bool seriesOut = endsWith(output, "/") || fs::is_directory(output, ec);
+    if (!jsonOut && !segOut && !seriesOut && io::formatFromPath(output) == io::ImageFormat::Unknown)
+      return fail(output + ": unknown output format (use .nii, .nii.gz, .nrrd, .dcm, .json or a folder/)");
     auto bundle = models::findBundle(model, models::modelSearchPath(shippedModels()));
     if (!bundle) return fail(bundle.error().toString());
     if (bundle->task == models::Task::Classification && !jsonOut)
@@ -226,6 +234,16 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (segOut && bundle->task != models::Task::Segmentation)
       return fail(output + ": a DICOM SEG holds a segmentation; " + bundle->name + " is a " + models::toString(bundle->task) +
                   " model");
+    if (seriesOut && bundle->task != models::Task::Enhancement)
+      return fail(output + ": a derived image series holds an enhancement model's images; " + bundle->name + " is a " +
+                  models::toString(bundle->task) + " model");
+    if (seriesOut && fs::exists(output, ec) && !fs::is_empty(output, ec))
+      return fail(output + ": the folder is not empty (a derived series goes into a folder of its own)");
+    // Results are stored in the study database when their series is in it (a database that
+    // does not exist yet is not created for them).
+    const fs::path dbDir = dataDir.empty() ? db::StudyDatabase::defaultDataDir() : fs::path(dataDir);
+    if (!dataDir.empty() && (segOut || seriesOut) && !fs::exists(dbDir / "lumen.db", ec))
+      return fail("--data-dir " + dataDir + " holds no study database to store the result in");
 
     auto store = models::TrustStore::load();
     if (!store) return fail(store.error().toString());
@@ -263,10 +281,29 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (!in) return fail(in.error().toString());
     if (segOut && !in->reference)
       return fail(input + ": a DICOM SEG references the images it segments: the input must be a DICOM series");
+    if (seriesOut && !in->plan)
+      return fail(input + ": a derived DICOM series copies its source's instances: the input must be a DICOM series");
     if (!bundle->extras.modalityFilter.empty() && !in->modality.empty() && in->modality != bundle->extras.modalityFilter)
       std::cerr << "lumen-cli: warning: the model is meant for " << bundle->extras.modalityFilter << ", the input is "
                 << in->modality << "\n";
 
+    // A result of a series in the study database becomes a series of its study there.
+    const auto storeInDatabase = [&](const std::vector<fs::path>& files) -> Status {
+      if (!fs::exists(dbDir / "lumen.db", ec)) return {};
+      auto db = db::StudyDatabase::open(dbDir);
+      if (!db) return db.error();
+      auto rows = (*db)->instancesOfSeries(in->seriesUid);
+      if (!rows) return rows.error();
+      if (rows->empty()) {
+        if (!dataDir.empty()) std::cerr << "lumen-cli: note: not stored: the series is not in the study database of --data-dir\n";
+        return {};
+      }
+      if (auto st = (*db)->storeResults(files); !st) return Error(st.error().code, "not stored: " + st.error().toString());
+      std::cerr << "lumen-cli: note: stored in the study database as a series of its study\n";
+      return {};
+    };
+
+    std::string derivedSeriesUid;
     auto r = models::runInference(*bundle, in->volume, o);
     if (!r) return fail(r.error().toString());
     for (const auto& l : r->log) std::cerr << "lumen-cli: " << l << "\n";
@@ -299,24 +336,20 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       auto w = dicom::writeSegmentation(*labels, infos, *in->reference, so, output);
       if (!w) return fail(w.error().toString());
       for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
-      // The SEG of a series in the study database becomes a series of its study there (a
-      // database that does not exist yet is not created for it).
-      const fs::path dir = dataDir.empty() ? db::StudyDatabase::defaultDataDir() : fs::path(dataDir);
-      std::error_code ec;
-      if (!dataDir.empty() && !fs::exists(dir / "lumen.db", ec))
-        return fail(output + " was written, but --data-dir " + dataDir + " holds no study database to store it in");
-      if (fs::exists(dir / "lumen.db", ec)) {
-        auto db = db::StudyDatabase::open(dir);
-        if (!db) return fail(db.error().toString());
-        auto rows = (*db)->instancesOfSeries(in->seriesUid);
-        if (!rows) return fail(rows.error().toString());
-        if (!rows->empty()) {
-          if (auto st = (*db)->storeResult(output); !st) return fail(output + " was written, but not stored: " + st.error().toString());
-          std::cerr << "lumen-cli: note: stored in the study database as a series of its study\n";
-        } else if (!dataDir.empty()) {
-          std::cerr << "lumen-cli: note: not stored: the series is not in the study database of --data-dir\n";
-        }
-      }
+      if (auto st = storeInDatabase({fs::path(output)}); !st) return fail(output + " was written, but " + st.error().toString());
+    } else if (seriesOut) {
+      auto out = models::inInputType(std::move(r->output), r->task, in->volume.pixelType());
+      if (!out) return fail(out.error().toString());
+      dicom::DerivedSeriesOptions so;
+      so.seriesDescription = "AI enhanced: " + r->model;
+      so.derivationDescription = "Made by the AI model " + r->model + " " + r->version + " (SHA-256 " + r->sha256 +
+                                 ") in Lumen " + LUMEN_VERSION;
+      if (!uidSeed.empty()) so.uidSeed = uidSeed + "/derived";
+      auto w = dicom::writeDerivedSeries(*out, *in->scan, *in->plan, so, output);
+      if (!w) return fail(w.error().toString());
+      for (const auto& n : w->notes) std::cerr << "lumen-cli: note: " << n << "\n";
+      if (auto st = storeInDatabase(w->files); !st) return fail(output + " was written, but " + st.error().toString());
+      derivedSeriesUid = w->seriesInstanceUid;
     } else if (!jsonOut) {
       // Several channel masks (a threshold kept them all): one 4D image, channels last.
       if (!r->channelMasks.empty()) {
@@ -334,6 +367,7 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
            {"task", models::toString(r->task)}, {"seconds", r->seconds}, {"forward_seconds", r->forwardSeconds},
            {"windows", r->windows}, {"log", r->log}};
     if (!bundle->extras.disclaimer.empty()) j["disclaimer"] = bundle->extras.disclaimer;  // for reports
+    if (!derivedSeriesUid.empty()) j["derived_series_uid"] = derivedSeriesUid;
     const auto& g = in->volume.geometry();
     j["input"] = {{"path", input}, {"series_uid", in->seriesUid}, {"size", {g.size[0], g.size[1], g.size[2]}},
                   {"spacing_mm", {g.spacingMm.x, g.spacingMm.y, g.spacingMm.z}}};

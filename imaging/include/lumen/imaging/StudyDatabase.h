@@ -107,6 +107,8 @@ class StudyDatabase {
   /// Copies one file Lumen made (a SEG, SR, report) into the managed store, as an instance
   /// of its study; an error, naming the file, when the database does not take it.
   Status storeResult(const std::filesystem::path& file);
+  /// The same for the instances of one result series (a derived image series).
+  Status storeResults(const std::vector<std::filesystem::path>& files);
 
   /// Where the managed store keeps an instance: store/<study>/<series>/<sop>.dcm (UIDs
   /// that are not plain digits and dots are hashed, so no header can shape a path).
