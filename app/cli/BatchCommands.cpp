@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,12 +18,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "CliCommands.h"
 #include "RemoteNode.h"
 #include "lumen/core/DurableFile.h"
+#include "lumen/core/Sha256.h"
 #include "lumen/imaging/BatchJobs.h"
 #include "lumen/imaging/StudyDatabase.h"
 
@@ -102,12 +105,25 @@ struct Paths {
       : work(w), jobs(w / "batch.db"), data(w / "data"), results(w / "results"), logs(w / "logs") {}
 };
 
-// The models of a batch, as `lumen-cli models --json` describes them.
+// The models of a batch, as `lumen-cli models --json` describes them, with the condition
+// (--when) under which each runs.
 struct ModelStep {
   std::string name, task, sha256;
+  std::vector<std::string> classes;  // a classifier's class names
+  std::string whenModel;             // run only when this classifier predicted one of whenClasses
+  std::vector<std::string> whenClasses;
 };
 
-Result<std::vector<ModelStep>> resolveModels(const std::vector<std::string>& names, const fs::path& log) {
+std::vector<std::string> splitOn(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, sep);)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+Result<std::vector<ModelStep>> resolveModels(const std::vector<std::string>& names, const std::vector<std::string>& when,
+                                             const fs::path& log) {
   std::string out;
   auto rc = runProcess({selfExe().string(), "models", "--json"}, log, 300, &out);
   if (!rc) return rc.error();
@@ -125,14 +141,41 @@ Result<std::vector<ModelStep>> resolveModels(const std::vector<std::string>& nam
       if (m.value("name", "") == name) found = &m;
     if (!found) return Error(ErrorCode::NotFound, "--model " + name + ": no such model (see `lumen-cli models`)");
     const std::string task = found->value("task", ""), trust = found->value("trust", "");
-    if (task != "segmentation" && task != "classification")
-      return Error(ErrorCode::Unsupported, "--model " + name + ": a " + task +
-                                               " model; a batch sends back DICOM SEG and SR, so it takes segmentation "
-                                               "and classification models (enhanced images as a DICOM series: not yet)");
+    if (task != "segmentation" && task != "classification" && task != "enhancement")
+      return Error(ErrorCode::Unsupported, "--model " + name + ": a " + task + " model, which a batch cannot send back");
     if (trust != "shipped" && trust != "trusted")
       return Error(ErrorCode::InvalidArgument,
                    "--model " + name + ": " + trust + " (trust it first: `lumen-cli models --trust " + name + "`)");
-    steps.push_back({name, task, found->value("sha256", "")});
+    ModelStep step{name, task, found->value("sha256", ""), {}, {}, {}};
+    if (task == "classification" && found->contains("labels"))
+      for (const auto& [k, v] : (*found)["labels"].items()) step.classes.push_back(v.get<std::string>());
+    steps.push_back(step);
+  }
+  // MODEL:CLASSIFIER=CLASS[,CLASS...], the classifier before the model in the pipeline.
+  for (const auto& w : when) {
+    const auto colon = w.find(':'), eq = w.find('=');
+    if (colon == std::string::npos || eq == std::string::npos || eq < colon)
+      return Error(ErrorCode::InvalidArgument, "--when " + w + ": expected MODEL:CLASSIFIER=CLASS[,CLASS...]");
+    const std::string model = w.substr(0, colon), classifier = w.substr(colon + 1, eq - colon - 1);
+    const auto classes = splitOn(w.substr(eq + 1), ',');
+    const auto find = [&](const std::string& n) {
+      return std::find_if(steps.begin(), steps.end(), [&](const ModelStep& s) { return s.name == n; });
+    };
+    const auto target = find(model), by = find(classifier);
+    if (target == steps.end()) return Error(ErrorCode::InvalidArgument, "--when " + w + ": " + model + " is not a --model of this batch");
+    if (by == steps.end() || by >= target || by->task != "classification")
+      return Error(ErrorCode::InvalidArgument,
+                   "--when " + w + ": " + classifier + " must be a classification --model before " + model);
+    if (!target->whenModel.empty()) return Error(ErrorCode::InvalidArgument, "--when " + w + ": " + model + " has a condition already");
+    if (classes.empty()) return Error(ErrorCode::InvalidArgument, "--when " + w + ": no class named");
+    for (const auto& c : classes)
+      if (std::find(by->classes.begin(), by->classes.end(), c) == by->classes.end()) {
+        std::string known;
+        for (const auto& k : by->classes) known += (known.empty() ? "" : ", ") + k;
+        return Error(ErrorCode::InvalidArgument, "--when " + w + ": " + classifier + " has no class " + c + " (its classes: " + known + ")");
+      }
+    target->whenModel = classifier;
+    target->whenClasses = classes;
   }
   return steps;
 }
@@ -149,7 +192,14 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
   const int timeout = config.value("timeout", 60);
   auto source = remoteNode(config["node"].get<std::string>(), timeout);
   if (!source) return source.error();
-  // The image series: the one with the most instances (results of earlier runs are not input).
+  // The image series: the one with the most instances, the lowest series number among
+  // equals. Results of earlier runs are not input: result objects, and the derived series
+  // this batch makes (its UIDs are known beforehand).
+  const std::string seed = config["batch_id"].get<std::string>() + "/" + studyUid;
+  std::set<std::string> ours;
+  for (const auto& m : config["models"])
+    if (m["task"] == "enhancement")
+      ours.insert(Sha256::uidOfText(seed + "/" + m["name"].get<std::string>() + "/derived/series"));
   net::QueryFilter f;
   f.level = net::QueryLevel::Series;
   f.studyUid = studyUid;
@@ -157,8 +207,10 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
   if (!series) return series.error();
   const net::QueryMatch* input = nullptr;
   for (const auto& s : *series) {
-    if (s.studyUid != studyUid || isResultModality(s.modalities)) continue;
-    if (!input || s.instanceCount > input->instanceCount) input = &s;
+    if (s.studyUid != studyUid || isResultModality(s.modalities) || ours.count(s.seriesUid)) continue;
+    if (!input || s.instanceCount > input->instanceCount ||
+        (s.instanceCount == input->instanceCount && s.seriesNumber < input->seriesNumber))
+      input = &s;
   }
   if (!input) return Error(ErrorCode::NotFound, "the node has no image series in this study");
   auto db = db::StudyDatabase::open(p.data);
@@ -175,7 +227,6 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
 
   const fs::path dir = p.results / studyUid;
   fs::create_directories(dir);
-  const std::string seed = config["batch_id"].get<std::string>() + "/" + studyUid;
   const std::string exe = selfExe().string();
   const std::string inputPath = fs::path((*files)[0].path).parent_path().string();
   json models = json::object();
@@ -184,14 +235,32 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
   t = std::chrono::steady_clock::now();
   for (const auto& m : config["models"]) {
     const std::string name = m["name"], task = m["task"];
+    if (m.contains("when")) {
+      const std::string by = m["when"]["model"];
+      const std::string predicted = models.contains(by) ? models[by].value("predicted", "") : std::string();
+      bool run = false;
+      for (const auto& c : m["when"]["classes"]) run = run || c.get<std::string>() == predicted;
+      if (!run) {
+        models[name] = {{"task", task}, {"skipped", by + " predicted " + predicted}};
+        continue;
+      }
+    }
     const fs::path report = dir / (name + ".json");
     std::vector<std::string> argv = {exe, "infer", "-m", name, inputPath, "--series", input->seriesUid};
-    if (task == "segmentation") {
-      const fs::path seg = dir / (name + "-seg.dcm");
-      for (const std::string& a : {std::string("-o"), seg.string(), std::string("--report"), report.string(),
-                                   std::string("--data-dir"), p.data.string(), std::string("--uid-seed"), seed + "/" + name})
+    fs::path derived;
+    if (task == "segmentation" || task == "enhancement") {
+      // A SEG, or a folder of derived images (made again from nothing when a study is redone).
+      const fs::path out = task == "segmentation" ? dir / (name + "-seg.dcm") : dir / (name + "-series");
+      if (task == "enhancement") {
+        derived = out;
+        std::error_code ec;
+        fs::remove_all(out, ec);
+      }
+      for (const std::string& a : {std::string("-o"), out.string() + (derived.empty() ? "" : "/"), std::string("--report"),
+                                   report.string(), std::string("--data-dir"), p.data.string(), std::string("--uid-seed"),
+                                   seed + "/" + name})
         argv.push_back(a);
-      toSend.push_back(seg);
+      if (derived.empty()) toSend.push_back(out);
     } else {
       argv.push_back("-o");
       argv.push_back(report.string());
@@ -211,6 +280,15 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
                  {"seconds", r.value("seconds", 0.0)}};
     if (r.contains("predicted")) keep["predicted"] = r["predicted"], keep["probabilities"] = r["probabilities"];
     if (r.contains("labels")) keep["labels"] = r["labels"];
+    if (!derived.empty()) {
+      std::vector<fs::path> made;
+      for (const auto& e : fs::directory_iterator(derived)) made.push_back(e.path());
+      std::sort(made.begin(), made.end());
+      if (made.empty()) return Error(ErrorCode::Internal, name + ": no derived series written");
+      toSend.insert(toSend.end(), made.begin(), made.end());
+      keep["derived_series_uid"] = r.value("derived_series_uid", "");
+      keep["instances"] = made.size();
+    }
     models[name] = keep;
   }
   timings["infer_s"] = secondsSince(t);
@@ -236,8 +314,11 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
     timings["send_s"] = secondsSince(t);
     result["sent"] = sent->stored;
   }
-  std::vector<std::string> outputs;
-  for (const auto& f2 : toSend) outputs.push_back(f2.filename().string());
+  std::vector<std::string> outputs;  // files, and derived series as their folders
+  for (const auto& f2 : toSend) {
+    const std::string name = f2.parent_path() == dir ? f2.filename().string() : f2.parent_path().filename().string() + "/";
+    if (outputs.empty() || outputs.back() != name) outputs.push_back(name);
+  }
   result["outputs"] = outputs;
   timings["total_s"] = secondsSince(t0);
   result["timings"] = timings;
@@ -407,22 +488,30 @@ int runBatchRun(const BatchRunOptions& o, const CommonOptions& common) {
   if (!text) return fail(text.error().toString());
   json config = text->empty() ? json::object() : json::parse(*text);
   // The batch's identity: the models, the nodes, the retries. Given again, they must agree.
-  std::string models;
+  std::string models, when;
   for (const auto& m : o.models) models += (models.empty() ? "" : ",") + m;
-  std::string before;
+  for (const auto& w : o.when) when += (when.empty() ? "" : " ") + w;
+  std::string before, whenBefore;
   if (config.contains("models"))
     for (const auto& m : config["models"]) before += (before.empty() ? "" : ",") + m["name"].get<std::string>();
-  for (const auto& st : {sameAsBefore("--model", before, models), sameAsBefore("--node", config.value("node", ""), o.node),
+  if (!text->empty() && !when.empty()) whenBefore = config.value("when", std::string("(none)"));
+  for (const auto& st : {sameAsBefore("--model", before, models), sameAsBefore("--when", whenBefore, when),
+                         sameAsBefore("--node", config.value("node", ""), o.node),
                          sameAsBefore("--send-to", config.value("send_to", ""), o.sendTo)})
     if (!st) return fail(st.error().toString());
   if (text->empty()) {
     if (o.node.empty() || o.models.empty()) return fail("a new batch needs --node and at least one --model");
-    auto steps = resolveModels(o.models, p.logs / "batch.log");
+    auto steps = resolveModels(o.models, o.when, p.logs / "batch.log");
     if (!steps) return fail(steps.error().toString());
     json list = json::array();
-    for (const auto& s : *steps) list.push_back({{"name", s.name}, {"task", s.task}, {"sha256", s.sha256}});
+    for (const auto& s : *steps) {
+      json step = {{"name", s.name}, {"task", s.task}, {"sha256", s.sha256}};
+      if (!s.whenModel.empty()) step["when"] = {{"model", s.whenModel}, {"classes", s.whenClasses}};
+      list.push_back(step);
+    }
     config = {{"batch_id", newBatchId()}, {"node", o.node}, {"send_to", o.sendTo.empty() ? o.node : o.sendTo},
               {"models", list}, {"retries", o.retries}, {"no_send", o.noSend}, {"timeout", o.timeout}};
+    if (!when.empty()) config["when"] = when;
     if (auto st = (*jobs)->setConfig("batch", config.dump()); !st) return fail(st.error().toString());
   }
   // No two runs of one batch at once: a study would be worked on twice.

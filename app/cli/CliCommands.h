@@ -121,6 +121,9 @@ struct BatchRunOptions {
   bool query = false;  // the studies a query on the node finds (filter)
   net::QueryFilter filter;
   std::vector<std::string> models;
+  /// Conditions "MODEL:CLASSIFIER=CLASS[,CLASS...]": MODEL runs on a study only when the
+  /// classifier, earlier in the pipeline, predicted one of the classes there.
+  std::vector<std::string> when;
   int workers = 1;
   int retries = 2;
   int timeout = 60;

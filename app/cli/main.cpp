@@ -230,14 +230,18 @@ int main(int argc, char** argv) {
   BatchWorkerOptions bw;
   BatchStatusOptions bs;
   auto* batchCmd = app.add_subcommand(
-      "batch", "AI models over many studies of a node, results (SEG, SR) sent back; restartable; local or on Slurm");
+      "batch", "AI models over many studies of a node, results (SEG, SR, derived series) sent back; restartable; local or on Slurm");
   batchCmd->require_subcommand(1);
   auto* batchRun = batchCmd->add_subcommand("run", "Start a batch, or run it again (finished studies are skipped)");
   batchRun->add_option("--work", br.work, "The batch's folder (job database, data, results, logs)")->required();
   batchRun->add_option("--node", br.node, "The node the studies come from");
   batchRun->add_option("--send-to", br.sendTo, "The node the results go to (default: --node)");
   batchRun->add_flag("--no-send", br.noSend, "Keep the results in the work folder only");
-  batchRun->add_option("--model,-m", br.models, "A segmentation or classification model (repeatable: a pipeline, in order)");
+  batchRun->add_option("--model,-m", br.models,
+                       "A classification, segmentation or enhancement model (repeatable: a pipeline, in order)");
+  batchRun->add_option("--when", br.when,
+                       "MODEL:CLASSIFIER=CLASS[,CLASS...]: run MODEL only on studies the classifier (earlier in the "
+                       "pipeline) gave one of these classes (repeatable)");
   batchRun->add_option("--study", br.studies, "A Study Instance UID (repeatable)");
   batchRun->add_option("--studies", br.studiesFile, "A file of Study Instance UIDs, one per line");
   auto* bq = batchRun->add_flag("--query", br.query, "Take the studies a query on --node finds (the filters below)");

@@ -8,6 +8,7 @@ is complete.
 """
 import csv
 import glob
+import io
 import json
 import os
 import shutil
@@ -117,7 +118,8 @@ def setUpModule():
     for f in copies[:: len(src)]:
         STUDIES.append(str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID))
     net.run("nodes", "add", "pacs", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", str(net.ORTHANC_PORT))
-    net.run("models", "--trust", MODEL)
+    for model in (MODEL, "classifier2d", "gui_enhance"):
+        net.run("models", "--trust", model)
     SLURM = Slurm(net.workdir("slurm"))
 
 
@@ -231,11 +233,60 @@ class Batch(unittest.TestCase):
         (uid, status, attempts, _, error), = jobs(work2)
         self.assertEqual((status, attempts), ("failed", 2))
         self.assertIn("no image series", error)
-        # Models a batch cannot send back are refused up front, by name.
-        p = net.run("batch", "run", "--work", net.workdir("batch-refused"), "--node", "pacs", "-m", "identity3d",
+        # Models nobody trusted are refused up front, by name; so are conditions that cannot hold.
+        p = net.run("batch", "run", "--work", net.workdir("batch-refused"), "--node", "pacs", "-m", "conv3d",
                     "--study", STUDIES[0], check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("--model identity3d", p.stderr)
+        self.assertIn("--model conv3d: not trusted", p.stderr)
+        for when, why in [("gui_enhance:classifier2d=maybe", "classifier2d has no class maybe (its classes: no, yes)"),
+                          ("classifier2d:gui_enhance=yes", "gui_enhance must be a classification --model before"),
+                          ("gui_enhance=yes", "expected MODEL:CLASSIFIER=CLASS")]:
+            p = net.run("batch", "run", "--work", net.workdir("batch-refused-when"), "--node", "pacs", "-m",
+                        "classifier2d", "-m", "gui_enhance", "--when", when, "--study", STUDIES[0], check=False)
+            self.assertEqual(p.returncode, 1, when)
+            self.assertIn(why, p.stderr)
+
+    def test_c_a_pipeline_with_a_condition_sends_a_derived_series(self):
+        """Grade, then enhance only what the grader picked: of two batches whose conditions
+        are opposite, exactly one makes and sends the derived series. Runs after test_a,
+        which counts every study's CT series in Orthanc."""
+        study = STUDIES[2]
+        made = []
+        for cls in ("yes", "no"):
+            work = net.workdir("batch-when-" + cls)
+            p = net.run("batch", "run", "--work", work, "--node", "pacs", "-m", "classifier2d", "-m", "gui_enhance",
+                        "--when", "gui_enhance:classifier2d=" + cls, "--study", study, timeout=600)
+            self.assertIn("1 studies: 1 done, 0 failed", p.stdout)
+            with open(os.path.join(work, "results.json")) as f:
+                (row,) = json.load(f)
+            steps = row["result"]["models"]
+            predicted = steps["classifier2d"]["predicted"]
+            if predicted == cls:
+                self.assertEqual(steps["gui_enhance"]["instances"], 24)
+                self.assertEqual(row["result"]["sent"], 24 + 1)  # the derived series and the SR
+                self.assertIn("gui_enhance-series/", row["result"]["outputs"])
+                made.append(steps["gui_enhance"]["derived_series_uid"])
+            else:
+                self.assertEqual(steps["gui_enhance"], {"task": "enhancement", "skipped": "classifier2d predicted " + predicted})
+                self.assertEqual(row["result"]["sent"], 1)
+            # Run again: nothing done twice, nothing sent twice.
+            p = net.run("batch", "run", "--work", work, timeout=600)
+            self.assertIn("0 new studies", p.stderr)
+            self.assertEqual([a for _, _, a, _, _ in jobs(work)], [1])
+        self.assertEqual(len(made), 1)
+        # In the PACS: the derived series beside the original, each instance naming its source.
+        found = net.http("POST", "/tools/lookup", made[0].encode())
+        series = net.http("GET", f"/series/{found[0]['ID']}")
+        self.assertEqual(len(series["Instances"]), 24)
+        self.assertEqual(results_in_orthanc(study).get("CT"), [24, 24])
+        derived = pydicom.dcmread(io.BytesIO(net.http("GET", f"/instances/{series['Instances'][0]}/file")))
+        self.assertEqual(list(derived.ImageType)[:2], ["DERIVED", "SECONDARY"])
+        source_id = net.http("POST", "/tools/lookup", derived.SourceImageSequence[0].ReferencedSOPInstanceUID.encode())
+        source = pydicom.dcmread(io.BytesIO(net.http("GET", f"/instances/{source_id[0]['ID']}/file")))
+        self.assertEqual(derived.ImagePositionPatient, source.ImagePositionPatient)
+        hu = derived.pixel_array * float(derived.RescaleSlope) + float(derived.RescaleIntercept)
+        hu_src = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)
+        self.assertLessEqual(abs(hu - hu_src).max(), 1.0)  # an identity model
 
 
 if __name__ == "__main__":
