@@ -28,15 +28,32 @@ Range rangeOf(int bits, bool isSigned) {
 }
 
 // Volume value -> stored value of the source frame: the loader's rescale and MONOCHROME1
-// inversion, undone.
+// inversion, undone (not rounded yet: NaN and infinities must not reach llround).
 struct Inverse {
   double slope = 1, intercept = 0, invertSum = 0;
   bool invert = false;
-  std::int64_t operator()(double v) const {
+  double operator()(double v) const {
     if (invert) v = invertSum - v;
-    return static_cast<std::int64_t>(std::llround((v - intercept) / slope));
+    return (v - intercept) / slope;
   }
 };
+
+// The stored value of `v` within `r`, or false (and the nearest end; NaN: the low end)
+// when it lies outside.
+bool toStored(double v, const Range& r, std::int64_t& out) {
+  if (std::isnan(v)) {
+    out = r.lo;
+    return false;
+  }
+  const double lo = static_cast<double>(r.lo), hi = static_cast<double>(r.hi);
+  const double rounded = std::nearbyint(v);
+  if (rounded < lo || rounded > hi) {
+    out = rounded < lo ? r.lo : r.hi;
+    return false;
+  }
+  out = static_cast<std::int64_t>(rounded);
+  return true;
+}
 
 std::string nowDate() {
   const std::time_t t = std::time(nullptr);
@@ -94,6 +111,7 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
     if (!used.insert(s.a.file).second)
       return Error(ErrorCode::Unsupported, "one source instance gives two slices", f.path);
   }
+
   std::error_code ec;
   if (fs::exists(folder, ec) && !fs::is_empty(folder, ec))
     return Error(ErrorCode::InvalidArgument, "the folder is not empty (a derived series goes into a folder of its own)",
@@ -118,9 +136,11 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
       const Inverse inv = inverseOf(scan.files[plan.slices[k].a.file]);
       const T* src = image.slice<T>(k);
       for (std::size_t p = 0; p < plane; ++p) {
-        const std::int64_t v = inv(static_cast<double>(src[p]));
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
+        const double v = std::nearbyint(inv(static_cast<double>(src[p])));
+        if (!std::isfinite(v)) continue;  // clipped below, whatever the range
+        const auto limited = static_cast<std::int64_t>(std::clamp(v, -1e12, 1e12));
+        lo = std::min(lo, limited);
+        hi = std::max(hi, limited);
       }
     }
   });
@@ -129,6 +149,7 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
   int bitsStored = first.bitsStored ? first.bitsStored : allocated;
   bool isSigned = first.pixelRepresentation == 1;
   DerivedSeriesReport report;
+  if (lo > hi) lo = hi = 0;  // nothing finite
   if (!(rangeOf(bitsStored, isSigned).holds(lo) && rangeOf(bitsStored, isSigned).holds(hi))) {
     bitsStored = allocated;
     if (!(rangeOf(allocated, isSigned).holds(lo) && rangeOf(allocated, isSigned).holds(hi)) &&
@@ -141,7 +162,10 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
 
   report.seriesInstanceUid =
       options.uidSeed.empty() ? newUid(SITE_SERIES_UID_ROOT) : Sha256::uidOfText(options.uidSeed + "/series");
-  const int seriesNumber = options.seriesNumber > 0 ? options.seriesNumber : plan.info.series.seriesNumber + 2000;
+  const int seriesNumber = options.seriesNumber > 0 ? options.seriesNumber
+                           : plan.info.series.seriesNumber >= 0 && plan.info.series.seriesNumber < 1000000
+                               ? plan.info.series.seriesNumber + 2000
+                               : 2000;
   std::string description = options.seriesDescription;
   if (description.empty())
     description = (plan.info.series.description.empty() ? std::string("Series") : plan.info.series.description) +
@@ -165,16 +189,17 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
     DcmFileFormat ff;
     if (std::string why = loadDicomFile(ff, f.path); !why.empty()) return abandon(Error(ErrorCode::Corrupt, why, f.path));
     DcmDataset* ds = ff.getDataset();
+    // A Modality LUT maps stored values in a way the loader does not undo: refused, not guessed.
+    if (ds->tagExists(DCM_ModalityLUTSequence))
+      return abandon(Error(ErrorCode::Unsupported,
+                           "the source has a Modality LUT Sequence: a derived series is not written for it", f.path));
     ff.getMetaInfo()->clear();  // made again from the data set on saving
     // Pixels: the volume's slice as the source's stored values.
     const Inverse inv = inverseOf(f);
     std::size_t clipped = 0;
     const auto stored = [&](double v) {
-      std::int64_t s = inv(v);
-      if (!range.holds(s)) {
-        ++clipped;
-        s = std::clamp(s, range.lo, range.hi);
-      }
+      std::int64_t s = 0;
+      if (!toStored(inv(v), range, s)) ++clipped;
       return s;
     };
     OFCondition put;
@@ -195,11 +220,14 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
     put = allocated == 8 ? ds->putAndInsertUint8Array(DCM_PixelData, bytes8.data(), static_cast<unsigned long>(plane))
                          : ds->putAndInsertUint16Array(DCM_PixelData, bytes16.data(), static_cast<unsigned long>(plane));
     // Values that described the old pixels, or another instance, go.
+    // Padding marked stored values the model has now changed; signatures no longer verify;
+    // the source's own derivation and value mappings describe other pixels.
     for (const DcmTagKey& t : {DCM_SmallestImagePixelValue, DCM_LargestImagePixelValue, DCM_SmallestPixelValueInSeries,
                                DCM_LargestPixelValueInSeries, DCM_IconImageSequence, DCM_SourceImageSequence,
-                               DCM_DerivationCodeSequence})
-      ds->findAndDeleteElement(t, true, false);
-    if (isSigned != (f.pixelRepresentation == 1)) ds->findAndDeleteElement(DCM_PixelPaddingValue);
+                               DCM_DerivationCodeSequence, DCM_DerivationDescription, DCM_PixelPaddingValue,
+                               DCM_PixelPaddingRangeLimit, DCM_RealWorldValueMappingSequence, DCM_DigitalSignaturesSequence,
+                               DCM_MACParametersSequence})
+      ds->findAndDeleteElement(t, false, false);
     const auto check = [&](OFCondition c) {
       if (put.good() && c.bad()) put = c;
     };
@@ -246,7 +274,7 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
   }
   if (report.clippedVoxels)
     report.notes.push_back(std::to_string(report.clippedVoxels) + " voxel(s) outside what " + std::to_string(bitsStored) +
-                           "-bit stored values hold were clipped");
+                           "-bit stored values hold (or not a number) were clipped");
   // An empty destination folder is replaced by the complete one.
   if (fs::exists(folder, ec)) fs::remove(folder, ec);
   fs::rename(staging, folder, ec);

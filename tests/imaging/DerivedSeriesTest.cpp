@@ -9,6 +9,8 @@
 #include <dcmtk/dcmdata/dctk.h>
 
 #include <filesystem>
+#include <functional>
+#include <limits>
 
 #include "Corpus.h"
 #include "lumen/core/Sha256.h"
@@ -129,12 +131,91 @@ TEST(DerivedSeries, ValuesNoStoredFormatHoldsAreClippedAndCounted) {
   ASSERT_TRUE(r) << r.error().toString();
   EXPECT_EQ(r->clippedVoxels, 1u);
   ASSERT_EQ(r->notes.size(), 2u);
-  EXPECT_EQ(r->notes[1], "1 voxel(s) outside what 16-bit stored values hold were clipped");
+  EXPECT_EQ(r->notes[1], "1 voxel(s) outside what 16-bit stored values hold (or not a number) were clipped");
   auto back = test::scanAndPlan(out);
   const Volume again = test::load(back);
   EXPECT_EQ(again.scalarAt(0, 0, 0), -1024);  // stored 0, the least unsigned value
   EXPECT_EQ(again.scalarAt(1, 0, 0), 32000);
   EXPECT_EQ(differingVoxels(again, vol), 1u);
+}
+
+TEST(DerivedSeries, NotANumberAndInfinitiesAreClippedNotUndefined) {
+  auto src = test::scanAndPlan(test::sampleCt());
+  ASSERT_EQ(src.plans.size(), 1u);
+  auto f = test::load(src).convertTo(PixelType::Float32);
+  ASSERT_TRUE(f);
+  Volume vol = std::move(f.value());
+  auto* d = vol.data<float>();
+  d[vol.linearIndex(0, 0, 0)] = std::numeric_limits<float>::quiet_NaN();
+  d[vol.linearIndex(1, 0, 0)] = std::numeric_limits<float>::infinity();
+  d[vol.linearIndex(2, 0, 0)] = -std::numeric_limits<float>::infinity();
+  d[vol.linearIndex(3, 0, 0)] = 100.4f;  // rounds to the nearest stored value
+  const fs::path out = freshDir("nonfinite");
+  auto r = dicom::writeDerivedSeries(vol, src.scan, src.plans[0], {}, out);
+  ASSERT_TRUE(r) << r.error().toString();
+  EXPECT_EQ(r->clippedVoxels, 3u);
+  const Volume again = test::load(test::scanAndPlan(out));
+  EXPECT_EQ(again.scalarAt(0, 0, 0), -1024);  // the least 12-bit unsigned stored value
+  EXPECT_EQ(again.scalarAt(1, 0, 0), 3071);   // the greatest
+  EXPECT_EQ(again.scalarAt(2, 0, 0), -1024);
+  EXPECT_EQ(again.scalarAt(3, 0, 0), 100);
+}
+
+// Copies the sample CT into `dir`, applying `edit` to the data set of every file.
+std::vector<fs::path> editedSample(const fs::path& dir, const std::function<void(const fs::path&, DcmDataset*)>& edit) {
+  fs::create_directories(dir);
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(test::sampleCt())) {
+    DcmFileFormat ff;
+    EXPECT_TRUE(ff.loadFile(e.path().c_str()).good());
+    edit(e.path(), ff.getDataset());
+    out.push_back(dir / e.path().filename());
+    EXPECT_TRUE(ff.saveFile(out.back().c_str(), EXS_LittleEndianExplicit).good());
+  }
+  return out;
+}
+
+TEST(DerivedSeries, PaddingAndSignaturesOfTheOldPixelsAreNotCopied) {
+  const fs::path in = freshDir("padded-source");
+  editedSample(in, [](const fs::path&, DcmDataset* ds) {
+    ds->putAndInsertUint16(DCM_PixelPaddingValue, 0);
+    ds->putAndInsertUint16(DCM_PixelPaddingRangeLimit, 10);
+    ds->putAndInsertString(DCM_DerivationDescription, "the scanner's own reconstruction");
+  });
+  auto src = test::scanAndPlan(in);
+  ASSERT_EQ(src.plans.size(), 1u);
+  const fs::path out = freshDir("padded");
+  auto r = dicom::writeDerivedSeries(test::load(src), src.scan, src.plans[0], {}, out);
+  ASSERT_TRUE(r) << r.error().toString();
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(r->files[0].c_str()).good());
+  EXPECT_FALSE(ff.getDataset()->tagExists(DCM_PixelPaddingValue));
+  EXPECT_FALSE(ff.getDataset()->tagExists(DCM_PixelPaddingRangeLimit));
+  EXPECT_FALSE(ff.getDataset()->tagExists(DCM_DerivationDescription));  // none given: the source's is not ours
+}
+
+TEST(DerivedSeries, AModalityLutIsRefusedAndNothingIsLeftBehind) {
+  const fs::path in = freshDir("lut-source");
+  auto first = test::scanAndPlan(test::sampleCt());
+  ASSERT_EQ(first.plans.size(), 1u);
+  // The last slice in the series' order: the writer has made the others when it finds it.
+  const fs::path last = first.scan.files[first.plans[0].slices.back().a.file].path;
+  editedSample(in, [&](const fs::path& p, DcmDataset* ds) {
+    if (p.filename() != last.filename()) return;
+    DcmItem* item = nullptr;
+    ds->findOrCreateSequenceItem(DCM_ModalityLUTSequence, item, 0);
+    item->putAndInsertString(DCM_ModalityLUTType, "HU");
+  });
+  auto src = test::scanAndPlan(in);
+  ASSERT_EQ(src.plans.size(), 1u);
+  const fs::path out = freshDir("lut");
+  auto r = dicom::writeDerivedSeries(test::load(src), src.scan, src.plans[0], {}, out);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("Modality LUT Sequence"), std::string::npos) << r.error().toString();
+  EXPECT_EQ(r.error().resource, (in / last.filename()).string());
+  EXPECT_FALSE(fs::exists(out));
+  for (const auto& e : fs::directory_iterator(out.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find(".part-"), std::string::npos) << e.path();  // the staging folder is gone
 }
 
 TEST(DerivedSeries, Monochrome1IsInvertedBackToItsStoredConvention) {
