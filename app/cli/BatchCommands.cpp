@@ -252,9 +252,13 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
       // A SEG, or a folder of derived images (made again from nothing when a study is redone).
       const fs::path out = task == "segmentation" ? dir / (name + "-seg.dcm") : dir / (name + "-series");
       if (task == "enhancement") {
+        // Made again from nothing, with what a killed earlier attempt left half-written.
         derived = out;
         std::error_code ec;
         fs::remove_all(out, ec);
+        const std::string partial = ".part-" + out.filename().string() + "-";
+        for (const auto& e : fs::directory_iterator(dir, ec))
+          if (e.path().filename().string().rfind(partial, 0) == 0) fs::remove_all(e.path(), ec);
       }
       for (const std::string& a : {std::string("-o"), out.string() + (derived.empty() ? "" : "/"), std::string("--report"),
                                    report.string(), std::string("--data-dir"), p.data.string(), std::string("--uid-seed"),
@@ -314,6 +318,16 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
     timings["send_s"] = secondsSince(t);
     result["sent"] = sent->stored;
   }
+  // The retrieved images are not kept (a batch of thousands would fill the disk): the
+  // results stay in results/<study>/, and a study done again retrieves them again.
+  if (!config.value("keep_images", false)) {
+    auto dbAgain = db::StudyDatabase::open(p.data);
+    if (!dbAgain) return dbAgain.error();
+    auto id = (*dbAgain)->studyIdOf(studyUid);
+    if (!id) return id.error();
+    if (*id)
+      if (auto removed = (*dbAgain)->deleteStudy(**id, true); !removed) return removed.error();
+  }
   std::vector<std::string> outputs;  // files, and derived series as their folders
   for (const auto& f2 : toSend) {
     const std::string name = f2.parent_path() == dir ? f2.filename().string() : f2.parent_path().filename().string() + "/";
@@ -337,14 +351,19 @@ Status writeResultTables(batch::JobDatabase& jobs, const Paths& p) {
   auto all = jobs.all();
   if (!all) return all.error();
   json rows = json::array();
-  std::string csv = "study_uid,status,attempts,series_uid,predictions,volumes_ml,retrieve_s,infer_s,report_s,send_s,total_s,error\n";
+  std::string csv =
+      "study_uid,status,attempts,series_uid,predictions,volumes_ml,derived_series,skipped,retrieve_s,infer_s,report_s,send_s,"
+      "total_s,error\n";
   for (const auto& j : *all) {
     json r = j.result.empty() ? json::object() : json::parse(j.result, nullptr, false);
     if (r.is_discarded()) r = json::object();
-    std::string predictions, volumes;
+    std::string predictions, volumes, derived, skipped;
     if (r.contains("models"))
       for (const auto& [name, m] : r["models"].items()) {
         if (m.contains("predicted")) predictions += (predictions.empty() ? "" : "; ") + name + "=" + m["predicted"].get<std::string>();
+        if (m.contains("derived_series_uid"))
+          derived += (derived.empty() ? "" : "; ") + name + "=" + m["derived_series_uid"].get<std::string>();
+        if (m.contains("skipped")) skipped += (skipped.empty() ? "" : "; ") + name + " (" + m["skipped"].get<std::string>() + ")";
         if (m.contains("labels"))
           for (const auto& [label, v] : m["labels"].items()) {
             char b[64];
@@ -361,6 +380,7 @@ Status writeResultTables(batch::JobDatabase& jobs, const Paths& p) {
     };
     csv += csvField(j.studyUid) + "," + j.status + "," + std::to_string(j.attempts) + "," +
            csvField(r.value("series_uid", "")) + "," + csvField(predictions) + "," + csvField(volumes) + "," +
+           csvField(derived) + "," + csvField(skipped) + "," +
            sec("retrieve_s") + "," + sec("infer_s") + "," + sec("report_s") + "," + sec("send_s") + "," + sec("total_s") +
            "," + csvField(j.status == "done" ? std::string() : j.lastError) + "\n";
     rows.push_back({{"study_uid", j.studyUid}, {"status", j.status}, {"attempts", j.attempts}, {"error", j.lastError},
@@ -499,6 +519,8 @@ int runBatchRun(const BatchRunOptions& o, const CommonOptions& common) {
                          sameAsBefore("--node", config.value("node", ""), o.node),
                          sameAsBefore("--send-to", config.value("send_to", ""), o.sendTo)})
     if (!st) return fail(st.error().toString());
+  if (!text->empty() && o.keepImages && !config.value("keep_images", false))
+    return fail("--keep-images: this work folder is a batch that does not keep the retrieved images (use another folder)");
   if (text->empty()) {
     if (o.node.empty() || o.models.empty()) return fail("a new batch needs --node and at least one --model");
     auto steps = resolveModels(o.models, o.when, p.logs / "batch.log");
@@ -512,6 +534,7 @@ int runBatchRun(const BatchRunOptions& o, const CommonOptions& common) {
     config = {{"batch_id", newBatchId()}, {"node", o.node}, {"send_to", o.sendTo.empty() ? o.node : o.sendTo},
               {"models", list}, {"retries", o.retries}, {"no_send", o.noSend}, {"timeout", o.timeout}};
     if (!when.empty()) config["when"] = when;
+    config["keep_images"] = o.keepImages;
     if (auto st = (*jobs)->setConfig("batch", config.dump()); !st) return fail(st.error().toString());
   }
   // No two runs of one batch at once: a study would be worked on twice.

@@ -128,6 +128,7 @@ struct BatchRunOptions {
   int retries = 2;
   int timeout = 60;
   bool noSend = false;
+  bool keepImages = false;  // keep each study's retrieved images in the work folder's data/
   bool slurm = false, wait = false;
   std::string partition, gres;
 };

@@ -498,6 +498,15 @@ Result<std::optional<InstanceRow>> StudyDatabase::findInstance(const std::string
   return std::optional<InstanceRow>();
 }
 
+Result<std::optional<std::int64_t>> StudyDatabase::studyIdOf(const std::string& studyUid) {
+  Stmt s(db_, "SELECT id FROM studies WHERE study_uid = ?1");
+  if (!s.ok()) return Error(ErrorCode::Database, s.error());
+  s.bind(1, studyUid);
+  if (s.next()) return std::optional<std::int64_t>(s.i64(0));
+  if (!s.finished()) return incomplete(db_, s, "looking up a study");
+  return std::optional<std::int64_t>();
+}
+
 Result<std::vector<InstanceRow>> StudyDatabase::instancesWhere(const char* sql, const std::string& uid) {
   Stmt s(db_, sql);
   if (!s.ok()) return Error(ErrorCode::Database, s.error());

@@ -254,9 +254,21 @@ class Batch(unittest.TestCase):
         made = []
         for cls in ("yes", "no"):
             work = net.workdir("batch-when-" + cls)
+            keep = ["--keep-images"] if cls == "yes" else []
             p = net.run("batch", "run", "--work", work, "--node", "pacs", "-m", "classifier2d", "-m", "gui_enhance",
-                        "--when", "gui_enhance:classifier2d=" + cls, "--study", study, timeout=600)
+                        "--when", "gui_enhance:classifier2d=" + cls, "--study", study, *keep, timeout=600)
             self.assertIn("1 studies: 1 done, 0 failed", p.stdout)
+            # The retrieved images are removed once the results are made, unless kept.
+            con = sqlite3.connect(os.path.join(work, "data", "lumen.db"))
+            ct = con.execute("SELECT COUNT(*) FROM instances i JOIN series s ON i.series_ref = s.id "
+                             "WHERE s.series_uid IN (SELECT series_uid FROM series WHERE modality = 'CT')").fetchone()[0]
+            con.close()
+            stored = [f for f in glob.glob(os.path.join(work, "data", "store", "**", "*.dcm"), recursive=True)]
+            if keep:
+                self.assertGreaterEqual(ct, 24)
+                self.assertGreaterEqual(len(stored), 24)
+            else:
+                self.assertEqual((ct, stored), (0, []))
             with open(os.path.join(work, "results.json")) as f:
                 (row,) = json.load(f)
             steps = row["result"]["models"]
@@ -269,6 +281,14 @@ class Batch(unittest.TestCase):
             else:
                 self.assertEqual(steps["gui_enhance"], {"task": "enhancement", "skipped": "classifier2d predicted " + predicted})
                 self.assertEqual(row["result"]["sent"], 1)
+            with open(os.path.join(work, "results.csv")) as f:
+                (line,) = list(csv.DictReader(f))
+            if predicted == cls:
+                self.assertEqual(line["derived_series"], "gui_enhance=" + made[-1])
+                self.assertEqual(line["skipped"], "")
+            else:
+                self.assertEqual(line["derived_series"], "")
+                self.assertEqual(line["skipped"], "gui_enhance (classifier2d predicted " + predicted + ")")
             # Run again: nothing done twice, nothing sent twice.
             p = net.run("batch", "run", "--work", work, timeout=600)
             self.assertIn("0 new studies", p.stderr)

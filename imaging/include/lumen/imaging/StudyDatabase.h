@@ -122,6 +122,9 @@ class StudyDatabase {
   /// Finds an instance by its SOP Instance UID.
   Result<std::optional<InstanceRow>> findInstance(const std::string& sopUid);
 
+  /// The database id of a study, by its UID (none when unknown).
+  Result<std::optional<std::int64_t>> studyIdOf(const std::string& studyUid);
+
   /// The files of a study or series given by UID (empty when unknown).
   Result<std::vector<InstanceRow>> instancesOfStudy(const std::string& studyUid);
   Result<std::vector<InstanceRow>> instancesOfSeries(const std::string& seriesUid);
