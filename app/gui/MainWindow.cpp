@@ -44,6 +44,7 @@
 #include "LabelPanel.h"
 #include "MeasurementStore.h"
 #include "PacsDialog.h"
+#include "Receiver.h"
 #include "ResultViewer.h"
 #include "SeriesLoader.h"
 #include "StudyBrowser.h"
@@ -107,7 +108,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   cancel_ = new QToolButton;
   cancel_->setText("Cancel");
   cancel_->hide();
+  receiveLabel_ = new QLabel;
+  receiveLabel_->setObjectName("ReceiveStatus");
+  receiveLabel_->hide();
   statusBar()->addWidget(statusText_, 1);
+  statusBar()->addPermanentWidget(receiveLabel_);
   statusBar()->addPermanentWidget(progress_);
   statusBar()->addPermanentWidget(cancel_);
   // One job: Cancel stops it. Several: Cancel offers each of them, and all.
@@ -228,6 +233,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     emit loadFailed(msg);
   });
 
+  liveRefresh_ = new QTimer(this);
+  liveRefresh_->setSingleShot(true);
+  liveRefresh_->setInterval(300);
+  connect(liveRefresh_, &QTimer::timeout, browser_, &StudyBrowser::liveRefresh);
+
   if (options_.rememberSettings) restoreSettings();
   else resize(1440, 900);
 
@@ -256,6 +266,7 @@ MainWindow::~MainWindow() {
   cancelAllJobs();
   loader_->cancel();
   browser_->cancelImport();
+  if (receiver_) receiver_->stop();  // running associations finish, their instances are filed
   QThreadPool::globalInstance()->waitForDone();
 }
 
@@ -272,6 +283,40 @@ PacsDialog* MainWindow::showPacsDialog() {
   return pacs_;
 }
 
+void MainWindow::scheduleLiveRefresh() {
+  if (!liveRefresh_->isActive()) liveRefresh_->start();  // not restarted: a steady stream still shows
+}
+
+bool MainWindow::setReceiving(bool on, QString* error) {
+  if (!on) {
+    if (receiver_) receiver_->stop();
+    receiveLabel_->hide();
+    if (receiveAction_) receiveAction_->setChecked(false);
+    return true;
+  }
+  if (!receiver_) {
+    receiver_ = new Receiver(browser_->dataDir(), this);
+    connect(receiver_, &Receiver::instanceReceived, this, [this] {
+      receiveLabel_->setText(QString("%1: %2 received").arg(receiver_->describe()).arg(receiver_->received()));
+      scheduleLiveRefresh();
+    });
+  }
+  QString why;
+  const bool ok = receiver_->start(&why);
+  if (receiveAction_) receiveAction_->setChecked(ok);
+  if (!ok) {
+    addMessage("Cannot receive studies: " + why);
+    statusText_->setText("Cannot receive studies (see Messages)");
+    receiveLabel_->hide();
+    if (error) *error = why;
+    return false;
+  }
+  receiveLabel_->setText(receiver_->describe());
+  receiveLabel_->show();
+  addMessage(receiver_->describe());
+  return true;
+}
+
 void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label) {
   CancelToken cancel;
   const int job = beginJob(JobKind::Retrieve, "Retrieving " + label, [cancel] { cancel.cancel(); });
@@ -282,7 +327,14 @@ void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& study
     // The worker's own database connection: SQLite connections belong to one thread.
     Progress progress([self, job](double f, std::string_view m) {
       const QString text = QString::fromUtf8(m.data(), static_cast<int>(m.size()));
-      QMetaObject::invokeMethod(self, [self, job, f, text] { if (self) self->taskProgress(job, f, text); }, Qt::QueuedConnection);
+      QMetaObject::invokeMethod(
+          self,
+          [self, job, f, text] {
+            if (!self) return;
+            self->taskProgress(job, f, text);
+            self->scheduleLiveRefresh();  // the study is listed while it arrives
+          },
+          Qt::QueuedConnection);
     });
     Result<net::TransferReport> r = net::TransferReport{};
     if (auto db = db::StudyDatabase::open(dir); !db) r = db.error();
@@ -605,6 +657,11 @@ void MainWindow::buildActions() {
     browser_->importPaths({d}, false);
   });
   add(file, "Query / Retrieve...", QKeySequence("Ctrl+R"), [this] { showPacsDialog(); });
+  receiveAction_ = new QAction("Receive studies (listen as this workstation's node)", this);
+  receiveAction_->setObjectName("ReceiveAction");
+  receiveAction_->setCheckable(true);
+  connect(receiveAction_, &QAction::triggered, this, [this](bool on) { setReceiving(on); });
+  file->addAction(receiveAction_);
   add(file, "Load label map...", QKeySequence("Ctrl+L"), [this] { emit labels_->loadRequested(); });
   add(file, "Save screenshot...", QKeySequence("Ctrl+S"), [this] { saveScreenshot(); });
   add(file, "Report...", QKeySequence("Ctrl+Shift+P"), [this] { showReportDialog(); });
@@ -994,6 +1051,7 @@ void MainWindow::restoreSettings() {
   if (parseLayout(s.value("view/layout", "1x1").toString(), l)) setLayoutMode(l);
   setHidePatient(s.value("view/hidePatient", false).toBool());
   cineFps_->setValue(s.value("view/cineFps", 15).toInt());
+  if (s.value("network/receive", false).toBool()) setReceiving(true);
 }
 
 void MainWindow::saveSettings() {
@@ -1003,6 +1061,7 @@ void MainWindow::saveSettings() {
   s.setValue("view/layout", toString(grid_->layoutMode()));
   s.setValue("view/hidePatient", hidePatientAction_->isChecked());
   s.setValue("view/cineFps", cineFps_->value());
+  s.setValue("network/receive", receiver_ && receiver_->running());
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

@@ -96,8 +96,13 @@ class MainWindow : public QMainWindow, public AiHost {
   /// File > Query / Retrieve: shown (made on first use) and returned.
   PacsDialog* showPacsDialog();
   /// Fetches a study from a node into the study database as a job of its own (C-GET for
-  /// DIMSE nodes, WADO-RS for DICOMweb ones); the browser shows it when done.
+  /// DIMSE nodes, WADO-RS for DICOMweb ones); the browser lists it as its instances arrive.
   void retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label);
+  /// File > Receive studies: the storage listener on (the local node of nodes.json) or off;
+  /// false with the reason when it cannot listen. Received studies appear in the browser
+  /// as they arrive.
+  bool setReceiving(bool on, QString* error = nullptr);
+  class Receiver* receiver() const { return receiver_; }
   /// File > Send to node: the series selected in the browser (an image series or a result:
   /// SEG, SR, report), the series on screen or its whole study. Null when there is nothing
   /// to send.
@@ -215,6 +220,12 @@ class MainWindow : public QMainWindow, public AiHost {
   int loadJob_ = -1;    // the series load in progress, or -1
   int importJob_ = -1;  // the study browser's import in progress, or -1
   PacsDialog* pacs_ = nullptr;
+  class Receiver* receiver_ = nullptr;
+  QAction* receiveAction_ = nullptr;
+  QLabel* receiveLabel_ = nullptr;
+  /// Coalesces the browser's refreshes while studies arrive (at most a few per second).
+  QTimer* liveRefresh_ = nullptr;
+  void scheduleLiveRefresh();
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
   bool aiLoadStarted_ = false;

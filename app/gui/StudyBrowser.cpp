@@ -184,8 +184,7 @@ bool StudyBrowser::open(QString* error) {
   return true;
 }
 
-void StudyBrowser::refresh() {
-  if (!db_) return;
+db::StudyQuery StudyBrowser::currentQuery() const {
   db::StudyQuery q;
   q.text = search_->text().trimmed().toStdString();
   if (modality_->currentIndex() > 0) q.modality = modality_->currentText().toStdString();
@@ -193,7 +192,71 @@ void StudyBrowser::refresh() {
     q.dateFrom = from_->date().toString("yyyyMMdd").toStdString();
     q.dateTo = to_->date().toString("yyyyMMdd").toStdString();
   }
-  auto rows = db_->studies(q);
+  return q;
+}
+
+namespace {
+QStringList studyColumns(const db::StudyRow& s) {
+  return {prettyName(s.patient.name), qs(s.patient.patientId), prettyDate(s.info.date), qs(s.info.description),
+          qs(s.modalities),           QString::number(s.seriesCount), QString::number(s.instanceCount)};
+}
+QString seriesText(const db::SeriesRow& s) {
+  return QString("%1 %2\n%3\n%4 image(s)").arg(qs(s.info.modality)).arg(s.info.seriesNumber).arg(qs(s.info.description)).arg(s.instanceCount);
+}
+}  // namespace
+
+void StudyBrowser::liveRefresh() {
+  if (!db_) return;
+  auto rows = db_->studies(currentQuery());
+  if (!rows) {
+    emit message(qs(rows.error().toString()));
+    return;
+  }
+  const auto selected = selectedSeries();
+  const std::string selectedUid = selected ? selected->info.seriesInstanceUid : std::string();
+  const bool sameStudies = rows->size() == studies_.size() &&
+                           std::equal(rows->begin(), rows->end(), studies_.begin(),
+                                      [](const db::StudyRow& a, const db::StudyRow& b) { return a.id == b.id; });
+  if (!sameStudies) {  // a new study: listed anew, the selection kept
+    refresh();
+    reselectSeries(selectedUid);
+    return;
+  }
+  studies_ = std::move(rows.value());
+  for (std::size_t i = 0; i < studies_.size(); ++i) {
+    const QStringList cols = studyColumns(studies_[i]);
+    auto* item = studyTree_->topLevelItem(static_cast<int>(i));
+    for (int c = 0; c < cols.size(); ++c)
+      if (item->text(c) != cols[c]) item->setText(c, cols[c]);
+  }
+  const int row = studyTree_->currentItem() ? studyTree_->indexOfTopLevelItem(studyTree_->currentItem()) : -1;
+  if (row < 0 || row >= static_cast<int>(studies_.size())) return;
+  auto series = db_->series(studies_[static_cast<std::size_t>(row)].id);
+  if (!series) return;
+  const bool sameSeries = series->size() == series_.size() &&
+                          std::equal(series->begin(), series->end(), series_.begin(), [](const db::SeriesRow& a, const db::SeriesRow& b) {
+                            return a.info.seriesInstanceUid == b.info.seriesInstanceUid;
+                          });
+  if (!sameSeries) {  // a new series of the shown study
+    showSeriesOf(studies_[static_cast<std::size_t>(row)].id);
+    reselectSeries(selectedUid);
+    return;
+  }
+  series_ = std::move(series.value());
+  for (std::size_t i = 0; i < series_.size(); ++i)
+    if (auto* item = seriesList_->item(static_cast<int>(i)); item && item->text() != seriesText(series_[i]))
+      item->setText(seriesText(series_[i]));
+}
+
+void StudyBrowser::reselectSeries(const std::string& seriesUid) {
+  if (seriesUid.empty()) return;
+  for (std::size_t i = 0; i < series_.size(); ++i)
+    if (series_[i].info.seriesInstanceUid == seriesUid) seriesList_->setCurrentRow(static_cast<int>(i));
+}
+
+void StudyBrowser::refresh() {
+  if (!db_) return;
+  auto rows = db_->studies(currentQuery());
   if (!rows) {
     emit message(qs(rows.error().toString()));
     return;
@@ -207,9 +270,7 @@ void StudyBrowser::refresh() {
   seriesList_->clear();
   series_.clear();
   for (const auto& s : studies_) {
-    auto* item = new QTreeWidgetItem({prettyName(s.patient.name), qs(s.patient.patientId), prettyDate(s.info.date),
-                                      qs(s.info.description), qs(s.modalities), QString::number(s.seriesCount),
-                                      QString::number(s.instanceCount)});
+    auto* item = new QTreeWidgetItem(studyColumns(s));
     studyTree_->addTopLevelItem(item);
     if (s.id == selected) studyTree_->setCurrentItem(item);
   }
@@ -246,11 +307,7 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId) {
   ++thumbnailGeneration_;
   for (std::size_t i = 0; i < series_.size(); ++i) {
     const auto& s = series_[i];
-    auto* item = new QListWidgetItem(QString("%1 %2\n%3\n%4 image(s)")
-                                         .arg(qs(s.info.modality))
-                                         .arg(s.info.seriesNumber)
-                                         .arg(qs(s.info.description))
-                                         .arg(s.instanceCount));
+    auto* item = new QListWidgetItem(seriesText(s));
     item->setToolTip(qs(s.info.seriesInstanceUid));
     seriesList_->addItem(item);
     // Results (SEG, SR, reports) have no image to show: a tile says what they are.

@@ -66,6 +66,9 @@ class StudyBrowser : public QWidget {
 
  public slots:
   void refresh();
+  /// The same while studies arrive (a retrieve, the listener): counts change in place, the
+  /// selected study and series stay selected, thumbnails are made only for new series.
+  void liveRefresh();
 
  signals:
   void openSeries(const QStringList& files);
@@ -81,6 +84,9 @@ class StudyBrowser : public QWidget {
 
  private:
   void showSeriesOf(std::int64_t studyId);
+  db::StudyQuery currentQuery() const;
+  /// Selects the series with this UID in the list, if it is there.
+  void reselectSeries(const std::string& seriesUid);
   void requestThumbnail(QListWidgetItem* item, const QStringList& files);
 
   std::filesystem::path dataDir_;

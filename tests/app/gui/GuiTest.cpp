@@ -50,6 +50,7 @@
 #include "NodesDialog.h"
 #include "DeidDialog.h"
 #include "PacsDialog.h"
+#include "Receiver.h"
 #include "ReportDialog.h"
 #include "ResultViewer.h"
 #include "SendDialog.h"
@@ -1418,6 +1419,80 @@ class GuiTest : public QObject {
     const Volume want = loadDicom(kCorpus + "/phantom/box");
     QCOMPARE(got->byteSize(), want.byteSize());
     QVERIFY(std::memcmp(got->bytes(), want.bytes(), want.byteSize()) == 0);  // bit for bit
+  }
+
+  // File > Receive studies: the workstation's own listener (off until asked for) files what
+  // a PACS sends, and the browser lists it as it arrives: a partial series with its count,
+  // then the whole one, the reader's selection kept; callers not on the allow-list are
+  // turned away.
+  void receivesStudiesAndListsThemAsTheyArrive() {
+    if (QStandardPaths::findExecutable("storescu").isEmpty()) QSKIP("dcmtk's storescu is not installed");
+    QTemporaryDir config;
+    net::NodeConfig nodes;
+    nodes.local.aeTitle = "LUMENGUI";
+    nodes.local.port = freeLoopbackPort();
+    nodes.local.minFreeMegabytes = 0;
+    nodes.local.allowedAe = {"SENDER"};
+    QVERIFY(nodes.local.port > 0);
+    QVERIFY(net::saveNodes(config.path().toStdString() + "/nodes.json", nodes));
+    const ConfigDir use(config.path().toUtf8());
+    MainWindow* w = openWindow();
+    auto* action = w->findChild<QAction*>("ReceiveAction");
+    QVERIFY(action);
+    QVERIFY(!action->isChecked());
+    QVERIFY(!w->receiver());  // nothing listens unless asked
+    action->trigger();
+    QVERIFY(action->isChecked());
+    QVERIFY(w->receiver() && w->receiver()->running());
+    QVERIFY(w->messages().last().contains(QString("Receiving as LUMENGUI on port %1 (allow-list)").arg(nodes.local.port)));
+    QCOMPARE(w->browser()->studyCount(), 0);
+    QStringList files;
+    for (const auto& f : QDir(kCorpus + "/phantom/box").entryList(QDir::Files, QDir::Name)) files << kCorpus + "/phantom/box/" + f;
+    QCOMPARE(files.size(), 24);
+    const auto storescu = [&](const QString& callingAe, const QStringList& send) {
+      QProcess p;
+      p.start("storescu", QStringList{"-aet", callingAe, "-aec", "LUMENGUI", "127.0.0.1", QString::number(nodes.local.port)} + send);
+      p.waitForFinished(60000);
+      return p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+    };
+    // Not on the allow-list: refused, nothing filed.
+    QVERIFY(!storescu("INTRUDER", files.mid(0, 1)));
+    QTest::qWait(800);
+    QCOMPARE(w->browser()->studyCount(), 0);
+    auto* seriesList = w->browser()->findChild<QListWidget*>();
+    QVERIFY(seriesList);
+    QVERIFY(storescu("SENDER", files.mid(0, 5)));
+    QTRY_COMPARE_WITH_TIMEOUT(w->browser()->studyCount(), 1, 10000);  // no refresh asked for
+    QTRY_COMPARE_WITH_TIMEOUT(seriesList->count(), 1, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("5 image(s)"), 10000);
+    w->browser()->selectSeries(0);
+    QVERIFY(w->browser()->selectedSeries());
+    const std::string uid = w->browser()->selectedSeries()->info.seriesInstanceUid;
+    QVERIFY(storescu("SENDER", files.mid(5)));
+    QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("24 image(s)"), 10000);
+    QVERIFY(w->browser()->selectedSeries());  // still the reader's selection
+    QCOMPARE(w->browser()->selectedSeries()->info.seriesInstanceUid, uid);
+    QCOMPARE(w->receiver()->received(), quint64(24));
+    auto* label = w->findChild<QLabel*>("ReceiveStatus");
+    QVERIFY(label && label->isVisible());
+    QVERIFY(label->text().endsWith(": 24 received"));
+    QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-receive.png"));  // for a person to look at
+    // What arrived is what was sent, voxel for voxel, and opens from the browser.
+    auto db = db::StudyDatabase::open(dataDir_->path().toStdString());
+    QVERIFY(db);
+    auto rows = (*db)->instancesOfSeries(uid);
+    QVERIFY(rows);
+    QCOMPARE(rows->size(), std::size_t(24));
+    // The managed store keeps a series in a folder of its own.
+    const QString folder = QString::fromStdString(std::filesystem::path(rows->front().path).parent_path().string());
+    const Volume got = loadDicom(folder), want = loadDicom(kCorpus + "/phantom/box");
+    QCOMPARE(got.byteSize(), want.byteSize());
+    QVERIFY(std::memcmp(got.bytes(), want.bytes(), want.byteSize()) == 0);
+    // Off again: the port is free (another listener can take it).
+    action->trigger();
+    QVERIFY(!w->receiver()->running());
+    QVERIFY(!label->isVisible());
+    QVERIFY(!storescu("SENDER", files.mid(0, 1)));
   }
 
   // Reports are results too: a structured report and an Encapsulated PDF open again in
