@@ -149,8 +149,8 @@ Result<std::optional<StudyJob>> JobDatabase::claim(int task, int tasks, int maxA
   std::optional<StudyJob> out;
   {
     Statement pick(db_, (std::string("SELECT ") + kColumns +
-                         " FROM studies WHERE position % ? = ? AND (status = 'pending' OR (status = 'failed' AND attempts < ?))"
-                         " ORDER BY attempts, position LIMIT 1")
+                         " FROM studies WHERE status = 'pending' OR (status = 'failed' AND attempts < ?3)"
+                         " ORDER BY position % ?1 = ?2 DESC, attempts, position LIMIT 1")
                             .c_str());
     if (!pick.ok()) {
       (void)exec("ROLLBACK");

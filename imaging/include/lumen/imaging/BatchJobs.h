@@ -20,7 +20,7 @@ namespace lumen::batch {
 
 struct StudyJob {
   std::string studyUid;
-  int position = 0;      // order of the batch's input: worker k of n takes positions k-1 mod n
+  int position = 0;      // order of the batch's input: worker k of n takes positions k-1 mod n first
   std::string status;    // pending, running, done, failed
   int attempts = 0;
   std::string owner;     // the worker holding it (while running)
@@ -46,8 +46,11 @@ class JobDatabase {
   /// Studies left running by workers that are gone go back to pending, the interruption
   /// kept as their last error. Call only when no worker of the batch runs.
   Result<std::size_t> releaseInterrupted();
-  /// Takes the next study of share `task` (1-based) of `tasks` that is pending, or failed
-  /// with fewer than `maxAttempts` attempts, and marks it running by `owner`.
+  /// Takes the next study that is pending, or failed with fewer than `maxAttempts`
+  /// attempts, and marks it running by `owner`: first from share `task` (1-based) of
+  /// `tasks` (positions task-1, task-1+tasks, ...), then, when that share has none left,
+  /// from the others (a task that finishes early takes over studies the slower ones have
+  /// not started).
   Result<std::optional<StudyJob>> claim(int task, int tasks, int maxAttempts, const std::string& owner);
   /// Records the outcome of a claimed study.
   Status finish(const std::string& studyUid, bool ok, const std::string& error, const std::string& resultJson);
