@@ -37,6 +37,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "app"))
+from test_net import copy_with_new_uids  # noqa: E402  (the tests' way of copying a study)
 CT = os.path.join(HERE, "..", "..", "shared", "data", "ct-head-sinus")
 T1 = "/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz"
 HTTP, DICOM = 8142, 4342
@@ -68,19 +70,10 @@ def upload(path):
 
 def ct_copies(n, out):
     files = sorted(glob.glob(os.path.join(CT, "*")))
-    studies = []
-    for c in range(n):
-        study, series = generate_uid(), generate_uid()
-        for f in files:
-            ds = pydicom.dcmread(f)
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-            ds.SOPInstanceUID = generate_uid()
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            p = os.path.join(out, f"ct{c}-{os.path.basename(f)}")
-            ds.save_as(p)
-            upload(p)
-        studies.append(study)
-    return studies
+    copies = copy_with_new_uids(files, out, copies=n)
+    for p in copies:
+        upload(p)
+    return [str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in copies[::len(files)]]
 
 
 def mr_copies(n, out):

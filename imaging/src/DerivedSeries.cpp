@@ -55,21 +55,15 @@ bool toStored(double v, const Range& r, std::int64_t& out) {
   return true;
 }
 
-std::string nowDate() {
+// Now, as a DICOM DA (YYYYMMDD) or TM (HHMMSS).
+enum class Part { Date, Time };
+std::string now(Part part) {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
   ::localtime_r(&t, &tm);
   char b[16];
-  std::strftime(b, sizeof b, "%Y%m%d", &tm);
-  return b;
-}
-
-std::string nowTime() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  char b[16];
-  std::strftime(b, sizeof b, "%H%M%S", &tm);
+  if (part == Part::Date) std::strftime(b, sizeof b, "%Y%m%d", &tm);
+  else std::strftime(b, sizeof b, "%H%M%S", &tm);
   return b;
 }
 
@@ -171,7 +165,7 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
     description = (plan.info.series.description.empty() ? std::string("Series") : plan.info.series.description) +
                   " (derived)";
   if (description.size() > 64) description.resize(64);
-  const std::string date = nowDate(), clock = nowTime();
+  const std::string date = now(Part::Date), clock = now(Part::Time);
 
   // Written beside the destination, then renamed into place as one folder.
   const fs::path staging = temporaryPathFor(folder);
