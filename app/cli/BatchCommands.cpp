@@ -318,16 +318,6 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
     timings["send_s"] = secondsSince(t);
     result["sent"] = sent->stored;
   }
-  // The retrieved images are not kept (a batch of thousands would fill the disk): the
-  // results stay in results/<study>/, and a study done again retrieves them again.
-  if (!config.value("keep_images", false)) {
-    auto dbAgain = db::StudyDatabase::open(p.data);
-    if (!dbAgain) return dbAgain.error();
-    auto id = (*dbAgain)->studyIdOf(studyUid);
-    if (!id) return id.error();
-    if (*id)
-      if (auto removed = (*dbAgain)->deleteStudy(**id, true); !removed) return removed.error();
-  }
   std::vector<std::string> outputs;  // files, and derived series as their folders
   for (const auto& f2 : toSend) {
     const std::string name = f2.parent_path() == dir ? f2.filename().string() : f2.parent_path().filename().string() + "/";
@@ -337,6 +327,19 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
   timings["total_s"] = secondsSince(t0);
   result["timings"] = timings;
   return result;
+}
+
+// The retrieved images are not kept (a batch of thousands would fill the disk), whether
+// the study succeeded or not: the results stay in results/<study>/, and a study done again
+// retrieves its images again. "" or why they could not be removed.
+std::string removeRetrievedImages(const Paths& p, const std::string& studyUid) {
+  auto db = db::StudyDatabase::open(p.data);
+  if (!db) return db.error().toString();
+  auto id = (*db)->studyIdOf(studyUid);
+  if (!id) return id.error().toString();
+  if (*id)
+    if (auto removed = (*db)->deleteStudy(**id, true); !removed) return removed.error().toString();
+  return {};
 }
 
 std::string csvField(std::string v) {
@@ -476,6 +479,14 @@ int runBatchWorker(const BatchWorkerOptions& o, const CommonOptions& /*common*/)
       r = processStudy((*job)->studyUid, config, p, log);
     } catch (const std::exception& e) {
       r = Error(ErrorCode::Internal, std::string("internal error: ") + e.what());
+    }
+    if (!config.value("keep_images", false)) {
+      // Best effort: results already sent are not undone by a full disk here.
+      if (const std::string why = removeRetrievedImages(p, (*job)->studyUid); !why.empty()) {
+        std::cerr << "lumen-cli: batch task " << o.task << ": " << (*job)->studyUid
+                  << ": retrieved images not removed: " << why << "\n";
+        if (r) (*r)["cleanup_error"] = why;
+      }
     }
     const std::string error = r ? std::string() : r.error().message;
     if (!r) {

@@ -238,7 +238,7 @@ int main(int argc, char** argv) {
   batchRun->add_option("--send-to", br.sendTo, "The node the results go to (default: --node)");
   batchRun->add_flag("--no-send", br.noSend, "Keep the results in the work folder only");
   batchRun->add_flag("--keep-images", br.keepImages,
-                     "Keep each study's retrieved images in the work folder (default: removed once its results are made)");
+                     "Keep each study's retrieved images in the work folder (default: removed once the study is done or has failed)");
   batchRun->add_option("--model,-m", br.models,
                        "A classification, segmentation or enhancement model (repeatable: a pipeline, in order)");
   batchRun->add_option("--when", br.when,

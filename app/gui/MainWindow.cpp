@@ -288,6 +288,7 @@ void MainWindow::scheduleLiveRefresh() {
 }
 
 bool MainWindow::setReceiving(bool on, QString* error) {
+  wantReceiving_ = on;  // remembered as asked for, even when the port is taken today
   if (!on) {
     if (receiver_) receiver_->stop();
     receiveLabel_->hide();
@@ -1061,7 +1062,7 @@ void MainWindow::saveSettings() {
   s.setValue("view/layout", toString(grid_->layoutMode()));
   s.setValue("view/hidePatient", hidePatientAction_->isChecked());
   s.setValue("view/cineFps", cineFps_->value());
-  s.setValue("network/receive", receiver_ && receiver_->running());
+  s.setValue("network/receive", wantReceiving_);
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

@@ -222,6 +222,7 @@ class MainWindow : public QMainWindow, public AiHost {
   PacsDialog* pacs_ = nullptr;
   class Receiver* receiver_ = nullptr;
   QAction* receiveAction_ = nullptr;
+  bool wantReceiving_ = false;
   QLabel* receiveLabel_ = nullptr;
   /// Coalesces the browser's refreshes while studies arrive (at most a few per second).
   QTimer* liveRefresh_ = nullptr;

@@ -1,5 +1,7 @@
 #include "Receiver.h"
 
+#include <QtConcurrent/QtConcurrentRun>
+
 #include "lumen/imaging/Dimse.h"
 #include "lumen/imaging/Nodes.h"
 #include "lumen/imaging/StudyDatabase.h"
@@ -23,12 +25,15 @@ bool Receiver::start(QString* error) {
   if (!db) return failWith(db.error().toString());
   db_ = std::move(db.value());
   filer_ = std::make_unique<net::InstanceFiler>(*db_);
-  // Called on the filer's committing thread; the queued call is dropped if this object is
-  // gone by then (the filer, and with it the thread, ends in stop() first anyway).
-  filer_->setListener([this](const dicom::FileInfo&) {
+  // Called on the filer's committing thread. stop() removes it before this object can go;
+  // an instance of an earlier session that is delivered late is not counted in this one.
+  const quint64 session = ++session_;
+  received_ = 0;
+  filer_->setListener([this, session](const dicom::FileInfo&) {
     QMetaObject::invokeMethod(
         this,
-        [this] {
+        [this, session] {
+          if (session != session_) return;
           ++received_;
           emit instanceReceived();
         },
@@ -37,7 +42,6 @@ bool Receiver::start(QString* error) {
   auto server = net::StorageServer::start(cfg->local, *filer_);
   if (!server) return failWith(server.error().toString());
   server_ = std::move(server.value());
-  received_ = 0;
   description_ = QString("Receiving as %1 on port %2%3%4")
                      .arg(QString::fromStdString(cfg->local.aeTitle))
                      .arg(cfg->local.port)
@@ -47,10 +51,23 @@ bool Receiver::start(QString* error) {
 }
 
 void Receiver::stop() {
-  server_.reset();  // associations end first, then the filer commits what it has
-  filer_.reset();
-  db_.reset();
+  ++session_;
   description_.clear();
+  if (filer_) filer_->setListener({});  // nothing reaches this object from now on
+  // Associations still running finish (their instances are filed, durably) on a pool
+  // thread: the window does not wait for a PACS that is still sending.
+  struct Parts {
+    std::unique_ptr<db::StudyDatabase> db;
+    std::unique_ptr<net::InstanceFiler> filer;
+    std::unique_ptr<net::StorageServer> server;
+  };
+  auto parts = std::make_shared<Parts>(Parts{std::move(db_), std::move(filer_), std::move(server_)});
+  if (!parts->server && !parts->filer && !parts->db) return;
+  (void)QtConcurrent::run([parts] {
+    parts->server.reset();  // associations end first, then the filer commits what it has
+    parts->filer.reset();
+    parts->db.reset();
+  });
 }
 
 }  // namespace lumen::gui

@@ -24,10 +24,13 @@ class Receiver : public QObject {
   Q_OBJECT
  public:
   explicit Receiver(std::filesystem::path dataDir, QObject* parent = nullptr);
-  ~Receiver() override;  // stops; running associations finish first
+  ~Receiver() override;  // stops (see stop())
 
   /// Starts listening; false with the reason (port taken, bad nodes.json, no database).
   bool start(QString* error);
+  /// Takes no new associations; those still running finish on a pool thread (their
+  /// instances are filed), so the window never waits for a sender. The port is free once
+  /// they have (QThreadPool::globalInstance()->waitForDone() waits for that).
   void stop();
   bool running() const { return server_ != nullptr; }
   /// "Receiving as LUMEN on port 11112 (allow-list)" while running.
@@ -46,6 +49,7 @@ class Receiver : public QObject {
   std::unique_ptr<net::StorageServer> server_;
   QString description_;
   quint64 received_ = 0;
+  quint64 session_ = 0;  // which start() an arriving instance belongs to
 };
 
 }  // namespace lumen::gui

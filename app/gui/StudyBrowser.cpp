@@ -7,6 +7,7 @@
 #include <QDrag>
 #include <QDropEvent>
 #include <QFileDialog>
+#include <QSignalBlocker>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -23,6 +24,7 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
+#include <map>
 
 #include "SliceImage.h"
 #include "ViewportGrid.h"
@@ -217,35 +219,51 @@ void StudyBrowser::liveRefresh() {
   const bool sameStudies = rows->size() == studies_.size() &&
                            std::equal(rows->begin(), rows->end(), studies_.begin(),
                                       [](const db::StudyRow& a, const db::StudyRow& b) { return a.id == b.id; });
-  if (!sameStudies) {  // a new study: listed anew, the selection kept
-    refresh();
-    reselectSeries(selectedUid);
-    return;
-  }
   studies_ = std::move(rows.value());
-  for (std::size_t i = 0; i < studies_.size(); ++i) {
-    const QStringList cols = studyColumns(studies_[i]);
-    auto* item = studyTree_->topLevelItem(static_cast<int>(i));
-    for (int c = 0; c < cols.size(); ++c)
-      if (item->text(c) != cols[c]) item->setText(c, cols[c]);
+  if (sameStudies) {
+    for (std::size_t i = 0; i < studies_.size(); ++i) {
+      const QStringList cols = studyColumns(studies_[i]);
+      auto* item = studyTree_->topLevelItem(static_cast<int>(i));
+      for (int c = 0; c < cols.size(); ++c)
+        if (item->text(c) != cols[c]) item->setText(c, cols[c]);
+    }
+  } else {
+    // A new study: the list is made again, quietly, with the study shown kept current.
+    const QSignalBlocker quiet(studyTree_);
+    studyTree_->clear();
+    for (const auto& st : studies_) {
+      auto* item = new QTreeWidgetItem(studyColumns(st));
+      studyTree_->addTopLevelItem(item);
+      if (st.id == shownStudyId_) studyTree_->setCurrentItem(item);
+    }
+    if (!studyTree_->currentItem() && studyTree_->topLevelItemCount() > 0) studyTree_->setCurrentItem(studyTree_->topLevelItem(0));
   }
   const int row = studyTree_->currentItem() ? studyTree_->indexOfTopLevelItem(studyTree_->currentItem()) : -1;
   if (row < 0 || row >= static_cast<int>(studies_.size())) return;
-  auto series = db_->series(studies_[static_cast<std::size_t>(row)].id);
+  const std::int64_t studyId = studies_[static_cast<std::size_t>(row)].id;
+  if (studyId != shownStudyId_) {  // the study shown is gone (or none was): show the current one
+    showSeriesOf(studyId);
+    return;
+  }
+  auto series = db_->series(studyId);
   if (!series) return;
   const bool sameSeries = series->size() == series_.size() &&
                           std::equal(series->begin(), series->end(), series_.begin(), [](const db::SeriesRow& a, const db::SeriesRow& b) {
                             return a.info.seriesInstanceUid == b.info.seriesInstanceUid;
                           });
-  if (!sameSeries) {  // a new series of the shown study
-    showSeriesOf(studies_[static_cast<std::size_t>(row)].id);
-    reselectSeries(selectedUid);
+  if (sameSeries) {
+    series_ = std::move(series.value());
+    for (std::size_t i = 0; i < series_.size(); ++i)
+      if (auto* item = seriesList_->item(static_cast<int>(i)); item && item->text() != seriesText(series_[i]))
+        item->setText(seriesText(series_[i]));
     return;
   }
-  series_ = std::move(series.value());
+  // A new series of the shown study: the list made again, keeping the thumbnails it had.
+  std::map<std::string, QIcon> icons;
   for (std::size_t i = 0; i < series_.size(); ++i)
-    if (auto* item = seriesList_->item(static_cast<int>(i)); item && item->text() != seriesText(series_[i]))
-      item->setText(seriesText(series_[i]));
+    if (auto* item = seriesList_->item(static_cast<int>(i))) icons[series_[i].info.seriesInstanceUid] = item->icon();
+  showSeriesOf(studyId, &icons);
+  reselectSeries(selectedUid);
 }
 
 void StudyBrowser::reselectSeries(const std::string& seriesUid) {
@@ -269,6 +287,7 @@ void StudyBrowser::refresh() {
   studyTree_->clear();
   seriesList_->clear();
   series_.clear();
+  shownStudyId_ = -1;
   for (const auto& s : studies_) {
     auto* item = new QTreeWidgetItem(studyColumns(s));
     studyTree_->addTopLevelItem(item);
@@ -296,7 +315,8 @@ void StudyBrowser::selectStudy(int row) {
   if (row >= 0 && row < studyTree_->topLevelItemCount()) studyTree_->setCurrentItem(studyTree_->topLevelItem(row));
 }
 
-void StudyBrowser::showSeriesOf(std::int64_t studyId) {
+void StudyBrowser::showSeriesOf(std::int64_t studyId, const std::map<std::string, QIcon>* icons) {
+  shownStudyId_ = studyId;
   seriesList_->clear();
   auto rows = db_->series(studyId);
   if (!rows) {
@@ -315,6 +335,11 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId) {
       item->setIcon(QIcon(QPixmap::fromImage(tile)));
       continue;
     }
+    if (icons)
+      if (auto it = icons->find(s.info.seriesInstanceUid); it != icons->end()) {
+        item->setIcon(it->second);  // made before: not decoded again
+        continue;
+      }
     QPixmap placeholder(96, 96);
     placeholder.fill(QColor(30, 30, 34));
     item->setIcon(QIcon(placeholder));

@@ -6,10 +6,12 @@
 // files to the viewer.
 
 #include <QFuture>
+#include <QIcon>
 #include <QWidget>
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -83,7 +85,8 @@ class StudyBrowser : public QWidget {
   void dropEvent(QDropEvent* e) override;
 
  private:
-  void showSeriesOf(std::int64_t studyId);
+  /// Lists the series of a study; `icons` (by series UID) are thumbnails already made.
+  void showSeriesOf(std::int64_t studyId, const std::map<std::string, QIcon>* icons = nullptr);
   db::StudyQuery currentQuery() const;
   /// Selects the series with this UID in the list, if it is there.
   void reselectSeries(const std::string& seriesUid);
@@ -104,6 +107,7 @@ class StudyBrowser : public QWidget {
   CancelToken importCancel_;
   QFuture<void> importJob_;
   int thumbnailGeneration_ = 0;
+  std::int64_t shownStudyId_ = -1;  // the study whose series are listed
 };
 
 }  // namespace lumen::gui

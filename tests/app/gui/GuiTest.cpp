@@ -16,6 +16,7 @@
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QThreadPool>
 #include <QTemporaryDir>
 #include <QAction>
 #include <QCheckBox>
@@ -1482,10 +1483,23 @@ class GuiTest : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("24 image(s)"), 10000);
     QVERIFY(w->browser()->selectedSeries());  // still the reader's selection
     QCOMPARE(w->browser()->selectedSeries()->info.seriesInstanceUid, uid);
-    QCOMPARE(w->receiver()->received(), quint64(24));
+    // Another series of the study arrives: listed beside it, the first one's thumbnail kept
+    // (not decoded again) and still selected.
+    QTRY_VERIFY_WITH_TIMEOUT(!seriesList->item(0)->icon().isNull(), 10000);
+    QTest::qWait(500);  // the thumbnail decoded from the pool is in place
+    const qint64 iconBefore = seriesList->item(0)->icon().cacheKey();
+    QStringList odd;
+    for (const auto& f : QDir(kCorpus + "/phantom/odd").entryList(QDir::Files, QDir::Name)) odd << kCorpus + "/phantom/odd/" + f;
+    QVERIFY(storescu("SENDER", odd));
+    QTRY_COMPARE_WITH_TIMEOUT(seriesList->count(), 2, 10000);
+    QVERIFY(w->browser()->selectedSeries());
+    QCOMPARE(w->browser()->selectedSeries()->info.seriesInstanceUid, uid);
+    for (int i = 0; i < 2; ++i)
+      if (seriesList->item(i)->text().endsWith("24 image(s)")) QCOMPARE(seriesList->item(i)->icon().cacheKey(), iconBefore);
+    QTRY_COMPARE_WITH_TIMEOUT(w->receiver()->received(), quint64(24 + 7), 10000);
     auto* label = w->findChild<QLabel*>("ReceiveStatus");
     QVERIFY(label && label->isVisible());
-    QVERIFY(label->text().endsWith(": 24 received"));
+    QVERIFY(label->text().endsWith(": 31 received"));
     QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-receive.png"));  // for a person to look at
     // What arrived is what was sent, voxel for voxel, and opens from the browser.
     auto db = db::StudyDatabase::open(dataDir_->path().toStdString());
@@ -1498,10 +1512,11 @@ class GuiTest : public QObject {
     const Volume got = loadDicom(folder), want = loadDicom(kCorpus + "/phantom/box");
     QCOMPARE(got.byteSize(), want.byteSize());
     QVERIFY(std::memcmp(got.bytes(), want.bytes(), want.byteSize()) == 0);
-    // Off again: the port is free (another listener can take it).
+    // Off again: at once for the window; the port is free once the listener has wound down.
     action->trigger();
     QVERIFY(!w->receiver()->running());
     QVERIFY(!label->isVisible());
+    QThreadPool::globalInstance()->waitForDone();
     QVERIFY(!storescu("SENDER", files.mid(0, 1)));
   }
 
