@@ -49,6 +49,10 @@ class AiHost {
   virtual std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
                                                           const QString& description) = 0;
   virtual void showSeries(std::shared_ptr<LoadedSeries> series) = 0;
+  /// Stores `voxels` (on `from`'s grid, in its units) as a derived DICOM series of `from`'s
+  /// study in the study database, in the background; `from` must be a DICOM series.
+  virtual void storeDerivedSeries(std::shared_ptr<const LoadedSeries> from, std::shared_ptr<const Volume> voxels,
+                                  const QString& description, const QString& derivation) = 0;
   /// Long work, tracked on its own next to the window's other jobs (loading, import):
   /// status text, progress and cancel in the status bar. Returns the job's id.
   virtual int beginTask(const QString& text, std::function<void()> cancel) = 0;

@@ -125,6 +125,8 @@ class MainWindow : public QMainWindow, public AiHost {
   std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,
                                                   const QString& description) override;
   void showSeries(std::shared_ptr<LoadedSeries> series) override;
+  void storeDerivedSeries(std::shared_ptr<const LoadedSeries> from, std::shared_ptr<const Volume> voxels,
+                          const QString& description, const QString& derivation) override;
   int beginTask(const QString& text, std::function<void()> cancel) override;
   void taskProgress(int job, double fraction, const QString& text) override;
   void endTask(int job, const QString& text) override;
@@ -141,6 +143,8 @@ class MainWindow : public QMainWindow, public AiHost {
   void retrieveFinished(bool ok, int stored, const QString& summary);
   /// A label map save ended (saveLabelMap).
   void labelMapSaved(bool ok, const QString& path);
+  /// A derived series was stored (or not: summary says why).
+  void derivedSeriesStored(bool ok, const QString& summary);
   /// A send ended: sent is what the node took; summary is one line.
   void sendFinished(bool ok, int sent, const QString& summary);
 
@@ -153,7 +157,7 @@ class MainWindow : public QMainWindow, public AiHost {
   void applyDarkTheme();
   void restoreSettings();
   void saveSettings();
-  enum class JobKind { Load, Import, Overlay, Ai, Retrieve, Send, Save };
+  enum class JobKind { Load, Import, Overlay, Ai, Retrieve, Send, Save, Store };
   int beginJob(JobKind kind, const QString& text, std::function<void()> cancel);
   void updateStatusBar();
   std::shared_ptr<LoadedSeries> shownSeries() const;

@@ -1,6 +1,7 @@
 // MainWindow: what leaves the workstation as results (the report dialog, the de-identified
 // export, sending to a node) and the AI classifications kept for the reports.
 
+#include <QCoreApplication>
 #include <QFileInfo>
 #include <QPointer>
 #include <QSettings>
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
+#include <atomic>
 
 #include "DeidDialog.h"
 #include "MainWindow.h"
@@ -20,7 +23,10 @@
 #include "SliceView.h"
 #include "StudyBrowser.h"
 #include "ViewportGrid.h"
+#include "lumen/imaging/DerivedSeries.h"
+#include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/StudyDatabase.h"
+#include "lumen/imaging/VolumePlanner.h"
 
 namespace lumen::gui {
 
@@ -228,6 +234,63 @@ void MainWindow::sendFiles(const web::RemoteNode& node, const QStringList& files
           self->addMessage(summary);
           self->endTask(job, summary);
           emit self->sendFinished(ok, sent, summary);
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void MainWindow::storeDerivedSeries(std::shared_ptr<const LoadedSeries> from, std::shared_ptr<const Volume> voxels,
+                                    const QString& description, const QString& derivation) {
+  const int job = beginJob(JobKind::Store, "Storing " + description, {});
+  const std::filesystem::path dir = browser_->dataDir();
+  QPointer<MainWindow> self(this);
+  (void)QtConcurrent::run([self, job, from, voxels, description, derivation, dir] {
+    namespace fs = std::filesystem;
+    std::vector<std::string> notes;
+    // The source instances again (the viewer keeps voxels, not headers), then the series
+    // written beside the store and taken into it as a series of the study.
+    auto stored = [&]() -> Result<std::size_t> {
+      std::vector<fs::path> inputs;
+      std::stringstream ss(from->source);
+      for (std::string part; std::getline(ss, part, ';');)
+        if (!part.empty()) inputs.emplace_back(part);
+      auto scan = dicom::scanInputs(inputs, {});
+      if (!scan) return scan.error();
+      const auto plans = dicom::planVolumes(*scan);
+      const dicom::VolumePlan* plan = nullptr;
+      for (const auto& p : plans)
+        if (p.info.series.seriesInstanceUid == from->info.series.seriesInstanceUid && sameGrid(p.geometry, voxels->geometry()))
+          plan = &p;
+      if (!plan) return Error(ErrorCode::NotFound, "the source series is no longer where it was read from", from->source);
+      dicom::DerivedSeriesOptions o;
+      o.seriesDescription = description.toStdString();
+      o.derivationDescription = (derivation + " in Lumen " + LUMEN_VERSION).toStdString();
+      static std::atomic<int> counter{0};
+      const fs::path staging = dir / "staging" / ("derived-" + std::to_string(QCoreApplication::applicationPid()) + "-" +
+                                                  std::to_string(++counter));
+      auto w = dicom::writeDerivedSeries(*voxels, *scan, *plan, o, staging);
+      if (!w) return w.error();
+      notes = w->notes;
+      Status st = Error(ErrorCode::Database, "no study database");
+      if (auto db = db::StudyDatabase::open(dir); !db) st = db.error();
+      else st = (*db)->storeResults(w->files);
+      std::error_code ec;
+      fs::remove_all(staging, ec);
+      if (!st) return st.error();
+      return w->files.size();
+    }();
+    const bool ok = static_cast<bool>(stored);
+    const QString summary = ok ? QString("Stored %1 (%2 images) as a new series of its study").arg(description).arg(*stored)
+                               : "Not stored: " + QString::fromStdString(stored.error().toString());
+    QMetaObject::invokeMethod(
+        self,
+        [self, job, ok, summary, notes] {
+          if (!self) return;
+          for (const auto& n : notes) self->addMessage("note: " + QString::fromStdString(n));
+          self->addMessage(summary);
+          self->endTask(job, summary);
+          self->browser_->liveRefresh();
+          emit self->derivedSeriesStored(ok, summary);
         },
         Qt::QueuedConnection);
   });

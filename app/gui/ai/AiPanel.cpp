@@ -392,6 +392,19 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
     original->setObjectName("AiShowOriginal");
     connect(original, &QCheckBox::toggled, this, [this, input, derived](bool on) { host_->showSeries(on ? input : derived); });
     resultLayout_->addWidget(original);
+    // Kept as a DICOM series of the study: browsable, sendable, citable by its UIDs.
+    auto* store = new QPushButton("Store as a DICOM series of the study");
+    store->setObjectName("AiStoreDerived");
+    store->setEnabled(input->segReference != nullptr);
+    if (!input->segReference) store->setToolTip("Only a DICOM series has a study to store it in");
+    const QString derivation = QString("Made by the AI model %1 %2 (SHA-256 %3)")
+                                   .arg(QString::fromStdString(res.model), QString::fromStdString(res.version),
+                                        QString::fromStdString(res.sha256));
+    connect(store, &QPushButton::clicked, this, [this, store, input, voxels, derived, derivation] {
+      store->setEnabled(false);  // once: a second click would store a second copy
+      host_->storeDerivedSeries(input, voxels, QString::fromStdString(derived->info.series.description), derivation);
+    });
+    resultLayout_->addWidget(store);
     host_->endTask(job, name + ": enhanced series shown");
   } else {
     const int top = res.predictedClass();

@@ -1887,6 +1887,40 @@ class GuiTest : public QObject {
     QCOMPARE(v->series(), original);
     QCOMPARE(v->sliceIndex(), 7);
     showOriginal->setChecked(false);
+    // Stored as a derived DICOM series of the study: in the database and the browser, each
+    // instance naming its source, the voxels read back as shown.
+    const auto enhanced = v->series();
+    auto* store = panel->findChild<QPushButton*>("AiStoreDerived");
+    QVERIFY(store && store->isEnabled());
+    QSignalSpy stored(w, &MainWindow::derivedSeriesStored);
+    QTest::mouseClick(store, Qt::LeftButton);
+    QVERIFY(!store->isEnabled());  // once
+    QVERIFY(stored.wait(60000));
+    QVERIFY2(stored.first().at(0).toBool(), qPrintable(stored.first().at(1).toString()));
+    QVERIFY(stored.first().at(1).toString().contains("(32 images) as a new series of its study"));
+    {
+      auto db = db::StudyDatabase::open(dataDir_->path().toStdString());
+      QVERIFY(db);
+      auto studies = (*db)->studies();
+      QVERIFY(studies && studies->size() == 1);
+      auto series = (*db)->series(studies->front().id);
+      QVERIFY(series && series->size() == 1);
+      QCOMPARE(series->front().instanceCount, 32);
+      QVERIFY(series->front().info.seriesInstanceUid != original->info.series.seriesInstanceUid);
+      auto rows = (*db)->instances(series->front().id);
+      QVERIFY(rows && rows->size() == 32);
+      auto info = dicom::readFileInfo(rows->front().path);
+      QVERIFY(info);
+      QVERIFY(info->imageType.size() >= 2);
+      QCOMPARE(QString::fromStdString(info->imageType[0] + "\\" + info->imageType[1]), QString("DERIVED\\SECONDARY"));
+      QFile file(QString::fromStdString(rows->front().path));
+      QVERIFY(file.open(QIODevice::ReadOnly));
+      QVERIFY(file.readAll().contains("Made by the AI model gui_enhance"));  // its Derivation Description
+      const Volume back = loadDicom(QString::fromStdString(std::filesystem::path(rows->front().path).parent_path().string()));
+      QCOMPARE(back.byteSize(), enhanced->volume->byteSize());
+      QVERIFY(std::memcmp(back.bytes(), enhanced->volume->bytes(), back.byteSize()) == 0);
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(w->browser()->studyCount(), 1, 5000);
 
     // Classification: probabilities, a saliency overlay, the suggested follow-up model.
     QVERIFY(run("classifier2d"));
