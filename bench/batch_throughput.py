@@ -38,28 +38,10 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "app"))
-from test_net import copy_with_new_uids  # noqa: E402  (the tests' way of copying a study)
+from test_net import copy_with_new_uids, start_orthanc  # noqa: E402  (the tests' helpers)
 CT = os.path.join(HERE, "..", "..", "shared", "data", "ct-head-sinus")
 T1 = "/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz"
 HTTP, DICOM = 8142, 4342
-
-
-def orthanc(d):
-    cfg = {"Name": "LumenBench", "HttpPort": HTTP, "DicomPort": DICOM, "DicomAet": "ORTHANC",
-           "StorageDirectory": os.path.join(d, "storage"), "IndexDirectory": os.path.join(d, "index"),
-           "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
-           "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True, "DicomAlwaysAllowEcho": True}
-    with open(os.path.join(d, "orthanc.json"), "w") as f:
-        json.dump(cfg, f)
-    log = open(os.path.join(d, "orthanc.log"), "w")
-    p = subprocess.Popen(["Orthanc", os.path.join(d, "orthanc.json")], stdout=log, stderr=log)
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{HTTP}/system", timeout=2)
-            return p
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("Orthanc did not start")
 
 
 def upload(path):
@@ -123,7 +105,7 @@ def main():
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="lumen-batch-bench-")
     env = dict(os.environ, LUMEN_CONFIG_DIR=os.path.join(d, "config"), LUMEN_DATA_DIR=os.path.join(d, "default-data"))
-    proc = orthanc(d)
+    proc, log = start_orthanc("batch-bench-orthanc", HTTP, DICOM, {})
     try:
         subprocess.run([a.cli, "nodes", "add", "bench", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", str(DICOM)],
                        env=env, check=True, capture_output=True)
@@ -183,6 +165,7 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
