@@ -116,7 +116,7 @@ TEST(DerivedSeries, RealCtReadsBackVoxelForVoxelWithItsSourcesNamed) {
   EXPECT_NE(twice.error().message.find("not empty"), std::string::npos);
   EXPECT_EQ(fs::directory_iterator(out.parent_path()) == fs::directory_iterator(), false);
   for (const auto& e : fs::directory_iterator(out.parent_path()))
-    EXPECT_EQ(e.path().filename().string().find(".part-"), std::string::npos) << e.path();  // no staging left
+    EXPECT_NE(e.path().filename().string().rfind(".part-ct-", 0), 0u) << e.path();  // no staging of its own left
 }
 
 TEST(DerivedSeries, ValuesNoStoredFormatHoldsAreClippedAndCounted) {
@@ -214,8 +214,9 @@ TEST(DerivedSeries, AModalityLutIsRefusedAndNothingIsLeftBehind) {
   EXPECT_NE(r.error().message.find("Modality LUT Sequence"), std::string::npos) << r.error().toString();
   EXPECT_EQ(r.error().resource, (in / last.filename()).string());
   EXPECT_FALSE(fs::exists(out));
+  // Its staging folder is gone (other tests, run in parallel, stage their own beside it).
   for (const auto& e : fs::directory_iterator(out.parent_path()))
-    EXPECT_EQ(e.path().filename().string().find(".part-"), std::string::npos) << e.path();  // the staging folder is gone
+    EXPECT_NE(e.path().filename().string().rfind(".part-lut-", 0), 0u) << e.path();
 }
 
 TEST(DerivedSeries, Monochrome1IsInvertedBackToItsStoredConvention) {
