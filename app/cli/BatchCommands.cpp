@@ -4,10 +4,8 @@
 // processes of lumen-cli itself (infer, report): a model that crashes fails one study, not
 // the batch, and LibTorch stays out of this process.
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ChildProcess.h"
 #include "CliCommands.h"
 #include "RemoteNode.h"
 #include "lumen/core/DurableFile.h"
@@ -38,65 +37,6 @@ namespace {
 
 double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-fs::path selfExe() {
-  std::error_code ec;
-  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("lumen-cli") : p;
-}
-
-// Runs `argv` with stdout and stderr appended to `log`, waiting at most `timeoutSeconds`
-// (then the child is killed): its exit status, or an error saying why it did not finish.
-Result<int> runProcess(const std::vector<std::string>& argv, const fs::path& log, int timeoutSeconds,
-                       std::string* captured = nullptr) {
-  int pipeFd[2] = {-1, -1};
-  if (captured && ::pipe2(pipeFd, O_CLOEXEC) != 0) return Error(ErrorCode::Io, "cannot create a pipe");
-  const pid_t pid = ::fork();
-  if (pid < 0) return Error(ErrorCode::Io, "cannot start " + argv[0]);
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      ::dup2(captured ? pipeFd[1] : fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  if (captured) {
-    ::close(pipeFd[1]);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(pipeFd[0], buf, sizeof buf)) > 0) captured->append(buf, static_cast<std::size_t>(n));
-    ::close(pipeFd[0]);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
-  int status = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0) return Error(ErrorCode::Io, "lost the child process " + argv[1]);
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return Error(ErrorCode::Io, argv[1] + " did not finish in " + std::to_string(timeoutSeconds) + " s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (WIFSIGNALED(status)) return Error(ErrorCode::Internal, argv[1] + " was killed by signal " + std::to_string(WTERMSIG(status)));
-  return WEXITSTATUS(status);
-}
-
-// The last line a child wrote to the log that names an error: the reason a step failed.
-std::string lastErrorLine(const fs::path& log) {
-  std::ifstream in(log);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (line.find("error") != std::string::npos) last = line;
-  return last;
 }
 
 struct Paths {
@@ -252,13 +192,10 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
       // A SEG, or a folder of derived images (made again from nothing when a study is redone).
       const fs::path out = task == "segmentation" ? dir / (name + "-seg.dcm") : dir / (name + "-series");
       if (task == "enhancement") {
-        // Made again from nothing, with what a killed earlier attempt left half-written.
+        // Made again from nothing (the writer itself removes what a killed attempt left).
         derived = out;
         std::error_code ec;
         fs::remove_all(out, ec);
-        const std::string partial = ".part-" + out.filename().string() + "-";
-        for (const auto& e : fs::directory_iterator(dir, ec))
-          if (e.path().filename().string().rfind(partial, 0) == 0) fs::remove_all(e.path(), ec);
       }
       for (const std::string& a : {std::string("-o"), out.string() + (derived.empty() ? "" : "/"), std::string("--report"),
                                    report.string(), std::string("--data-dir"), p.data.string(), std::string("--uid-seed"),

@@ -202,6 +202,12 @@ QStringList studyColumns(const db::StudyRow& s) {
   return {prettyName(s.patient.name), qs(s.patient.patientId), prettyDate(s.info.date), qs(s.info.description),
           qs(s.modalities),           QString::number(s.seriesCount), QString::number(s.instanceCount)};
 }
+// The same rows in the same order, by `key`: a list that only needs its counts updated.
+template <class Row, class Key>
+bool sameRows(const std::vector<Row>& a, const std::vector<Row>& b, Key key) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [&](const Row& x, const Row& y) { return key(x) == key(y); });
+}
 QString seriesText(const db::SeriesRow& s) {
   return QString("%1 %2\n%3\n%4 image(s)").arg(qs(s.info.modality)).arg(s.info.seriesNumber).arg(qs(s.info.description)).arg(s.instanceCount);
 }
@@ -216,9 +222,7 @@ void StudyBrowser::liveRefresh() {
   }
   const auto selected = selectedSeries();
   const std::string selectedUid = selected ? selected->info.seriesInstanceUid : std::string();
-  const bool sameStudies = rows->size() == studies_.size() &&
-                           std::equal(rows->begin(), rows->end(), studies_.begin(),
-                                      [](const db::StudyRow& a, const db::StudyRow& b) { return a.id == b.id; });
+  const bool sameStudies = sameRows(*rows, studies_, [](const db::StudyRow& r) { return r.id; });
   studies_ = std::move(rows.value());
   if (sameStudies) {
     for (std::size_t i = 0; i < studies_.size(); ++i) {
@@ -247,10 +251,7 @@ void StudyBrowser::liveRefresh() {
   }
   auto series = db_->series(studyId);
   if (!series) return;
-  const bool sameSeries = series->size() == series_.size() &&
-                          std::equal(series->begin(), series->end(), series_.begin(), [](const db::SeriesRow& a, const db::SeriesRow& b) {
-                            return a.info.seriesInstanceUid == b.info.seriesInstanceUid;
-                          });
+  const bool sameSeries = sameRows(*series, series_, [](const db::SeriesRow& r) { return r.info.seriesInstanceUid; });
   if (sameSeries) {
     series_ = std::move(series.value());
     for (std::size_t i = 0; i < series_.size(); ++i)

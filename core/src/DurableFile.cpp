@@ -1,10 +1,12 @@
 #include "lumen/core/DurableFile.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -22,6 +24,27 @@ fs::path temporaryPathFor(const fs::path& dest) {
   static std::atomic<std::uint64_t> counter{0};
   return dest.parent_path() / (".part-" + dest.filename().string() + "-" + std::to_string(getpid()) + "-" +
                                std::to_string(counter.fetch_add(1)));
+}
+
+std::size_t removeAbandonedTemporaries(const fs::path& dest) {
+  const std::string prefix = ".part-" + dest.filename().string() + "-";
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dest.parent_path().empty() ? fs::path(".") : dest.parent_path(), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    // <prefix><pid>-<counter>: the writer's process id.
+    const std::string rest = name.substr(prefix.size());
+    const auto dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789-") != std::string::npos) continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == static_cast<long>(getpid()) || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)
+      continue;
+    std::error_code e2;
+    if (fs::remove_all(it->path(), e2) > 0 && !e2) ++removed;
+  }
+  return removed;
 }
 
 Status syncFolder(const fs::path& dir) {

@@ -167,7 +167,9 @@ Result<DerivedSeriesReport> writeDerivedSeries(const Volume& image, const ScanRe
   if (description.size() > 64) description.resize(64);
   const std::string date = now(Part::Date), clock = now(Part::Time);
 
-  // Written beside the destination, then renamed into place as one folder.
+  // Written beside the destination, then renamed into place as one folder (after removing
+  // what a writer killed earlier left there).
+  removeAbandonedTemporaries(folder);
   const fs::path staging = temporaryPathFor(folder);
   fs::create_directories(staging, ec);
   if (ec) return Error(ErrorCode::Io, "cannot create a folder (" + ec.message() + ")", staging.string());

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,5 +71,25 @@ TEST(DurableFile, CommitWithTheFolderFlushedByTheCaller) {
   auto missing = syncFolder(d / "no-such-folder");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().toString().find("no-such-folder"), std::string::npos);
+  fs::remove_all(d);
+}
+
+TEST(DurableFile, WhatDeadWritersLeftIsRemovedTheLivingKeepTheirs) {
+  const fs::path d = freshDir("lumen-durable-abandoned");
+  // A process that has ended: its pid names a writer that cannot come back.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  const fs::path dead = d / (".part-series-" + std::to_string(child) + "-3");
+  fs::create_directories(dead / "inside");
+  const fs::path alive = temporaryPathFor(d / "series");  // this process's own
+  fs::create_directories(alive);
+  const fs::path other = d / (".part-other-" + std::to_string(child) + "-1");  // another destination's
+  fs::create_directories(other);
+  EXPECT_EQ(removeAbandonedTemporaries(d / "series"), 1u);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
   fs::remove_all(d);
 }

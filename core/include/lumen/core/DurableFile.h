@@ -15,6 +15,11 @@ namespace lumen {
 /// A temporary name beside `dest` that no other thread or process shares.
 std::filesystem::path temporaryPathFor(const std::filesystem::path& dest);
 
+/// Removes what writers of `dest` that died (killed mid-write: no cleanup ran) left beside
+/// it under temporaryPathFor() names; those of processes still alive are left alone.
+/// Returns how many were removed.
+std::size_t removeAbandonedTemporaries(const std::filesystem::path& dest);
+
 /// Whether commitFile flushes the folder itself, or leaves that to a caller that commits
 /// many files into few folders and flushes each folder once (syncFolder) before it reports
 /// any of them saved.
