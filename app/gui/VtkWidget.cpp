@@ -67,8 +67,28 @@ VtkWidget::~VtkWidget() {
 vtkGenericOpenGLRenderWindow* VtkWidget::renderWindow() const { return window_; }
 vtkGenericRenderWindowInteractor* VtkWidget::interactor() const { return interactor_; }
 vtkRenderer* VtkWidget::renderer() const { return renderer_; }
+int VtkWidget::multiSamples() const { return window_->GetMultiSamples(); }
+
+int VtkWidget::requestedSamples_ = -1;
+
+void VtkWidget::setRequestedMultiSamples(int samples) { requestedSamples_ = samples; }
+
+bool VtkWidget::isSoftwareRenderer(const char* glRenderer) {
+  if (!glRenderer) return false;
+  const QByteArray r = QByteArray(glRenderer).toLower();
+  return r.contains("llvmpipe") || r.contains("softpipe") || r.contains("swrast") || r.contains("software rasterizer") ||
+         r.contains("swiftshader");
+}
 
 void VtkWidget::initializeGL() {
+  // VTK draws into a 4x multisampled framebuffer by default. A software rasteriser pays
+  // for every sample (measured: a 512 x 512 slice view's frame 16.7 ms with, 6.0 ms
+  // without, Mesa llvmpipe on two cores), so there the views draw single-sampled and only
+  // the edges of lines lose their smoothing; texture pixels are the same either way.
+  if (requestedSamples_ >= 0)
+    window_->SetMultiSamples(requestedSamples_);
+  else if (isSoftwareRenderer(reinterpret_cast<const char*>(context()->functions()->glGetString(GL_RENDERER))))
+    window_->SetMultiSamples(0);
   // PLATFORM.md's recipe: VTK renders into its framebuffer and blits into the one Qt
   // bound for this widget.
   window_->SetOwnContext(false);

@@ -35,6 +35,14 @@ class VtkWidget : public QOpenGLWidget {
   /// Renders now and waits for the GPU (benchmarks, screenshots).
   void renderNow();
 
+  /// Whether an OpenGL renderer string names a software rasteriser (Mesa llvmpipe, ...).
+  static bool isSoftwareRenderer(const char* glRenderer);
+  /// Samples per pixel for views created from now on: -1 (default) VTK's 4, or none
+  /// under a software rasteriser; 0 none; 2..16 that many.
+  static void setRequestedMultiSamples(int samples);
+  /// Samples per pixel of this view's framebuffer (0: not multisampled).
+  int multiSamples() const;
+
  signals:
   /// Emitted after each frame was drawn (first image timing, tests).
   void frameRendered();
@@ -77,6 +85,7 @@ class VtkWidget : public QOpenGLWidget {
   bool hasFrame_ = false;
   QSize framePx_;
   vtkMTimeType frameMTime_ = 0;
+  static int requestedSamples_;
 };
 
 }  // namespace lumen::gui

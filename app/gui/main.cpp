@@ -225,9 +225,21 @@ int main(int argc, char** argv) {
   QCommandLineOption benchMpr("benchmark-mpr", "Time N MPR crosshair moves, print the median, exit.", "N");
   QCommandLineOption timing("report-timing", "Print when the first image and the full series were on screen.");
   QCommandLineOption runModel("run-model", "With --screenshot: run this AI model (bundle name) on the series first.", "name");
-  for (const auto& o : {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel})
+  QCommandLineOption samples("multisamples",
+                             "Samples per pixel of the views (0, 2, 4, 8, 16; default 4, or 0 under software OpenGL).", "N");
+  for (const auto& o :
+       {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel, samples})
     cli.addOption(o);
   cli.process(app);
+  if (cli.isSet(samples)) {
+    bool ok = false;
+    const int n = cli.value(samples).toInt(&ok);
+    if (!ok || (n != 0 && n != 2 && n != 4 && n != 8 && n != 16)) {
+      std::fprintf(stderr, "lumen: --multisamples must be 0, 2, 4, 8 or 16, not '%s'\n", qPrintable(cli.value(samples)));
+      return 2;
+    }
+    VtkWidget::setRequestedMultiSamples(n);
+  }
 
   const bool batch =
       cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment) || cli.isSet(timing);

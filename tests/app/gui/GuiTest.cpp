@@ -14,6 +14,8 @@
 #include <QProcess>
 #include <QTextBrowser>
 #include <QMimeData>
+#include <QOpenGLContext>
+#include <QOpenGLFunctions>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QThreadPool>
@@ -554,6 +556,45 @@ class GuiTest : public QObject {
     QVERIFY(before != after);
     const Match m = compareWithVolume(v);
     QVERIFY2(m.correlation > 0.98, qPrintable(QString("correlation %1").arg(m.correlation)));
+  }
+
+  // Under a software rasteriser the views draw single-sampled: a 4x multisampled frame
+  // takes about three times as long in llvmpipe. The image's pixels must not change.
+  void softwareOpenGlDrawsSingleSampledWithTheSamePixels() {
+    QVERIFY(VtkWidget::isSoftwareRenderer("llvmpipe (LLVM 15.0.6, 256 bits)"));
+    QVERIFY(VtkWidget::isSoftwareRenderer("softpipe"));
+    QVERIFY(!VtkWidget::isSoftwareRenderer("NVIDIA H200/PCIe/SSE2"));
+    QVERIFY(!VtkWidget::isSoftwareRenderer("Mesa Intel(R) UHD Graphics 620 (KBL GT2)"));
+    QVERIFY(!VtkWidget::isSoftwareRenderer(nullptr));
+    MainWindow* w = openWindow();
+    QVERIFY(load(w, {kSample}));
+    SliceView* v = w->grid()->activeSliceView();
+    v->makeCurrent();
+    const QByteArray renderer(reinterpret_cast<const char*>(v->context()->functions()->glGetString(GL_RENDERER)));
+    v->doneCurrent();
+    QVERIFY2(VtkWidget::isSoftwareRenderer(renderer.constData()), renderer.constData());  // CI runs Mesa llvmpipe
+    QCOMPARE(v->multiSamples(), 0);
+    const QImage single = v->grabFramebuffer().convertToFormat(QImage::Format_RGB32);
+    window_.reset();
+
+    VtkWidget::setRequestedMultiSamples(4);
+    w = openWindow();
+    VtkWidget::setRequestedMultiSamples(-1);
+    QVERIFY(w);
+    QVERIFY(load(w, {kSample}));
+    v = w->grid()->activeSliceView();
+    QCOMPARE(v->multiSamples(), 4);
+    const QImage multi = v->grabFramebuffer().convertToFormat(QImage::Format_RGB32);
+    QCOMPARE(multi.size(), single.size());
+    // The middle of the view holds only the image (annotations are at its edges).
+    int differ = 0, bright = 0;
+    for (int y = single.height() / 4; y < 3 * single.height() / 4; ++y)
+      for (int x = single.width() / 4; x < 3 * single.width() / 4; ++x) {
+        differ += single.pixel(x, y) != multi.pixel(x, y);
+        bright += qGray(single.pixel(x, y)) > 60;
+      }
+    QVERIFY2(bright > single.width() * single.height() / 40, qPrintable(QString("%1 bright pixels").arg(bright)));
+    QVERIFY2(differ == 0, qPrintable(QString("%1 pixels differ").arg(differ)));
   }
 
   void windowLevelPresetsAndMouseDrag() {
