@@ -186,7 +186,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     taskProgress(loadJob_, f, m);
   });
   connect(loader_, &SeriesLoader::firstSliceReady, this, [this](int id, std::shared_ptr<LoadedSeries> s) {
-    if (id != loadId_) return;
+    if (id != loadId_ || keepViewLoad_) return;  // a series growing on screen changes when loaded
     partial_ = s;
     grid_->showPartial(s, loadViewport_);
     if (!firstImageReported_) {
@@ -207,12 +207,35 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   });
   connect(loader_, &SeriesLoader::finished, this, [this](int id, std::shared_ptr<LoadedSeries> s, const QStringList& notes) {
     if (id != loadId_) return;
-    for (const auto& n : notes) addMessage(n);
+    // A series still arriving: shown, but not complete (nothing computes on it), and its
+    // notes (missing slices, ...) wait for the whole series.
+    // A reload that began before the retrieve ended may lack the last instances.
+    const std::string uid = s->info.series.seriesInstanceUid;
+    const bool followed = follow_ && follow_->seriesUid == uid;
+    const bool growing = !uid.empty() && (arriving(*s) || (followed && browser_->filesOfSeries(uid).size() > loadFileCount_));
+    if (growing) s->complete = false;
+    else for (const auto& n : notes) addMessage(n);
     SliceView* target = grid_->layoutMode() == Layout::Mpr ? nullptr
                         : (loadViewport_ >= 0 ? grid_->sliceView(loadViewport_) : grid_->activeSliceView());
-    if (target && partial_ && target->series() == partial_) target->replaceSeries(s);
+    std::shared_ptr<LoadedSeries> onScreen;
+    for (int i = 0; i < 4 && keepViewLoad_; ++i)
+      if (auto v = grid_->sliceView(i); v && v->series() && v->series()->info.series.seriesInstanceUid == s->info.series.seriesInstanceUid)
+        onScreen = v->series();
+    if (keepViewLoad_ && onScreen) grid_->replaceSeries(onScreen, s, true);
+    else if (target && partial_ && target->series() == partial_) target->replaceSeries(s);
     else grid_->showSeries(s, loadViewport_);
     partial_.reset();
+    if (growing) {
+      if (!follow_ || follow_->seriesUid != s->info.series.seriesInstanceUid) {
+        follow_ = Follow{};
+        follow_->seriesUid = s->info.series.seriesInstanceUid;
+        follow_->studyUid = s->info.study.studyInstanceUid;
+        follow_->label = QString::fromStdString(s->info.series.modality + " " + s->info.series.description).trimmed();
+        follow_->viewport = loadViewport_;
+        follow_->since.start();
+      }
+      follow_->shown = loadFileCount_;
+    }
     const auto& g = s->volume->geometry();
     const int job = std::exchange(loadJob_, -1);
     endTask(job, QString("Loaded %1 %2: %3 x %4 x %5%6")
@@ -224,6 +247,15 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     syncFindings();
     emit seriesLoaded(s);
     if (!pendingOverlay_.isEmpty()) openOverlay(std::exchange(pendingOverlay_, QString()), s);
+    if (growing) {
+      statusText_->setText(QString("%1: %2 instance(s) received so far; the view grows as the rest arrives")
+                               .arg(follow_->label)
+                               .arg(follow_->shown));
+      QTimer::singleShot(0, this, [this] { followArrivals(); });  // more may have come meanwhile
+    } else if (followed) {
+      statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(loadFileCount_));
+      follow_.reset();
+    }
   });
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
     if (id != loadId_) return;
@@ -237,6 +269,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
   liveRefresh_->setSingleShot(true);
   liveRefresh_->setInterval(300);
   connect(liveRefresh_, &QTimer::timeout, browser_, &StudyBrowser::liveRefresh);
+  connect(liveRefresh_, &QTimer::timeout, this, [this] { followArrivals(); });
 
   if (options_.rememberSettings) restoreSettings();
   else resize(1440, 900);
@@ -268,101 +301,6 @@ MainWindow::~MainWindow() {
   browser_->cancelImport();
   if (receiver_) receiver_->stop();  // running associations finish, their instances are filed
   QThreadPool::globalInstance()->waitForDone();
-}
-
-PacsDialog* MainWindow::showPacsDialog() {
-  if (!pacs_) {
-    pacs_ = new PacsDialog(this);
-    connect(pacs_, &PacsDialog::retrieveRequested, this,
-            [this](const web::RemoteNode& node, const QString& uid, const QString& label) { retrieveStudy(node, uid, label); });
-  } else {
-    pacs_->reloadNodes();
-  }
-  pacs_->show();
-  pacs_->raise();
-  return pacs_;
-}
-
-void MainWindow::scheduleLiveRefresh() {
-  if (!liveRefresh_->isActive()) liveRefresh_->start();  // not restarted: a steady stream still shows
-}
-
-bool MainWindow::setReceiving(bool on, QString* error) {
-  wantReceiving_ = on;  // remembered as asked for, even when the port is taken today
-  if (!on) {
-    if (receiver_) receiver_->stop();
-    receiveLabel_->hide();
-    if (receiveAction_) receiveAction_->setChecked(false);
-    return true;
-  }
-  if (!receiver_) {
-    receiver_ = new Receiver(browser_->dataDir(), this);
-    connect(receiver_, &Receiver::instanceReceived, this, [this] {
-      receiveLabel_->setText(QString("%1: %2 received").arg(receiver_->describe()).arg(receiver_->received()));
-      scheduleLiveRefresh();
-    });
-  }
-  QString why;
-  const bool ok = receiver_->start(&why);
-  if (receiveAction_) receiveAction_->setChecked(ok);
-  if (!ok) {
-    addMessage("Cannot receive studies: " + why);
-    statusText_->setText("Cannot receive studies (see Messages)");
-    receiveLabel_->hide();
-    if (error) *error = why;
-    return false;
-  }
-  receiveLabel_->setText(receiver_->describe());
-  receiveLabel_->show();
-  addMessage(receiver_->describe());
-  return true;
-}
-
-void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label) {
-  CancelToken cancel;
-  const int job = beginJob(JobKind::Retrieve, "Retrieving " + label, [cancel] { cancel.cancel(); });
-  const std::filesystem::path dir = browser_->dataDir();
-  const std::string uid = studyUid.toStdString();
-  QPointer<MainWindow> self(this);
-  (void)QtConcurrent::run([self, job, node, uid, dir, cancel] {
-    // The worker's own database connection: SQLite connections belong to one thread.
-    Progress progress([self, job](double f, std::string_view m) {
-      const QString text = QString::fromUtf8(m.data(), static_cast<int>(m.size()));
-      QMetaObject::invokeMethod(
-          self,
-          [self, job, f, text] {
-            if (!self) return;
-            self->taskProgress(job, f, text);
-            self->scheduleLiveRefresh();  // the study is listed while it arrives
-          },
-          Qt::QueuedConnection);
-    });
-    Result<net::TransferReport> r = net::TransferReport{};
-    if (auto db = db::StudyDatabase::open(dir); !db) r = db.error();
-    else r = web::retrieve(node, uid, "", **db, progress, cancel);
-    const bool ok = r && r->failed == 0;
-    const int stored = r ? static_cast<int>(r->stored) : 0;
-    QStringList problems;
-    QString summary;
-    if (!r) {
-      summary = "Retrieve failed: " + QString::fromStdString(r.error().toString());
-    } else {
-      summary = QString("Retrieved %1 instance(s)").arg(r->stored);
-      if (r->failed) summary += QString(", %1 failed (retrieving again fetches them)").arg(r->failed);
-      for (const auto& p : r->problems) problems << QString::fromStdString(p);
-    }
-    QMetaObject::invokeMethod(
-        self,
-        [self, job, ok, stored, summary, problems] {
-          if (!self) return;
-          for (const auto& p : problems) self->addMessage(p);
-          self->addMessage(summary);
-          self->endTask(job, summary);
-          self->browser_->refresh();
-          emit self->retrieveFinished(ok, stored, summary);
-        },
-        Qt::QueuedConnection);
-  });
 }
 
 void MainWindow::cancelAllJobs() {
@@ -869,15 +807,25 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
     pendingOverlay_ = paths[0];
     return;
   }
+  follow_.reset();  // the reader chose what to look at now
+  startLoad(paths, viewport, false);
+}
+
+void MainWindow::startLoad(const QStringList& paths, int viewport, bool keepView) {
   loadViewport_ = viewport;
+  keepViewLoad_ = keepView;
+  loadFileCount_ = static_cast<int>(paths.size());
   partial_.reset();
   // A new load replaces the one in progress (the loader cancels it).
   if (loadJob_ >= 0) endTask(std::exchange(loadJob_, -1), "Loading replaced by another");
-  loadJob_ = beginJob(JobKind::Load,
-                      QString("Opening %1").arg(paths.size() == 1 ? QFileInfo(paths[0]).fileName() : QString("%1 files").arg(paths.size())),
-                      [this] { loader_->cancel(); });
+  const QString text = keepView && follow_
+                           ? QString("Showing %1: %2 instance(s) received").arg(follow_->label).arg(paths.size())
+                           : QString("Opening %1").arg(paths.size() == 1 ? QFileInfo(paths[0]).fileName()
+                                                                          : QString("%1 files").arg(paths.size()));
+  loadJob_ = beginJob(JobKind::Load, text, [this] { loader_->cancel(); });
   SeriesLoader::Request r;
   r.paths = paths;
+  if (keepView && follow_) r.seriesUid = QString::fromStdString(follow_->seriesUid);
   loadId_ = loader_->start(r);
 }
 

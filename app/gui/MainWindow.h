@@ -3,6 +3,7 @@
 // (right, bottom), reading tools in the toolbar, long work in the status bar with
 // progress and cancel. Settings and window layout are remembered between runs.
 
+#include <QElapsedTimer>
 #include <QMainWindow>
 #include <QStringList>
 
@@ -231,6 +232,26 @@ class MainWindow : public QMainWindow, public AiHost {
   /// Coalesces the browser's refreshes while studies arrive (at most a few per second).
   QTimer* liveRefresh_ = nullptr;
   void scheduleLiveRefresh();
+  /// Retrieve jobs running now, by study UID.
+  std::map<std::string, int> retrieving_;
+  /// Whether the study of `s` is being retrieved (its series may still grow).
+  bool arriving(const LoadedSeries& s) const;
+  /// A series opened while its study was being retrieved: it is shown as it is (not
+  /// complete: nothing computes on it) and loaded again, keeping the reader's view, as
+  /// more of its instances arrive, until the retrieve ends.
+  struct Follow {
+    std::string seriesUid, studyUid;
+    QString label;
+    int viewport = -1;
+    int shown = 0;  // instances in the load on screen
+    QElapsedTimer since;  // the last reload
+  };
+  std::optional<Follow> follow_;
+  void followArrivals();
+  /// Starts the loader; `keepView`: a reload of the series on screen (see Follow).
+  void startLoad(const QStringList& paths, int viewport, bool keepView);
+  bool keepViewLoad_ = false;
+  int loadFileCount_ = 0;
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
   bool aiLoadStarted_ = false;

@@ -227,9 +227,32 @@ void SliceView::setSeries(std::shared_ptr<LoadedSeries> series, Plane plane) {
   reset();
 }
 
-void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series) {
-  if (!series_ || !series || !series->volume || !sameGrid(series->volume->geometry(), series_->volume->geometry()))
-    return setSeries(std::move(series), plane_);
+void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series, bool keepView) {
+  if (!series_ || !series || !series->volume) return setSeries(std::move(series), plane_);
+  if (!sameGrid(series->volume->geometry(), series_->volume->geometry())) {
+    if (!keepView) return setSeries(std::move(series), plane_);
+    const Vec3 focal = nav_.focal(), pan = pan_;
+    const double scale = scale_;
+    const WindowLevel wl = wl_;
+    const bool chosen = windowChosen_, inverted = inverted_;
+    const int before = nav_.sliceIndex();
+    setSeries(std::move(series), plane_);
+    nav_.setFocal(focal);  // the nearest slice of the new grid
+    pan_ = pan;
+    scale_ = scale;
+    if (chosen) {
+      wl_ = wl;
+      windowChosen_ = true;
+      emit windowLevelChanged(wl_);
+    }
+    inverted_ = inverted;
+    updateWindowLevelProperty();
+    updateCamera();
+    updateAnnotations();
+    if (nav_.sliceIndex() != before) emit sliceChanged(nav_.sliceIndex());
+    update();
+    return;
+  }
   series_ = std::move(series);
   vtkImage_ = wrapForVtk(series_->volume);
   mapper_->SetInputData(vtkImage_.image);

@@ -55,7 +55,10 @@ class SliceView : public VtkWidget {
 
   void setSeries(std::shared_ptr<LoadedSeries> series, Plane plane);
   /// The same series, completely loaded (or with statistics): keeps slice, zoom and window.
-  void replaceSeries(std::shared_ptr<LoadedSeries> series);
+  /// On another grid the view starts afresh, unless `keepView` (the same series with more
+  /// slices, as a retrieve brings them): then the slice position, zoom, pan, window and
+  /// inversion stay where the reader left them.
+  void replaceSeries(std::shared_ptr<LoadedSeries> series, bool keepView = false);
   void clear();
   const std::shared_ptr<LoadedSeries>& series() const { return series_; }
   bool hasSeries() const { return series_ != nullptr; }

@@ -233,16 +233,21 @@ void ViewportGrid::showSeries(std::shared_ptr<LoadedSeries> series, int viewport
   setActive(target);
 }
 
-void ViewportGrid::replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to) {
+void ViewportGrid::replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to,
+                                 bool keepView) {
   if (!to || !to->volume) return;
   bool shown = false;
   for (SliceView* v : slices_)
     if (from && v->series() == from) {
-      v->replaceSeries(to);
+      v->replaceSeries(to, keepView);
       keepOverlay(v);
       shown = true;
     }
-  if (from && volume3d_->series() == from) {
+  // While a series grows the 3D view keeps an earlier state of it, so it is matched by UID.
+  const auto& in3d = volume3d_->series();
+  const bool same3d = from && in3d &&
+                      (in3d == from || (keepView && in3d->info.series.seriesInstanceUid == to->info.series.seriesInstanceUid));
+  if (same3d && (!keepView || to->complete)) {
     volume3d_->setSeries(to);
     if (overlayBelongs(*to)) volume3d_->setOverlay(overlay_);
   }

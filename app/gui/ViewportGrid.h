@@ -57,7 +57,10 @@ class ViewportGrid : public QWidget {
   /// Puts `to` wherever `from` is shown, keeping each view's slice, zoom and window when
   /// the grids match (an enhanced version of the same series); else shows `to` in the
   /// active viewport.
-  void replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to);
+  /// With `keepView`, slice views keep their place on another grid too (see
+  /// SliceView::replaceSeries), and the 3D view changes only once `to` is complete (a
+  /// volume upload costs seconds under software OpenGL).
+  void replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to, bool keepView = false);
   /// The first image of a series still loading: shown in the target viewport only.
   void showPartial(std::shared_ptr<LoadedSeries> series, int viewport = -1);
   void voxelsChanged();

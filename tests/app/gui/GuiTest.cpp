@@ -376,16 +376,74 @@ class GuiTest : public QObject {
       auto* tree = w->browser()->findChild<QTreeWidget*>();
       QVERIFY(tree);
       bool listedEarly = false;
+      // Over DIMSE the reader also opens the series while it arrives (a double-click in the
+      // browser): it is shown at once, grows in place and ends complete.
+      auto* seriesList = w->browser()->findChild<QListWidget*>();
+      QVERIFY(seriesList);
+      bool opened = false;
+      struct Shown {
+        bool complete, retrieveOver, aiCanUse;
+        int slices;
+        double positionMm;
+        WindowLevel wl;
+      };
+      std::vector<Shown> shown;
+      SliceView* v = w->grid()->activeSliceView();
+      const WindowLevel readersWindow{123.0, 456.0};
+      double readersPositionMm = NAN;
+      auto conn = connect(w, &MainWindow::seriesLoaded, this, [&](std::shared_ptr<LoadedSeries> s) {
+        shown.push_back({s->complete, !fetched.isEmpty(), w->currentSeries() != nullptr,
+                         static_cast<int>(s->volume->size()[2]), v->navigator().positionMm(), v->windowLevel()});
+        // After the first picture the reader scrolls to its first slice and sets a window:
+        // neither may change as the series grows.
+        if (shown.size() == 1 && !s->complete) {
+          v->setSliceIndex(0);
+          v->setWindowLevel(readersWindow);
+          readersPositionMm = v->navigator().positionMm();
+        }
+      });
       QTimer poll;
       connect(&poll, &QTimer::timeout, this, [&] {
         if (fetched.isEmpty() && tree->topLevelItemCount() == 1) listedEarly = true;
+        if (n == 0 && !opened && fetched.isEmpty() && seriesList->count() == 1) {
+          opened = true;
+          emit seriesList->itemDoubleClicked(seriesList->item(0));
+        }
       });
       poll.start(20);
       QTest::mouseClick(retrieve, Qt::LeftButton);
       QCOMPARE(w->runningJobs(), 1);  // a job of its own, with progress and cancel
       QVERIFY(fetched.wait(120000));
       poll.stop();
-      if (n == 0) QVERIFY(listedEarly);
+      if (n == 0) {
+        QVERIFY(listedEarly);
+        QVERIFY(opened);
+        QTRY_VERIFY_WITH_TIMEOUT(!shown.empty() && shown.back().complete, 30000);
+        QVERIFY2(shown.size() >= 2, qPrintable(QString("%1 load(s)").arg(shown.size())));
+        const Shown first = shown.front(), last = shown.back();
+        // The first picture came before the retrieve ended, from part of the series, and
+        // nothing could compute on it (the AI panel sees no series).
+        QVERIFY(!first.retrieveOver);
+        QVERIFY(!first.complete);
+        QVERIFY(!first.aiCanUse);
+        QVERIFY2(first.slices < 32, qPrintable(QString("%1 slices at first").arg(first.slices)));
+        QCOMPARE(last.slices, 32);
+        QVERIFY(last.aiCanUse);
+        // The reader's place (in millimetres: the slice index may shift as slices arrive)
+        // and window stayed.
+        QVERIFY(std::isfinite(readersPositionMm));
+        QVERIFY2(std::abs(last.positionMm - readersPositionMm) < 0.5 * v->navigator().stepMm(),
+                 qPrintable(QString("position %1 mm, was %2 mm").arg(last.positionMm).arg(readersPositionMm)));
+        QCOMPARE(last.wl.width, readersWindow.width);
+        QCOMPARE(last.wl.center, readersWindow.center);
+        QCOMPARE(v->series()->volume->size()[2], std::size_t(32));
+        // What is on screen at the end is the series, voxel for voxel.
+        const Volume want = loadDicom(kSample);
+        QCOMPARE(v->series()->volume->byteSize(), want.byteSize());
+        QVERIFY(std::memcmp(v->series()->volume->bytes(), want.bytes(), want.byteSize()) == 0);
+        QVERIFY(w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/gui-pacs-growing.png"));
+      }
+      disconnect(conn);
       QVERIFY2(fetched.first().at(0).toBool(), qPrintable(fetched.first().at(2).toString()));
       QCOMPARE(fetched.first().at(1).toInt(), 32);
       QCOMPARE(w->runningJobs(), 0);

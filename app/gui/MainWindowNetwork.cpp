@@ -1,0 +1,150 @@
+// MainWindow's network side: Query / Retrieve, receiving, and a series that is shown while
+// it is still arriving (it grows in place as its instances come in).
+#include <QAction>
+#include <QLabel>
+#include <QPointer>
+#include <QTimer>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "MainWindow.h"
+#include "PacsDialog.h"
+#include "Receiver.h"
+#include "RemoteNode.h"
+#include "SeriesLoader.h"
+#include "SliceView.h"
+#include "StudyBrowser.h"
+#include "lumen/imaging/StudyDatabase.h"
+
+namespace lumen::gui {
+
+PacsDialog* MainWindow::showPacsDialog() {
+  if (!pacs_) {
+    pacs_ = new PacsDialog(this);
+    connect(pacs_, &PacsDialog::retrieveRequested, this,
+            [this](const web::RemoteNode& node, const QString& uid, const QString& label) { retrieveStudy(node, uid, label); });
+  } else {
+    pacs_->reloadNodes();
+  }
+  pacs_->show();
+  pacs_->raise();
+  return pacs_;
+}
+
+void MainWindow::scheduleLiveRefresh() {
+  if (!liveRefresh_->isActive()) liveRefresh_->start();  // not restarted: a steady stream still shows
+}
+
+bool MainWindow::setReceiving(bool on, QString* error) {
+  wantReceiving_ = on;  // remembered as asked for, even when the port is taken today
+  if (!on) {
+    if (receiver_) receiver_->stop();
+    receiveLabel_->hide();
+    if (receiveAction_) receiveAction_->setChecked(false);
+    return true;
+  }
+  if (!receiver_) {
+    receiver_ = new Receiver(browser_->dataDir(), this);
+    connect(receiver_, &Receiver::instanceReceived, this, [this] {
+      receiveLabel_->setText(QString("%1: %2 received").arg(receiver_->describe()).arg(receiver_->received()));
+      scheduleLiveRefresh();
+    });
+  }
+  QString why;
+  const bool ok = receiver_->start(&why);
+  if (receiveAction_) receiveAction_->setChecked(ok);
+  if (!ok) {
+    addMessage("Cannot receive studies: " + why);
+    statusText_->setText("Cannot receive studies (see Messages)");
+    receiveLabel_->hide();
+    if (error) *error = why;
+    return false;
+  }
+  receiveLabel_->setText(receiver_->describe());
+  receiveLabel_->show();
+  addMessage(receiver_->describe());
+  return true;
+}
+
+void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& studyUid, const QString& label) {
+  CancelToken cancel;
+  const int job = beginJob(JobKind::Retrieve, "Retrieving " + label, [cancel] { cancel.cancel(); });
+  const std::filesystem::path dir = browser_->dataDir();
+  const std::string uid = studyUid.toStdString();
+  ++retrieving_[uid];
+  QPointer<MainWindow> self(this);
+  (void)QtConcurrent::run([self, job, node, uid, dir, cancel] {
+    // The worker's own database connection: SQLite connections belong to one thread.
+    Progress progress([self, job](double f, std::string_view m) {
+      const QString text = QString::fromUtf8(m.data(), static_cast<int>(m.size()));
+      QMetaObject::invokeMethod(
+          self,
+          [self, job, f, text] {
+            if (!self) return;
+            self->taskProgress(job, f, text);
+            self->scheduleLiveRefresh();  // the study is listed while it arrives
+          },
+          Qt::QueuedConnection);
+    });
+    Result<net::TransferReport> r = net::TransferReport{};
+    if (auto db = db::StudyDatabase::open(dir); !db) r = db.error();
+    else r = web::retrieve(node, uid, "", **db, progress, cancel);
+    const bool ok = r && r->failed == 0;
+    const int stored = r ? static_cast<int>(r->stored) : 0;
+    QStringList problems;
+    QString summary;
+    if (!r) {
+      summary = "Retrieve failed: " + QString::fromStdString(r.error().toString());
+    } else {
+      summary = QString("Retrieved %1 instance(s)").arg(r->stored);
+      if (r->failed) summary += QString(", %1 failed (retrieving again fetches them)").arg(r->failed);
+      for (const auto& p : r->problems) problems << QString::fromStdString(p);
+    }
+    QMetaObject::invokeMethod(
+        self,
+        [self, job, ok, stored, summary, problems, uid] {
+          if (!self) return;
+          if (auto it = self->retrieving_.find(uid); it != self->retrieving_.end() && --it->second <= 0)
+            self->retrieving_.erase(it);
+          for (const auto& p : problems) self->addMessage(p);
+          self->addMessage(summary);
+          self->endTask(job, summary);
+          self->browser_->refresh();
+          self->followArrivals();  // a series shown while it arrived gets its last instances
+          emit self->retrieveFinished(ok, stored, summary);
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+
+bool MainWindow::arriving(const LoadedSeries& s) const {
+  return retrieving_.count(s.info.study.studyInstanceUid) != 0;
+}
+
+void MainWindow::followArrivals() {
+  if (!follow_ || loadJob_ >= 0) return;  // a load runs: its end calls this again
+  const bool done = retrieving_.count(follow_->studyUid) == 0;
+  const QStringList files = browser_->filesOfSeries(follow_->seriesUid);
+  if (files.size() <= follow_->shown) {
+    if (done) {
+      // Nothing came after the last load: what is shown is the whole series.
+      if (auto s = shownSeries(); s && s->info.series.seriesInstanceUid == follow_->seriesUid) {
+        s->complete = true;
+        emit seriesLoaded(s);
+      }
+      statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(follow_->shown));
+      follow_.reset();
+    }
+    return;
+  }
+  // At most one reload every 1.5 s while instances stream in (each decodes the whole
+  // series again); the retrieve's end brings the last one at once.
+  if (!done && follow_->since.isValid() && follow_->since.elapsed() < 1500) {
+    QTimer::singleShot(1500 - static_cast<int>(follow_->since.elapsed()), this, [this] { followArrivals(); });
+    return;
+  }
+  follow_->since.restart();
+  startLoad(files, follow_->viewport, true);
+}
+
+}  // namespace lumen::gui
