@@ -14,6 +14,10 @@ the servers):
 2. Retrieve of the real series from an Orthanc holding it: Lumen's C-GET vs dcmtk's
    getscu, and Lumen's WADO-RS vs curl downloading the same WADO-RS response to one file
    (and the same followed by `sync`), alternating, fresh destination each run.
+3. The workstation during a retrieve: `lumen --benchmark-retrieve NODE STUDY` (under
+   xvfb-run, Mesa's software OpenGL) retrieves the same series by C-GET and by WADO-RS into
+   an empty database, opens it as soon as the browser lists it, and prints when its first
+   picture was drawn, when the retrieve ended and when the whole series was on screen.
 
 Lumen acknowledges an instance only once it is fsynced, renamed and committed to its
 database; Orthanc and getscu write without fsync and curl writes one file: the ratios
@@ -156,17 +160,22 @@ def main():
     ap.add_argument("--series", default="../shared/data/ct-head-sinus")
     ap.add_argument("--instances", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--lumen", help="the GUI (default: next to --cli)")
+    ap.add_argument("--skip-receive", action="store_true", help="only the retrieve measurements")
     a = ap.parse_args()
     cli = os.path.abspath(a.cli)
     series = os.path.abspath(a.series)
     work = tempfile.mkdtemp(prefix="lumen-net-bench-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     env = dict(os.environ, LUMEN_CONFIG_DIR=os.path.join(work, "config"))
     try:
+        lumen = os.path.abspath(a.lumen or os.path.join(os.path.dirname(cli), "lumen"))
+        if a.skip_receive:
+            a.instances = 0
         print(f"making {a.instances} instances from {series} ...", flush=True)
         folders = make_load(series, a.instances, os.path.join(work, "load"))
         rows = {"lumen": [], "orthanc": []}
         cpus = {"lumen": [], "orthanc": []}
-        for r in range(a.runs):
+        for r in range(a.runs if a.instances else 0):
             for name in (("lumen", "orthanc") if r % 2 == 0 else ("orthanc", "lumen")):
                 dt, count, cpu = (receive_lumen(cli, folders, a.instances, work, env) if name == "lumen"
                              else receive_orthanc(folders, a.instances, work))
@@ -176,8 +185,10 @@ def main():
                     raise SystemExit(f"{name} lost instances: {count} of {a.instances}")
                 rows[name].append(dt)
                 cpus[name].append(cpu)
-        lm, om = statistics.median(rows["lumen"]), statistics.median(rows["orthanc"])
-        print(f"RECEIVE {a.instances} instances, 4 associations: Lumen {lm:.2f} s ({a.instances / lm:.0f}/s), "
+        lm = statistics.median(rows["lumen"]) if rows["lumen"] else 0
+        om = statistics.median(rows["orthanc"]) if rows["orthanc"] else 0
+        if a.instances:
+            print(f"RECEIVE {a.instances} instances, 4 associations: Lumen {lm:.2f} s ({a.instances / lm:.0f}/s), "
               f"Orthanc {om:.2f} s ({a.instances / om:.0f}/s); Lumen/Orthanc throughput {om / lm:.2f}x; server CPU "
               f"Lumen {statistics.median(cpus['lumen']):.2f} s, Orthanc {statistics.median(cpus['orthanc']):.2f} s",
               flush=True)
@@ -223,6 +234,25 @@ def main():
                   f"{med['curl wado']:.2f} s (ratio {med['lumen wado'] / med['curl wado']:.2f}), curl + sync "
                   f"{med['curl wado + sync']:.2f} s (ratio {med['lumen wado'] / med['curl wado + sync']:.2f})",
                   flush=True)
+            gui_env = dict(env, QT_QPA_PLATFORM="xcb", LIBGL_ALWAYS_SOFTWARE="1")
+            for node in ("pacs", "web"):
+                got = []
+                for r in range(a.runs):
+                    d = os.path.join(work, f"gui-{node}-{r}")
+                    out = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", lumen, "--no-settings",
+                                          "--data-dir", d, "--benchmark-retrieve", node, study], env=gui_env,
+                                         capture_output=True, text=True, timeout=300)
+                    line = [x for x in out.stdout.splitlines() if x.startswith("retrieve_first_image_s=")]
+                    if out.returncode != 0 or not line:
+                        raise SystemExit(f"lumen --benchmark-retrieve {node} failed: {out.stderr[-2000:]}")
+                    vals = dict(kv.split("=") for kv in line[0].split())
+                    got.append(vals)
+                    print(f"  GUI {node} run {r + 1}: {line[0]}", flush=True)
+                m = {k: statistics.median(float(g[k]) for g in got)
+                     for k in ("retrieve_first_image_s", "retrieve_done_s", "series_complete_s")}
+                print(f"GUI RETRIEVE {n} instances via {'C-GET' if node == 'pacs' else 'WADO-RS'}: first image "
+                      f"{m['retrieve_first_image_s']:.2f} s, retrieve done {m['retrieve_done_s']:.2f} s, whole series "
+                      f"on screen {m['series_complete_s']:.2f} s", flush=True)
         finally:
             stop(p)
     finally:

@@ -4,7 +4,7 @@
 //   lumen --screenshot out.png [--layout 1x1|1x2|2x2|mpr] [--preset NAME] path
 //                                       render at a fixed size, save the window, exit
 //   lumen --benchmark-scroll N path     timings for docs/BENCHMARKS.md (see bench/; also
-//   --benchmark-mpr N, --benchmark-segment N)
+//   --benchmark-mpr N, --benchmark-segment N, --benchmark-retrieve NODE STUDY_UID)
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -24,6 +24,8 @@
 
 #include "LabelPanel.h"
 #include "MainWindow.h"
+#include "RemoteNode.h"
+#include "StudyBrowser.h"
 #include "SliceView.h"
 #include "ViewportGrid.h"
 #include "VolumeView3D.h"
@@ -195,6 +197,58 @@ void benchmarkSegment(MainWindow& w, int n) {
               v->height(), g.size[0], g.size[1], g.size[2]);
 }
 
+
+// Retrieves a study from a configured node as File > Query / Retrieve does, opens it as
+// soon as the browser lists any of it (as a reader's double-click would) and prints, in
+// seconds from the retrieve's start, when the first picture of it was drawn, when the
+// retrieve ended and when the whole series was on screen. For a study of one series.
+void benchmarkRetrieve(MainWindow& w, const QString& nodeName, const QString& study, const std::function<void(int)>& finish) {
+  auto nodes = web::configuredNodes(30);
+  if (!nodes) {
+    std::fprintf(stderr, "lumen: error: %s\n", nodes.error().toString().c_str());
+    return finish(2);
+  }
+  auto it = std::find_if(nodes->begin(), nodes->end(), [&](const web::RemoteNode& n) { return n.name() == nodeName.toStdString(); });
+  if (it == nodes->end()) {
+    std::fprintf(stderr, "lumen: error: no node '%s' in the nodes file\n", qPrintable(nodeName));
+    return finish(2);
+  }
+  struct State {
+    QElapsedTimer clock;
+    double first = -1, done = -1;
+    bool opened = false;
+    int loads = 0;
+  };
+  auto st = std::make_shared<State>();
+  SliceView* v = w.grid()->activeSliceView();
+  QObject::connect(v, &VtkWidget::frameRendered, &w, [st, v] {
+    if (st->first < 0 && v->hasSeries()) st->first = static_cast<double>(st->clock.elapsed()) / 1000.0;
+  });
+  QObject::connect(&w, &MainWindow::retrieveFinished, &w, [st, finish](bool ok, int, const QString& summary) {
+    st->done = static_cast<double>(st->clock.elapsed()) / 1000.0;
+    if (!ok) {
+      std::fprintf(stderr, "lumen: error: %s\n", qPrintable(summary));
+      finish(1);
+    }
+  });
+  QObject::connect(&w, &MainWindow::seriesLoaded, &w, [st, finish](const std::shared_ptr<LoadedSeries>& s) {
+    ++st->loads;
+    if (!s->complete || st->done < 0) return;
+    std::printf("retrieve_first_image_s=%.3f retrieve_done_s=%.3f series_complete_s=%.3f slices=%zu loads=%d\n", st->first,
+                st->done, static_cast<double>(st->clock.elapsed()) / 1000.0, s->volume->size()[2], st->loads);
+    finish(0);
+  });
+  auto* poll = new QTimer(&w);
+  QObject::connect(poll, &QTimer::timeout, &w, [&w, st, poll, study] {
+    const QStringList files = w.browser()->filesOfStudy(study.toStdString());
+    if (files.isEmpty()) return;
+    poll->stop();
+    w.openPaths(files);
+  });
+  st->clock.start();
+  poll->start(20);
+  w.retrieveStudy(*it, study, "benchmark");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,10 +279,14 @@ int main(int argc, char** argv) {
   QCommandLineOption benchMpr("benchmark-mpr", "Time N MPR crosshair moves, print the median, exit.", "N");
   QCommandLineOption timing("report-timing", "Print when the first image and the full series were on screen.");
   QCommandLineOption runModel("run-model", "With --screenshot: run this AI model (bundle name) on the series first.", "name");
+  QCommandLineOption benchRetrieve("benchmark-retrieve",
+                                    "Retrieve a study (positional argument: its UID) from NODE, open it while it arrives, "
+                                    "print when its first image and the whole series were shown, exit.",
+                                    "NODE");
   QCommandLineOption samples("multisamples",
                              "Samples per pixel of the views (0, 2, 4, 8, 16; default 4, or 0 under software OpenGL).", "N");
   for (const auto& o :
-       {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel, samples})
+       {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel, samples, benchRetrieve})
     cli.addOption(o);
   cli.process(app);
   if (cli.isSet(samples)) {
@@ -241,14 +299,16 @@ int main(int argc, char** argv) {
     VtkWidget::setRequestedMultiSamples(n);
   }
 
-  const bool batch =
-      cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment) || cli.isSet(timing);
+  const bool batch = cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment) ||
+                     cli.isSet(timing) || cli.isSet(benchRetrieve);
   MainWindow::Options options;
   options.dataDir = cli.value(dataDir);
   options.rememberSettings = !batch && !cli.isSet(noSettings);
   // Screenshots and benchmarks that run no model do not load LibTorch (a second of one core).
   options.loadAi =
-      !(cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment)) || cli.isSet(runModel);
+      !(cli.isSet(screenshot) || cli.isSet(benchScroll) || cli.isSet(benchMpr) || cli.isSet(benchSegment) ||
+        cli.isSet(benchRetrieve)) ||
+      cli.isSet(runModel);
   MainWindow window(options);
   // A screenshot wants the final 3D picture only, not a draft first.
   if (cli.isSet(screenshot)) window.grid()->volumeView()->setDraftFirst(false);
@@ -410,7 +470,7 @@ int main(int argc, char** argv) {
     }
   };
   QObject::connect(&window, &MainWindow::seriesLoaded, [&] {
-    if (!batch) return;
+    if (!batch || cli.isSet(benchRetrieve)) return;
     if (cli.isSet(overlay)) {
       QObject::connect(&window, &MainWindow::overlayLoaded, afterLoad);
       window.openOverlay(cli.value(overlay));
@@ -421,9 +481,19 @@ int main(int argc, char** argv) {
   // Loading starts before the window is shown: showing it creates the OpenGL contexts
   // (half a second under software OpenGL), and the series can be read meanwhile. Every
   // result of the load arrives through the event loop, after the connections above.
-  if (!paths.isEmpty()) window.openPaths(paths);
-  else if (cli.isSet(overlay)) window.openOverlay(cli.value(overlay));
-  window.show();
+  if (cli.isSet(benchRetrieve)) {
+    if (paths.size() != 1) {
+      std::fprintf(stderr, "lumen: error: --benchmark-retrieve NODE needs the study UID as its argument\n");
+      return 2;
+    }
+    window.show();
+    QTimer::singleShot(0, &window, [&] { benchmarkRetrieve(window, cli.value(benchRetrieve), paths[0], finish); });
+  } else if (!paths.isEmpty()) {
+    window.openPaths(paths);
+  } else if (cli.isSet(overlay)) {
+    window.openOverlay(cli.value(overlay));
+  }
+  if (!cli.isSet(benchRetrieve)) window.show();
 
   if (batch) {
     // Never hang in a script: give up after two minutes (ten with a model to run).
