@@ -21,9 +21,9 @@ namespace lumen::gui {
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
-PacsSearch searchNode(const web::RemoteNode& node, const net::QueryFilter& filter) {
+PacsSearch searchNode(const web::RemoteNode& node, const net::QueryFilter& filter, const CancelToken& cancel) {
   PacsSearch out;
-  auto r = web::query(node, filter);
+  auto r = web::query(node, filter, cancel);
   if (!r) {
     out.error = qs(r.error().toString());
     return out;
@@ -63,6 +63,9 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   searchButton_ = new QPushButton("Search", this);
   searchButton_->setObjectName("search");
   searchButton_->setDefault(true);
+  stopButton_ = new QPushButton("Stop", this);
+  stopButton_->setObjectName("stopSearch");
+  stopButton_->setEnabled(false);
   auto* nodesButton = new QPushButton("Nodes...", this);
   nodesButton->setObjectName("editNodes");
   retrieveButton_ = new QPushButton("Retrieve", this);
@@ -82,6 +85,7 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
 
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(searchButton_);
+  buttons->addWidget(stopButton_);
   buttons->addWidget(nodesButton);
   buttons->addStretch();
   buttons->addWidget(retrieveButton_);
@@ -93,6 +97,7 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   resize(900, 560);
 
   connect(searchButton_, &QPushButton::clicked, this, &PacsDialog::search);
+  connect(stopButton_, &QPushButton::clicked, this, &PacsDialog::stopSearch);
   connect(nodesButton, &QPushButton::clicked, this, [this] {
     auto* d = findChild<NodesDialog*>();
     if (!d) {
@@ -105,16 +110,17 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   connect(retrieveButton_, &QPushButton::clicked, this, &PacsDialog::retrieveSelected);
   connect(table_, &QTableWidget::itemSelectionChanged, this, &PacsDialog::updateButtons);
   connect(table_, &QTableWidget::cellDoubleClicked, this, &PacsDialog::retrieveSelected);
-  connect(&watcher_, &QFutureWatcher<PacsSearch>::finished, this, [this] { showResults(watcher_.result()); });
   // Results are of the node they came from: another node, no results.
   connect(node_, &QComboBox::currentIndexChanged, this, [this] { clearResults(); });
   reloadNodes();
 }
 
-PacsDialog::~PacsDialog() { watcher_.waitForFinished(); }
+// A search still running is told to stop and left to end on its own: it holds copies of
+// what it needs, never this dialog.
+PacsDialog::~PacsDialog() { cancel_.cancel(); }
 
 void PacsDialog::clearResults() {
-  if (watcher_.isRunning()) return;  // showResults replaces them
+  if (searching()) return;  // showResults replaces them
   matches_.clear();
   table_->setRowCount(0);
   updateButtons();
@@ -144,14 +150,15 @@ bool PacsDialog::reloadNodes() {
 int PacsDialog::matchCount() const { return static_cast<int>(matches_.size()); }
 
 void PacsDialog::updateButtons() {
-  const bool busy = watcher_.isRunning();
+  const bool busy = searching();
   searchButton_->setEnabled(!busy && !nodes_.empty());
+  stopButton_->setEnabled(busy);
   retrieveButton_->setEnabled(!busy && table_->currentRow() >= 0 && !table_->selectedItems().isEmpty());
 }
 
 void PacsDialog::search() {
   const int i = node_->currentIndex();
-  if (i < 0 || i >= static_cast<int>(nodes_.size()) || watcher_.isRunning()) return;
+  if (i < 0 || i >= static_cast<int>(nodes_.size()) || searching()) return;
   net::QueryFilter f;
   f.level = net::QueryLevel::Study;
   f.patientName = patientName_->text().trimmed().toStdString();
@@ -164,8 +171,27 @@ void PacsDialog::search() {
   status_->setText("Searching " + qs(web::describe(node)) + "...");
   table_->setRowCount(0);
   matches_.clear();
-  watcher_.setFuture(QtConcurrent::run([node, f] { return searchNode(node, f); }));
+  cancel_ = CancelToken{};
+  auto* w = new QFutureWatcher<PacsSearch>(this);
+  watcher_ = w;
+  connect(w, &QFutureWatcher<PacsSearch>::finished, this, [this, w] {
+    w->deleteLater();
+    if (w != watcher_) return;  // stopped: the reader has moved on
+    watcher_ = nullptr;
+    showResults(w->result());
+  });
+  const CancelToken cancel = cancel_;
+  w->setFuture(QtConcurrent::run([node, f, cancel] { return searchNode(node, f, cancel); }));
   updateButtons();
+}
+
+void PacsDialog::stopSearch() {
+  if (!searching()) return;
+  cancel_.cancel();
+  watcher_ = nullptr;
+  status_->setText("Search stopped.");
+  updateButtons();
+  emit searchFinished(-1);
 }
 
 void PacsDialog::showResults(const PacsSearch& result) {
@@ -201,7 +227,7 @@ void PacsDialog::showResults(const PacsSearch& result) {
 
 void PacsDialog::retrieveSelected() {
   const int row = table_->currentRow();
-  if (row < 0 || row >= static_cast<int>(matches_.size()) || watcher_.isRunning()) return;
+  if (row < 0 || row >= static_cast<int>(matches_.size()) || searching()) return;
   const auto& m = matches_[static_cast<std::size_t>(row)];
   // No patient name: the label goes to the status bar and the messages, which a reader may
   // show while the window hides patient identity.

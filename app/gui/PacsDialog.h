@@ -6,12 +6,14 @@
 
 #include <QDialog>
 #include <QFutureWatcher>
+#include <QPointer>
 
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "RemoteNode.h"
+#include "lumen/core/Progress.h"
 
 class QComboBox;
 class QLabel;
@@ -41,6 +43,10 @@ class PacsDialog : public QDialog {
 
  public slots:
   void search();
+  /// Stops the search in progress: the dialog is free at once (a C-FIND is sent a C-CANCEL,
+  /// a QIDO-RS request is aborted; a node that does not answer at all is left to time out
+  /// on its own, its answer unused).
+  void stopSearch();
   void retrieveSelected();
 
  signals:
@@ -52,6 +58,7 @@ class PacsDialog : public QDialog {
   void showResults(const PacsSearch& result);
   void clearResults();
   void updateButtons();
+  bool searching() const { return !watcher_.isNull(); }
 
   std::vector<web::RemoteNode> nodes_;
   QComboBox* node_ = nullptr;
@@ -61,10 +68,12 @@ class PacsDialog : public QDialog {
   QLineEdit* modality_ = nullptr;
   QLineEdit* accession_ = nullptr;
   QPushButton* searchButton_ = nullptr;
+  QPushButton* stopButton_ = nullptr;
   QPushButton* retrieveButton_ = nullptr;
   QTableWidget* table_ = nullptr;
   QLabel* status_ = nullptr;
-  QFutureWatcher<PacsSearch> watcher_;
+  QPointer<QFutureWatcher<PacsSearch>> watcher_;  // the search in progress, null when none
+  CancelToken cancel_;
   std::vector<net::QueryMatch> matches_;
   web::RemoteNode searched_;  // the node the results came from: what Retrieve fetches from
 };

@@ -93,6 +93,26 @@ struct Responses {
   }
 };
 
+// A C-FIND that a person may stop: once cancelled, the next pending response is answered
+// with a C-CANCEL, and the node ends the query with status Cancel (FE00).
+class FindScu : public DcmSCU {
+ public:
+  explicit FindScu(CancelToken cancel) : cancel_(std::move(cancel)) {}
+  OFCondition handleFINDResponse(const T_ASC_PresentationContextID presID, QRResponse* response,
+                                 OFBool& waitForNextResponse) override {
+    OFCondition c = DcmSCU::handleFINDResponse(presID, response, waitForNextResponse);
+    if (c.good() && cancel_.isCancelled() && !cancelSent_ && response && isPending(response->m_status)) {
+      cancelSent_ = true;
+      sendCANCELRequest(presID);
+    }
+    return c;
+  }
+
+ private:
+  CancelToken cancel_;
+  bool cancelSent_ = false;
+};
+
 Result<std::vector<QueryMatch>> findAtLevel(DcmSCU& scu, T_ASC_PresentationContextID pid, const DimseNode& node,
                                             const QueryFilter& f, const std::string& studyUid, const DimseOptions& o) {
   DcmDataset keys;
@@ -122,6 +142,8 @@ Result<std::vector<QueryMatch>> findAtLevel(DcmSCU& scu, T_ASC_PresentationConte
   if (OFCondition c = scu.sendFINDRequest(pid, &keys, &r.list); c.bad()) return netError(node, "query failed", c, o);
   std::vector<QueryMatch> out;
   for (QRResponse* resp : r.list) {
+    if (resp->m_status == STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest)
+      return Error(ErrorCode::Cancelled, "query cancelled", nodeLabel(node));
     if (!isPending(resp->m_status) && !isSuccess(resp->m_status)) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "%04X", resp->m_status);
@@ -413,10 +435,14 @@ Result<std::vector<QueryMatch>> find(const DimseNode& node, const QueryFilter& f
                                      const CancelToken& cancel) {
   auto tls = clientTls(node);
   if (!tls) return tls.error();
-  DcmSCU scu;
+  FindScu scu(cancel);
   configure(scu, node, o);
   scu.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressedSyntaxes());
   if (auto s = connect(scu, node, o, tls->get()); !s) return s.error();
+  if (cancel.isCancelled()) {
+    scu.releaseAssociation();
+    return Error(ErrorCode::Cancelled, "query cancelled", nodeLabel(node));
+  }
   const auto pid = scu.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
   if (!pid) {
     scu.releaseAssociation();

@@ -7,6 +7,7 @@
 #include <QPainter>
 #include <QPdfWriter>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QFileInfo>
 #include <QDirIterator>
@@ -457,6 +458,58 @@ class GuiTest : public QObject {
     const QString out = QStringLiteral(LUMEN_TEST_WORK_DIR);
     QVERIFY(d->grab().save(out + "/gui-pacs-dialog.png"));
     QVERIFY(w->grab().save(out + "/gui-pacs-window.png"));
+  }
+
+  // A search of a node that never answers (it takes the connection, then says nothing) is
+  // stopped by the reader: the dialog is free at once and the search's worker ends too,
+  // long before the node's 30 s timeout would have ended it.
+  void aSearchOfASilentNodeCanBeStopped() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    QVERIFY(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    QVERIFY(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(fd, 8) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    const int port = ntohs(a.sin_port);
+    QTemporaryDir config;
+    net::NodeConfig nodes;
+    net::WebNode silent;
+    silent.name = "silent";
+    silent.baseUrl = "http://127.0.0.1:" + std::to_string(port) + "/dicom-web";
+    nodes.web.push_back(silent);
+    QVERIFY(net::saveNodes(config.path().toStdString() + "/nodes.json", nodes));
+    const ConfigDir use(config.path().toUtf8());
+    MainWindow* w = openWindow();
+    QVERIFY(w);
+    PacsDialog* d = w->showPacsDialog();
+    auto* search = d->findChild<QPushButton*>("search");
+    auto* stop = d->findChild<QPushButton*>("stopSearch");
+    auto* status = d->findChild<QLabel*>("status");
+    QVERIFY(search && stop && status);
+    QVERIFY(!stop->isEnabled());
+    QSignalSpy done(d, &PacsDialog::searchFinished);
+    for (int round = 0; round < 2; ++round) {  // and a new search may start at once
+      QTest::mouseClick(search, Qt::LeftButton);
+      QVERIFY(!search->isEnabled());
+      QVERIFY(stop->isEnabled());
+      QTest::qWait(400);
+      QCOMPARE(done.count(), round);  // the node is silent
+      QTest::mouseClick(stop, Qt::LeftButton);
+      QCOMPARE(done.count(), round + 1);
+      QCOMPARE(done.last().at(0).toInt(), -1);
+      QVERIFY(search->isEnabled());
+      QVERIFY(!stop->isEnabled());
+      QCOMPARE(status->text(), QString("Search stopped."));
+    }
+    QElapsedTimer t;
+    t.start();
+    QVERIFY(QThreadPool::globalInstance()->waitForDone(10000));
+    QVERIFY2(t.elapsed() < 5000, qPrintable(QString("the stopped searches ended after %1 ms").arg(t.elapsed())));
+    QTest::qWait(100);
+    QCOMPARE(done.count(), 2);  // their late ends are not reported
+    ::close(fd);
   }
 
   // Nodes added, tested and removed in the workstation land in the same file lumen-cli
