@@ -125,10 +125,21 @@ NodesDialog::NodesDialog(QWidget* parent) : QDialog(parent) {
   local->addWidget(new QLabel("accepts only", this));
   local->addWidget(localAllow_, 1);
   local->addWidget(saveLocal);
+  // The listener's DICOM TLS (File > Receive studies, lumen-cli listen): on with a
+  // certificate and its key; with a CA, callers must show a certificate it signed.
+  localTlsCert_ = field(this, "localTlsCert", "listen with DICOM TLS: certificate (PEM)");
+  localTlsKey_ = field(this, "localTlsKey", "its private key (PEM, unencrypted)");
+  localTlsCa_ = field(this, "localTlsCa", "optional: callers' CA (PEM)");
+  auto* localTls = new QHBoxLayout;
+  localTls->addWidget(new QLabel("DICOM TLS", this));
+  localTls->addWidget(localTlsCert_, 1);
+  localTls->addWidget(localTlsKey_, 1);
+  localTls->addWidget(localTlsCa_, 1);
 
   auto* layout = new QVBoxLayout(this);
   layout->addLayout(columns, 1);
   layout->addLayout(local);
+  layout->addLayout(localTls);
   layout->addWidget(status_);
   resize(860, 460);
 
@@ -168,6 +179,9 @@ void NodesDialog::reload() {
   QStringList allow;
   for (const auto& a : config_.local.allowedAe) allow << qs(a);
   localAllow_->setText(allow.join(", "));
+  localTlsCert_->setText(config_.local.tls ? qs(config_.local.tls->certFile) : QString());
+  localTlsKey_->setText(config_.local.tls ? qs(config_.local.tls->keyFile) : QString());
+  localTlsCa_->setText(config_.local.tls ? qs(config_.local.tls->caFile) : QString());
   for (const auto& n : config_.dimse)
     list_->addItem(qs(n.name + "  DIMSE " + n.aeTitle + "@" + n.host + ":" + std::to_string(n.port)) +
                    (n.tls ? "  (TLS)" : ""));
@@ -227,11 +241,19 @@ bool NodesDialog::saveLocal() {
     if (auto why = net::checkAeTitle(t); !why.empty()) return refuse("Accepts only " + qs(t) + ": " + qs(why));
     allow.push_back(t);
   }
+  std::optional<net::TlsFiles> tls;
+  if (!localTlsCert_->text().trimmed().isEmpty() || !localTlsKey_->text().trimmed().isEmpty() ||
+      !localTlsCa_->text().trimmed().isEmpty()) {
+    tls = net::TlsFiles{absolute(text(localTlsCa_)), absolute(text(localTlsCert_)), absolute(text(localTlsKey_))};
+    if (auto why = net::checkTlsFiles(*tls, true); !why.empty()) return refuse("DICOM TLS: " + qs(why));
+  }
   cfg->local.aeTitle = ae;
   cfg->local.port = localPort_->value();
   cfg->local.allowedAe = allow;
+  cfg->local.tls = tls;
   if (auto s = net::saveNodes(net::defaultNodesFile(), *cfg); !s) return refuse(qs(s.error().toString()));
-  say("Saved this workstation's AE title, port and allow-list.");
+  say(tls ? "Saved this workstation's AE title, port, allow-list and DICOM TLS files (it listens with TLS only)."
+          : "Saved this workstation's AE title, port and allow-list (it listens without TLS).");
   reload();
   emit nodesChanged();
   return true;

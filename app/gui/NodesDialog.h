@@ -64,6 +64,9 @@ class NodesDialog : public QDialog {
   QLineEdit* localAe_ = nullptr;
   QSpinBox* localPort_ = nullptr;
   QLineEdit* localAllow_ = nullptr;
+  QLineEdit* localTlsCert_ = nullptr;  // all three empty: the listener speaks plain DICOM
+  QLineEdit* localTlsKey_ = nullptr;
+  QLineEdit* localTlsCa_ = nullptr;
   QPushButton* test_ = nullptr;
   QLabel* status_ = nullptr;
   QFutureWatcher<Status> watcher_;

@@ -512,6 +512,68 @@ class GuiTest : public QObject {
     ::close(fd);
   }
 
+  // The listener's DICOM TLS set in Nodes... (not only with `lumen-cli nodes local`): saved
+  // in the nodes file, checked before it is saved, and what File > Receive studies uses: a
+  // TLS caller is filed, a plain one refused.
+  void theListenersTlsIsSetInTheWorkstation() {
+    if (QStandardPaths::findExecutable("storescu").isEmpty() || QStandardPaths::findExecutable("openssl").isEmpty())
+      QSKIP("needs dcmtk's storescu and openssl");
+    QTemporaryDir config;
+    const QString cert = config.path() + "/server.crt", key = config.path() + "/server.key";
+    QProcess openssl;
+    openssl.start("openssl", {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                              "-subj", "/CN=127.0.0.1"});
+    QVERIFY(openssl.waitForFinished(60000) && openssl.exitCode() == 0);
+    net::NodeConfig nodes;
+    nodes.local.aeTitle = "LUMENTLS";
+    nodes.local.port = freeLoopbackPort();
+    nodes.local.minFreeMegabytes = 0;
+    QVERIFY(net::saveNodes(config.path().toStdString() + "/nodes.json", nodes));
+    const ConfigDir use(config.path().toUtf8());
+    MainWindow* w = openWindow();
+    QVERIFY(w);
+    auto* d = new NodesDialog(w);
+    d->show();
+    auto* certField = d->findChild<QLineEdit*>("localTlsCert");
+    auto* keyField = d->findChild<QLineEdit*>("localTlsKey");
+    auto* save = d->findChild<QPushButton*>("saveLocal");
+    auto* status = d->findChild<QLabel*>("status");
+    QVERIFY(certField && keyField && save && status);
+    QVERIFY(certField->text().isEmpty());
+    // A certificate without its key is refused, and nothing is saved.
+    certField->setText(cert);
+    QTest::mouseClick(save, Qt::LeftButton);
+    QVERIFY2(status->text().startsWith("DICOM TLS:"), qPrintable(status->text()));
+    QVERIFY(!net::loadNodes(config.path().toStdString() + "/nodes.json")->local.tls);
+    keyField->setText(key);
+    QTest::mouseClick(save, Qt::LeftButton);
+    auto saved = net::loadNodes(config.path().toStdString() + "/nodes.json");
+    QVERIFY(saved && saved->local.tls);
+    QCOMPARE(QString::fromStdString(saved->local.tls->certFile), cert);
+    QCOMPARE(QString::fromStdString(saved->local.tls->keyFile), key);
+    QVERIFY(saved->local.tls->caFile.empty());
+    QCOMPARE(QString::fromStdString(saved->local.aeTitle), QString("LUMENTLS"));  // the rest kept
+    QVERIFY(w->setReceiving(true));
+    QVERIFY(w->receiver()->describe().contains("(TLS)"));
+    const QString file = QDir(kSample).entryList(QDir::Files, QDir::Name).first();
+    const auto storescu = [&](const QStringList& tls) {
+      QProcess p;
+      p.start("storescu", tls + QStringList{"-aec", "LUMENTLS", "127.0.0.1", QString::number(nodes.local.port), kSample + "/" + file});
+      p.waitForFinished(60000);
+      return p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+    };
+    QVERIFY(!storescu({}));  // plain DICOM: refused
+    QVERIFY(storescu({"+tla", "+cf", cert}));
+    QTRY_COMPARE_WITH_TIMEOUT(w->receiver()->received(), quint64(1), 10000);
+    QVERIFY(w->setReceiving(false));
+    // Cleared: the listener speaks plain DICOM again.
+    certField->clear();
+    keyField->clear();
+    QTest::mouseClick(save, Qt::LeftButton);
+    QVERIFY(!net::loadNodes(config.path().toStdString() + "/nodes.json")->local.tls);
+    QThreadPool::globalInstance()->waitForDone();
+  }
+
   // Nodes added, tested and removed in the workstation land in the same file lumen-cli
   // reads, private to the user, with the password never shown.
   void nodesAreEditedInTheWorkstation() {
