@@ -254,9 +254,14 @@ void StudyBrowser::liveRefresh() {
   const bool sameSeries = sameRows(*series, series_, [](const db::SeriesRow& r) { return r.info.seriesInstanceUid; });
   if (sameSeries) {
     series_ = std::move(series.value());
-    for (std::size_t i = 0; i < series_.size(); ++i)
-      if (auto* item = seriesList_->item(static_cast<int>(i)); item && item->text() != seriesText(series_[i]))
-        item->setText(seriesText(series_[i]));
+    for (std::size_t i = 0; i < series_.size(); ++i) {
+      auto* item = seriesList_->item(static_cast<int>(i));
+      if (!item || item->text() == seriesText(series_[i])) continue;
+      item->setText(seriesText(series_[i]));
+      const auto made = thumbnailInstances_.find(series_[i].info.seriesInstanceUid);
+      if (made != thumbnailInstances_.end() && series_[i].instanceCount >= 2 * made->second)
+        requestThumbnail(item, seriesFiles(static_cast<int>(i)), series_[i].info.seriesInstanceUid);
+    }
     return;
   }
   // A new series of the shown study: the list made again, keeping the thumbnails it had.
@@ -344,11 +349,12 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId, const std::map<std::string
     QPixmap placeholder(96, 96);
     placeholder.fill(QColor(30, 30, 34));
     item->setIcon(QIcon(placeholder));
-    requestThumbnail(item, seriesFiles(static_cast<int>(i)));
+    requestThumbnail(item, seriesFiles(static_cast<int>(i)), s.info.seriesInstanceUid);
   }
 }
 
-void StudyBrowser::requestThumbnail(QListWidgetItem* item, const QStringList& files) {
+void StudyBrowser::requestThumbnail(QListWidgetItem* item, const QStringList& files, const std::string& seriesUid) {
+  thumbnailInstances_[seriesUid] = static_cast<int>(files.size());
   QPointer<QListWidget> list(seriesList_);
   const int generation = thumbnailGeneration_;
   const int row = seriesList_->row(item);

@@ -90,7 +90,7 @@ class StudyBrowser : public QWidget {
   db::StudyQuery currentQuery() const;
   /// Selects the series with this UID in the list, if it is there.
   void reselectSeries(const std::string& seriesUid);
-  void requestThumbnail(QListWidgetItem* item, const QStringList& files);
+  void requestThumbnail(QListWidgetItem* item, const QStringList& files, const std::string& seriesUid);
 
   std::filesystem::path dataDir_;
   std::unique_ptr<db::StudyDatabase> db_;
@@ -107,6 +107,9 @@ class StudyBrowser : public QWidget {
   CancelToken importCancel_;
   QFuture<void> importJob_;
   int thumbnailGeneration_ = 0;
+  /// Instances a series had when its thumbnail was made: a series still arriving gets a
+  /// new one each time its count doubles (its middle image moves as it grows).
+  std::map<std::string, int> thumbnailInstances_;
   std::int64_t shownStudyId_ = -1;  // the study whose series are listed
 };
 

@@ -1690,11 +1690,15 @@ class GuiTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(w->browser()->studyCount(), 1, 10000);  // no refresh asked for
     QTRY_COMPARE_WITH_TIMEOUT(seriesList->count(), 1, 10000);
     QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("5 image(s)"), 10000);
+    QTest::qWait(500);  // the thumbnail of the first 5 instances is in place
+    const qint64 iconOfFirst = seriesList->item(0)->icon().cacheKey();
     w->browser()->selectSeries(0);
     QVERIFY(w->browser()->selectedSeries());
     const std::string uid = w->browser()->selectedSeries()->info.seriesInstanceUid;
     QVERIFY(storescu("SENDER", files.mid(5)));
     QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("24 image(s)"), 10000);
+    // The series more than doubled: its thumbnail is made again from the instances now in.
+    QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->icon().cacheKey() != iconOfFirst, 10000);
     QVERIFY(w->browser()->selectedSeries());  // still the reader's selection
     QCOMPARE(w->browser()->selectedSeries()->info.seriesInstanceUid, uid);
     // Another series of the study arrives: listed beside it, the first one's thumbnail kept
