@@ -234,8 +234,13 @@ class MainWindow : public QMainWindow, public AiHost {
   void scheduleLiveRefresh();
   /// Retrieve jobs running now, by study UID.
   std::map<std::string, int> retrieving_;
-  /// Whether the study of `s` is being retrieved (its series may still grow).
-  bool arriving(const LoadedSeries& s) const;
+  /// When the listener last filed an instance of a study, by study UID.
+  std::map<std::string, QElapsedTimer> received_;
+  /// A study is arriving while a retrieve fetches it, or until the listener has filed
+  /// nothing of it for this long (a sender's end is not announced).
+  static constexpr int kReceiveQuietMs = 3000;
+  bool arriving(const std::string& studyUid) const;
+  bool arriving(const LoadedSeries& s) const { return arriving(s.info.study.studyInstanceUid); }
   /// A series opened while its study was being retrieved: it is shown as it is (not
   /// complete: nothing computes on it) and loaded again, keeping the reader's view, as
   /// more of its instances arrive, until the retrieve ends.
@@ -245,9 +250,11 @@ class MainWindow : public QMainWindow, public AiHost {
     int viewport = -1;
     int shown = 0;  // instances in the load on screen
     QElapsedTimer since;  // the last reload
+    bool recheck = false;  // a look later is scheduled (the listener's quiet time)
   };
   std::optional<Follow> follow_;
   void followArrivals();
+  void instanceReceived(const std::string& studyUid);
   /// Starts the loader; `keepView`: a reload of the series on screen (see Follow).
   void startLoad(const QStringList& paths, int viewport, bool keepView);
   bool keepViewLoad_ = false;

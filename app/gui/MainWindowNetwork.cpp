@@ -1,5 +1,8 @@
 // MainWindow's network side: Query / Retrieve, receiving, and a series that is shown while
 // it is still arriving (it grows in place as its instances come in).
+#include <algorithm>
+#include <utility>
+
 #include <QAction>
 #include <QLabel>
 #include <QPointer>
@@ -44,8 +47,9 @@ bool MainWindow::setReceiving(bool on, QString* error) {
   }
   if (!receiver_) {
     receiver_ = new Receiver(browser_->dataDir(), this);
-    connect(receiver_, &Receiver::instanceReceived, this, [this] {
+    connect(receiver_, &Receiver::instanceReceived, this, [this](const QString& study) {
       receiveLabel_->setText(QString("%1: %2 received").arg(receiver_->describe()).arg(receiver_->received()));
+      instanceReceived(study.toStdString());
       scheduleLiveRefresh();
     });
   }
@@ -117,30 +121,63 @@ void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& study
 }
 
 
-bool MainWindow::arriving(const LoadedSeries& s) const {
-  return retrieving_.count(s.info.study.studyInstanceUid) != 0;
+bool MainWindow::arriving(const std::string& studyUid) const {
+  if (retrieving_.count(studyUid)) return true;
+  const auto it = received_.find(studyUid);
+  return it != received_.end() && it->second.elapsed() < kReceiveQuietMs;
+}
+
+void MainWindow::instanceReceived(const std::string& studyUid) {
+  received_[studyUid].start();
+  if (follow_) return;
+  // A series on screen whose study is arriving at the listener grows like a retrieved one.
+  for (int i = 0; i < 4; ++i)
+    if (auto* v = grid_->sliceView(i); v && v->series() && v->series()->info.study.studyInstanceUid == studyUid &&
+                                       !v->series()->info.series.seriesInstanceUid.empty()) {
+      const auto& s = v->series();
+      s->complete = false;
+      follow_ = Follow{};
+      follow_->seriesUid = s->info.series.seriesInstanceUid;
+      follow_->studyUid = studyUid;
+      follow_->label = QString::fromStdString(s->info.series.modality + " " + s->info.series.description).trimmed();
+      follow_->viewport = i;
+      follow_->shown = static_cast<int>(QString::fromStdString(s->source).split(';').size());
+      return;
+    }
 }
 
 void MainWindow::followArrivals() {
   if (!follow_ || loadJob_ >= 0) return;  // a load runs: its end calls this again
-  const bool done = retrieving_.count(follow_->studyUid) == 0;
+  // One look later at most is pending: ticks come every 0.3 s while instances arrive.
+  auto later = [this](int ms) {
+    if (std::exchange(follow_->recheck, true)) return;
+    QTimer::singleShot(std::max(1, ms), this, [this] {
+      if (!follow_) return;
+      follow_->recheck = false;
+      followArrivals();
+    });
+  };
+  const bool done = !arriving(follow_->studyUid);
   const QStringList files = browser_->filesOfSeries(follow_->seriesUid);
   if (files.size() <= follow_->shown) {
-    if (done) {
-      // Nothing came after the last load: what is shown is the whole series.
-      if (auto s = shownSeries(); s && s->info.series.seriesInstanceUid == follow_->seriesUid) {
-        s->complete = true;
-        emit seriesLoaded(s);
-      }
-      statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(follow_->shown));
-      follow_.reset();
+    if (!done) {
+      // A retrieve's end calls this; the listener's quiet time has to be waited for.
+      if (!retrieving_.count(follow_->studyUid)) later(kReceiveQuietMs / 3);
+      return;
     }
+    // Nothing came after the last load: what is on screen is the whole series.
+    for (int i = 0; i < 4; ++i)
+      if (auto* v = grid_->sliceView(i); v && v->series() && v->series()->info.series.seriesInstanceUid == follow_->seriesUid)
+        v->series()->complete = true;
+    if (auto s = shownSeries(); s && s->info.series.seriesInstanceUid == follow_->seriesUid) emit seriesLoaded(s);
+    statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(follow_->shown));
+    follow_.reset();
     return;
   }
   // At most one reload every 1.5 s while instances stream in (each decodes the whole
-  // series again); the retrieve's end brings the last one at once.
+  // series again); the end of the arrival brings the last one at once.
   if (!done && follow_->since.isValid() && follow_->since.elapsed() < 1500) {
-    QTimer::singleShot(1500 - static_cast<int>(follow_->since.elapsed()), this, [this] { followArrivals(); });
+    later(1500 - static_cast<int>(follow_->since.elapsed()));
     return;
   }
   follow_->since.restart();

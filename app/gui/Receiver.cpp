@@ -29,13 +29,14 @@ bool Receiver::start(QString* error) {
   // an instance of an earlier session that is delivered late is not counted in this one.
   const quint64 session = ++session_;
   received_ = 0;
-  filer_->setListener([this, session](const dicom::FileInfo&) {
+  filer_->setListener([this, session](const dicom::FileInfo& f) {
+    const QString study = QString::fromStdString(f.study.studyInstanceUid);
     QMetaObject::invokeMethod(
         this,
-        [this, session] {
+        [this, session, study] {
           if (session != session_) return;
           ++received_;
-          emit instanceReceived();
+          emit instanceReceived(study);
         },
         Qt::QueuedConnection);
   });

@@ -40,7 +40,7 @@ class Receiver : public QObject {
 
  signals:
   /// An instance is in the database (on the GUI thread).
-  void instanceReceived();
+  void instanceReceived(const QString& studyUid);
 
  private:
   std::filesystem::path dataDir_;

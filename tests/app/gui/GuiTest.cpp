@@ -1695,12 +1695,30 @@ class GuiTest : public QObject {
     w->browser()->selectSeries(0);
     QVERIFY(w->browser()->selectedSeries());
     const std::string uid = w->browser()->selectedSeries()->info.seriesInstanceUid;
+    // The reader opens the series with its first 5 instances; it grows on screen as the
+    // rest arrives, and is complete once the listener has been quiet for a while.
+    std::vector<std::pair<bool, std::size_t>> loads;  // complete, slices
+    auto conn = connect(w, &MainWindow::seriesLoaded, this,
+                        [&](std::shared_ptr<LoadedSeries> s) { loads.emplace_back(s->complete, s->volume->size()[2]); });
+    emit seriesList->itemDoubleClicked(seriesList->item(0));
+    QTRY_VERIFY_WITH_TIMEOUT(!loads.empty(), 10000);
+    QCOMPARE(loads.front().second, std::size_t(5));
     QVERIFY(storescu("SENDER", files.mid(5)));
     QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->text().endsWith("24 image(s)"), 10000);
     // The series more than doubled: its thumbnail is made again from the instances now in.
     QTRY_VERIFY_WITH_TIMEOUT(seriesList->item(0)->icon().cacheKey() != iconOfFirst, 10000);
     QVERIFY(w->browser()->selectedSeries());  // still the reader's selection
     QCOMPARE(w->browser()->selectedSeries()->info.seriesInstanceUid, uid);
+    QTRY_VERIFY_WITH_TIMEOUT(loads.back().first && loads.back().second == 24, 15000);
+    disconnect(conn);
+    QVERIFY(std::any_of(loads.begin(), loads.end(), [](const auto& l) { return !l.first; }));  // shown as arriving
+    {
+      SliceView* v = w->grid()->activeSliceView();
+      const Volume want = loadDicom(kCorpus + "/phantom/box");
+      QCOMPARE(v->series()->volume->byteSize(), want.byteSize());
+      QVERIFY(std::memcmp(v->series()->volume->bytes(), want.bytes(), want.byteSize()) == 0);
+      QVERIFY(w->currentSeries());  // complete: measurements and AI may use it
+    }
     // Another series of the study arrives: listed beside it, the first one's thumbnail kept
     // (not decoded again) and still selected.
     QTRY_VERIFY_WITH_TIMEOUT(!seriesList->item(0)->icon().isNull(), 10000);
