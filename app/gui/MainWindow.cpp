@@ -203,38 +203,58 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     }
   });
   connect(loader_, &SeriesLoader::slicesArrived, this, [this](int id) {
-    if (id == loadId_) grid_->voxelsChanged();
+    if (id == loadId_ && !keepViewLoad_) grid_->voxelsChanged();  // a reload is not on screen yet
   });
   connect(loader_, &SeriesLoader::finished, this, [this](int id, std::shared_ptr<LoadedSeries> s, const QStringList& notes) {
     if (id != loadId_) return;
     // A series still arriving: shown, but not complete (nothing computes on it), and its
-    // notes (missing slices, ...) wait for the whole series.
-    // A reload that began before the retrieve ended may lack the last instances.
+    // notes (missing slices, ...) wait for the whole series. A load that began while its
+    // study was arriving may lack what came meanwhile: one more load settles it.
     const std::string uid = s->info.series.seriesInstanceUid;
     const bool followed = follow_ && follow_->seriesUid == uid;
-    const bool growing = !uid.empty() && (arriving(*s) || (followed && browser_->filesOfSeries(uid).size() > loadFileCount_));
+    const bool startedArriving = !uid.empty() && arrivingAtStart_.count(s->info.study.studyInstanceUid) > 0;
+    const bool growing =
+        !uid.empty() && (arriving(*s) || (startedArriving && (!followed || browser_->filesOfSeries(uid).size() > loadFileCount_)));
     if (growing) s->complete = false;
     else for (const auto& n : notes) addMessage(n);
-    SliceView* target = grid_->layoutMode() == Layout::Mpr ? nullptr
-                        : (loadViewport_ >= 0 ? grid_->sliceView(loadViewport_) : grid_->activeSliceView());
-    std::shared_ptr<LoadedSeries> onScreen;
-    for (int i = 0; i < 4 && keepViewLoad_; ++i)
-      if (auto v = grid_->sliceView(i); v && v->series() && v->series()->info.series.seriesInstanceUid == s->info.series.seriesInstanceUid)
-        onScreen = v->series();
-    if (keepViewLoad_ && onScreen) grid_->replaceSeries(onScreen, s, true);
-    else if (target && partial_ && target->series() == partial_) target->replaceSeries(s);
-    else grid_->showSeries(s, loadViewport_);
+    if (keepViewLoad_) {
+      // Every view that shows this series (not a result derived from it) gets the new load.
+      std::vector<std::shared_ptr<LoadedSeries>> old;
+      for (int i = 0; i < 4; ++i)
+        if (auto* v = grid_->sliceView(i); v && v->series() && !v->series()->derived &&
+                                           v->series()->info.series.seriesInstanceUid == uid &&
+                                           std::find(old.begin(), old.end(), v->series()) == old.end())
+          old.push_back(v->series());
+      if (old.empty()) {  // the reader has moved on: nothing to update
+        follow_.reset();
+        endTask(std::exchange(loadJob_, -1), "Series no longer shown");
+        return;
+      }
+      for (const auto& o : old) grid_->replaceSeries(o, s, true);
+    } else {
+      SliceView* target = grid_->layoutMode() == Layout::Mpr ? nullptr
+                          : (loadViewport_ >= 0 ? grid_->sliceView(loadViewport_) : grid_->activeSliceView());
+      if (target && partial_ && target->series() == partial_) target->replaceSeries(s);
+      else grid_->showSeries(s, loadViewport_);
+    }
     partial_.reset();
     if (growing) {
-      if (!follow_ || follow_->seriesUid != s->info.series.seriesInstanceUid) {
+      if (!followed) {
+        if (follow_)  // one series grows at a time: the one followed so far stays as it is
+          addMessage(QString("%1: shows the %2 instance(s) received when another series was opened; open it again "
+                             "for the rest").arg(follow_->label).arg(follow_->shown));
         follow_ = Follow{};
-        follow_->seriesUid = s->info.series.seriesInstanceUid;
+        follow_->seriesUid = uid;
         follow_->studyUid = s->info.study.studyInstanceUid;
         follow_->label = QString::fromStdString(s->info.series.modality + " " + s->info.series.description).trimmed();
         follow_->viewport = loadViewport_;
-        follow_->since.start();
+        follow_->shown = 0;  // the next load reads exactly the series' instances in the database
+      } else {
+        follow_->shown = loadFileCount_;
       }
-      follow_->shown = loadFileCount_;
+      follow_->last = s;
+      follow_->notes = notes;
+      follow_->since.restart();  // the pause between reloads counts from the end of this one
     }
     const auto& g = s->volume->geometry();
     const int job = std::exchange(loadJob_, -1);
@@ -250,15 +270,23 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     if (growing) {
       statusText_->setText(QString("%1: %2 instance(s) received so far; the view grows as the rest arrives")
                                .arg(follow_->label)
-                               .arg(follow_->shown));
+                               .arg(s->volume->size()[2]));
       QTimer::singleShot(0, this, [this] { followArrivals(); });  // more may have come meanwhile
     } else if (followed) {
-      statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(loadFileCount_));
-      follow_.reset();
+      finishFollow(loadFileCount_);
     }
   });
   connect(loader_, &SeriesLoader::failed, this, [this](int id, const QString& msg) {
     if (id != loadId_) return;
+    if (keepViewLoad_ && follow_) {
+      // A reload that failed or was cancelled: the view keeps what it showed, still not
+      // complete, and is no longer followed.
+      addMessage(QString("%1: the instances that arrived could not be shown (%2); open the series again")
+                     .arg(follow_->label, msg));
+      follow_.reset();
+      endTask(std::exchange(loadJob_, -1), "Series not updated: " + msg);
+      return;
+    }
     pendingOverlay_.clear();
     addMessage("error: " + msg);
     endTask(std::exchange(loadJob_, -1), "Could not load: " + msg);
@@ -408,6 +436,7 @@ std::shared_ptr<LoadedSeries> MainWindow::showDerivedSeries(const LoadedSeries& 
   s->info = from.info;
   s->info.series.description = description.toStdString();
   s->source = from.source;
+  s->derived = true;
   computeStatistics(*s);
   showSeries(s);
   return s;
@@ -807,7 +836,6 @@ void MainWindow::openPaths(const QStringList& paths, int viewport) {
     pendingOverlay_ = paths[0];
     return;
   }
-  follow_.reset();  // the reader chose what to look at now
   startLoad(paths, viewport, false);
 }
 
@@ -815,6 +843,10 @@ void MainWindow::startLoad(const QStringList& paths, int viewport, bool keepView
   loadViewport_ = viewport;
   keepViewLoad_ = keepView;
   loadFileCount_ = static_cast<int>(paths.size());
+  arrivingAtStart_.clear();
+  for (const auto& [study, n] : retrieving_) arrivingAtStart_.insert(study);
+  for (const auto& [study, t] : received_)
+    if (t.elapsed() < kReceiveQuietMs) arrivingAtStart_.insert(study);
   partial_.reset();
   // A new load replaces the one in progress (the loader cancels it).
   if (loadJob_ >= 0) endTask(std::exchange(loadJob_, -1), "Loading replaced by another");

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "AiHost.h"
 #include "lumen/imaging/Compress.h"
@@ -249,9 +250,19 @@ class MainWindow : public QMainWindow, public AiHost {
     QString label;
     int viewport = -1;
     int shown = 0;  // instances in the load on screen
-    QElapsedTimer since;  // the last reload
-    bool recheck = false;  // a look later is scheduled (the listener's quiet time)
+    QElapsedTimer since;  // the end of the last load
+    bool recheck = false;  // a look later is scheduled
+    bool retrieveFailed = false;
+    std::weak_ptr<LoadedSeries> last;  // what the last load made
+    QStringList notes;                 // its notes, shown once the series is complete
   };
+  /// Studies arriving when the load in progress began.
+  std::set<std::string> arrivingAtStart_;
+  /// The followed series is complete with `instances`: says so (and shows the notes of its
+  /// last load when `notes`), stops following.
+  void finishFollow(int instances, bool notes = false);
+  /// Whether a slice view shows the followed series (not a result derived from it).
+  bool followedOnScreen() const;
   std::optional<Follow> follow_;
   void followArrivals();
   void instanceReceived(const std::string& studyUid);

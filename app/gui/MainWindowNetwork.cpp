@@ -109,6 +109,7 @@ void MainWindow::retrieveStudy(const web::RemoteNode& node, const QString& study
           if (!self) return;
           if (auto it = self->retrieving_.find(uid); it != self->retrieving_.end() && --it->second <= 0)
             self->retrieving_.erase(it);
+          if (self->follow_ && self->follow_->studyUid == uid && !ok) self->follow_->retrieveFailed = true;
           for (const auto& p : problems) self->addMessage(p);
           self->addMessage(summary);
           self->endTask(job, summary);
@@ -132,7 +133,8 @@ void MainWindow::instanceReceived(const std::string& studyUid) {
   if (follow_) return;
   // A series on screen whose study is arriving at the listener grows like a retrieved one.
   for (int i = 0; i < 4; ++i)
-    if (auto* v = grid_->sliceView(i); v && v->series() && v->series()->info.study.studyInstanceUid == studyUid &&
+    if (auto* v = grid_->sliceView(i); v && v->series() && !v->series()->derived &&
+                                       v->series()->info.study.studyInstanceUid == studyUid &&
                                        !v->series()->info.series.seriesInstanceUid.empty()) {
       const auto& s = v->series();
       s->complete = false;
@@ -141,13 +143,31 @@ void MainWindow::instanceReceived(const std::string& studyUid) {
       follow_->studyUid = studyUid;
       follow_->label = QString::fromStdString(s->info.series.modality + " " + s->info.series.description).trimmed();
       follow_->viewport = i;
-      follow_->shown = static_cast<int>(QString::fromStdString(s->source).split(';').size());
+      follow_->shown = 0;  // the next load reads exactly the series' instances in the database
+      follow_->last = s;
       return;
     }
 }
 
+bool MainWindow::followedOnScreen() const {
+  for (int i = 0; i < 4; ++i)
+    if (auto* v = grid_->sliceView(i); v && v->series() && !v->series()->derived &&
+                                       v->series()->info.series.seriesInstanceUid == follow_->seriesUid)
+      return true;
+  return false;
+}
+
+void MainWindow::finishFollow(int instances, bool notes) {
+  if (notes)
+    for (const auto& n : follow_->notes) addMessage(n);
+  statusText_->setText(follow_->retrieveFailed
+                           ? QString("%1: the retrieve ended early; %2 instance(s) shown (see Messages)").arg(follow_->label).arg(instances)
+                           : QString("%1: all %2 instance(s) received").arg(follow_->label).arg(instances));
+  follow_.reset();
+}
+
 void MainWindow::followArrivals() {
-  if (!follow_ || loadJob_ >= 0) return;  // a load runs: its end calls this again
+  if (!follow_) return;
   // One look later at most is pending: ticks come every 0.3 s while instances arrive.
   auto later = [this](int ms) {
     if (std::exchange(follow_->recheck, true)) return;
@@ -157,6 +177,11 @@ void MainWindow::followArrivals() {
       followArrivals();
     });
   };
+  if (loadJob_ >= 0) return later(300);  // after the load in progress (the reader's, or a reload)
+  if (!followedOnScreen()) {  // closed, or another series opened in its place
+    follow_.reset();
+    return;
+  }
   const bool done = !arriving(follow_->studyUid);
   const QStringList files = browser_->filesOfSeries(follow_->seriesUid);
   if (files.size() <= follow_->shown) {
@@ -165,22 +190,20 @@ void MainWindow::followArrivals() {
       if (!retrieving_.count(follow_->studyUid)) later(kReceiveQuietMs / 3);
       return;
     }
-    // Nothing came after the last load: what is on screen is the whole series.
-    for (int i = 0; i < 4; ++i)
-      if (auto* v = grid_->sliceView(i); v && v->series() && v->series()->info.series.seriesInstanceUid == follow_->seriesUid)
-        v->series()->complete = true;
-    if (auto s = shownSeries(); s && s->info.series.seriesInstanceUid == follow_->seriesUid) emit seriesLoaded(s);
-    statusText_->setText(QString("%1: all %2 instance(s) received").arg(follow_->label).arg(follow_->shown));
-    follow_.reset();
+    // Nothing came after the last load: what it made is the whole series.
+    if (auto last = follow_->last.lock()) {
+      last->complete = true;
+      grid_->settleSeries(last);
+      syncFindings();
+      emit seriesLoaded(last);
+    }
+    finishFollow(follow_->shown, true);
     return;
   }
   // At most one reload every 1.5 s while instances stream in (each decodes the whole
   // series again); the end of the arrival brings the last one at once.
-  if (!done && follow_->since.isValid() && follow_->since.elapsed() < 1500) {
-    later(1500 - static_cast<int>(follow_->since.elapsed()));
-    return;
-  }
-  follow_->since.restart();
+  if (!done && follow_->since.isValid() && follow_->since.elapsed() < 1500)
+    return later(1500 - static_cast<int>(follow_->since.elapsed()));
   startLoad(files, follow_->viewport, true);
 }
 

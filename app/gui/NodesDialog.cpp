@@ -1,6 +1,7 @@
 #include "NodesDialog.h"
 
 #include <QComboBox>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -246,14 +247,17 @@ bool NodesDialog::saveLocal() {
       !localTlsCa_->text().trimmed().isEmpty()) {
     tls = net::TlsFiles{absolute(text(localTlsCa_)), absolute(text(localTlsCert_)), absolute(text(localTlsKey_))};
     if (auto why = net::checkTlsFiles(*tls, true); !why.empty()) return refuse("DICOM TLS: " + qs(why));
+    for (const std::string& f : {tls->caFile, tls->certFile, tls->keyFile})
+      if (!f.empty() && !QFileInfo(qs(f)).isReadable()) return refuse("DICOM TLS: cannot read " + qs(f));
   }
   cfg->local.aeTitle = ae;
   cfg->local.port = localPort_->value();
   cfg->local.allowedAe = allow;
   cfg->local.tls = tls;
   if (auto s = net::saveNodes(net::defaultNodesFile(), *cfg); !s) return refuse(qs(s.error().toString()));
-  say(tls ? "Saved this workstation's AE title, port, allow-list and DICOM TLS files (it listens with TLS only)."
-          : "Saved this workstation's AE title, port and allow-list (it listens without TLS).");
+  say(QString(tls ? "Saved this workstation's AE title, port, allow-list and DICOM TLS files (the listener speaks TLS only)"
+                  : "Saved this workstation's AE title, port and allow-list (the listener speaks plain DICOM)") +
+      "; a listener already running keeps its settings until Receive studies is turned off and on.");
   reload();
   emit nodesChanged();
   return true;

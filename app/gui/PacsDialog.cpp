@@ -37,6 +37,7 @@ PacsSearch searchNode(const web::RemoteNode& node, const net::QueryFilter& filte
 
 PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   setWindowTitle("Query / Retrieve");
+  pool_.setMaxThreadCount(4);
   auto* form = new QFormLayout;
   node_ = new QComboBox(this);
   node_->setObjectName("node");
@@ -115,8 +116,8 @@ PacsDialog::PacsDialog(QWidget* parent) : QDialog(parent) {
   reloadNodes();
 }
 
-// A search still running is told to stop and left to end on its own: it holds copies of
-// what it needs, never this dialog.
+// A search still running is told to stop; the pool waits for it (a DIMSE node that
+// never answers holds it until its timeout). It holds copies of what it needs.
 PacsDialog::~PacsDialog() { cancel_.cancel(); }
 
 void PacsDialog::clearResults() {
@@ -181,7 +182,7 @@ void PacsDialog::search() {
     showResults(w->result());
   });
   const CancelToken cancel = cancel_;
-  w->setFuture(QtConcurrent::run([node, f, cancel] { return searchNode(node, f, cancel); }));
+  w->setFuture(QtConcurrent::run(&pool_, [node, f, cancel] { return searchNode(node, f, cancel); }));
   updateButtons();
 }
 

@@ -7,6 +7,7 @@
 #include <QDialog>
 #include <QFutureWatcher>
 #include <QPointer>
+#include <QThreadPool>
 
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ class PacsDialog : public QDialog {
   QPushButton* retrieveButton_ = nullptr;
   QTableWidget* table_ = nullptr;
   QLabel* status_ = nullptr;
+  /// Searches run on threads of their own: a stopped search against a silent node may
+  /// block for the node's timeout, and must not hold the threads loading and retrieving use.
+  QThreadPool pool_;
   QPointer<QFutureWatcher<PacsSearch>> watcher_;  // the search in progress, null when none
   CancelToken cancel_;
   std::vector<net::QueryMatch> matches_;

@@ -231,25 +231,24 @@ void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series, bool keepVie
   if (!series_ || !series || !series->volume) return setSeries(std::move(series), plane_);
   if (!sameGrid(series->volume->geometry(), series_->volume->geometry())) {
     if (!keepView) return setSeries(std::move(series), plane_);
-    const Vec3 focal = nav_.focal(), pan = pan_;
-    const double scale = scale_;
-    const WindowLevel wl = wl_;
-    const bool chosen = windowChosen_, inverted = inverted_;
-    const int before = nav_.sliceIndex();
-    setSeries(std::move(series), plane_);
+    // The same series on a grid with more slices: the reader's plane (oblique MPR too),
+    // position in mm, zoom, pan, window and any drag in progress stay; only the image and
+    // the slice range change.
+    const Vec3 focal = nav_.focal();
+    series_ = std::move(series);
+    vtkImage_ = wrapForVtk(series_->volume);
+    mapper_->SetInputData(vtkImage_.image);
+    slice_->SetUserMatrix(vtkImage_.matrix);
+    nav_.reset(series_->volume->geometry(), nav_.axes());
     nav_.setFocal(focal);  // the nearest slice of the new grid
-    pan_ = pan;
-    scale_ = scale;
-    if (chosen) {
-      wl_ = wl;
-      windowChosen_ = true;
+    if (!windowChosen_) {
+      wl_ = defaultWindow(*series_);
       emit windowLevelChanged(wl_);
     }
-    inverted_ = inverted;
     updateWindowLevelProperty();
     updateCamera();
     updateAnnotations();
-    if (nav_.sliceIndex() != before) emit sliceChanged(nav_.sliceIndex());
+    emit sliceChanged(nav_.sliceIndex());
     update();
     return;
   }

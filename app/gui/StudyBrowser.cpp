@@ -260,7 +260,7 @@ void StudyBrowser::liveRefresh() {
       item->setText(seriesText(series_[i]));
       const auto made = thumbnailInstances_.find(series_[i].info.seriesInstanceUid);
       if (made != thumbnailInstances_.end() && series_[i].instanceCount >= 2 * made->second)
-        requestThumbnail(item, seriesFiles(static_cast<int>(i)), series_[i].info.seriesInstanceUid);
+        requestThumbnail(seriesFiles(static_cast<int>(i)), series_[i].info.seriesInstanceUid);
     }
     return;
   }
@@ -330,7 +330,6 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId, const std::map<std::string
     return;
   }
   series_ = std::move(rows.value());
-  ++thumbnailGeneration_;
   for (std::size_t i = 0; i < series_.size(); ++i) {
     const auto& s = series_[i];
     auto* item = new QListWidgetItem(seriesText(s));
@@ -349,25 +348,27 @@ void StudyBrowser::showSeriesOf(std::int64_t studyId, const std::map<std::string
     QPixmap placeholder(96, 96);
     placeholder.fill(QColor(30, 30, 34));
     item->setIcon(QIcon(placeholder));
-    requestThumbnail(item, seriesFiles(static_cast<int>(i)), s.info.seriesInstanceUid);
+    requestThumbnail(seriesFiles(static_cast<int>(i)), s.info.seriesInstanceUid);
   }
 }
 
-void StudyBrowser::requestThumbnail(QListWidgetItem* item, const QStringList& files, const std::string& seriesUid) {
+void StudyBrowser::requestThumbnail(const QStringList& files, const std::string& seriesUid) {
   thumbnailInstances_[seriesUid] = static_cast<int>(files.size());
+  const int seq = ++thumbnailRequests_[seriesUid];
   QPointer<QListWidget> list(seriesList_);
-  const int generation = thumbnailGeneration_;
-  const int row = seriesList_->row(item);
-  // Decoding runs in the pool; the icon is set on the GUI thread if the list still shows
-  // the same study.
-  (void)QtConcurrent::run([this, list, generation, row, files] {
+  // Decoding runs in the pool. The icon goes to the row that shows the series then (the
+  // list may have been rebuilt meanwhile), and only from the newest request for it: an
+  // older thumbnail that finishes later does not replace a newer one.
+  (void)QtConcurrent::run([this, list, seriesUid, seq, files] {
     QImage thumb = seriesThumbnail(files, 96);
     if (thumb.isNull()) return;
     QMetaObject::invokeMethod(
         list,
-        [this, list, generation, row, thumb] {
-          if (!list || generation != thumbnailGeneration_ || row >= list->count()) return;
-          list->item(row)->setIcon(QIcon(QPixmap::fromImage(thumb)));
+        [this, list, seriesUid, seq, thumb] {
+          if (!list || thumbnailRequests_[seriesUid] != seq) return;
+          for (std::size_t i = 0; i < series_.size(); ++i)
+            if (series_[i].info.seriesInstanceUid == seriesUid && static_cast<int>(i) < list->count())
+              list->item(static_cast<int>(i))->setIcon(QIcon(QPixmap::fromImage(thumb)));
         },
         Qt::QueuedConnection);
   });

@@ -90,7 +90,7 @@ class StudyBrowser : public QWidget {
   db::StudyQuery currentQuery() const;
   /// Selects the series with this UID in the list, if it is there.
   void reselectSeries(const std::string& seriesUid);
-  void requestThumbnail(QListWidgetItem* item, const QStringList& files, const std::string& seriesUid);
+  void requestThumbnail(const QStringList& files, const std::string& seriesUid);
 
   std::filesystem::path dataDir_;
   std::unique_ptr<db::StudyDatabase> db_;
@@ -106,10 +106,10 @@ class StudyBrowser : public QWidget {
   std::atomic<bool> importing_{false};
   CancelToken importCancel_;
   QFuture<void> importJob_;
-  int thumbnailGeneration_ = 0;
   /// Instances a series had when its thumbnail was made: a series still arriving gets a
   /// new one each time its count doubles (its middle image moves as it grows).
   std::map<std::string, int> thumbnailInstances_;
+  std::map<std::string, int> thumbnailRequests_;  // the newest request for each series
   std::int64_t shownStudyId_ = -1;  // the study whose series are listed
 };
 

@@ -29,9 +29,13 @@ struct LoadedSeries {
   /// fills much of the volume: air, padding), for the automatic window.
   double lowPercentile = 0.0, highPercentile = 1.0;
   bool hasStatistics = false;  // the values above describe the data
-  /// False while the loader is still filling the voxels (a viewer may show it; nothing may
+  /// False while the loader is still filling the voxels, or while the series is still
+  /// arriving from a retrieve or at the listener (a viewer may show it; nothing may
   /// compute on it).
   bool complete = true;
+  /// Made in the workstation from another series (an enhancement result): it shares that
+  /// series' identity but is never that series reloaded.
+  bool derived = false;
   /// A DICOM series: the source instances of each slice, what a DICOM SEG of it references
   /// (null for NIfTI / NRRD images).
   std::shared_ptr<const dicom::SegReference> segReference;

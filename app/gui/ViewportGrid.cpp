@@ -246,12 +246,22 @@ void ViewportGrid::replaceSeries(const std::shared_ptr<LoadedSeries>& from, std:
   // While a series grows the 3D view keeps an earlier state of it, so it is matched by UID.
   const auto& in3d = volume3d_->series();
   const bool same3d = from && in3d &&
-                      (in3d == from || (keepView && in3d->info.series.seriesInstanceUid == to->info.series.seriesInstanceUid));
+                      (in3d == from || (keepView && !in3d->derived &&
+                                        in3d->info.series.seriesInstanceUid == to->info.series.seriesInstanceUid));
   if (same3d && (!keepView || to->complete)) {
     volume3d_->setSeries(to);
     if (overlayBelongs(*to)) volume3d_->setOverlay(overlay_);
   }
   if (!shown) showSeries(std::move(to));
+}
+
+void ViewportGrid::settleSeries(const std::shared_ptr<LoadedSeries>& series) {
+  const auto& in3d = volume3d_->series();
+  if (!series || !in3d || in3d == series || in3d->derived ||
+      in3d->info.series.seriesInstanceUid != series->info.series.seriesInstanceUid)
+    return;
+  volume3d_->setSeries(series);
+  if (overlayBelongs(*series)) volume3d_->setOverlay(overlay_);
 }
 
 void ViewportGrid::showPartial(std::shared_ptr<LoadedSeries> series, int viewport) {

@@ -61,6 +61,9 @@ class ViewportGrid : public QWidget {
   /// SliceView::replaceSeries), and the 3D view changes only once `to` is complete (a
   /// volume upload costs seconds under software OpenGL).
   void replaceSeries(const std::shared_ptr<LoadedSeries>& from, std::shared_ptr<LoadedSeries> to, bool keepView = false);
+  /// `series` became complete: a 3D view that shows an earlier state of it (by UID) shows
+  /// it now.
+  void settleSeries(const std::shared_ptr<LoadedSeries>& series);
   /// The first image of a series still loading: shown in the target viewport only.
   void showPartial(std::shared_ptr<LoadedSeries> series, int viewport = -1);
   void voxelsChanged();

@@ -37,8 +37,8 @@ class VtkWidget : public QOpenGLWidget {
 
   /// Whether an OpenGL renderer string names a software rasteriser (Mesa llvmpipe, ...).
   static bool isSoftwareRenderer(const char* glRenderer);
-  /// Samples per pixel for views created from now on: -1 (default) VTK's 4, or none
-  /// under a software rasteriser; 0 none; 2..16 that many.
+  /// Samples per pixel for views created from now on: -1 (default) VTK's choice, or none
+  /// under a software rasteriser; 0 none; 2..16 that many (at most what the driver offers).
   static void setRequestedMultiSamples(int samples);
   /// Samples per pixel of this view's framebuffer (0: not multisampled).
   int multiSamples() const;

@@ -224,9 +224,9 @@ void benchmarkRetrieve(MainWindow& w, const QString& nodeName, const QString& st
   QObject::connect(v, &VtkWidget::frameRendered, &w, [st, v] {
     if (st->first < 0 && v->hasSeries()) st->first = static_cast<double>(st->clock.elapsed()) / 1000.0;
   });
-  QObject::connect(&w, &MainWindow::retrieveFinished, &w, [st, finish](bool ok, int, const QString& summary) {
+  QObject::connect(&w, &MainWindow::retrieveFinished, &w, [st, finish](bool ok, int stored, const QString& summary) {
     st->done = static_cast<double>(st->clock.elapsed()) / 1000.0;
-    if (!ok) {
+    if (!ok || stored == 0) {
       std::fprintf(stderr, "lumen: error: %s\n", qPrintable(summary));
       finish(1);
     }
@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
                                     "print when its first image and the whole series were shown, exit.",
                                     "NODE");
   QCommandLineOption samples("multisamples",
-                             "Samples per pixel of the views (0, 2, 4, 8, 16; default 4, or 0 under software OpenGL).", "N");
+                             "Samples per pixel of the views (0, 2, 4, 8, 16; default: VTK's, or 0 under software OpenGL).", "N");
   for (const auto& o :
        {screenshot, layout, preset, overlay, size, dataDir, hidePatient, noSettings, benchScroll, benchMpr, benchSegment, timing, runModel, samples, benchRetrieve})
     cli.addOption(o);

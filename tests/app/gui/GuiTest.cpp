@@ -391,7 +391,7 @@ class GuiTest : public QObject {
       std::vector<Shown> shown;
       SliceView* v = w->grid()->activeSliceView();
       const WindowLevel readersWindow{123.0, 456.0};
-      double readersPositionMm = NAN;
+      double readersPositionMm = NAN, readersZoom = NAN;
       auto conn = connect(w, &MainWindow::seriesLoaded, this, [&](std::shared_ptr<LoadedSeries> s) {
         shown.push_back({s->complete, !fetched.isEmpty(), w->currentSeries() != nullptr,
                          static_cast<int>(s->volume->size()[2]), v->navigator().positionMm(), v->windowLevel()});
@@ -400,7 +400,9 @@ class GuiTest : public QObject {
         if (shown.size() == 1 && !s->complete) {
           v->setSliceIndex(0);
           v->setWindowLevel(readersWindow);
+          v->zoomBy(1.5);
           readersPositionMm = v->navigator().positionMm();
+          readersZoom = v->zoomPercent();
         }
       });
       QTimer poll;
@@ -435,6 +437,7 @@ class GuiTest : public QObject {
         QVERIFY(std::isfinite(readersPositionMm));
         QVERIFY2(std::abs(last.positionMm - readersPositionMm) < 0.5 * v->navigator().stepMm(),
                  qPrintable(QString("position %1 mm, was %2 mm").arg(last.positionMm).arg(readersPositionMm)));
+        QCOMPARE(v->zoomPercent(), readersZoom);
         QCOMPARE(last.wl.width, readersWindow.width);
         QCOMPARE(last.wl.center, readersWindow.center);
         QCOMPARE(v->series()->volume->size()[2], std::size_t(32));
@@ -544,6 +547,10 @@ class GuiTest : public QObject {
     certField->setText(cert);
     QTest::mouseClick(save, Qt::LeftButton);
     QVERIFY2(status->text().startsWith("DICOM TLS:"), qPrintable(status->text()));
+    QVERIFY(!net::loadNodes(config.path().toStdString() + "/nodes.json")->local.tls);
+    keyField->setText(config.path() + "/no-such.key");  // and a key that is not there
+    QTest::mouseClick(save, Qt::LeftButton);
+    QVERIFY2(status->text().contains("cannot read"), qPrintable(status->text()));
     QVERIFY(!net::loadNodes(config.path().toStdString() + "/nodes.json")->local.tls);
     keyField->setText(key);
     QTest::mouseClick(save, Qt::LeftButton);
