@@ -40,7 +40,7 @@ class AiHost {
   virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
                             const LabelProvenance& model) = 0;
   /// Shows a 0..1 map (an explanation, e.g. a saliency map) as a heat overlay.
-  virtual void showHeatMap(std::shared_ptr<Volume> map, const QString& source) = 0;
+  virtual void showHeatMap(std::shared_ptr<Volume> map, const QString& source, const QString& quantity) = 0;
   virtual void clearOverlay() = 0;
   /// A classifier ran on `input`: its answer goes into that series' reports.
   virtual void classified(const LoadedSeries& input, const AiClassification& result) = 0;

@@ -403,7 +403,7 @@ void MainWindow::showLabelMap(std::shared_ptr<Volume> labels, const std::vector<
   showOverlay(std::make_shared<LabelOverlay>(std::move(*o)));
 }
 
-void MainWindow::showHeatMap(std::shared_ptr<Volume> map, const QString& source) {
+void MainWindow::showHeatMap(std::shared_ptr<Volume> map, const QString& source, const QString& quantity) {
   // Eight bands from 0.2 to 1 (weaker evidence is not drawn), dark red to yellow: the
   // label overlay machinery then gives per-band visibility and opacity for free.
   auto bands = Volume::zeros(PixelType::UInt8, map->geometry());
@@ -418,7 +418,7 @@ void MainWindow::showHeatMap(std::shared_ptr<Volume> map, const QString& source)
     const double t = (e.value - 1) / 7.0;
     e.color = {static_cast<std::uint8_t>(150 + 105 * std::min(1.0, 2 * t)), static_cast<std::uint8_t>(230 * std::max(0.0, t * 1.2 - 0.2)),
                static_cast<std::uint8_t>(60 * std::max(0.0, t - 0.7) / 0.3)};
-    e.name = QString("saliency %1 to %2").arg(0.2 + 0.1 * (e.value - 1), 0, 'f', 1).arg(std::min(1.0, 0.3 + 0.1 * (e.value - 1)), 0, 'f', 1).toStdString();
+    e.name = QString("%3 %1 to %2").arg(0.2 + 0.1 * (e.value - 1), 0, 'f', 1).arg(std::min(1.0, 0.3 + 0.1 * (e.value - 1)), 0, 'f', 1).arg(quantity).toStdString();
   }
   o->opacity = 0.5;
   showOverlay(std::make_shared<LabelOverlay>(std::move(*o)));

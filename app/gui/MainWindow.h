@@ -121,7 +121,7 @@ class MainWindow : public QMainWindow, public AiHost {
   std::shared_ptr<LoadedSeries> currentSeries() const override;
   void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
                     const LabelProvenance& model) override;
-  void showHeatMap(std::shared_ptr<Volume> map, const QString& source) override;
+  void showHeatMap(std::shared_ptr<Volume> map, const QString& source, const QString& quantity) override;
   void clearOverlay() override;
   void classified(const LoadedSeries& input, const AiClassification& result) override;
   std::shared_ptr<LoadedSeries> showDerivedSeries(const LoadedSeries& from, std::shared_ptr<Volume> voxels,

@@ -305,7 +305,7 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
         pool.reset();
       }
       networkDone = Clock::now();
-      if (auto st = postprocessAndPlace(*y, s, b, input.geometry(), res); !st) return st.error();
+      if (auto st = postprocessAndPlace(*y, s, b, input.geometry(), res, m.options.uncertainty); !st) return st.error();
     }
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();

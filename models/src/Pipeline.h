@@ -106,10 +106,16 @@ Result<torch::Tensor> runDense(const State& s, const Bundle& b, const Network& n
 /// labels (one map, or one mask per channel when a threshold keeps several) or an image
 /// in the input's units.
 Status postprocessAndPlace(torch::Tensor y, const State& s, const Bundle& b, const ImageGeometry& inputGeometry,
-                           InferenceResult& res);
+                           InferenceResult& res, bool uncertainty = true);
 
 // Post-processing pieces, exposed for tests.
 torch::Tensor argmaxChannels(const torch::Tensor& y);
+/// What the values of a network output are, as far as the post-processing says.
+enum class OutputScale { Logits, Softmax, Sigmoid };
+/// Normalised entropy per voxel of y [1, C, X, Y, Z] (see InferenceResult::uncertainty),
+/// [1, 1, X, Y, Z] float32, computed one channel at a time (no second C-channel tensor);
+/// an undefined tensor when the scale cannot be told (one channel of logits).
+torch::Tensor voxelEntropy(const torch::Tensor& y, OutputScale scale);
 /// MONAI KeepLargestConnectedComponent on a label map [X, Y, Z].
 void keepLargestComponents(torch::Tensor& labels, const KeepLargestComponentT& k);
 

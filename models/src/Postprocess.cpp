@@ -3,6 +3,7 @@
 // input's grid.
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <numeric>
 #include <sstream>
@@ -165,18 +166,76 @@ void keepLargestComponents(torch::Tensor& labels, const KeepLargestComponentT& k
   labels = cpu.to(labels.device());
 }
 
+torch::Tensor voxelEntropy(const torch::Tensor& y, OutputScale scale) {
+  const std::int64_t channels = y.size(1);
+  const auto channel = [&](std::int64_t c) { return y.narrow(1, c, 1).to(torch::kFloat32); };
+  if (scale == OutputScale::Sigmoid) {
+    torch::Tensor h = torch::zeros_like(channel(0));
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const torch::Tensor p = channel(c).clamp(1e-7, 1.0 - 1e-7);
+      h -= p * torch::log(p) + (1 - p) * torch::log(1 - p);
+    }
+    return h / (std::log(2.0) * static_cast<double>(channels));
+  }
+  if (channels < 2) return {};
+  const double norm = std::log(static_cast<double>(channels));
+  if (scale == OutputScale::Softmax) {
+    torch::Tensor h = torch::zeros_like(channel(0));
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const torch::Tensor p = channel(c).clamp_min(1e-12);
+      h -= p * torch::log(p);
+    }
+    return h / norm;
+  }
+  // Logits: with m the largest, e_c = exp(y_c - m), S = sum e_c, T = sum e_c (y_c - m):
+  // H = -sum p_c log p_c = log S - T / S.
+  torch::Tensor m = channel(0);
+  for (std::int64_t c = 1; c < channels; ++c) m = torch::max(m, channel(c));
+  torch::Tensor sum = torch::zeros_like(m), weighted = torch::zeros_like(m);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const torch::Tensor d = channel(c) - m;
+    const torch::Tensor e = torch::exp(d);
+    sum += e;
+    weighted += e * d;
+  }
+  return (torch::log(sum) - weighted / sum) / norm;
+}
+
 Status postprocessAndPlace(torch::Tensor y, const State& s, const Bundle& b, const ImageGeometry& inputGeometry,
-                           InferenceResult& res) {
+                           InferenceResult& res, bool uncertainty) {
   bool inverted = false, discrete = false;
+  OutputScale scale = OutputScale::Logits;
+  // The uncertainty is taken from the values the first discretisation sees, and put on the
+  // input grid with linear interpolation (the labels' Invertd may be nearest-neighbour).
+  torch::Tensor entropy;
+  bool entropyPlaced = false, entropyTried = false;
+  const auto takeEntropy = [&] {
+    if (entropyTried || !uncertainty || b.task != Task::Segmentation) return;
+    entropyTried = true;
+    entropy = voxelEntropy(y, scale);
+    entropyPlaced = inverted;
+    if (!entropy.defined()) res.log.push_back("no uncertainty map: the output's scale is unknown (neither softmax nor sigmoid)");
+  };
   for (std::size_t pi = 0; pi < b.postprocessing.size(); ++pi) {
     const auto& p = b.postprocessing[pi];
     if (const auto* a = std::get_if<ActivationsT>(&p)) {
       // Softmax right before argmax changes nothing but costs a volume-sized tensor.
       const auto* next = pi + 1 < b.postprocessing.size() ? std::get_if<AsDiscreteT>(&b.postprocessing[pi + 1]) : nullptr;
       const bool onlyArgmax = next && next->argmax && !next->threshold;
-      if (a->softmax && !onlyArgmax) y = torch::softmax(y, 1);
-      if (a->sigmoid) y = torch::sigmoid(y);
+      if (a->softmax && !onlyArgmax) {
+        y = torch::softmax(y, 1);
+        scale = OutputScale::Softmax;
+      }
+      if (a->sigmoid) {
+        y = torch::sigmoid(y);
+        scale = OutputScale::Sigmoid;
+      }
     } else if (const auto* d = std::get_if<AsDiscreteT>(&p)) {
+      if (d->argmax || d->threshold) {
+        // A threshold on logits has no probability to read; on softmax output it does.
+        if (d->threshold && !d->argmax && scale == OutputScale::Logits) entropyTried = true;
+        takeEntropy();
+      }
       if (d->argmax) y = argmaxChannels(y);
       if (d->threshold) y = (y >= *d->threshold).to(torch::kUInt8);  // every channel kept
       discrete = discrete || d->argmax || d->threshold.has_value();
@@ -198,11 +257,16 @@ Status postprocessAndPlace(torch::Tensor y, const State& s, const Bundle& b, con
                      "put Invertd before AsDiscreted or set nearest_interp true",
                      b.root.string());
       y = undoSpatial(y, s.spatial, inv->nearest);
+      if (entropy.defined() && !entropyPlaced) {
+        entropy = undoSpatial(entropy, s.spatial, false);
+        entropyPlaced = true;
+      }
       inverted = true;
     }
   }
   if (!inverted) {
     y = undoSpatial(y, s.spatial, discrete);
+    if (entropy.defined() && !entropyPlaced) entropy = undoSpatial(entropy, s.spatial, false);
     if (!s.spatial.empty()) res.log.push_back("output put back on the input grid (the bundle has no Invertd)");
   }
 
@@ -210,8 +274,32 @@ Status postprocessAndPlace(torch::Tensor y, const State& s, const Bundle& b, con
   if (b.task == Task::Segmentation) {
     if (!discrete) {
       // A probability or logit map: labels are what a segmentation result is.
+      if (y.size(1) == 1 && scale == OutputScale::Logits) entropyTried = true;  // its 0.5 is not a probability
+      takeEntropy();
       y = y.size(1) > 1 ? argmaxChannels(y) : (y >= 0.5).to(torch::kUInt8);
       res.log.push_back("labels from the network output (argmax / 0.5 threshold)");
+    }
+    if (entropy.defined()) {
+      // The mean uncertainty of each label (of each channel mask when several are kept).
+      const torch::Tensor e = entropy[0][0].to(torch::kCPU).clamp(0.0, 1.0).contiguous();
+      if (y.size(1) == 1) {
+        const torch::Tensor labels = y[0][0].to(torch::kCPU).to(torch::kInt32);
+        const std::int64_t maxLabel = labels.max().item().toLong();
+        for (std::int64_t v = 0; v <= maxLabel; ++v) {
+          const torch::Tensor mask = labels == v;
+          const std::int64_t n = mask.sum().item<std::int64_t>();
+          if (n > 0) res.labelUncertainty[static_cast<int>(v)] = e.masked_select(mask).mean().item<double>();
+        }
+      } else {
+        for (std::int64_t c = 0; c < y.size(1); ++c) {
+          const torch::Tensor mask = y[0][c].to(torch::kCPU) > 0;
+          if (mask.sum().item<std::int64_t>() > 0)
+            res.labelUncertainty[static_cast<int>(c) + 1] = e.masked_select(mask).mean().item<double>();
+        }
+      }
+      auto vol = toVolume(e, PixelType::Float32, g);
+      if (!vol) return vol.error();
+      res.uncertainty = std::move(*vol);
     }
     const auto name = [&](int channel) {
       auto it = b.output.channelDef.find(channel);

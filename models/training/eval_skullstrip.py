@@ -95,6 +95,59 @@ def figure(path, img, pred, ref):
     imageio.imwrite(path, np.concatenate(panels, 1))
 
 
+def uncertainty_figure(path, img, unc, pred, ref):
+    """The same three slices: the T1 in grey, the network's uncertainty over it (transparent
+    below 0.1, then dark red to yellow), and in cyan the voxels where the network's mask and
+    the reference disagree."""
+    import imageio
+    import nibabel as nib
+    from scipy import ndimage as ndi
+    canon = nib.as_closest_canonical(img)
+    t1 = np.asarray(canon.dataobj).astype(np.float32)
+    def ras(m, dtype):
+        return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(m.astype(dtype), img.affine)).dataobj)
+    u = ras(unc, np.float32)
+    wrong = ras(pred ^ ref, np.uint8) > 0
+    spacing = [float(v) for v in canon.header.get_zooms()[:3]]
+    c = [int(round(v)) for v in ndi.center_of_mass(ras(ref, np.uint8) > 0)]
+    hi = float(np.percentile(t1, 99.5))
+    panels = []
+    for axis in range(3):
+        sl = [slice(None)] * 3
+        sl[axis] = c[axis]
+        zoom = [s for i, s in enumerate(spacing) if i != axis]
+        t = ndi.zoom(t1[tuple(sl)], zoom, order=1)
+        uu = np.clip(ndi.zoom(u[tuple(sl)], zoom, order=1), 0, 1)
+        w = ndi.zoom(wrong[tuple(sl)].astype(np.uint8), zoom, order=0) > 0
+        g = np.clip(t / hi, 0, 1)
+        heat = np.stack([np.full_like(uu, 1.0), np.clip(uu * 1.6 - 0.4, 0, 1), np.zeros_like(uu)], -1)
+        alpha = np.clip((uu - 0.1) / 0.4, 0, 0.85)[..., None]
+        rgb = (np.stack([g, g, g], -1) * (1 - alpha) + heat * alpha) * 255
+        edge = w & ~ndi.binary_erosion(w)
+        rgb[edge] = (40, 220, 230)
+        panels.append(rgb.astype(np.uint8).transpose(1, 0, 2)[::-1])
+    h = max(pn.shape[0] for pn in panels)
+    panels = [np.pad(pn, ((0, h - pn.shape[0]), (0, 4), (0, 0))) for pn in panels]
+    imageio.imwrite(path, np.concatenate(panels, 1))
+
+
+def uncertainty_metrics(unc, pred, ref, spacing):
+    """Where the map is high: mean uncertainty over the voxels the mask gets wrong and over
+    those it gets right near the outlines (within 10 mm of either), and how well the map
+    ranks wrong voxels above right ones there (ROC AUC, Mann-Whitney)."""
+    from scipy import ndimage as ndi
+    from scipy.stats import rankdata
+    near = (ndi.distance_transform_edt(~(pred & ~ndi.binary_erosion(pred)), sampling=spacing) <= 10) | (
+        ndi.distance_transform_edt(~(ref & ~ndi.binary_erosion(ref)), sampling=spacing) <= 10)
+    wrong = (pred ^ ref) & near
+    right = ~(pred ^ ref) & near
+    u_wrong, u_right = unc[wrong].astype(np.float64), unc[right].astype(np.float64)
+    ranks = rankdata(np.concatenate([u_wrong, u_right]))
+    auc = (ranks[:len(u_wrong)].sum() - len(u_wrong) * (len(u_wrong) + 1) / 2) / max(len(u_wrong) * len(u_right), 1)
+    return {"mean_where_wrong": float(u_wrong.mean()), "mean_where_right_near_outline": float(u_right.mean()),
+            "auc_wrong_vs_right_near_outline": float(auc), "wrong_voxels": int(wrong.sum())}
+
+
 def main():
     ap = evaluation.arg_parser("mr_brain_extract", "for CI: the classical baseline with its recorded settings, no search")
     a = ap.parse_args()
@@ -110,8 +163,10 @@ def main():
     spacing = [float(abs(v)) for v in img.header.get_zooms()[:3]]
     ref = np.asarray(nib.load(REF).dataobj) > 0
     out = os.path.join(a.out, "mask.nii.gz")
+    unc_path = os.path.join(a.out, "uncertainty.nii.gz")
     r = subprocess.run([a.cli, "infer", "-m", a.model, T1, "-o", out, "--device", "cpu", "--threads", str(a.threads),
-                        "--report", os.path.join(a.out, "report.json")], capture_output=True, text=True)
+                        "--uncertainty", unc_path, "--report", os.path.join(a.out, "report.json")],
+                       capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"lumen-cli infer failed:\n{r.stderr}")
     pred_img = nib.load(out)
@@ -119,6 +174,10 @@ def main():
         raise SystemExit("the mask is not on the input grid")
     pred = np.asarray(pred_img.dataobj) > 0
     result = {"network": {"dice": dice(pred, ref), "hd95_mm": hd95(pred, ref, spacing)}}
+    unc = np.asarray(nib.load(unc_path).dataobj).astype(np.float32)
+    result["uncertainty"] = uncertainty_metrics(unc, pred, ref, spacing)
+    labels = json.load(open(os.path.join(a.out, "report.json")))["labels"]
+    result["uncertainty"]["mean_per_label"] = {k: round(v["mean_uncertainty"], 4) for k, v in labels.items()}
     best = None
     recorded = {}
     metrics_path = os.path.join(a.model, "docs", "metrics.json")
@@ -138,10 +197,14 @@ def main():
     result["network_ml"] = float(pred.sum() * np.prod(spacing) / 1000)
     json.dump(result, open(os.path.join(a.out, "metrics.json"), "w"), indent=1)
     figure(os.path.join(a.out, "brain_extract.png"), img, pred, ref)
+    uncertainty_figure(os.path.join(a.out, "uncertainty.png"), img, unc, pred, ref)
     print(json.dumps(result, indent=1))
     if a.check:
         f = evaluation.floors(a.model)
         failed = []
+        if "uncertainty_auc" in f and result["uncertainty"]["auc_wrong_vs_right_near_outline"] < f["uncertainty_auc"]:
+            failed.append(f"uncertainty AUC {result['uncertainty']['auc_wrong_vs_right_near_outline']:.3f} < "
+                          f"{f['uncertainty_auc']}")
         if result["network"]["dice"] < f["dice"]:
             failed.append(f"Dice {result['network']['dice']:.4f} < {f['dice']}")
         if result["network"]["hd95_mm"] > f["hd95_mm"]:

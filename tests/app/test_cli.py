@@ -421,6 +421,35 @@ class Inference(unittest.TestCase):
         self.assertEqual(q.returncode, 1)
         self.assertIn(".json", q.stderr)
 
+    def test_segmentation_uncertainty_map_and_per_label_means(self):
+        d = workdir("infer-uncertainty")
+        labels_path, map_path, report_path = (os.path.join(d, n) for n in ("l.nii.gz", "u.nii.gz", "r.json"))
+        # The labels and the map as images, and the report beside them (it used to lose the
+        # label counts when the labels went to an image).
+        infer("-m", "monai_probabilities", SAMPLE, "-o", labels_path, "--uncertainty", map_path, "--report", report_path)
+        alone = os.path.join(d, "alone.json")
+        infer("-m", "monai_probabilities", SAMPLE, "-o", alone)
+        self.assertEqual(json.load(open(report_path))["labels"], json.load(open(alone))["labels"])
+        labels, umap = nib.load(labels_path), nib.load(map_path)
+        self.assertEqual(umap.shape, labels.shape)  # the input's grid
+        np.testing.assert_allclose(umap.affine, labels.affine, atol=1e-4)
+        u, lab = np.asarray(umap.dataobj, dtype=np.float64), np.asarray(labels.dataobj)
+        self.assertGreaterEqual(u.min(), 0.0)
+        self.assertLessEqual(u.max(), 1.0)
+        self.assertGreater(u.max(), 0.05)  # not a map of zeros
+        report = json.load(open(report_path))
+        means = {v["label"]: v["mean_uncertainty"] for v in report["labels"].values()}
+        self.assertTrue(means)
+        for label, mean in means.items():
+            self.assertAlmostEqual(mean, float(u[lab == label].mean()), places=4, msg=f"label {label}")
+        # Asked of a model that has no such map: refused, never ignored.
+        p = infer("-m", "classifier3d", SAMPLE, "-o", os.path.join(d, "c.json"), "--uncertainty", map_path, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--uncertainty", p.stderr)
+        p = infer("-m", "monai_probabilities", SAMPLE, "-o", labels_path, "--saliency", map_path, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--saliency", p.stderr)
+
     def test_untrusted_models_do_not_run_until_trusted(self):
         d = workdir("infer-trust")
         shutil.rmtree(TRUST_DIR, ignore_errors=True)

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -148,6 +149,67 @@ TEST(Inference, SegmentationEqualsTheArgmaxOfTheWholeVolumeForward) {
   EXPECT_EQ(r->sha256.size(), 64u);
   EXPECT_EQ(r->device, "cpu");
   EXPECT_GT(r->windows, 1);
+}
+
+TEST(Inference, UncertaintyIsTheNormalisedEntropyOfTheClassProbabilities) {
+  // Voxel 0: three equal logits (uniform: 1); voxel 1: one class far ahead (about 0);
+  // voxel 2: logits (1, 0, -1), whose entropy is written out below.
+  torch::Tensor y = torch::zeros({1, 3, 3, 1, 1});
+  y[0][0][1][0][0] = 20.0;
+  y[0][0][2][0][0] = 1.0;
+  y[0][2][2][0][0] = -1.0;
+  const double e = std::exp(1.0), z = e + 1.0 + 1.0 / e;
+  const double p[3] = {e / z, 1.0 / z, 1.0 / (e * z)};
+  double h2 = 0;
+  for (double q : p) h2 -= q * std::log(q);
+  h2 /= std::log(3.0);
+  for (auto scale : {pipeline::OutputScale::Logits, pipeline::OutputScale::Softmax}) {
+    const torch::Tensor in = scale == pipeline::OutputScale::Softmax ? torch::softmax(y, 1) : y;
+    const torch::Tensor h = pipeline::voxelEntropy(in, scale);
+    ASSERT_TRUE(h.defined());
+    ASSERT_EQ(h.sizes(), (std::vector<std::int64_t>{1, 1, 3, 1, 1}));
+    EXPECT_NEAR(h[0][0][0][0][0].item<double>(), 1.0, 1e-5);
+    EXPECT_NEAR(h[0][0][1][0][0].item<double>(), 0.0, 1e-5);
+    EXPECT_NEAR(h[0][0][2][0][0].item<double>(), h2, 1e-5);
+  }
+  // Sigmoid outputs: binary entropy, averaged over channels.
+  torch::Tensor q = torch::full({1, 2, 1, 1, 1}, 0.5);
+  q[0][1][0][0][0] = 0.9;
+  const double hb = -(0.9 * std::log(0.9) + 0.1 * std::log(0.1)) / std::log(2.0);
+  EXPECT_NEAR(pipeline::voxelEntropy(q, pipeline::OutputScale::Sigmoid).item<double>(), (1.0 + hb) / 2, 1e-5);
+  // One channel of logits has no probability to read.
+  EXPECT_FALSE(pipeline::voxelEntropy(torch::zeros({1, 1, 2, 2, 2}), pipeline::OutputScale::Logits).defined());
+}
+
+TEST(Inference, SegmentationGivesItsUncertaintyOnTheInputGridAndPerLabel) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  ImageGeometry g = test::obliqueGeometry({33, 29, 21}, {1, 1, 1}, false);
+  const Volume in = test::rampVolume(g);
+  auto r = runInference(bundle("pointwise3d"), in, cpu());
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_EQ(r->uncertainty.pixelType(), PixelType::Float32);
+  EXPECT_TRUE(sameGrid(r->uncertainty.geometry(), g));
+  // The reference: the entropy of the softmax of the whole-volume forward, as written.
+  auto m = torch::jit::load((test::testModels("pointwise3d") / "models" / "model.ts").string());
+  torch::NoGradGuard ng;
+  const torch::Tensor x = torch::from_blob(const_cast<std::byte*>(in.bytes()), {21, 29, 33}, torch::kFloat32).unsqueeze(0).unsqueeze(0);
+  const torch::Tensor logits = m.forward({x}).toTensor();
+  const torch::Tensor prob = torch::softmax(logits, 1);
+  const torch::Tensor expect = (-(prob * torch::log(prob.clamp_min(1e-12))).sum(1) / std::log(static_cast<double>(logits.size(1))))[0];
+  const torch::Tensor got = torch::from_blob(const_cast<std::byte*>(r->uncertainty.bytes()), {21, 29, 33}, torch::kFloat32);
+  EXPECT_LT((expect - got).abs().max().item<double>(), 1e-4);
+  // Per label: the mean over that label's voxels.
+  const torch::Tensor labels = torch::from_blob(const_cast<std::byte*>(r->output.bytes()), {21, 29, 33}, torch::kUInt8);
+  ASSERT_FALSE(r->labelUncertainty.empty());
+  for (const auto& [label, mean] : r->labelUncertainty)
+    EXPECT_NEAR(mean, got.masked_select(labels == label).mean().item<double>(), 1e-6) << "label " << label;
+  // Not asked for: not made.
+  auto o = cpu();
+  o.uncertainty = false;
+  auto without = runInference(bundle("pointwise3d"), in, o);
+  ASSERT_TRUE(without);
+  EXPECT_TRUE(without->uncertainty.empty());
+  EXPECT_TRUE(without->labelUncertainty.empty());
 }
 
 TEST(Inference, TestTimeFlipsKeepAnEquivariantResult) {

@@ -176,7 +176,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   app.add_option("--threads", globalThreads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 256));
   app.add_flag("--progress", globalProgress, "Show progress on stderr");
 
-  std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, reportPath,
+  std::string model, input, output, device = "auto", roi, blend, precision = "fp32", seriesUid, saliencyPath, uncertaintyPath,
+      reportPath,
       dataDir, uidSeed;
   int threads = 0, swBatch = 0, volumeIndex = 0;
   double overlap = -1;
@@ -203,6 +204,8 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
   infer->add_option("--series", seriesUid, "Series Instance UID (DICOM input)");
   infer->add_option("--volume", volumeIndex, "Volume number as listed by `lumen-cli info` (DICOM input)");
   infer->add_option("--saliency", saliencyPath, "Classification: write the saliency map here (.nii.gz, .nrrd)");
+  infer->add_option("--uncertainty", uncertaintyPath,
+                    "Segmentation: write the voxel uncertainty map here (.nii.gz, .nrrd; normalised entropy, 0..1)");
   infer->add_option("--report", reportPath, "Also write the JSON report (model, hash, device, timings) here");
   bool trustFlag = false;
   infer->add_flag("--trust", trustFlag, "Run this model even if its SHA-256 is not in the trusted list (this run only)");
@@ -231,6 +234,14 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     if (!bundle) return fail(bundle.error().toString());
     if (bundle->task == models::Task::Classification && !jsonOut)
       return fail("a classification model gives probabilities: use --output result.json (and --saliency map.nii.gz)");
+    if (!saliencyPath.empty() && bundle->task != models::Task::Classification)
+      return fail("--saliency: " + bundle->name + " is a " + models::toString(bundle->task) +
+                  " model; only a classification has a saliency map");
+    if (!uncertaintyPath.empty() && bundle->task != models::Task::Segmentation)
+      return fail("--uncertainty: " + bundle->name + " is a " + models::toString(bundle->task) +
+                  " model; only a segmentation has an uncertainty map");
+    if (!uncertaintyPath.empty() && io::formatFromPath(uncertaintyPath) == io::ImageFormat::Unknown)
+      return fail(uncertaintyPath + ": unknown format for --uncertainty (use .nii, .nii.gz or .nrrd)");
     if (segOut && bundle->task != models::Task::Segmentation)
       return fail(output + ": a DICOM SEG holds a segmentation; " + bundle->name + " is a " + models::toString(bundle->task) +
                   " model");
@@ -354,6 +365,9 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       // Several channel masks (a threshold kept them all): one 4D image, channels last.
       if (!r->channelMasks.empty()) {
         if (auto s = io::writeChannels(r->channelMasks, output); !s) return fail(s.error().toString());
+      } else if (r->task == models::Task::Segmentation) {
+        // Written as it is (labels need no conversion) and kept: the report counts them below.
+        if (auto s = io::writeImage(r->output, output); !s) return fail(s.error().toString());
       } else {
         auto out = models::inInputType(std::move(r->output), r->task, in->volume.pixelType());
         if (!out) return fail(out.error().toString());
@@ -362,6 +376,11 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     }
     if (!saliencyPath.empty() && !r->saliency.empty())
       if (auto s = io::writeImage(r->saliency, saliencyPath); !s) return fail(s.error().toString());
+    if (!uncertaintyPath.empty()) {
+      if (r->uncertainty.empty())
+        return fail("--uncertainty: " + bundle->name + " gives no uncertainty map (its output is neither softmax nor sigmoid)");
+      if (auto s = io::writeImage(r->uncertainty, uncertaintyPath); !s) return fail(s.error().toString());
+    }
 
     json j{{"model", r->model}, {"version", r->version}, {"sha256", r->sha256}, {"device", r->device},
            {"task", models::toString(r->task)}, {"seconds", r->seconds}, {"forward_seconds", r->forwardSeconds},
@@ -382,8 +401,9 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       json labels = json::object();
       const auto add = [&](const LabelStatistic& st, int label) {
         auto it = r->labelNames.find(label);
-        labels[it != r->labelNames.end() ? it->second : std::to_string(label)] = {
-            {"label", label}, {"voxels", st.voxels}, {"volume_ml", st.volumeMl}};
+        json entry = {{"label", label}, {"voxels", st.voxels}, {"volume_ml", st.volumeMl}};
+        if (auto u = r->labelUncertainty.find(label); u != r->labelUncertainty.end()) entry["mean_uncertainty"] = u->second;
+        labels[it != r->labelNames.end() ? it->second : std::to_string(label)] = entry;
       };
       if (r->channelMasks.empty()) {
         for (const auto& st : labelStatistics(r->output)) add(st, st.label);

@@ -359,15 +359,21 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
     };
     QString text;
     std::size_t present = 0;
+    // With each label, how unsure the network was over it (mean normalised entropy, 0..1).
+    const auto unsure = [&](int value) {
+      auto it = res.labelUncertainty.find(value);
+      return it == res.labelUncertainty.end() ? QString() : QString(", uncertainty %1").arg(it->second, 0, 'f', 3);
+    };
     if (res.channelMasks.empty()) {
       for (const auto& st : labelStatistics(*labels)) {
-        text += QString("%1: %2 mL<br>").arg(nameOf(st.label)).arg(st.volumeMl, 0, 'f', 1);
+        text += QString("%1: %2 mL%3<br>").arg(nameOf(st.label)).arg(st.volumeMl, 0, 'f', 1).arg(unsure(st.label));
         ++present;
       }
     } else {
       for (std::size_t c = 0; c < res.channelMasks.size(); ++c)
         for (const auto& st : labelStatistics(res.channelMasks[c])) {
-          text += QString("%1: %2 mL<br>").arg(nameOf(static_cast<int>(c) + 1)).arg(st.volumeMl, 0, 'f', 1);
+          const int value = static_cast<int>(c) + 1;
+          text += QString("%1: %2 mL%3<br>").arg(nameOf(value)).arg(st.volumeMl, 0, 'f', 1).arg(unsure(value));
           ++present;
         }
       text += "<small>Regions may overlap; each voxel shows the smallest region that holds it.</small>";
@@ -376,6 +382,19 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
     vols->setObjectName("AiLabelVolumes");
     resultLayout_->addWidget(vols);
     host_->showLabelMap(labels, names, name, {res.model, res.version, res.sha256});
+    if (!res.uncertainty.empty()) {
+      // Where the network hesitated (normalised entropy of its class probabilities), in
+      // place of the labels while ticked.
+      auto map = std::make_shared<Volume>(std::move(res.uncertainty));
+      auto* show = new QCheckBox("Show where the model is unsure (uncertainty)");
+      show->setObjectName("AiShowUncertainty");
+      const LabelProvenance provenance{res.model, res.version, res.sha256};
+      connect(show, &QCheckBox::toggled, this, [this, map, labels, names, name, provenance](bool on) {
+        if (on) host_->showHeatMap(map, name + " uncertainty", "uncertainty");
+        else host_->showLabelMap(labels, names, name, provenance);
+      });
+      resultLayout_->addWidget(show);
+    }
     host_->endTask(job, QString("%1: %2 label(s)").arg(name).arg(present));
   } else if (res.task == models::Task::Enhancement) {
     auto converted = models::inInputType(std::move(res.output), res.task, input->volume->pixelType());
@@ -433,7 +452,7 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
       auto* show = new QCheckBox("Show what the decision rests on (saliency)");
       show->setObjectName("AiShowSaliency");
       connect(show, &QCheckBox::toggled, this, [this, map, name](bool on) {
-        if (on) host_->showHeatMap(map, name + " saliency");
+        if (on) host_->showHeatMap(map, name + " saliency", "saliency");
         else host_->clearOverlay();
       });
       resultLayout_->addWidget(show);

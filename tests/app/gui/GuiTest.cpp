@@ -2114,6 +2114,30 @@ class GuiTest : public QObject {
     QVERIFY2(green > 200, qPrintable(QString("%1 green samples").arg(green)));
     auto* volumes = panel->findChild<QLabel*>("AiLabelVolumes");
     QVERIFY(volumes && volumes->text().contains("bone:") && volumes->text().contains("mL"));
+    QVERIFY2(volumes->text().contains("uncertainty 0."), qPrintable(volumes->text()));
+    // The uncertainty in place of the labels: the test network's logits (0.5 - x, x - 0.5),
+    // x = (HU + 100) / 800 clipped, give an entropy of 1 at 300 HU (band 8 of the heat
+    // overlay) and 0.840 in air (x = 0: band 1 + (0.840 - 0.2) / 0.1 = 7).
+    auto* unsure = panel->findChild<QCheckBox*>("AiShowUncertainty");
+    QVERIFY(unsure);
+    unsure->setChecked(true);
+    const auto heat = w->labelPanel()->overlay();
+    QVERIFY(heat && heat != o);
+    QVERIFY(QString::fromStdString(heat->entries.front().name).startsWith("uncertainty"));
+    int checkedAir = 0, checkedEdge = 0;
+    for (std::size_t i = 0; i < ct.voxelCount(); i += 7) {
+      const int hu = ct.data<std::int16_t>()[i], band = heat->labels->data<std::uint8_t>()[i];
+      if (hu <= -900 && checkedAir < 50) {
+        QCOMPARE(band, 7);
+        ++checkedAir;
+      } else if (hu >= 295 && hu <= 305 && checkedEdge < 50) {
+        QCOMPARE(band, 8);
+        ++checkedEdge;
+      }
+    }
+    QVERIFY(checkedAir > 10 && checkedEdge > 10);
+    unsure->setChecked(false);  // the labels again
+    QCOMPARE(QString::fromStdString(w->labelPanel()->overlay()->entries.front().name), QString("bone"));
 
     // Enhancement: a derived series replaces the original in place (same slice), and back.
     v->setSliceIndex(7);

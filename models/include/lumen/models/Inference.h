@@ -39,6 +39,8 @@ struct InferenceOptions {
   bool testTimeFlips = false;
   /// Classification: compute the gradient x input saliency map.
   bool saliency = true;
+  /// Segmentation: compute the voxel uncertainty map (InferenceResult::uncertainty).
+  bool uncertainty = true;
   SlidingWindowOptions memory;
   /// A bundle is code (TorchScript runs inside Lumen). It is loaded only when the SHA-256 of
   /// the bytes read from models/model.ts is one of these (the pins of the shipped bundles,
@@ -66,6 +68,15 @@ struct InferenceResult {
   /// regions that may overlap): one 0/1 mask per channel on the input grid. `output` then
   /// shows, at each voxel, the smallest region that holds it (label c + 1 for channel c).
   std::vector<Volume> channelMasks;
+  /// Segmentation: how unsure the network is at each voxel, on the input grid, 0..1: the
+  /// entropy of its class probabilities divided by log(classes) (softmax, or the softmax
+  /// the logits imply before an argmax), or the binary entropy of sigmoid outputs averaged
+  /// over channels. Float32; empty when not asked for, or when the output's scale is
+  /// unknown (a threshold on values that went through neither softmax nor sigmoid).
+  Volume uncertainty;
+  /// Mean of `uncertainty` over the voxels of each label of `output` (or of each channel
+  /// mask, as label c + 1), background (0) included.
+  std::map<int, double> labelUncertainty;
   /// Names of the label values in `output` (background left out).
   std::map<int, std::string> labelNames;
   /// The grid the network saw (after pre-processing): size and RAS affine (row-major 4x4),
