@@ -219,12 +219,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
     else for (const auto& n : notes) addMessage(n);
     if (keepViewLoad_) {
       // Every view that shows this series (not a result derived from it) gets the new load.
-      std::vector<std::shared_ptr<LoadedSeries>> old;
-      for (int i = 0; i < 4; ++i)
-        if (auto* v = grid_->sliceView(i); v && v->series() && !v->series()->derived &&
-                                           v->series()->info.series.seriesInstanceUid == uid &&
-                                           std::find(old.begin(), old.end(), v->series()) == old.end())
-          old.push_back(v->series());
+      const auto old = shownAs(uid);
       if (old.empty()) {  // the reader has moved on: nothing to update
         follow_.reset();
         endTask(std::exchange(loadJob_, -1), "Series no longer shown");

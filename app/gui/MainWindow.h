@@ -261,8 +261,9 @@ class MainWindow : public QMainWindow, public AiHost {
   /// The followed series is complete with `instances`: says so (and shows the notes of its
   /// last load when `notes`), stops following.
   void finishFollow(int instances, bool notes = false);
-  /// Whether a slice view shows the followed series (not a result derived from it).
-  bool followedOnScreen() const;
+  /// The series objects slice views show for this series UID (results derived from it
+  /// left out), each once.
+  std::vector<std::shared_ptr<LoadedSeries>> shownAs(const std::string& seriesUid) const;
   std::optional<Follow> follow_;
   void followArrivals();
   void instanceReceived(const std::string& studyUid);

@@ -149,12 +149,14 @@ void MainWindow::instanceReceived(const std::string& studyUid) {
     }
 }
 
-bool MainWindow::followedOnScreen() const {
+std::vector<std::shared_ptr<LoadedSeries>> MainWindow::shownAs(const std::string& seriesUid) const {
+  std::vector<std::shared_ptr<LoadedSeries>> out;
   for (int i = 0; i < 4; ++i)
     if (auto* v = grid_->sliceView(i); v && v->series() && !v->series()->derived &&
-                                       v->series()->info.series.seriesInstanceUid == follow_->seriesUid)
-      return true;
-  return false;
+                                       v->series()->info.series.seriesInstanceUid == seriesUid &&
+                                       std::find(out.begin(), out.end(), v->series()) == out.end())
+      out.push_back(v->series());
+  return out;
 }
 
 void MainWindow::finishFollow(int instances, bool notes) {
@@ -178,7 +180,7 @@ void MainWindow::followArrivals() {
     });
   };
   if (loadJob_ >= 0) return later(300);  // after the load in progress (the reader's, or a reload)
-  if (!followedOnScreen()) {  // closed, or another series opened in its place
+  if (shownAs(follow_->seriesUid).empty()) {  // closed, or another series opened in its place
     follow_.reset();
     return;
   }

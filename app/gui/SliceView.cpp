@@ -229,41 +229,30 @@ void SliceView::setSeries(std::shared_ptr<LoadedSeries> series, Plane plane) {
 
 void SliceView::replaceSeries(std::shared_ptr<LoadedSeries> series, bool keepView) {
   if (!series_ || !series || !series->volume) return setSeries(std::move(series), plane_);
-  if (!sameGrid(series->volume->geometry(), series_->volume->geometry())) {
-    if (!keepView) return setSeries(std::move(series), plane_);
-    // The same series on a grid with more slices: the reader's plane (oblique MPR too),
-    // position in mm, zoom, pan, window and any drag in progress stay; only the image and
-    // the slice range change.
-    const Vec3 focal = nav_.focal();
-    series_ = std::move(series);
-    vtkImage_ = wrapForVtk(series_->volume);
-    mapper_->SetInputData(vtkImage_.image);
-    slice_->SetUserMatrix(vtkImage_.matrix);
-    nav_.reset(series_->volume->geometry(), nav_.axes());
-    nav_.setFocal(focal);  // the nearest slice of the new grid
-    if (!windowChosen_) {
-      wl_ = defaultWindow(*series_);
-      emit windowLevelChanged(wl_);
-    }
-    updateWindowLevelProperty();
-    updateCamera();
-    updateAnnotations();
-    emit sliceChanged(nav_.sliceIndex());
-    update();
-    return;
-  }
+  // Another grid: the same series with more slices (keepView) keeps the reader's plane
+  // (oblique MPR too), position in mm, zoom, pan, window and any drag in progress; only
+  // the image and the slice range change. Without keepView the view starts afresh.
+  const bool newGrid = !sameGrid(series->volume->geometry(), series_->volume->geometry());
+  if (newGrid && !keepView) return setSeries(std::move(series), plane_);
+  const Vec3 focal = nav_.focal();
   series_ = std::move(series);
   vtkImage_ = wrapForVtk(series_->volume);
   mapper_->SetInputData(vtkImage_.image);
   slice_->SetUserMatrix(vtkImage_.matrix);
-  // The first window came from one slice; with all of them, the default may be better,
-  // unless the reader chose one meanwhile.
+  if (newGrid) {
+    nav_.reset(series_->volume->geometry(), nav_.axes());
+    nav_.setFocal(focal);  // the nearest slice of the new grid
+  }
+  // The first window came from one slice (or part of the series); with all of them, the
+  // default may be better, unless the reader chose one meanwhile.
   if (!windowChosen_) {
     wl_ = defaultWindow(*series_);
     emit windowLevelChanged(wl_);
   }
   updateWindowLevelProperty();
+  if (newGrid) updateCamera();
   updateAnnotations();
+  if (newGrid) emit sliceChanged(nav_.sliceIndex());
   update();
 }
 

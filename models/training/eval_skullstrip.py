@@ -61,74 +61,64 @@ def classical(t1, threshold, erode, close):
     return m
 
 
-def figure(path, img, pred, ref):
-    """Sagittal, coronal and axial slices through the reference mask's centre at 1 mm per
-    pixel, superior (or anterior) up, neurological convention (patient's left on the left):
-    the T1 with the network's outline (red) and the reference's (green); yellow where they agree."""
+def three_planes(path, img, centre, volumes, paint):
+    """Writes sagittal, coronal and axial slices through the centre of `centre` (a mask) at
+    1 mm per pixel, superior (or anterior) up, neurological convention (patient's left on
+    the left). `volumes` are (array on img's grid, interpolation order) pairs; paint(grey,
+    *their slices) gives each panel's RGB (uint8) from the T1 scaled to 0..1."""
     import imageio
     import nibabel as nib
     from scipy import ndimage as ndi
     canon = nib.as_closest_canonical(img)  # RAS voxel axes, whatever the file's order
     t1 = np.asarray(canon.dataobj).astype(np.float32)
     def ras(m):
-        return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(m.astype(np.uint8), img.affine)).dataobj) > 0
-    pred, ref = ras(pred), ras(ref)
+        return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(m.astype(np.float32), img.affine)).dataobj)
+    vols = [(ras(v), order) for v, order in volumes]
     spacing = [float(v) for v in canon.header.get_zooms()[:3]]
-    c = [int(round(v)) for v in ndi.center_of_mass(ref)]
+    c = [int(round(v)) for v in ndi.center_of_mass(ras(centre) > 0.5)]
     hi = float(np.percentile(t1, 99.5))
     panels = []
     for axis in range(3):
         sl = [slice(None)] * 3
         sl[axis] = c[axis]
         zoom = [s for i, s in enumerate(spacing) if i != axis]
-        t, p, r = ndi.zoom(t1[tuple(sl)], zoom, order=1), ndi.zoom(pred[tuple(sl)], zoom, order=0), ndi.zoom(
-            ref[tuple(sl)], zoom, order=0)
-        g = (np.clip(t / hi, 0, 1) * 255).astype(np.uint8)
-        rgb = np.stack([g, g, g], -1)
-        pe, re_ = p & ~ndi.binary_erosion(p), r & ~ndi.binary_erosion(r)
-        rgb[pe] = (255, 40, 40)
-        rgb[re_] = (40, 220, 40)
-        rgb[pe & re_] = (255, 230, 40)
+        grey = np.clip(ndi.zoom(t1[tuple(sl)], zoom, order=1) / hi, 0, 1)
+        rgb = paint(grey, *[ndi.zoom(v[tuple(sl)], zoom, order=o) for v, o in vols])
         panels.append(rgb.transpose(1, 0, 2)[::-1])  # rows: second remaining axis, top = +S (or +A)
     h = max(pn.shape[0] for pn in panels)
     panels = [np.pad(pn, ((0, h - pn.shape[0]), (0, 4), (0, 0))) for pn in panels]
     imageio.imwrite(path, np.concatenate(panels, 1))
 
 
-def uncertainty_figure(path, img, unc, pred, ref):
-    """The same three slices: the T1 in grey, the network's uncertainty over it (transparent
-    below 0.1, then dark red to yellow), and in cyan the voxels where the network's mask and
-    the reference disagree."""
-    import imageio
-    import nibabel as nib
+def figure(path, img, pred, ref):
+    """The T1 with the network's outline (red) and the reference's (green); yellow where
+    they agree."""
     from scipy import ndimage as ndi
-    canon = nib.as_closest_canonical(img)
-    t1 = np.asarray(canon.dataobj).astype(np.float32)
-    def ras(m, dtype):
-        return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(m.astype(dtype), img.affine)).dataobj)
-    u = ras(unc, np.float32)
-    wrong = ras(pred ^ ref, np.uint8) > 0
-    spacing = [float(v) for v in canon.header.get_zooms()[:3]]
-    c = [int(round(v)) for v in ndi.center_of_mass(ras(ref, np.uint8) > 0)]
-    hi = float(np.percentile(t1, 99.5))
-    panels = []
-    for axis in range(3):
-        sl = [slice(None)] * 3
-        sl[axis] = c[axis]
-        zoom = [s for i, s in enumerate(spacing) if i != axis]
-        t = ndi.zoom(t1[tuple(sl)], zoom, order=1)
-        uu = np.clip(ndi.zoom(u[tuple(sl)], zoom, order=1), 0, 1)
-        w = ndi.zoom(wrong[tuple(sl)].astype(np.uint8), zoom, order=0) > 0
-        g = np.clip(t / hi, 0, 1)
-        heat = np.stack([np.full_like(uu, 1.0), np.clip(uu * 1.6 - 0.4, 0, 1), np.zeros_like(uu)], -1)
-        alpha = np.clip((uu - 0.1) / 0.4, 0, 0.85)[..., None]
-        rgb = (np.stack([g, g, g], -1) * (1 - alpha) + heat * alpha) * 255
-        edge = w & ~ndi.binary_erosion(w)
-        rgb[edge] = (40, 220, 230)
-        panels.append(rgb.astype(np.uint8).transpose(1, 0, 2)[::-1])
-    h = max(pn.shape[0] for pn in panels)
-    panels = [np.pad(pn, ((0, h - pn.shape[0]), (0, 4), (0, 0))) for pn in panels]
-    imageio.imwrite(path, np.concatenate(panels, 1))
+    def paint(grey, p, r):
+        g = (grey * 255).astype(np.uint8)
+        rgb = np.stack([g, g, g], -1)
+        p, r = p > 0.5, r > 0.5
+        pe, re_ = p & ~ndi.binary_erosion(p), r & ~ndi.binary_erosion(r)
+        rgb[pe] = (255, 40, 40)
+        rgb[re_] = (40, 220, 40)
+        rgb[pe & re_] = (255, 230, 40)
+        return rgb
+    three_planes(path, img, ref, [(pred, 0), (ref, 0)], paint)
+
+
+def uncertainty_figure(path, img, unc, pred, ref):
+    """The T1 in grey, the network's uncertainty over it (transparent below 0.1, then dark
+    red to yellow), and in cyan the voxels where the network's mask and the reference
+    disagree."""
+    from scipy import ndimage as ndi
+    def paint(grey, u, wrong):
+        u, w = np.clip(u, 0, 1), wrong > 0.5
+        heat = np.stack([np.full_like(u, 1.0), np.clip(u * 1.6 - 0.4, 0, 1), np.zeros_like(u)], -1)
+        alpha = np.clip((u - 0.1) / 0.4, 0, 0.85)[..., None]
+        rgb = (np.stack([grey, grey, grey], -1) * (1 - alpha) + heat * alpha) * 255
+        rgb[w & ~ndi.binary_erosion(w)] = (40, 220, 230)
+        return rgb.astype(np.uint8)
+    three_planes(path, img, ref, [(unc, 1), (pred ^ ref, 0)], paint)
 
 
 def uncertainty_metrics(unc, pred, ref, spacing):
