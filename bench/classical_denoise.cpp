@@ -6,10 +6,10 @@
 //   lumen-classical-denoise anisotropic IN OUT ITERATIONS CONDUCTANCE [TIME_STEP]
 //   lumen-classical-denoise bilateral   IN OUT DOMAIN_SIGMA_MM RANGE_SIGMA
 //   lumen-classical-denoise patchbased  IN OUT PATCH_RADIUS ITERATIONS
+//   lumen-classical-denoise noise       IN     (prints the noise estimate the AI panel uses, HU)
 //
 // IN and OUT are NIfTI/NRRD volumes; OUT is float32 on IN's grid.
 
-#include <itkBilateralImageFilter.h>
 #include <itkCurvatureAnisotropicDiffusionImageFilter.h>
 #include <itkDiscreteGaussianImageFilter.h>
 #include <itkImage.h>
@@ -21,6 +21,7 @@
 #include <iostream>
 #include <string>
 
+#include "lumen/imaging/Denoise.h"
 #include "lumen/imaging/ImageIO.h"
 
 namespace {
@@ -52,20 +53,31 @@ Slice::Pointer run(typename Filter::Pointer f, const Slice::Pointer& in) {
 int usage() {
   std::cerr << "usage: lumen-classical-denoise gaussian|anisotropic|bilateral|patchbased IN OUT PARAMS...\n"
                "  gaussian SIGMA_MM | anisotropic ITERATIONS CONDUCTANCE [TIME_STEP] |\n"
-               "  bilateral DOMAIN_SIGMA_MM RANGE_SIGMA | patchbased PATCH_RADIUS ITERATIONS\n";
+               "  bilateral DOMAIN_SIGMA_MM RANGE_SIGMA | patchbased PATCH_RADIUS ITERATIONS\n"
+               "       lumen-classical-denoise noise IN\n";
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) return usage();
+  if (argc < 3) return usage();
   const std::string filter = argv[1];
   auto in = lumen::io::readImage(argv[2]);
   if (!in) {
     std::cerr << "lumen-classical-denoise: " << in.error().toString() << "\n";
     return 1;
   }
+  if (filter == "noise") {
+    auto sd = lumen::imaging::estimateNoiseSd(*in);
+    if (!sd) {
+      std::cerr << "lumen-classical-denoise: " << argv[2] << ": " << sd.error().toString() << "\n";
+      return 1;
+    }
+    std::cout << *sd << "\n";
+    return 0;
+  }
+  if (argc < 5) return usage();
   const lumen::ImageGeometry g = in->geometry();
   auto out = lumen::Volume::allocate(lumen::PixelType::Float32, g);
   if (!out) return 1;
@@ -80,8 +92,16 @@ int main(int argc, char** argv) {
   const double p1 = std::atof(argv[4]), p2 = argc > 5 ? std::atof(argv[5]) : 0.0, p3 = argc > 6 ? std::atof(argv[6]) : 0.0;
   if (filter != "gaussian" && filter != "anisotropic" && filter != "bilateral" && filter != "patchbased") return usage();
   if (filter != "gaussian" && argc < 6) return usage();
+  if (filter == "bilateral") {  // the workstation's own (the AI panel offers it next to the denoiser)
+    auto r = lumen::imaging::bilateralDenoise(*out, p1, p2);
+    if (!r) {
+      std::cerr << "lumen-classical-denoise: " << r.error().toString() << "\n";
+      return 1;
+    }
+    *out = std::move(*r);
+  }
   // ITK filters are multi-threaded themselves; slices go one after another.
-  for (std::size_t z = 0; z < nz; ++z) {
+  for (std::size_t z = 0; filter != "bilateral" && z < nz; ++z) {
     float* s = dst + z * nx * ny;
     Slice::Pointer img = wrap(s, nx, ny, g.spacingMm.x, g.spacingMm.y);
     Slice::Pointer r;
@@ -97,11 +117,6 @@ int main(int argc, char** argv) {
       // Stable time step for 2D is spacing / 2^(N+1) = spacing / 8.
       f->SetTimeStep(p3 > 0 ? p3 : 0.125 * std::min(g.spacingMm.x, g.spacingMm.y));
       r = run<itk::CurvatureAnisotropicDiffusionImageFilter<Slice, Slice>>(f, img);
-    } else if (filter == "bilateral") {
-      auto f = itk::BilateralImageFilter<Slice, Slice>::New();
-      f->SetDomainSigma(p1);
-      f->SetRangeSigma(p2);
-      r = run<itk::BilateralImageFilter<Slice, Slice>>(f, img);
     } else {
       using PB = itk::PatchBasedDenoisingImageFilter<Slice, Slice>;
       auto f = PB::New();

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "ViewModel.h"
+#include "lumen/core/Progress.h"
+#include "lumen/core/Result.h"
 
 class QWidget;
 
@@ -59,6 +61,12 @@ class AiHost {
   virtual void taskProgress(int job, double fraction, const QString& text) = 0;
   virtual void endTask(int job, const QString& text) = 0;
   virtual void addMessage(const QString& text) = 0;
+  /// Classical processing the panel offers next to the models; ITK lives in the window's
+  /// libraries, not in the plug-in. Thread-safe (called from the panel's workers):
+  /// lumen::imaging::estimateNoiseSd and bilateralDenoise.
+  virtual Result<double> estimateNoise(const Volume& ct) const = 0;
+  virtual Result<Volume> bilateralDenoise(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
+                                          const CancelToken& cancel) const = 0;
 };
 
 /// The plug-in's entry point: creates the AI panel.

@@ -23,6 +23,7 @@
 #include "SliceView.h"
 #include "StudyBrowser.h"
 #include "ViewportGrid.h"
+#include "lumen/imaging/Denoise.h"
 #include "lumen/imaging/DerivedSeries.h"
 #include "lumen/imaging/DicomScanner.h"
 #include "lumen/imaging/StudyDatabase.h"
@@ -237,6 +238,13 @@ void MainWindow::sendFiles(const web::RemoteNode& node, const QStringList& files
         },
         Qt::QueuedConnection);
   });
+}
+
+Result<double> MainWindow::estimateNoise(const Volume& ct) const { return imaging::estimateNoiseSd(ct); }
+
+Result<Volume> MainWindow::bilateralDenoise(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
+                                            const CancelToken& cancel) const {
+  return imaging::bilateralDenoise(ct, domainMm, rangeHu, progress, cancel);
 }
 
 void MainWindow::storeDerivedSeries(std::shared_ptr<const LoadedSeries> from, std::shared_ptr<const Volume> voxels,

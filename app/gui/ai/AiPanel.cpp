@@ -91,6 +91,18 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   run_ = new QPushButton("Run on current series");
   run_->setObjectName("AiRun");
   l->addWidget(run_);
+  // For a denoiser whose card compares it with a classical filter: which of the two the
+  // card shows to be better at this series' noise, and the filter itself.
+  advice_ = new QLabel;
+  advice_->setObjectName("AiDenoiseAdvice");
+  advice_->setWordWrap(true);
+  advice_->setVisible(false);
+  l->addWidget(advice_);
+  classical_ = new QPushButton("Bilateral filter (ITK) instead");
+  classical_->setObjectName("AiRunClassical");
+  classical_->setToolTip("The classical edge-preserving filter, at the setting the model card found best for this noise");
+  classical_->setVisible(false);
+  l->addWidget(classical_);
 
   result_ = new QWidget;
   result_->setObjectName("AiResult");
@@ -105,6 +117,7 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
 
   connect(list_, &QListWidget::currentRowChanged, this, [this] { showDetails(); });
   connect(run_, &QPushButton::clicked, this, [this] { runSelected(); });
+  connect(classical_, &QPushButton::clicked, this, [this] { runClassical(); });
   connect(rescan, &QPushButton::clicked, this, [this] { refresh(); });
   refresh();
 }
@@ -219,6 +232,116 @@ void AiPanel::showDetails() {
                              QString::fromStdString(b.description).toHtmlEscaped(),
                              b.task == models::Task::Classification ? "Classes" : "Output", labels.toHtmlEscaped(), disclaimer,
                              QString::fromStdString(b.modelSha256.substr(0, 16))));
+  updateAdvice();
+}
+
+void AiPanel::updateAdvice() {
+  const int seq = ++adviceSeq_;
+  card_.reset();
+  const int i = list_->currentRow();
+  if (i >= 0 && i < static_cast<int>(bundles_.size()) && bundles_[static_cast<std::size_t>(i)].task == models::Task::Enhancement) {
+    QString error;
+    card_ = readDenoiseCard(QString::fromStdString(bundles_[static_cast<std::size_t>(i)].root.string()), &error);
+    if (!error.isEmpty()) host_->addMessage("AI: " + error);
+  }
+  advice_->setVisible(card_.has_value());
+  classical_->setVisible(card_.has_value());
+  run_->setText("Run on current series");
+  classical_->setText("Bilateral filter (ITK) instead");
+  if (!card_) return;
+  std::shared_ptr<LoadedSeries> series = host_->currentSeries();
+  if (!series || !series->volume || series->isColor()) {
+    advice_->setText("Open a CT series: the model card then says whether the network or the bilateral filter does "
+                     "better at its noise.");
+    Q_EMIT adviceShown();
+    return;
+  }
+  advice_->setText("Measuring the noise of the series...");
+  const DenoiseCard card = *card_;
+  const QString name = QString::fromStdString(series->info.series.description);
+  QPointer<AiPanel> self(this);
+  AiHost* host = host_;
+  (void)QtConcurrent::run([self, host, series, card, name, seq] {
+    auto est = host->estimateNoise(*series->volume);
+    auto shared = std::make_shared<Result<double>>(std::move(est));
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, shared, card, name, seq] {
+          if (!self || seq != self->adviceSeq_) return;
+          if (!*shared)
+            self->advice_->setText("No recommendation for this series: " + QString::fromStdString(shared->error().message));
+          else
+            self->showAdvice(adviseDenoising(card, **shared), name);
+          Q_EMIT self->adviceShown();
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void AiPanel::showAdvice(const DenoiseAdvice& a, const QString& series) {
+  advice_->setText((series.isEmpty() ? QString() : "<i>" + series.toHtmlEscaped() + "</i>: ") + a.text);
+  const bool network = a.inRange && a.networkBetter, classical = a.inRange && !a.networkBetter;
+  run_->setText(network ? "Run on current series (recommended)" : "Run on current series");
+  classical_->setText(QString("Bilateral filter (ITK, %1 mm, %2 HU)%3")
+                          .arg(a.level.domainMm, 0, 'g', 3)
+                          .arg(a.rangeHu, 0, 'f', 0)
+                          .arg(classical ? " (recommended)" : " instead"));
+}
+
+std::shared_ptr<LoadedSeries> AiPanel::seriesToRun(const QString& what) {
+  std::shared_ptr<LoadedSeries> series = host_->currentSeries();
+  if (!series || !series->volume) {
+    host_->addMessage("AI: open a series first, and let it load completely");
+    return nullptr;
+  }
+  if (series->isColor()) {
+    host_->addMessage("AI: " + what + " needs a greyscale series");
+    return nullptr;
+  }
+  return series;
+}
+
+bool AiPanel::runClassical() {
+  if (busy_ || !card_) return false;
+  lastRunOk_ = false;
+  std::shared_ptr<LoadedSeries> series = seriesToRun("the bilateral filter");
+  if (!series) return false;
+  busy_ = true;
+  run_->setEnabled(false);
+  classical_->setEnabled(false);
+  cancel_ = CancelToken{};
+  const CancelToken cancel = cancel_;
+  job_ = host_->beginTask("Bilateral filter", [cancel] { cancel.cancel(); });
+  const DenoiseCard card = *card_;
+  const int seq = ++adviceSeq_;  // the advice below replaces any estimate in flight
+  QPointer<AiPanel> self(this);
+  AiHost* host = host_;
+  (void)QtConcurrent::run([self, host, series, card, cancel, seq] {
+    auto post = [self](auto fn) {
+      QMetaObject::invokeMethod(
+          qApp, [self, fn]() mutable { if (self) fn(*self); }, Qt::QueuedConnection);
+    };
+    // Measured now, on the series it runs on (the one shown may have changed since the
+    // advice was made).
+    auto est = host->estimateNoise(*series->volume);
+    if (!est) {
+      auto failed = std::make_shared<Result<Volume>>(est.error());
+      post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
+      return;
+    }
+    const DenoiseAdvice advice = adviseDenoising(card, *est);
+    post([advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
+      if (seq == p.adviceSeq_) p.showAdvice(advice, name);
+    });
+    const Progress progress([post](double f, std::string_view m) {
+      post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
+    });
+    auto r = host->bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
+    if (r) r = models::inInputType(std::move(*r), models::Task::Enhancement, series->volume->pixelType());
+    auto shared = std::make_shared<Result<Volume>>(std::move(r));
+    post([series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });
+  });
+  return true;
 }
 
 bool AiPanel::runModel(const QString& name) {
@@ -250,19 +373,12 @@ void AiPanel::runSelected() {
   const int i = list_->currentRow();
   if (busy_ || i < 0 || i >= static_cast<int>(bundles_.size())) return;
   lastRunOk_ = false;  // until this run ends well
-  std::shared_ptr<LoadedSeries> series = host_->currentSeries();
-  if (!series || !series->volume) {
-    host_->addMessage("AI: open a series first, and let it load completely");
-    return;
-  }
   const models::Bundle bundle = bundles_[static_cast<std::size_t>(i)];
+  std::shared_ptr<LoadedSeries> series = seriesToRun(QString::fromStdString(bundle.displayName()));
+  if (!series) return;
   if (!confirmTrust(bundle)) return;
   auto store = models::TrustStore::load();
   if (!store) return;
-  if (series->isColor()) {
-    host_->addMessage("AI: " + QString::fromStdString(bundle.displayName()) + " needs a greyscale series");
-    return;
-  }
   const std::string modality = series->info.series.modality;
   if (!bundle.extras.modalityFilter.empty() && !modality.empty() && modality != bundle.extras.modalityFilter)
     host_->addMessage(QString("AI: note: %1 is meant for %2 series, this one is %3")
@@ -270,6 +386,7 @@ void AiPanel::runSelected() {
                                QString::fromStdString(modality)));
   busy_ = true;
   run_->setEnabled(false);
+  classical_->setEnabled(false);
   cancel_ = CancelToken{};
   const CancelToken cancel = cancel_;
   job_ = host_->beginTask("Running " + QString::fromStdString(bundle.displayName()), [cancel] { cancel.cancel(); });
@@ -320,9 +437,58 @@ void AiPanel::runSelected() {
   });
 }
 
+void AiPanel::finishClassical(std::shared_ptr<LoadedSeries> input, Result<Volume> r, const DenoiseAdvice& advice,
+                              double estimatedSd) {
+  busy_ = false;
+  run_->setEnabled(true);
+  classical_->setEnabled(true);
+  const int job = std::exchange(job_, -1);
+  if (!r) {
+    const bool cancelled = r.error().code == ErrorCode::Cancelled;
+    const QString msg = QString::fromStdString(r.error().toString());
+    host_->addMessage(cancelled ? "AI: bilateral filter cancelled" : "AI: error: bilateral filter: " + msg);
+    host_->endTask(job, cancelled ? "Bilateral filter cancelled" : "Bilateral filter failed");
+    Q_EMIT runFinished(false, msg);
+    return;
+  }
+  lastRunOk_ = true;
+  clearResult();
+  const QString setting = QString("domain %1 mm, range %2 HU").arg(advice.level.domainMm, 0, 'g', 3).arg(advice.rangeHu, 0, 'f', 1);
+  auto* title = new QLabel(QString("<b>Bilateral filter (ITK)</b>: %1, for noise of about %2 HU").arg(setting).arg(estimatedSd, 0, 'f', 1));
+  title->setObjectName("AiResultTitle");
+  title->setWordWrap(true);
+  resultLayout_->addWidget(title);
+  showEnhanced(input, std::move(*r), "bilateral filter",
+               "Made by ITK's bilateral filter in Lumen, axial slices, " + setting + " (the denoiser card's best setting "
+               "for this noise)");
+  host_->endTask(job, "Bilateral filter: filtered series shown");
+  Q_EMIT runFinished(true, {});
+}
+
+void AiPanel::showEnhanced(const std::shared_ptr<LoadedSeries>& input, Volume voxels, const QString& name,
+                           const QString& derivation) {
+  auto shared = std::make_shared<Volume>(std::move(voxels));
+  auto derived = host_->showDerivedSeries(*input, shared, QString("%1 (%2)").arg(QString::fromStdString(input->info.series.description), name));
+  auto* original = new QCheckBox("Show the original");
+  original->setObjectName("AiShowOriginal");
+  connect(original, &QCheckBox::toggled, this, [this, input, derived](bool on) { host_->showSeries(on ? input : derived); });
+  resultLayout_->addWidget(original);
+  // Kept as a DICOM series of the study: browsable, sendable, citable by its UIDs.
+  auto* store = new QPushButton("Store as a DICOM series of the study");
+  store->setObjectName("AiStoreDerived");
+  store->setEnabled(input->segReference != nullptr);
+  if (!input->segReference) store->setToolTip("Only a DICOM series has a study to store it in");
+  connect(store, &QPushButton::clicked, this, [this, store, input, shared, derived, derivation] {
+    store->setEnabled(false);  // once: a second click would store a second copy
+    host_->storeDerivedSeries(input, shared, QString::fromStdString(derived->info.series.description), derivation);
+  });
+  resultLayout_->addWidget(store);
+}
+
 void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries> input, Result<models::InferenceResult> r) {
   busy_ = false;
   run_->setEnabled(true);
+  classical_->setEnabled(true);
   const int job = std::exchange(job_, -1);
   const QString name = QString::fromStdString(bundle.displayName());
   if (!r) {
@@ -405,25 +571,9 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
       Q_EMIT runFinished(false, QString::fromStdString(converted.error().toString()));
       return;
     }
-    auto voxels = std::make_shared<Volume>(std::move(*converted));
-    auto derived = host_->showDerivedSeries(*input, voxels, QString("%1 (%2)").arg(QString::fromStdString(input->info.series.description), name));
-    auto* original = new QCheckBox("Show the original");
-    original->setObjectName("AiShowOriginal");
-    connect(original, &QCheckBox::toggled, this, [this, input, derived](bool on) { host_->showSeries(on ? input : derived); });
-    resultLayout_->addWidget(original);
-    // Kept as a DICOM series of the study: browsable, sendable, citable by its UIDs.
-    auto* store = new QPushButton("Store as a DICOM series of the study");
-    store->setObjectName("AiStoreDerived");
-    store->setEnabled(input->segReference != nullptr);
-    if (!input->segReference) store->setToolTip("Only a DICOM series has a study to store it in");
-    const QString derivation = QString("Made by the AI model %1 %2 (SHA-256 %3)")
-                                   .arg(QString::fromStdString(res.model), QString::fromStdString(res.version),
-                                        QString::fromStdString(res.sha256));
-    connect(store, &QPushButton::clicked, this, [this, store, input, voxels, derived, derivation] {
-      store->setEnabled(false);  // once: a second click would store a second copy
-      host_->storeDerivedSeries(input, voxels, QString::fromStdString(derived->info.series.description), derivation);
-    });
-    resultLayout_->addWidget(store);
+    showEnhanced(input, std::move(*converted), name,
+                 QString("Made by the AI model %1 %2 (SHA-256 %3)")
+                     .arg(QString::fromStdString(res.model), QString::fromStdString(res.version), QString::fromStdString(res.sha256)));
     host_->endTask(job, name + ": enhanced series shown");
   } else {
     const int top = res.predictedClass();

@@ -11,8 +11,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "AiHost.h"
+#include "DenoiseAdvice.h"
 #include "lumen/core/Progress.h"
 #include "lumen/models/Bundle.h"
 #include "lumen/models/Inference.h"
@@ -46,12 +48,18 @@ class AiPanel : public QWidget {
   Q_INVOKABLE void setAskToTrust(bool ask) { askToTrust_ = ask; }
   /// Whether the last run (or the last attempt to start one) ended well.
   Q_INVOKABLE bool lastRunOk() const { return lastRunOk_; }
+  /// For an enhancement model whose card compares it with the bilateral filter: runs that
+  /// filter on the current series instead, with the card's setting for the series' noise
+  /// (measured first). False when no such model is selected or a run is going on.
+  Q_INVOKABLE bool runClassical();
 
  Q_SIGNALS:
   /// A run ended: ok, or cancelled / failed with `message`.
   void runFinished(bool ok, const QString& message);
   /// The model list was (re)filled.
   void modelsListed();
+  /// The denoising advice for the current series was (re)made.
+  void adviceShown();
 
  private:
   void runSelected();
@@ -60,14 +68,31 @@ class AiPanel : public QWidget {
   /// A bundle is code: a model that is neither shipped nor trusted runs only after the user
   /// says yes to its SHA-256 (remembered in the trusted list). False: do not run.
   bool confirmTrust(const models::Bundle& bundle);
+  void finishClassical(std::shared_ptr<LoadedSeries> input, Result<Volume> voxels, const DenoiseAdvice& advice,
+                       double estimatedSd);
   void finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries> input, Result<models::InferenceResult> r);
   void clearResult();
+  /// The selected bundle's card comparison with the classical filter, and the advice for
+  /// the current series (its noise measured off the GUI thread).
+  void updateAdvice();
+  void showAdvice(const DenoiseAdvice& advice, const QString& series);
+  /// An enhanced version of `input` (in its pixel type): shown in its place, with "Show the
+  /// original" and "Store as a DICOM series".
+  void showEnhanced(const std::shared_ptr<LoadedSeries>& input, Volume voxels, const QString& name,
+                    const QString& derivation);
+  /// The common start of a background run: false (with a message) when there is no
+  /// complete greyscale series.
+  std::shared_ptr<LoadedSeries> seriesToRun(const QString& what);
 
   AiHost* host_;
   std::vector<models::Bundle> bundles_;
   QListWidget* list_ = nullptr;
   QComboBox* device_ = nullptr;
   QPushButton* run_ = nullptr;
+  QLabel* advice_ = nullptr;
+  QPushButton* classical_ = nullptr;
+  std::optional<DenoiseCard> card_;
+  int adviceSeq_ = 0;  // only the newest noise estimate is shown
   QLabel* details_ = nullptr;
   QWidget* result_ = nullptr;
   QVBoxLayout* resultLayout_ = nullptr;

@@ -67,6 +67,7 @@
 #include "lumen/core/Measurement.h"
 #include "lumen/core/Sha256.h"
 #include "lumen/imaging/Deidentify.h"
+#include "lumen/imaging/Denoise.h"
 #include "lumen/imaging/DicomPdf.h"
 #include "lumen/imaging/DicomSeg.h"
 #include "lumen/imaging/DicomSr.h"
@@ -2224,6 +2225,74 @@ class GuiTest : public QObject {
     QVERIFY(!finished.first().at(0).toBool());
     QCOMPARE(v->series(), before);
     QVERIFY(w->messages().join("\n").contains("cancelled"));
+  }
+
+  // A denoiser whose card compares it with the bilateral filter: the panel measures the
+  // series' noise, recommends what the card found better at that noise (gui_enhance's test
+  // card: the filter, at its 40 HU level), and runs the filter with the card's setting.
+  void aiPanelRecommendsADenoiserAndRunsTheClassicalFilter() {
+#ifndef LUMEN_WITH_AI
+    QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
+#endif
+    MainWindow* w = openWindow();
+    QSignalSpy ready(w, &MainWindow::aiReady);
+    QVERIFY(load(w, {kSample}));
+    QVERIFY(!ready.isEmpty() || ready.wait(30000));
+    QVERIFY2(ready.first().at(0).toBool(), qPrintable(w->messages().join("\n")));
+    QWidget* panel = w->aiPanel();
+    QVERIFY(panel);
+    SliceView* v = w->grid()->activeSliceView();
+    const auto original = v->series();
+    const auto estimate = imaging::estimateNoiseSd(*original->volume);
+    QVERIFY2(estimate, estimate ? "" : estimate.error().message.c_str());
+    QVERIFY2(*estimate > 30 && *estimate < 70, qPrintable(QString::number(*estimate)));  // the sinus scan's bone kernel
+
+    auto* list = panel->findChild<QListWidget*>("AiModelList");
+    auto* advice = panel->findChild<QLabel*>("AiDenoiseAdvice");
+    auto* classical = panel->findChild<QPushButton*>("AiRunClassical");
+    auto* runButton = panel->findChild<QPushButton*>("AiRun");
+    QVERIFY(list && advice && classical && runButton);
+    QSignalSpy advised(panel, SIGNAL(adviceShown()));
+    auto select = [&](const QString& name) {
+      for (int i = 0; i < list->count(); ++i)
+        if (list->item(i)->data(Qt::UserRole).toString() == name) list->setCurrentRow(i);
+    };
+    select("gui_segment");  // no card: no advice, no filter
+    QVERIFY(!advice->isVisibleTo(panel) && !classical->isVisibleTo(panel));
+    select("gui_enhance");
+    QVERIFY(advised.wait(10000));
+    QVERIFY(advice->isVisibleTo(panel) && classical->isVisibleTo(panel));
+    QVERIFY2(advice->text().contains(QString("about %1 HU").arg(*estimate, 0, 'f', 1)), qPrintable(advice->text()));
+    QVERIFY2(advice->text().contains("the network at 38.0 dB and the bilateral filter at 39.5 dB"), qPrintable(advice->text()));
+    QVERIFY(advice->text().contains("the bilateral filter is</b> recommended"));
+    QVERIFY2(classical->text().endsWith("(recommended)"), qPrintable(classical->text()));
+    QVERIFY(!runButton->text().contains("recommended"));
+
+    // The filter at the card's 40 HU setting: 2 mm, range 1.5 x the level's true SD (50 HU),
+    // scaled by the series' reading over the level's (40 HU).
+    QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+    QTest::mouseClick(classical, Qt::LeftButton);
+    QVERIFY(finished.wait(kRunGuardMs));
+    QVERIFY2(finished.first().at(0).toBool(), qPrintable(finished.first().at(1).toString()));
+    QTest::qWait(50);
+    const auto filtered = v->series();
+    QVERIFY(filtered != original);
+    QVERIFY(QString::fromStdString(filtered->info.series.description).contains("bilateral filter"));
+    QCOMPARE(filtered->volume->pixelType(), PixelType::Int16);
+    auto expected = imaging::bilateralDenoise(*original->volume, 2.0, 1.5 * 50.0 * *estimate / 40.0);
+    QVERIFY(expected);
+    std::size_t compared = 0;
+    for (std::size_t i = 0; i < expected->voxelCount(); i += 97, ++compared) {
+      const long e = std::clamp(std::lround(expected->data<float>()[i]), -32768L, 32767L);
+      QCOMPARE(static_cast<long>(filtered->volume->data<std::int16_t>()[i]), e);
+    }
+    QVERIFY(compared > 10000);
+    const auto after = imaging::estimateNoiseSd(*filtered->volume);
+    QVERIFY2(after && *after < 0.6 * *estimate, qPrintable(after ? QString::number(*after) : QString()));
+    auto* showOriginal = panel->findChild<QCheckBox*>("AiShowOriginal");
+    QVERIFY(showOriginal);
+    showOriginal->setChecked(true);
+    QCOMPARE(v->series(), original);
   }
 
 
