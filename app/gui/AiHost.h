@@ -62,11 +62,14 @@ class AiHost {
   virtual void endTask(int job, const QString& text) = 0;
   virtual void addMessage(const QString& text) = 0;
   /// Classical processing the panel offers next to the models; ITK lives in the window's
-  /// libraries, not in the plug-in. Thread-safe (called from the panel's workers):
-  /// lumen::imaging::estimateNoiseSd and bilateralDenoise.
-  virtual Result<double> estimateNoise(const Volume& ct) const = 0;
-  virtual Result<Volume> bilateralDenoise(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
-                                          const CancelToken& cancel) const = 0;
+  /// libraries, not in the plug-in. Plain functions (lumen::imaging::estimateNoiseSd and
+  /// bilateralDenoise), so that the panel's workers may call them without the window.
+  struct ClassicalTools {
+    Result<double> (*estimateNoise)(const Volume& ct) = nullptr;
+    Result<Volume> (*bilateralDenoise)(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
+                                       const CancelToken& cancel) = nullptr;
+  };
+  virtual ClassicalTools classicalTools() const = 0;
 };
 
 /// The plug-in's entry point: creates the AI panel.

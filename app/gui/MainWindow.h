@@ -133,9 +133,7 @@ class MainWindow : public QMainWindow, public AiHost {
   void taskProgress(int job, double fraction, const QString& text) override;
   void endTask(int job, const QString& text) override;
   void addMessage(const QString& text) override;
-  Result<double> estimateNoise(const Volume& ct) const override;
-  Result<Volume> bilateralDenoise(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
-                                  const CancelToken& cancel) const override;
+  ClassicalTools classicalTools() const override;
 
  signals:
   void firstImageShown();

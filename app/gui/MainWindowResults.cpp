@@ -240,11 +240,8 @@ void MainWindow::sendFiles(const web::RemoteNode& node, const QStringList& files
   });
 }
 
-Result<double> MainWindow::estimateNoise(const Volume& ct) const { return imaging::estimateNoiseSd(ct); }
-
-Result<Volume> MainWindow::bilateralDenoise(const Volume& ct, double domainMm, double rangeHu, const Progress& progress,
-                                            const CancelToken& cancel) const {
-  return imaging::bilateralDenoise(ct, domainMm, rangeHu, progress, cancel);
+AiHost::ClassicalTools MainWindow::classicalTools() const {
+  return {&imaging::estimateNoiseSd, &imaging::bilateralDenoise};
 }
 
 void MainWindow::storeDerivedSeries(std::shared_ptr<const LoadedSeries> from, std::shared_ptr<const Volume> voxels,

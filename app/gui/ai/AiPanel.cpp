@@ -260,9 +260,9 @@ void AiPanel::updateAdvice() {
   const DenoiseCard card = *card_;
   const QString name = QString::fromStdString(series->info.series.description);
   QPointer<AiPanel> self(this);
-  AiHost* host = host_;
-  (void)QtConcurrent::run([self, host, series, card, name, seq] {
-    auto est = host->estimateNoise(*series->volume);
+  const AiHost::ClassicalTools tools = host_->classicalTools();
+  (void)QtConcurrent::run([self, tools, series, card, name, seq] {
+    auto est = tools.estimateNoise(*series->volume);
     auto shared = std::make_shared<Result<double>>(std::move(est));
     QMetaObject::invokeMethod(
         qApp,
@@ -315,15 +315,15 @@ bool AiPanel::runClassical() {
   const DenoiseCard card = *card_;
   const int seq = ++adviceSeq_;  // the advice below replaces any estimate in flight
   QPointer<AiPanel> self(this);
-  AiHost* host = host_;
-  (void)QtConcurrent::run([self, host, series, card, cancel, seq] {
+  const AiHost::ClassicalTools tools = host_->classicalTools();
+  (void)QtConcurrent::run([self, tools, series, card, cancel, seq] {
     auto post = [self](auto fn) {
       QMetaObject::invokeMethod(
           qApp, [self, fn]() mutable { if (self) fn(*self); }, Qt::QueuedConnection);
     };
     // Measured now, on the series it runs on (the one shown may have changed since the
     // advice was made).
-    auto est = host->estimateNoise(*series->volume);
+    auto est = tools.estimateNoise(*series->volume);
     if (!est) {
       auto failed = std::make_shared<Result<Volume>>(est.error());
       post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
@@ -336,7 +336,7 @@ bool AiPanel::runClassical() {
     const Progress progress([post](double f, std::string_view m) {
       post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
     });
-    auto r = host->bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
+    auto r = tools.bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
     if (r) r = models::inInputType(std::move(*r), models::Task::Enhancement, series->volume->pixelType());
     auto shared = std::make_shared<Result<Volume>>(std::move(r));
     post([series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });

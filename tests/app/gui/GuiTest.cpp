@@ -2253,6 +2253,12 @@ class GuiTest : public QObject {
     auto* runButton = panel->findChild<QPushButton*>("AiRun");
     QVERIFY(list && advice && classical && runButton);
     QSignalSpy advised(panel, SIGNAL(adviceShown()));
+    const auto discovering = [&] {
+      bool d = true;
+      QMetaObject::invokeMethod(panel, "discovering", Q_RETURN_ARG(bool, d));
+      return d;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(!discovering() && list->count() > 0, 60000);  // the model list is made off the GUI thread
     auto select = [&](const QString& name) {
       for (int i = 0; i < list->count(); ++i)
         if (list->item(i)->data(Qt::UserRole).toString() == name) list->setCurrentRow(i);
@@ -2260,7 +2266,7 @@ class GuiTest : public QObject {
     select("gui_segment");  // no card: no advice, no filter
     QVERIFY(!advice->isVisibleTo(panel) && !classical->isVisibleTo(panel));
     select("gui_enhance");
-    QVERIFY(advised.wait(10000));
+    QVERIFY2(advised.wait(60000), qPrintable(advice->text()));
     QVERIFY(advice->isVisibleTo(panel) && classical->isVisibleTo(panel));
     QVERIFY2(advice->text().contains(QString("about %1 HU").arg(*estimate, 0, 'f', 1)), qPrintable(advice->text()));
     QVERIFY2(advice->text().contains("the network at 38.0 dB and the bilateral filter at 39.5 dB"), qPrintable(advice->text()));

@@ -13,7 +13,8 @@ namespace lumen::imaging {
 /// SD (1.4826 x the median absolute deviation) of the difference to the 3 x 3 mean, corrected
 /// for the mean's own share of white noise, over the pixels whose whole 7 x 7 neighbourhood
 /// has a 7 x 7 mean within (-20, 100) HU (found in the mean so that heavy noise does not
-/// break soft tissue up); the median over slices with at least 2000 such pixels. The
+/// break soft tissue up); the median over the slices with at least 2000 such pixels, of up to
+/// 24 evenly spaced ones. The
 /// denoiser's card reads its noise levels with this same function (lumen-classical-denoise
 /// noise), so a series is placed among them consistently. A smooth kernel's noise reads
 /// lower than its true SD (its grain is coarser than 3 x 3). Error when no slice has enough
