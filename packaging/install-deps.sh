@@ -35,7 +35,7 @@ tools=(
   lintian desktop-file-utils shared-mime-info
   # Debian's Python (/usr/bin/python3) with the libraries the test scripts use
   python3 python3-pydicom python3-gdcm python3-pil python3-numpy python3-nibabel python3-torch python3-scipy
-  python3-skimage python3-imageio
+  python3-skimage python3-imageio python3-matplotlib
   # held-out data the shipped models are evaluated on (tests: model_eval_*)
   insighttoolkit5-examples invesalius-examples
 )

@@ -140,6 +140,7 @@ class Slice:
 
     def __init__(self, hu, pixel_mm, n_angles=360):
         hu = torch.as_tensor(hu, dtype=torch.float32)
+        self.hu_shape = tuple(hu.shape)
         n = max(hu.shape)
         if hu.shape[0] != hu.shape[1]:  # square, padded with air
             pad = torch.full((n, n), -1000.0)
@@ -155,10 +156,16 @@ class Slice:
         """HU noise to add to an image of dose i0 (photons per ray) so that it looks like
         `fraction` of that dose. exact: Poisson counts; else the Gaussian approximation."""
         if fraction >= 1.0:
-            return torch.zeros(self.shape)
+            return torch.zeros(self.hu_shape)
         i0_add, se = insertion(i0, fraction, ELECTRONIC_SD if electronic is None else electronic)
-        lam2 = i0_add * torch.exp(-self.p.to(torch.float64))
-        se2 = se ** 2
+        return self.scan_noise(i0_add, gen, se, window, exact)
+
+    def scan_noise(self, i0, gen, electronic=ELECTRONIC_SD, window="hann", exact=True):
+        """HU noise of a scan of this slice at i0 photons per ray: its projection noise
+        (Poisson counts plus electronic noise of SD `electronic`), reconstructed. Added to a
+        noise-free image, it gives that image scanned at i0 (FBP is linear)."""
+        lam2 = i0 * torch.exp(-self.p.to(torch.float64))
+        se2 = electronic ** 2
         if exact:
             counts = torch.poisson(lam2, generator=gen) + torch.randn(lam2.shape, generator=gen,
                                                                       dtype=torch.float64) * math.sqrt(se2)
@@ -168,7 +175,7 @@ class Slice:
             var = 1.0 / lam2 + se2 / lam2 ** 2
             n = torch.randn(lam2.shape, generator=gen, dtype=torch.float64) * torch.sqrt(var)
         mu = fbp(n, self.n, window) / self.pixel_mm  # 1/mm
-        return (mu * 1000.0 / MU_WATER).to(torch.float32)
+        return (mu * 1000.0 / MU_WATER).to(torch.float32)[:self.hu_shape[0], :self.hu_shape[1]]
 
     def unit_noise(self, gen, windows=KERNEL_PARTS, electronic=True):
         """Two independent zero-mean noise images per window, [len(windows), N, N] each,

@@ -1,19 +1,26 @@
 #!/usr/bin/python3
 """Evaluates the CT denoiser with Lumen's C++ engine (`lumen-cli infer`) on the held-out
-head CT, side by side with ITK's classical filters run on the same data.
+head CT, side by side with classical filters tuned on the same data.
 
-    /usr/bin/python3 models/training/eval_denoiser.py [--quick] [--tune] [--check]
+    /usr/bin/python3 models/training/eval_denoiser.py [--quick] [--tune [FILTER,...]] [--check]
         [--cli build/release/app/lumen-cli] [--classical build/release/bench/lumen-classical-denoise]
         [--model resources/models/ct_denoise] [--out /tmp/ct_denoise_eval]
 
-For each simulated dose (1/2, 1/4, 1/8 of the scan's own; ct_eval_data.py) it reports PSNR
-and SSIM against the full-dose image for the low-dose input, the network and each classical
-filter. Classical filters are tuned on the evaluation data itself (a grid per filter, the
-best PSNR at quarter dose kept): the most favourable setting they can have. --tune runs
-that grid (slow); otherwise the settings recorded in the bundle's docs/metrics.json are
-used. --check fails (exit 1) when a metric is below the floor recorded there for this mode
-(quick: every 8th slice, for CI; full: every slice). Writes metrics.json and a figure of
-the quarter-dose input, output, full dose and the removed noise (input - output) to --out.
+The reference is noise-free: the held-out Cranium CT with its own noise taken out, and the
+noisy inputs are that image scanned at noise levels from 5 to 100 HU SD in soft tissue
+(ct_eval_data.simulate_levels): reference and input differ only in noise. For each level
+it reports PSNR and SSIM against the reference for the noisy input, the network and each
+classical filter: Gaussian, curvature anisotropic diffusion and bilateral (ITK), total
+variation and non-local means (skimage). No BM3D-class filter installs from Debian's
+packages. Classical filters are tuned per level on the evaluation data itself, given the
+true noise SD (the network is not): a grid per filter and level, the best PSNR kept, the
+most favourable setting they can have. --tune runs that grid (slow, quick slices); otherwise
+the settings recorded in the bundle's docs/metrics.json are used. --check fails (exit 1)
+when a metric is below the floor recorded there for this mode (quick: every 8th slice, for
+CI; full: every slice), and always when the network makes its input worse at any level
+inside the noise range the card states (stated_range_hu; every level when it states none).
+Writes metrics.json, a plot of the PSNR gain over the input versus noise level and figures
+at the quarter-dose-like level and at the level where the network gains least to --out.
 
 Metrics: PSNR = 10 log10(2000^2 / MSE) over the head (2000 HU: air to dense bone), SSIM
 (skimage, Gaussian weights) on the soft-tissue window [-100, 200] HU, averaged over the head;
@@ -35,14 +42,15 @@ import ct_data  # noqa: E402
 import ct_eval_data  # noqa: E402
 import evaluation  # noqa: E402
 
-GRIDS = {  # wide enough that every filter's best setting is inside its grid, not on its edge
-    "gaussian": [[s] for s in (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)],
-    "anisotropic": [[it, c] for it in (1, 2, 3, 5, 8, 12) for c in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)],
-    "bilateral": [[d, r] for d in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0) for r in (10, 15, 20, 30, 40, 50)],
-    # Non-local means (skimage, 5 x 5 patches, 13 x 13 search), h in units of the noise SD
-    # estimated on each slice. ITK's PatchBasedDenoising was tried too: over 5 minutes per
-    # setting on this volume, too slow to tune fairly here.
-    "nlmeans": [[h] for h in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)],
+# Settings relative to the noise SD s where a filter has one, so one grid serves every level;
+# each grid is wide enough that the best setting lies inside it (--tune reports any on an
+# edge; Gaussian smoothing's best is always its least: any blur of bone edges costs more).
+GRIDS = {
+    "gaussian": [[mm] for mm in (0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)],  # sigma in mm
+    "anisotropic": [[it, c] for it in (1, 2, 3, 5, 8, 12, 20, 30) for c in (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)],
+    "bilateral": [[d, k] for d in (0.75, 1.0, 1.5, 2.0, 3.0, 4.0) for k in (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)],  # mm, k s
+    "tv": [[k] for k in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)],  # Chambolle weight k s / 1000 on HU / 1000
+    "nlmeans": [[p, k] for p in (3, 5, 7, 9) for k in (0.45, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2)],  # patch, h = k s
 }
 
 
@@ -71,36 +79,90 @@ def run(cmd):
     return r
 
 
-def nlmeans(vol, h):
-    from skimage.restoration import denoise_nl_means, estimate_sigma
-    out = np.empty_like(vol)
-    for z in range(vol.shape[0]):
-        sigma = float(estimate_sigma(vol[z]))
-        out[z] = denoise_nl_means(vol[z], patch_size=5, patch_distance=6, h=h * sigma, sigma=sigma, fast_mode=True)
-    return out
-
-
-def classical(tool, name, params, src, dst):
-    if name == "nlmeans":
-        return nlmeans(ct_data.load_nifti_zyx(src), *params)
-    run([tool, name, src, dst] + [str(p) for p in params])
+def classical(tool, name, params, sd, src, dst):
+    """The filter `name` at grid point `params` for noise SD `sd` on the volume in file src."""
+    if name in ("nlmeans", "tv"):
+        from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+        vol = ct_data.load_nifti_zyx(src)
+        out = np.empty_like(vol)
+        for z in range(vol.shape[0]):
+            if name == "tv":
+                out[z] = denoise_tv_chambolle(vol[z] / 1000.0, weight=params[0] * sd / 1000.0) * 1000.0
+            else:
+                out[z] = denoise_nl_means(vol[z], patch_size=params[0], patch_distance=6, h=params[1] * sd, sigma=sd,
+                                          fast_mode=True)
+        return out
+    args = list(params)
+    if name == "bilateral":
+        args = [params[0], params[1] * sd]
+    run([tool, name, src, dst] + [str(p) for p in args])
     return ct_data.load_nifti_zyx(dst)
 
 
-def figure(path, low, out, full, z):
-    import imageio
+def tune(tool, names, vol_path, sd, ref, mask, tmp):
+    """-> ({filter: best params}, [filters whose best setting is on the grid's edge])."""
+    best, edges = {}, []
+    for name in names:
+        grid = GRIDS[name]
+        scores = [(psnr(classical(tool, name, p, sd, vol_path, tmp), ref, mask), p) for p in grid]
+        top = max(scores)[1]
+        best[name] = top
+        for i, v in enumerate(top):
+            values = sorted({p[i] for p in grid})
+            if len(values) > 1 and v in (values[0], values[-1]):
+                edges.append(f"{name} {top} at {sd} HU")
+        print(f"  tuned {name} at {sd} HU: {top}, PSNR {max(scores)[0]:.2f}", flush=True)
+    return best, edges
 
-    def win(x, lo=-20.0, hi=100.0):
-        return (np.clip((x - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
-    residual = low[z] - out[z]
-    row = np.concatenate([win(low[z]), win(out[z]), win(full[z]), win(residual, -40, 40)], 1)
-    imageio.imwrite(path, row)
+
+def window(x, lo=-20.0, hi=100.0):
+    return (np.clip((x - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+
+
+def figure(path, images, z, error_of=None, ref=None):
+    """One row: the images' slice z in the [-20, 100] HU window; then, if asked, the errors
+    (image - reference) of error_of in +-40 HU."""
+    import imageio
+    row = [window(im[z]) for im in images]
+    row += [window(im[z] - ref[z], -40, 40) for im in (error_of or [])]
+    imageio.imwrite(path, np.concatenate(row, 1))
+
+
+def plot(path, result):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    levels = sorted(result["levels"], key=float)
+    x = [float(s) for s in levels]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    names = ["network"] + list(GRIDS)
+    for name in names:
+        y = [result["levels"][s][name]["psnr"] - result["levels"][s]["input"]["psnr"] for s in levels]
+        ax.plot(x, y, "o-" if name == "network" else ".--", lw=2.5 if name == "network" else 1, label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels(levels)
+    ax.set_xlabel("noise SD in soft tissue (HU)")
+    ax.set_ylabel("PSNR gain over the noisy input (dB)")
+    ax.set_title(f"ct_denoise, held-out Cranium CT ({result['slices']} slices)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def rounded(row):
+    return {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else
+                (round(v, 4) if isinstance(v, float) else v)) for k, v in row.items()}
 
 
 def main():
     ap = evaluation.arg_parser("ct_denoise")
     ap.add_argument("--classical", default=os.path.join(ROOT, "build", "release", "bench", "lumen-classical-denoise"))
-    ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--tune", nargs="?", const=",".join(GRIDS), default="",
+                    help="tune these classical filters (comma-separated; all when none is named) and keep the "
+                         "recorded settings of the others")
     a = ap.parse_args()
     mode = "quick" if a.quick else "full"
     out = ct_eval_data.workdir(a.out)
@@ -108,70 +170,99 @@ def main():
     recorded = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
 
     t0 = time.time()
-    sim = ct_eval_data.simulate(a.quick)
-    full, spacing = sim["hu"], sim["spacing"]
-    mask = ct_eval_data.head_mask(full)
-    result = {"mode": mode, "slices": len(sim["slices"]), "native_noise_hu": round(sim["native_sd"], 2), "fbp_window": sim["window"],
-              "i0": sim["i0"], "doses": {}}
-    best = recorded.get("classical_settings", {})
-    if a.tune or not best:
-        best = {}
-        q = ct_eval_data.write(os.path.join(out, "low_1-4.nii.gz"), sim["low"][("1/4", 0)], spacing)
-        for name, grid in GRIDS.items():
-            scores = []
-            for params in grid:
-                y = classical(a.classical, name, params, q, os.path.join(out, "tune.nii.gz"))
-                scores.append((psnr(y, full, mask), params))
-                print(f"  tune {name} {params}: PSNR {scores[-1][0]:.2f}", flush=True)
-            best[name] = max(scores)[1]
-    result["classical_settings"] = best
-
+    sim = ct_eval_data.simulate_levels(a.quick)
+    ref, spacing = sim["reference"], sim["spacing"]
+    mask = ct_eval_data.head_mask(ref)
+    from scipy import ndimage as ndi
     # Secondary: PSNR in flat soft tissue only (brain, muscle: -100..150 HU away from
     # edges), where readers judge noise; the primary PSNR over the whole head is dominated
     # by bone edges.
-    from scipy import ndimage as ndi
-    edges = np.stack([np.hypot(ndi.sobel(full[z], 0), ndi.sobel(full[z], 1)) for z in range(full.shape[0])])
-    soft = mask & (full > -100) & (full < 150) & (edges < 400)
-    for dose in ("1/2", "1/4", "1/8"):
-        low = sim["low"][(dose, 0)]
-        src = ct_eval_data.write(os.path.join(out, f"low_{dose.replace('/', '-')}.nii.gz"), low, spacing)
-        den_path = os.path.join(out, f"denoised_{dose.replace('/', '-')}.nii.gz")
+    edges = np.stack([np.hypot(ndi.sobel(ref[z], 0), ndi.sobel(ref[z], 1)) for z in range(ref.shape[0])])
+    soft = mask & (ref > -100) & (ref < 150) & (edges < 400)
+    result = {"mode": mode, "slices": len(sim["slices"]), "fbp_window": sim["window"], "levels": {}}
+    settings = recorded.get("classical_settings", {})
+    to_tune = [n for n in a.tune.split(",") if n]
+    unknown = [n for n in to_tune if n not in GRIDS]
+    if unknown:
+        raise SystemExit(f"--tune: unknown filter(s) {', '.join(unknown)} (known: {', '.join(GRIDS)})")
+    on_edge = []
+
+    def scores(y):
+        return {"psnr": psnr(y, ref, mask), "ssim": ssim(y, ref, mask), "psnr_soft_tissue": psnr(y, ref, soft)}
+
+    outputs = {}
+    for sd in ct_eval_data.LEVELS:
+        level = sim["levels"][sd]
+        low = level["volume"]
+        src = ct_eval_data.write(os.path.join(out, f"noisy_{sd}.nii.gz"), low, spacing)
+        den_path = os.path.join(out, f"denoised_{sd}.nii.gz")
         run([a.cli, "infer", "-m", a.model, src, "-o", den_path, "--device", "cpu", "--threads", str(a.threads)])
         den = ct_data.load_nifti_zyx(den_path)
-        def scores(y):
-            return {"psnr": psnr(y, full, mask), "ssim": ssim(y, full, mask), "psnr_soft_tissue": psnr(y, full, soft)}
-        row = {"low_dose": scores(low), "network": scores(den)}
-        for name, params in best.items():
-            y = classical(a.classical, name, params, src, os.path.join(out, f"{name}.nii.gz"))
+        have = settings.setdefault(str(sd), {})
+        missing = [n for n in GRIDS if n not in have and n not in to_tune]
+        if missing:
+            raise SystemExit(f"{metrics_path}: no setting of {', '.join(missing)} for {sd} HU (run with --tune)")
+        if to_tune:
+            best, e = tune(a.classical, to_tune, src, level["measured_sd"], ref, mask, os.path.join(out, "tune.nii.gz"))
+            have.update(best)
+            on_edge += e
+        # How Lumen's own noise estimate (the AI panel's) reads this level: the GUI places a
+        # series among the levels by it.
+        estimated = float(run([a.classical, "noise", src]).stdout)
+        row = {"measured_sd_hu": level["measured_sd"], "estimated_sd_hu": estimated, "i0": level["i0"],
+               "input": scores(low), "network": scores(den)}
+        best_y = None
+        for name in GRIDS:
+            params = settings[str(sd)][name]
+            y = classical(a.classical, name, params, level["measured_sd"], src, os.path.join(out, f"{name}.nii.gz"))
             row[name] = scores(y)
-        names = [n for n in row if n not in ("low_dose", "network")]
-        top = max(names, key=lambda n: row[n]["psnr"]) if names else None
-        row["best_classical"] = top
-        row["gain_over_best_classical_db"] = row["network"]["psnr"] - row[top]["psnr"] if top else None
-        # The removed noise should carry no anatomy: its correlation with the full-dose
-        # image's edge strength.
-        res = np.abs(low - den)
-        row["removed_noise_edge_correlation"] = float(np.corrcoef(edges[mask], res[mask])[0, 1])
-        result["doses"][dose] = {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else
-                                     (round(v, 4) if isinstance(v, float) else v)) for k, v in row.items()}
-        if dose == "1/4":
-            figure(os.path.join(out, "quarter_dose.png"), low, den, full, full.shape[0] // 2)
-        print(f"dose {dose}: " + ", ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in row.items()
-                                           if isinstance(v, dict)), flush=True)
+            if best_y is None or row[name]["psnr"] > best_y[1]:
+                best_y = (name, row[name]["psnr"], y)
+        row["best_classical"] = best_y[0]
+        row["gain_over_best_classical_db"] = row["network"]["psnr"] - best_y[1]
+        row["gain_over_input_db"] = row["network"]["psnr"] - row["input"]["psnr"]
+        # The removed noise should carry no anatomy: its correlation with the reference's
+        # edge strength.
+        row["removed_noise_edge_correlation"] = float(np.corrcoef(edges[mask], np.abs(low - den)[mask])[0, 1])
+        result["levels"][str(sd)] = rounded(row)
+        outputs[sd] = (low, den, best_y)
+        print(f"{sd} HU ({level['measured_sd']:.1f} measured): " + ", ".join(
+            f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in row.items() if isinstance(v, dict))
+            + f"; gain over {best_y[0]} {row['gain_over_best_classical_db']:+.2f} dB", flush=True)
+    result["classical_settings"] = settings
+    if on_edge:
+        result["settings_on_grid_edge"] = on_edge
+        print("best settings on a grid edge (widen the grid): " + "; ".join(on_edge))
     result["seconds"] = round(time.time() - t0, 1)
     json.dump(result, open(os.path.join(out, "metrics.json"), "w"), indent=1)
-    print(json.dumps(result["doses"]["1/4"], indent=1))
+
+    z = ref.shape[0] // 2
+    q = ct_eval_data.QUARTER_DOSE_LEVEL
+    low, den, (bname, _, by) = outputs[q]
+    figure(os.path.join(out, "quarter_dose.png"), [low, den, by, ref], z, [den, by], ref)
+    worst = min(ct_eval_data.LEVELS, key=lambda s: result["levels"][str(s)]["gain_over_best_classical_db"])
+    low, den, (bname, _, by) = outputs[worst]
+    figure(os.path.join(out, "weakest_level.png"), [low, den, by, ref], z, [den, by], ref)
+    plot(os.path.join(out, "gain_vs_noise.png"), result)
 
     if a.check:
         failed = []
-        for dose, f in evaluation.floors(a.model, mode).items():
-            d = result["doses"][dose]
+        # The card states the noise range the model is for; inside it, the output must never
+        # be worse than the input.
+        lo, hi = recorded.get("stated_range_hu", [min(ct_eval_data.LEVELS), max(ct_eval_data.LEVELS)])
+        for sd, row in result["levels"].items():
+            if lo <= float(sd) <= hi and row["gain_over_input_db"] < 0:
+                failed.append(f"{sd} HU: the network makes its input worse ({row['gain_over_input_db']:+.2f} dB), "
+                              f"inside the range its card states ({lo}-{hi} HU)")
+        for sd, f in evaluation.floors(a.model, mode).items():
+            d = result["levels"][sd]
             if d["network"]["psnr"] < f["psnr"]:
-                failed.append(f"{dose}: PSNR {d['network']['psnr']:.2f} < {f['psnr']}")
+                failed.append(f"{sd} HU: PSNR {d['network']['psnr']:.2f} < {f['psnr']}")
             if d["network"]["ssim"] < f["ssim"]:
-                failed.append(f"{dose}: SSIM {d['network']['ssim']:.4f} < {f['ssim']}")
-            if "gain_db" in f and (d["gain_over_best_classical_db"] or -1e9) < f["gain_db"]:
-                failed.append(f"{dose}: gain over the best classical filter {d['gain_over_best_classical_db']:.2f} dB < {f['gain_db']}")
+                failed.append(f"{sd} HU: SSIM {d['network']['ssim']:.4f} < {f['ssim']}")
+            if "gain_db" in f and d["gain_over_best_classical_db"] < f["gain_db"]:
+                failed.append(f"{sd} HU: gain over the best classical filter {d['gain_over_best_classical_db']:.2f} dB "
+                              f"< {f['gain_db']}")
         evaluation.finish_check(failed)
 
 
