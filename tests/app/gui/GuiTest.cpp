@@ -2069,6 +2069,28 @@ class GuiTest : public QObject {
     for (const auto& e : v->edgeTexts()) QVERIFY(e.empty());
   }
 
+  // A window showing `path` with the AI panel loaded and its model list made (both happen
+  // off the GUI thread after start-up).
+  bool openWithAiPanel(const QString& path, MainWindow*& w, QWidget*& panel) {
+    w = openWindow();
+    QSignalSpy ready(w, &MainWindow::aiReady);
+    if (!load(w, {path}) || (ready.isEmpty() && !ready.wait(30000))) return false;
+    if (!ready.first().at(0).toBool()) {
+      qWarning() << w->messages().join("\n");
+      return false;
+    }
+    panel = w->aiPanel();
+    const auto discovering = [panel] {
+      bool d = true;
+      QMetaObject::invokeMethod(panel, "discovering", Q_RETURN_ARG(bool, d));
+      return d;
+    };
+    QElapsedTimer t;
+    t.start();
+    while (panel && discovering() && t.elapsed() < 60000) QTest::qWait(20);
+    return panel && !discovering();
+  }
+
   // The AI panel (a plug-in loaded after start-up) runs models on the series in view: a
   // segmentation becomes a coloured overlay with its volume, an enhancement a derived series
   // to compare with the original at the same slice, a classification probabilities with a
@@ -2077,13 +2099,9 @@ class GuiTest : public QObject {
 #ifndef LUMEN_WITH_AI
     QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-    MainWindow* w = openWindow();
-    QSignalSpy ready(w, &MainWindow::aiReady);
-    QVERIFY(load(w, {kSample}));
-    QVERIFY(!ready.isEmpty() || ready.wait(30000));
-    QVERIFY2(ready.first().at(0).toBool(), qPrintable(w->messages().join("\n")));
-    QWidget* panel = w->aiPanel();
-    QVERIFY(panel);
+    MainWindow* w = nullptr;
+    QWidget* panel = nullptr;
+    QVERIFY(openWithAiPanel(kSample, w, panel));
     QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
     auto run = [&](const char* model) {
       finished.clear();
@@ -2234,13 +2252,9 @@ class GuiTest : public QObject {
 #ifndef LUMEN_WITH_AI
     QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-    MainWindow* w = openWindow();
-    QSignalSpy ready(w, &MainWindow::aiReady);
-    QVERIFY(load(w, {kSample}));
-    QVERIFY(!ready.isEmpty() || ready.wait(30000));
-    QVERIFY2(ready.first().at(0).toBool(), qPrintable(w->messages().join("\n")));
-    QWidget* panel = w->aiPanel();
-    QVERIFY(panel);
+    MainWindow* w = nullptr;
+    QWidget* panel = nullptr;
+    QVERIFY(openWithAiPanel(kSample, w, panel));
     SliceView* v = w->grid()->activeSliceView();
     const auto original = v->series();
     const auto estimate = imaging::estimateNoiseSd(*original->volume);
@@ -2253,12 +2267,6 @@ class GuiTest : public QObject {
     auto* runButton = panel->findChild<QPushButton*>("AiRun");
     QVERIFY(list && advice && classical && runButton);
     QSignalSpy advised(panel, SIGNAL(adviceShown()));
-    const auto discovering = [&] {
-      bool d = true;
-      QMetaObject::invokeMethod(panel, "discovering", Q_RETURN_ARG(bool, d));
-      return d;
-    };
-    QTRY_VERIFY_WITH_TIMEOUT(!discovering() && list->count() > 0, 60000);  // the model list is made off the GUI thread
     auto select = [&](const QString& name) {
       for (int i = 0; i < list->count(); ++i)
         if (list->item(i)->data(Qt::UserRole).toString() == name) list->setCurrentRow(i);
@@ -2442,17 +2450,9 @@ class GuiTest : public QObject {
 #ifndef LUMEN_WITH_AI
     QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-    MainWindow* w = openWindow();
-    QSignalSpy ready(w, &MainWindow::aiReady);
-    QVERIFY(load(w, {kCorpus + "/ramp/axial-shuffled"}));  // small: this test is about trust
-    QVERIFY(!ready.isEmpty() || ready.wait(30000));
-    QWidget* panel = w->aiPanel();
-    const auto discovering = [panel] {
-      bool d = true;
-      QMetaObject::invokeMethod(panel, "discovering", Q_RETURN_ARG(bool, d));
-      return d;
-    };
-    QTRY_VERIFY_WITH_TIMEOUT(!discovering(), 30000);
+    MainWindow* w = nullptr;
+    QWidget* panel = nullptr;
+    QVERIFY(openWithAiPanel(kCorpus + "/ramp/axial-shuffled", w, panel));  // small: this test is about trust
     QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
     const auto answer = [](const QString& button) {
       QTimer::singleShot(200, [button] {
