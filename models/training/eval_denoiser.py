@@ -179,7 +179,10 @@ def main():
     # by bone edges.
     edges = np.stack([np.hypot(ndi.sobel(ref[z], 0), ndi.sobel(ref[z], 1)) for z in range(ref.shape[0])])
     soft = mask & (ref > -100) & (ref < 150) & (edges < 400)
-    result = {"mode": mode, "slices": len(sim["slices"]), "fbp_window": sim["window"], "levels": {}}
+    # The pixel size matters to the advice: noise of the same SD has another grain at another
+    # pixel size, and the noise estimate reads it differently.
+    result = {"mode": mode, "slices": len(sim["slices"]), "pixel_mm": round(float(spacing[1]), 4),
+              "fbp_window": sim["window"], "levels": {}}
     settings = recorded.get("classical_settings", {})
     to_tune = [n for n in a.tune.split(",") if n]
     unknown = [n for n in to_tune if n not in GRIDS]

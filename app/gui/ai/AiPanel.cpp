@@ -261,17 +261,18 @@ void AiPanel::updateAdvice() {
   const QString name = QString::fromStdString(series->info.series.description);
   QPointer<AiPanel> self(this);
   const AiHost::ClassicalTools tools = host_->classicalTools();
-  (void)QtConcurrent::run([self, tools, series, card, name, seq] {
+  const double pixel = series->volume->geometry().spacingMm.x;
+  (void)QtConcurrent::run([self, tools, series, card, name, seq, pixel] {
     auto est = tools.estimateNoise(*series->volume);
     auto shared = std::make_shared<Result<double>>(std::move(est));
     QMetaObject::invokeMethod(
         qApp,
-        [self, shared, card, name, seq] {
+        [self, shared, card, name, seq, pixel] {
           if (!self || seq != self->adviceSeq_) return;
           if (!*shared)
             self->advice_->setText("No recommendation for this series: " + QString::fromStdString(shared->error().message));
           else
-            self->showAdvice(adviseDenoising(card, **shared), name);
+            self->showAdvice(adviseDenoising(card, **shared, pixel), name);
           Q_EMIT self->adviceShown();
         },
         Qt::QueuedConnection);
@@ -316,7 +317,8 @@ bool AiPanel::runClassical() {
   const int seq = ++adviceSeq_;  // the advice below replaces any estimate in flight
   QPointer<AiPanel> self(this);
   const AiHost::ClassicalTools tools = host_->classicalTools();
-  (void)QtConcurrent::run([self, tools, series, card, cancel, seq] {
+  const double pixel = series->volume->geometry().spacingMm.x;
+  (void)QtConcurrent::run([self, tools, series, card, cancel, seq, pixel] {
     auto post = [self](auto fn) {
       QMetaObject::invokeMethod(
           qApp, [self, fn]() mutable { if (self) fn(*self); }, Qt::QueuedConnection);
@@ -329,7 +331,7 @@ bool AiPanel::runClassical() {
       post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
       return;
     }
-    const DenoiseAdvice advice = adviseDenoising(card, *est);
+    const DenoiseAdvice advice = adviseDenoising(card, *est, pixel);
     post([advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
       if (seq == p.adviceSeq_) p.showAdvice(advice, name);
     });

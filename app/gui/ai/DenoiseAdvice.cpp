@@ -23,6 +23,7 @@ std::optional<DenoiseCard> readDenoiseCard(const QString& bundleRoot, QString* e
   DenoiseCard card;
   // The whole held-out scan when it was evaluated, else the quick (CI) slices.
   card.evaluation = root.value("full").isObject() ? "full" : "quick";
+  card.pixelMm = root.value("pixel_mm").toDouble();
   const QJsonObject levels = root.value(card.evaluation).toObject();
   for (auto it = levels.begin(); it != levels.end(); ++it) {
     const QJsonObject l = it.value().toObject();
@@ -46,7 +47,7 @@ std::optional<DenoiseCard> readDenoiseCard(const QString& bundleRoot, QString* e
   return card;
 }
 
-DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd) {
+DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd, double pixelMm) {
   DenoiseAdvice a;
   const auto& ls = card.levels;
   // Nearest on a log scale: noise levels are a ladder of ratios.
@@ -64,6 +65,15 @@ DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd) {
   const double marginHi = ls.size() > 1 ? std::sqrt(hi / ls[ls.size() - 2].estimatedSd) : 1.2;
   a.inRange = estimatedSd >= lo / margin && estimatedSd <= hi * marginHi;
   const QString noise = QString("Noise in soft tissue: about %1 HU (estimated).").arg(estimatedSd, 0, 'f', 1);
+  // Within 30 % of the card's pixel size.
+  if (card.pixelMm > 0 && pixelMm > 0 && std::abs(std::log(pixelMm / card.pixelMm)) > std::log(1.3)) {
+    a.inRange = false;
+    a.text = noise + QString(" The model card was measured at %1 mm pixels and this series has %2 mm ones, where noise "
+                             "has another grain: neither is recommended; compare both with the original.")
+                         .arg(card.pixelMm, 0, 'f', 2)
+                         .arg(pixelMm, 0, 'f', 2);
+    return a;
+  }
   if (!a.inRange) {
     a.text = noise + QString(" The model card measured %1 to %2 HU (as estimated); this series is outside that range, "
                              "so neither is recommended: compare both with the original.")

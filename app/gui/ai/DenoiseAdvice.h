@@ -23,6 +23,7 @@ struct CardLevel {
 struct DenoiseCard {
   std::vector<CardLevel> levels;  // by increasing noise
   QString evaluation;             // which evaluation the numbers are from ("full" or "quick")
+  double pixelMm = 0;             // the evaluation's in-plane pixel size (0: not recorded)
 };
 
 /// The card of the bundle at `bundleRoot`, or nullopt when it has none with a classical
@@ -30,7 +31,7 @@ struct DenoiseCard {
 std::optional<DenoiseCard> readDenoiseCard(const QString& bundleRoot, QString* error = nullptr);
 
 struct DenoiseAdvice {
-  bool inRange = false;      // the series' noise lies within the card's ladder
+  bool inRange = false;      // the series' noise lies within the card's ladder, at pixels like the card's
   bool networkBetter = false;
   double gainDb = 0;         // network minus classical PSNR at the nearest level
   CardLevel level;           // the nearest level (its settings are used either way)
@@ -38,7 +39,9 @@ struct DenoiseAdvice {
   QString text;              // for the panel
 };
 
-/// Advice for a series whose noise estimate is `estimatedSd` HU.
-DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd);
+/// Advice for a series whose noise estimate is `estimatedSd` HU and whose in-plane pixels
+/// measure `pixelMm` (noise of one SD has another grain at another pixel size, so a card
+/// measured at 1 mm says nothing about 0.3 mm pixels: no recommendation then).
+DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd, double pixelMm);
 
 }  // namespace lumen::gui

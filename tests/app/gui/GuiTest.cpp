@@ -2281,6 +2281,16 @@ class GuiTest : public QObject {
     QVERIFY(advice->text().contains("the bilateral filter is</b> recommended"));
     QVERIFY2(classical->text().endsWith("(recommended)"), qPrintable(classical->text()));
     QVERIFY(!runButton->text().contains("recommended"));
+    // The same card measured at 1 mm pixels says nothing about the sample's 0.31 mm ones.
+    advised.clear();
+    select("gui_enhance_1mm");
+    QVERIFY(advised.wait(60000));
+    QVERIFY2(advice->text().contains("measured at 1.00 mm pixels and this series has 0.31 mm ones"), qPrintable(advice->text()));
+    QVERIFY(!classical->text().contains("recommended") && !runButton->text().contains("recommended"));
+    advised.clear();
+    select("gui_enhance");
+    QVERIFY(advised.wait(60000));
+    QVERIFY(classical->text().endsWith("(recommended)"));
 
     // The filter at the card's 40 HU setting: 2 mm, range 1.5 x the level's true SD (50 HU),
     // scaled by the series' reading over the level's (40 HU).
