@@ -14,7 +14,8 @@ classical filter: Gaussian, curvature anisotropic diffusion and bilateral (ITK),
 variation and non-local means (skimage). No BM3D-class filter installs from Debian's
 packages. Classical filters are tuned per level on the evaluation data itself, given the
 true noise SD (the network is not): a grid per filter and level, the best PSNR kept, the
-most favourable setting they can have. --tune runs that grid (slow, quick slices); otherwise
+most favourable setting they can have. --tune runs that grid on the slices of the mode run
+(the card's settings were tuned with --quick; slow); otherwise
 the settings recorded in the bundle's docs/metrics.json are used. --check fails (exit 1)
 when a metric is below the floor recorded there for this mode (quick: every 8th slice, for
 CI; full: every slice), and always when the network makes its input worse at any level
@@ -44,7 +45,7 @@ import evaluation  # noqa: E402
 
 # Settings relative to the noise SD s where a filter has one, so one grid serves every level;
 # each grid is wide enough that the best setting lies inside it (--tune reports any on an
-# edge; Gaussian smoothing's best is always its least: any blur of bone edges costs more).
+# edge; Gaussian smoothing's best is its least at low noise: any blur of bone edges costs more).
 GRIDS = {
     "gaussian": [[mm] for mm in (0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)],  # sigma in mm
     "anisotropic": [[it, c] for it in (1, 2, 3, 5, 8, 12, 20, 30) for c in (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)],

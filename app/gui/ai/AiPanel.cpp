@@ -9,6 +9,7 @@
 #include <QProgressBar>
 #include <QPointer>
 #include <QPushButton>
+#include <QTimer>
 #include <QApplication>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
@@ -118,6 +119,17 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   connect(list_, &QListWidget::currentRowChanged, this, [this] { showDetails(); });
   connect(run_, &QPushButton::clicked, this, [this] { runSelected(); });
   connect(classical_, &QPushButton::clicked, this, [this] { runClassical(); });
+  // The window does not tell the panel when another series is shown: a cheap look each
+  // second keeps the advice about the series on screen (a derived one, such as a denoised
+  // result, keeps the advice about its source).
+  auto* watch = new QTimer(this);
+  connect(watch, &QTimer::timeout, this, [this] {
+    if (!card_ || busy_) return;
+    const auto shown = host_->currentSeries();
+    if (shown && shown->derived) return;
+    if (shown != advisedSeries_.lock()) updateAdvice();
+  });
+  watch->start(1000);
   connect(rescan, &QPushButton::clicked, this, [this] { refresh(); });
   refresh();
 }
@@ -128,6 +140,7 @@ void AiPanel::refresh() {
   if (discovering_) return;
   discovering_ = true;
   run_->setEnabled(false);
+  classical_->setEnabled(false);
   details_->setText("Looking for model bundles...");
   // Reading bundles hashes every model.ts (hundreds of MB for large models): a worker.
   QPointer<AiPanel> self(this);
@@ -172,6 +185,7 @@ void AiPanel::showModels(std::vector<models::BundleEntry> entries) {
   else if (unusable > 0)
     host_->addMessage(QString("AI: %1 model folder(s) could not be used (reasons above)").arg(unusable));
   run_->setEnabled(!bundles_.empty() && !busy_);
+  classical_->setEnabled(!busy_);
   Q_EMIT modelsListed();
   if (!pendingRun_.isEmpty()) {
     const QString name = std::exchange(pendingRun_, QString());
@@ -221,7 +235,10 @@ bool AiPanel::confirmTrust(const models::Bundle& bundle) {
 
 void AiPanel::showDetails() {
   const int i = list_->currentRow();
-  if (i < 0 || i >= static_cast<int>(bundles_.size())) return;
+  if (i < 0 || i >= static_cast<int>(bundles_.size())) {
+    updateAdvice();  // no card without a model
+    return;
+  }
   const auto& b = bundles_[static_cast<std::size_t>(i)];
   QString labels;
   for (const auto& [k, v] : b.output.channelDef) labels += QString("%1%2").arg(labels.isEmpty() ? "" : ", ", QString::fromStdString(v));
@@ -250,6 +267,7 @@ void AiPanel::updateAdvice() {
   classical_->setText("Bilateral filter (ITK) instead");
   if (!card_) return;
   std::shared_ptr<LoadedSeries> series = host_->currentSeries();
+  advisedSeries_ = series;
   if (!series || !series->volume || series->isColor()) {
     advice_->setText("Open a CT series: the model card then says whether the network or the bilateral filter does "
                      "better at its noise.");
@@ -263,7 +281,12 @@ void AiPanel::updateAdvice() {
   const AiHost::ClassicalTools tools = host_->classicalTools();
   const double pixel = series->volume->geometry().spacingMm.x;
   (void)QtConcurrent::run([self, tools, series, card, name, seq, pixel] {
-    auto est = tools.estimateNoise(*series->volume);
+    Result<double> est = Error(ErrorCode::Internal, "noise estimate failed");
+    try {
+      est = tools.estimateNoise(*series->volume);
+    } catch (const std::exception& e) {
+      est = Error(ErrorCode::OutOfMemory, std::string("noise estimate failed: ") + e.what());
+    }
     auto shared = std::make_shared<Result<double>>(std::move(est));
     QMetaObject::invokeMethod(
         qApp,
@@ -325,23 +348,29 @@ bool AiPanel::runClassical() {
     };
     // Measured now, on the series it runs on (the one shown may have changed since the
     // advice was made).
-    auto est = tools.estimateNoise(*series->volume);
-    if (!est) {
-      auto failed = std::make_shared<Result<Volume>>(est.error());
+    try {
+      auto est = tools.estimateNoise(*series->volume);
+      if (est && !(*est > 0)) est = Error(ErrorCode::InvalidArgument, "the series shows no noise to set the filter by");
+      if (!est) {
+        auto failed = std::make_shared<Result<Volume>>(est.error());
+        post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
+        return;
+      }
+      const DenoiseAdvice advice = adviseDenoising(card, *est, pixel);
+      post([advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
+        if (seq == p.adviceSeq_) p.showAdvice(advice, name);
+      });
+      const Progress progress([post](double f, std::string_view m) {
+        post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
+      });
+      auto r = tools.bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
+      if (r) r = models::inInputType(std::move(*r), models::Task::Enhancement, series->volume->pixelType());
+      auto shared = std::make_shared<Result<Volume>>(std::move(r));
+      post([series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });
+    } catch (const std::exception& e) {
+      auto failed = std::make_shared<Result<Volume>>(Error(ErrorCode::OutOfMemory, std::string("bilateral filter failed: ") + e.what()));
       post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
-      return;
     }
-    const DenoiseAdvice advice = adviseDenoising(card, *est, pixel);
-    post([advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
-      if (seq == p.adviceSeq_) p.showAdvice(advice, name);
-    });
-    const Progress progress([post](double f, std::string_view m) {
-      post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
-    });
-    auto r = tools.bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
-    if (r) r = models::inInputType(std::move(*r), models::Task::Enhancement, series->volume->pixelType());
-    auto shared = std::make_shared<Result<Volume>>(std::move(r));
-    post([series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });
   });
   return true;
 }
@@ -449,6 +478,8 @@ void AiPanel::finishClassical(std::shared_ptr<LoadedSeries> input, Result<Volume
     const bool cancelled = r.error().code == ErrorCode::Cancelled;
     const QString msg = QString::fromStdString(r.error().toString());
     host_->addMessage(cancelled ? "AI: bilateral filter cancelled" : "AI: error: bilateral filter: " + msg);
+    if (advice_->text().endsWith("..."))  // its estimate replaced the advice's, and failed
+      advice_->setText("No recommendation for this series: " + QString::fromStdString(r.error().message));
     host_->endTask(job, cancelled ? "Bilateral filter cancelled" : "Bilateral filter failed");
     Q_EMIT runFinished(false, msg);
     return;
@@ -461,8 +492,10 @@ void AiPanel::finishClassical(std::shared_ptr<LoadedSeries> input, Result<Volume
   title->setWordWrap(true);
   resultLayout_->addWidget(title);
   showEnhanced(input, std::move(*r), "bilateral filter",
-               "Made by ITK's bilateral filter in Lumen, axial slices, " + setting + " (the denoiser card's best setting "
-               "for this noise)");
+               "Made by ITK's bilateral filter in Lumen, axial slices, " + setting +
+                   (advice.inRange ? QString(" (the denoiser card's best setting for this noise)")
+                                   : QString(" (the setting of the denoiser card's nearest noise level; this series lies "
+                                             "outside what the card measured)")));
   host_->endTask(job, "Bilateral filter: filtered series shown");
   Q_EMIT runFinished(true, {});
 }

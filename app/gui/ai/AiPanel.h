@@ -93,6 +93,7 @@ class AiPanel : public QWidget {
   QPushButton* classical_ = nullptr;
   std::optional<DenoiseCard> card_;
   int adviceSeq_ = 0;  // only the newest noise estimate is shown
+  std::weak_ptr<LoadedSeries> advisedSeries_;  // the advice is made again when another is shown
   QLabel* details_ = nullptr;
   QWidget* result_ = nullptr;
   QVBoxLayout* resultLayout_ = nullptr;

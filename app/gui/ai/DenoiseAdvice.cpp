@@ -21,25 +21,32 @@ std::optional<DenoiseCard> readDenoiseCard(const QString& bundleRoot, QString* e
   }
   const QJsonObject settings = root.value("classical_settings").toObject();
   DenoiseCard card;
-  // The whole held-out scan when it was evaluated, else the quick (CI) slices.
-  card.evaluation = root.value("full").isObject() ? "full" : "quick";
   card.pixelMm = root.value("pixel_mm").toDouble();
-  const QJsonObject levels = root.value(card.evaluation).toObject();
-  for (auto it = levels.begin(); it != levels.end(); ++it) {
-    const QJsonObject l = it.value().toObject();
-    const QJsonArray bilateral = settings.value(it.key()).toObject().value("bilateral").toArray();
-    if (!l.contains("estimated_sd_hu") || !l.value("bilateral").isObject() || bilateral.size() != 2) continue;
-    CardLevel c;
-    c.estimatedSd = l.value("estimated_sd_hu").toDouble();
-    c.trueSd = l.value("measured_sd_hu").toDouble();
-    c.networkPsnr = l.value("network").toObject().value("psnr").toDouble();
-    c.classicalPsnr = l.value("bilateral").toObject().value("psnr").toDouble();
-    c.domainMm = bilateral[0].toDouble();
-    c.rangeSds = bilateral[1].toDouble();
-    if (c.estimatedSd > 0 && c.trueSd > 0 && c.domainMm > 0 && c.rangeSds > 0) card.levels.push_back(c);
+  // The whole held-out scan when it was evaluated, else the quick (CI) slices.
+  for (const char* evaluation : {"full", "quick"}) {
+    const QJsonObject levels = root.value(evaluation).toObject();
+    for (auto it = levels.begin(); it != levels.end(); ++it) {
+      const QJsonObject l = it.value().toObject();
+      const QJsonArray bilateral = settings.value(it.key()).toObject().value("bilateral").toArray();
+      const QJsonValue network = l.value("network").toObject().value("psnr"), filter = l.value("bilateral").toObject().value("psnr");
+      if (!l.value("estimated_sd_hu").isDouble() || !network.isDouble() || !filter.isDouble() || bilateral.size() != 2) continue;
+      CardLevel c;
+      c.estimatedSd = l.value("estimated_sd_hu").toDouble();
+      c.trueSd = l.value("measured_sd_hu").toDouble();
+      c.networkPsnr = network.toDouble();
+      c.classicalPsnr = filter.toDouble();
+      c.domainMm = bilateral[0].toDouble();
+      c.rangeSds = bilateral[1].toDouble();
+      if (c.estimatedSd > 0 && c.trueSd > 0 && c.domainMm > 0 && c.rangeSds > 0) card.levels.push_back(c);
+    }
+    if (!card.levels.empty()) {
+      card.evaluation = evaluation;
+      break;
+    }
   }
   if (card.levels.empty()) {
-    if (error && !levels.isEmpty()) *error = f.fileName() + ": no noise level with a bilateral-filter comparison";
+    if (error && (root.contains("full") || root.contains("quick")))
+      *error = f.fileName() + ": no noise level with a bilateral-filter comparison";
     return std::nullopt;
   }
   std::sort(card.levels.begin(), card.levels.end(),
@@ -65,7 +72,7 @@ DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd, doubl
   const double marginHi = ls.size() > 1 ? std::sqrt(hi / ls[ls.size() - 2].estimatedSd) : 1.2;
   a.inRange = estimatedSd >= lo / margin && estimatedSd <= hi * marginHi;
   const QString noise = QString("Noise in soft tissue: about %1 HU (estimated).").arg(estimatedSd, 0, 'f', 1);
-  // Within 30 % of the card's pixel size.
+  // Within a factor of 1.3 of the card's pixel size.
   if (card.pixelMm > 0 && pixelMm > 0 && std::abs(std::log(pixelMm / card.pixelMm)) > std::log(1.3)) {
     a.inRange = false;
     a.text = noise + QString(" The model card was measured at %1 mm pixels and this series has %2 mm ones, where noise "

@@ -41,7 +41,8 @@ struct DenoiseAdvice {
 
 /// Advice for a series whose noise estimate is `estimatedSd` HU and whose in-plane pixels
 /// measure `pixelMm` (noise of one SD has another grain at another pixel size, so a card
-/// measured at 1 mm says nothing about 0.3 mm pixels: no recommendation then).
+/// measured at 1 mm says nothing about 0.3 mm pixels: no recommendation beyond a factor of
+/// 1.3 either way).
 DenoiseAdvice adviseDenoising(const DenoiseCard& card, double estimatedSd, double pixelMm);
 
 }  // namespace lumen::gui

@@ -2295,6 +2295,7 @@ class GuiTest : public QObject {
     // The filter at the card's 40 HU setting: 2 mm, range 1.5 x the level's true SD (50 HU),
     // scaled by the series' reading over the level's (40 HU).
     QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+    QVERIFY(classical->isEnabled());
     QTest::mouseClick(classical, Qt::LeftButton);
     QVERIFY(finished.wait(kRunGuardMs));
     QVERIFY2(finished.first().at(0).toBool(), qPrintable(finished.first().at(1).toString()));
@@ -2317,6 +2318,13 @@ class GuiTest : public QObject {
     QVERIFY(showOriginal);
     showOriginal->setChecked(true);
     QCOMPARE(v->series(), original);
+
+    // Another series on screen: the advice follows it (the ramp phantom has no soft tissue).
+    advised.clear();
+    QVERIFY(load(w, {kCorpus + "/ramp/axial-shuffled"}));
+    QVERIFY(advised.wait(10000));
+    QVERIFY2(advice->text().startsWith("No recommendation for this series") && advice->text().contains("soft tissue"),
+             qPrintable(advice->text()));
   }
 
 
