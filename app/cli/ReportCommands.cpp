@@ -68,7 +68,8 @@ Result<Classification> classificationFrom(const std::string& path, const std::st
   c.version = j.value("version", "");
   c.sha256 = j.value("sha256", "");
   c.device = j.value("device", "");
-  c.predicted = j.value("predicted", "");
+  if (j.contains("predicted") && j["predicted"].is_string()) c.predicted = j["predicted"].get<std::string>();  // null: not graded
+  c.detail = j.value("detail", "");
   for (const auto& [k, v] : j["probabilities"].items()) c.probabilities.emplace_back(k, v.get<double>());
   return out;
 }
@@ -323,10 +324,8 @@ int runReport(const ReportOptions& o, const CommonOptions& common) {
     }
     for (std::size_t i = 0; i < in.classifications.size(); ++i) {
       const auto& cl = in.classifications[i];
-      std::string result = cl.predicted;
-      for (const auto& [cls, p] : cl.probabilities)
-        if (cls == cl.predicted) result += " (p = " + fixed(p, 2) + ")";
-      rc.ai.push_back({cl.model, cl.version, cl.sha256, cl.device, result, disclaimers[i]});
+      rc.ai.push_back({cl.model, cl.version, cl.sha256, cl.device, report::classificationResult(cl.predicted, cl.probabilities, cl.detail),
+                       disclaimers[i]});
     }
     auto pdf = renderPdf(rc);
     if (!pdf) return fail(pdf.error().toString());

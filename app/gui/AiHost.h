@@ -30,6 +30,7 @@ struct AiLabel {
 struct AiClassification {
   std::string model, version, sha256, device, predicted, disclaimer;
   std::vector<std::pair<std::string, double>> probabilities;  // class -> probability
+  std::string detail;  // models::classificationDetail: the estimate, or why there is no class (predicted empty)
 };
 
 class AiHost {

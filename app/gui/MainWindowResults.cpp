@@ -88,10 +88,8 @@ ReportDialog* MainWindow::showReportDialog() {
   }
   if (auto it = classifications_.find(s->info.series.seriesInstanceUid); it != classifications_.end())
     for (const auto& c : it->second) {
-      std::string result = c.predicted;
-      for (const auto& [cls, p] : c.probabilities)
-        if (cls == c.predicted) result += QString(" (p = %1)").arg(p, 0, 'f', 2).toStdString();
-      in.ai.push_back({c.model, c.version, c.sha256, c.device, result, c.disclaimer});
+      in.ai.push_back({c.model, c.version, c.sha256, c.device, report::classificationResult(c.predicted, c.probabilities, c.detail),
+                       c.disclaimer});
     }
   in.grabView = [this] {
     SliceView* v = grid_->activeSliceView();

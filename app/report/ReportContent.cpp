@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace lumen::report {
 
@@ -77,6 +78,19 @@ void describeSeries(ReportContent& c, const VolumeInfo& info) {
   c.accession = info.study.accessionNumber;
   c.modality = info.series.modality;
   c.seriesDescription = info.series.description;
+}
+
+std::string classificationResult(const std::string& predicted, const std::vector<std::pair<std::string, double>>& probabilities,
+                                 const std::string& detail) {
+  std::string out = predicted;
+  for (const auto& [cls, p] : probabilities)
+    if (!predicted.empty() && cls == predicted) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " (p = %.2f)", p);
+      out += buf;
+    }
+  if (!detail.empty()) out += (out.empty() ? "" : "; ") + detail;
+  return out;
 }
 
 std::string personName(const std::string& pn) {

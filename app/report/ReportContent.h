@@ -27,6 +27,11 @@ struct AiEntry {
   std::string model, version, sha256, device, result, disclaimer;
 };
 
+/// How a report states a classification: "1/4 (p = 0.84); noise SD 13.9 HU", or the
+/// detail alone when the model gave no class ("not graded: outside the range ...").
+std::string classificationResult(const std::string& predicted, const std::vector<std::pair<std::string, double>>& probabilities,
+                                 const std::string& detail);
+
 struct ReportContent {
   std::string title = "Imaging report";
   std::string institution, logoPath;  // logo: a PNG or JPEG file

@@ -240,6 +240,9 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
         check(group.getMeasurement().setEquivalentMeaningOfConceptName(("Probability of " + cls).c_str(), OFFalse),
               name + ": class");
       }
+      if (!c.detail.empty())
+        check(group.addQualitativeEvaluation(DSRCodedEntryValue("AIDETAIL", "99LUMEN", "AI result detail"), c.detail.c_str(), OFFalse),
+              name + ": detail");
       const std::string identity = c.model + " " + c.version + ", SHA-256 " + c.sha256 + (c.device.empty() ? "" : ", on " + c.device);
       check(group.addQualitativeEvaluation(DSRCodedEntryValue("AIMODEL", "99LUMEN", "AI model"), identity.c_str(), OFFalse),
             name + ": model");

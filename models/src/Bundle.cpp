@@ -557,6 +557,22 @@ Result<Bundle> loadBundleChecked(const fs::path& dir) {
         return Error(ErrorCode::Model, expected, extraPath.string());
       b.extras.sliceEvidence = ev;
     }
+    if (extra->contains("estimate")) {
+      const json& es = (*extra)["estimate"];
+      const char* expected =
+          "estimate: expected {\"name\": text, \"unit\": text, \"transform\": \"exp\" or \"none\", \"known_range\": [low, high]}";
+      if (!es.is_object() || !es.contains("name") || !es["name"].is_string() || !es.contains("known_range") ||
+          !es["known_range"].is_array() || es["known_range"].size() != 2 || !es["known_range"][0].is_number() ||
+          !es["known_range"][1].is_number() || (es.contains("unit") && !es["unit"].is_string()) ||
+          (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
+        return Error(ErrorCode::Model, expected, extraPath.string());
+      LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
+                              es["known_range"][0].get<double>(), es["known_range"][1].get<double>()};
+      if (!(e.lo < e.hi) || (e.exp && !(e.lo > 0))) return Error(ErrorCode::Model, expected, extraPath.string());
+      if (b.task != Task::Classification)
+        return Error(ErrorCode::Model, "estimate: only a classifier can have one", extraPath.string());
+      b.extras.estimate = e;
+    }
     if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
       for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
         const json& c = it.value();

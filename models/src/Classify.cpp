@@ -1,10 +1,12 @@
 // Classification stage of Engine::run: class probabilities (per slice and their mean for a
-// 2D network), slices without enough evidence left ungraded, a gradient x input saliency
-// map put back on the input grid.
+// 2D network), slices without enough evidence left ungraded, a bundle's estimate (a
+// quantity the network measures; outside the range it knows, no class), a gradient x input
+// saliency map put back on the input grid.
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 
 #include "Pipeline.h"
@@ -13,6 +15,57 @@ namespace lumen::models::pipeline {
 
 namespace F = torch::nn::functional;
 using Clock = std::chrono::steady_clock;
+
+std::string formatValue(double v) {
+  std::ostringstream s;
+  if (std::fabs(v) >= 1000)
+    s << std::llround(v);
+  else
+    s << std::setprecision(3) << v;
+  return s.str();
+}
+
+namespace {
+
+// The series' estimate and each slice's (row: the graded item behind each input slice, -1
+// for none).
+Result<InferenceResult::Estimate> estimateOf(const LumenExtras::Estimate& est, const torch::Tensor& column,
+                                             const std::vector<std::int64_t>& row, std::size_t modelDims, const std::string& model) {
+  const torch::Tensor raw = column.to(torch::kCPU, torch::kFloat64);
+  InferenceResult::Estimate e;
+  e.name = est.name;
+  e.unit = est.unit;
+  e.lo = est.lo;
+  e.hi = est.hi;
+  e.value = est.exp ? std::exp(raw.mean().item<double>()) : raw.mean().item<double>();
+  if (!std::isfinite(e.value)) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
+  for (std::size_t z = 0; modelDims == 2 && z < row.size(); ++z) {
+    const double v = row[z] < 0 ? std::nan("") : raw[row[z]].item<double>();
+    e.slices.push_back(est.exp ? std::exp(v) : v);
+  }
+  return e;
+}
+
+// [1, 1, X, Y, Z] on the input grid -> a float32 volume. (Its own function: inlined into
+// classify, GCC 12 takes the Result's destructor for a free of a non-heap object.)
+Status toVolume(const torch::Tensor& t, const ImageGeometry& geometry, Volume& out) {
+  auto vol = Volume::allocate(PixelType::Float32, geometry);
+  if (!vol) return vol.error();
+  const auto& sz = geometry.size;
+  torch::from_blob(vol->bytes(), {static_cast<std::int64_t>(sz[2]), static_cast<std::int64_t>(sz[1]), static_cast<std::int64_t>(sz[0])},
+                   torch::kFloat32)
+      .copy_(t[0][0].permute({2, 1, 0}));
+  out = std::move(vol.value());
+  return {};
+}
+
+std::string outsideRange(const InferenceResult::Estimate& e) {
+  return "outside the range the model knows: " + e.name + " about " + formatValue(e.value) + " " + e.unit + ", " +
+         (e.value < e.lo ? "below" : "above") + " the " + formatValue(e.lo) + "-" + formatValue(e.hi) + " " + e.unit +
+         " it was trained to read";
+}
+
+}  // namespace
 
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,
                 bool withSaliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
@@ -45,7 +98,7 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     if (graded.numel() == 0) {
       std::ostringstream e;
       e << "no slice shows enough tissue to grade (the model needs " << need.str() << "; the most any slice shows is "
-        << std::round(evidence.max().item<double>()) / 100.0 << " cm^2)";
+        << std::round(evidence.max().item<double>()) / 100.0 << " cm^2: there is none, or noise breaks it up)";
       return Error(ErrorCode::InvalidArgument, e.str());
     }
     if (graded.numel() < nSlices) {
@@ -55,7 +108,18 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
       batch = batch.index_select(0, graded.to(batch.device()));
     }
   }
-  std::vector<torch::Tensor> probs;
+  // With an estimate, the network's last column is that quantity, not a class logit.
+  const auto& est = b.extras.estimate;
+  const auto checkShape = [&](const torch::Tensor& out) -> Status {
+    if (out.dim() != 2 || (est && out.size(1) < 2)) {
+      std::ostringstream e;
+      e << "a classifier must return [batch, classes" << (est ? " + 1 estimate" : "") << "]; this one returned " << out.sizes();
+      return Error(ErrorCode::Model, e.str(), b.modelPath.string());
+    }
+    return {};
+  };
+  const auto classColumns = [&](const torch::Tensor& out) { return est ? out.narrow(1, 0, out.size(1) - 1) : out; };
+  std::vector<torch::Tensor> probs, values;
   torch::Tensor saliency;
   // Items per forward pass bounded by pixels, not a count: a classifier that takes any
   // size keeps full-resolution activations (and, for saliency, their gradients) for every
@@ -66,39 +130,36 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     if (cancel.isCancelled()) return Error(ErrorCode::Cancelled, "inference cancelled");
     torch::Tensor x = batch.narrow(0, i, std::min(step, batch.size(0) - i)).clone();
     const auto t0 = Clock::now();
-    torch::Tensor logits;
+    torch::Tensor out;
     if (withSaliency) {
       torch::AutoGradMode grad(true);
       x.requires_grad_(true);
-      logits = net.forward(x);
-      if (logits.dim() != 2) {
-        std::ostringstream e;
-        e << "a classifier must return [batch, classes]; this one returned " << logits.sizes();
-        return Error(ErrorCode::Model, e.str(), b.modelPath.string());
-      }
-      // Gradient x input for each item's winning class.
-      const torch::Tensor top = logits.argmax(1, true);
-      logits.gather(1, top).sum().backward();
+      out = net.forward(x);
+      if (auto st = checkShape(out); !st) return st;
+      // Gradient x input for each item's winning class, or of the estimate (what the
+      // measurement rests on; a class of such a model is a function of it).
+      const torch::Tensor logits = classColumns(out);
+      const torch::Tensor target = est ? out.narrow(1, out.size(1) - 1, 1) : logits.gather(1, logits.argmax(1, true));
+      target.sum().backward();
       torch::Tensor sal = (x.grad() * x).abs().sum(1, true).detach();
       saliency = saliency.defined() ? torch::cat({saliency, sal}) : sal;
-      logits = logits.detach();
+      out = out.detach();
     } else {
-      logits = net.forward(x);
+      out = net.forward(x);
     }
-    if (logits.dim() != 2) {
-      std::ostringstream e;
-      e << "a classifier must return [batch, classes]; this one returned " << logits.sizes();
-      return Error(ErrorCode::Model, e.str(), b.modelPath.string());
-    }
+    if (auto st = checkShape(out); !st) return st;
     res.forwardSeconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    probs.push_back(torch::softmax(logits, 1));
+    probs.push_back(torch::softmax(classColumns(out), 1));
+    if (est) values.push_back(out.select(1, out.size(1) - 1));
     progress.report(static_cast<double>(std::min(i + step, batch.size(0))) / static_cast<double>(batch.size(0)),
                     "Running the model");
   }
   const torch::Tensor p = torch::cat(probs).to(torch::kCPU, torch::kFloat64);
-  if (b.output.numChannels > 0 && p.size(1) != b.output.numChannels) {
+  // metadata.json describes the whole output: with an estimate, the classes and its column.
+  if (b.output.numChannels > 0 && p.size(1) + (est ? 1 : 0) != b.output.numChannels) {
     std::ostringstream e;
-    e << "the network returned " << p.size(1) << " classes; metadata.json says " << b.output.numChannels;
+    e << "the network returned " << p.size(1) << " classes" << (est ? " and an estimate" : "") << "; metadata.json says "
+      << b.output.numChannels << " channels";
     return Error(ErrorCode::Model, e.str(), b.modelPath.string());
   }
   const torch::Tensor mean = p.mean(0);
@@ -107,17 +168,24 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     auto it = b.output.channelDef.find(static_cast<int>(c));
     res.classNames.push_back(it != b.output.channelDef.end() ? it->second : "class " + std::to_string(c));
   }
+  // The graded item (row of p) behind each input slice; -1: not graded.
+  std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
+  for (std::int64_t i = 0; i < p.size(0); ++i)
+    row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
   if (modelDims == 2) {
     // One row per input slice; an empty row for a slice that was not graded.
-    std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
-    for (std::int64_t i = 0; i < p.size(0); ++i)
-      row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
     for (std::int64_t z = 0; z < nSlices; ++z) {
-      std::vector<double> values;
+      std::vector<double> sliceP;
       if (const std::int64_t i = row[static_cast<std::size_t>(z)]; i >= 0)
-        for (std::int64_t c = 0; c < p.size(1); ++c) values.push_back(p[i][c].item<double>());
-      res.sliceProbabilities.push_back(std::move(values));
+        for (std::int64_t c = 0; c < p.size(1); ++c) sliceP.push_back(p[i][c].item<double>());
+      res.sliceProbabilities.push_back(std::move(sliceP));
     }
+  }
+  if (est) {
+    auto e = estimateOf(*est, torch::cat(values), row, modelDims, b.modelPath.string());
+    if (!e) return e.error();
+    if (!e->inRange()) res.notGraded = outsideRange(*e);
+    res.estimate = std::move(*e);
   }
   if (saliency.defined()) {
     // Back to the pre-processed grid, then onto the input grid.
@@ -139,21 +207,28 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     sal = undoSpatial(sal, s.spatial, false);
     const double maxv = sal.max().item<double>();
     if (maxv > 0) sal = sal / maxv;
-    auto vol = Volume::allocate(PixelType::Float32, inputGeometry);
-    if (!vol) return vol.error();
-    const auto& sz = inputGeometry.size;
-    torch::from_blob(vol->bytes(),
-                     {static_cast<std::int64_t>(sz[2]), static_cast<std::int64_t>(sz[1]), static_cast<std::int64_t>(sz[0])},
-                     torch::kFloat32)
-        .copy_(sal[0][0].permute({2, 1, 0}));
-    res.saliency = std::move(vol.value());
+    if (auto st = toVolume(sal, inputGeometry, res.saliency); !st) return st;
   }
   std::ostringstream l;
-  l << "classified " << batch.size(0) << (modelDims == 2 ? " slice(s)" : " volume") << ": "
-    << res.classNames[static_cast<std::size_t>(res.predictedClass())]
-    << " (p = " << res.probabilities[static_cast<std::size_t>(res.predictedClass())] << ")";
+  l << "classified " << batch.size(0) << (modelDims == 2 ? " slice(s)" : " volume") << ": ";
+  const std::string detail = classificationDetail(res);
+  if (const int top = res.predictedClass(); top >= 0)
+    l << res.classNames[static_cast<std::size_t>(top)] << " (p = " << res.probabilities[static_cast<std::size_t>(top)] << ")"
+      << (detail.empty() ? "" : "; ") << detail;
+  else
+    l << detail;
   res.log.push_back(l.str());
   return {};
 }
 
 }  // namespace lumen::models::pipeline
+
+namespace lumen::models {
+
+std::string classificationDetail(const InferenceResult& r) {
+  if (!r.notGraded.empty()) return "not graded: " + r.notGraded;
+  if (!r.estimate) return {};
+  return r.estimate->name + " " + pipeline::formatValue(r.estimate->value) + " " + r.estimate->unit;
+}
+
+}  // namespace lumen::models

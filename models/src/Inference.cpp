@@ -27,7 +27,7 @@ namespace lumen::models {
 using Clock = std::chrono::steady_clock;
 
 int InferenceResult::predictedClass() const {
-  if (probabilities.empty()) return -1;
+  if (probabilities.empty() || !notGraded.empty()) return -1;
   return static_cast<int>(std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin());
 }
 

@@ -90,6 +90,10 @@ struct Network {
   bool cuda = false;
 };
 
+/// A measured value in words: three significant digits, whole numbers from 1000 on (no
+/// exponent: "71500", "13.9", "3").
+std::string formatValue(double v);
+
 /// Classification: class probabilities (per slice for a 2D network), saliency on the input
 /// grid when asked for.
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,

@@ -421,6 +421,32 @@ class Inference(unittest.TestCase):
         self.assertEqual(q.returncode, 1)
         self.assertIn(".json", q.stderr)
 
+    def test_classification_with_an_estimate(self):
+        # grader2d: its last column is ln(100 x the slice's SD), reported as "noise SD";
+        # outside 3-30 HU it gives no class.
+        d = workdir("infer-estimate")
+        ramp = np.indices((16, 12))[0] + np.indices((16, 12))[1]
+        board = np.where(ramp % 2 == 1, 1.0, -1.0).astype(np.float32)
+        for name, amplitudes, predicted in [("in", [0.05, 0.1, 0.2, 0.1], "10"), ("out", [0.5] * 4, None)]:
+            vol = np.stack([board * a for a in amplitudes], -1)
+            nib.save(nib.Nifti1Image(vol, np.diag([-1.0, -1.0, 2.0, 1.0])), os.path.join(d, name + ".nii.gz"))
+            p = infer("-m", "grader2d", os.path.join(d, name + ".nii.gz"), "-o", os.path.join(d, name + ".json"))
+            r = json.load(open(os.path.join(d, name + ".json")))
+            self.assertEqual(r["predicted"], predicted)
+            self.assertEqual(r["estimate"]["name"], "noise SD")
+            self.assertEqual(r["estimate"]["known_range"], [3, 30])
+            if predicted:
+                self.assertAlmostEqual(r["estimate"]["value"], 10.0, places=3)
+                np.testing.assert_allclose(r["estimate"]["slices"], [5, 10, 20, 10], rtol=1e-4)
+                self.assertEqual(sorted(r["probabilities"]), ["10", "20", "5"])
+                self.assertEqual(r["detail"], "noise SD 10 HU")
+                self.assertIn(": 10 (p = ", p.stdout)
+                self.assertNotIn("not_graded", r)
+            else:
+                self.assertAlmostEqual(r["estimate"]["value"], 50.0, places=2)
+                self.assertIn("outside the range the model knows", r["not_graded"])
+                self.assertIn("not graded: outside the range the model knows: noise SD about 50 HU, above the 3-30 HU", p.stdout)
+
     def test_segmentation_uncertainty_map_and_per_label_means(self):
         d = workdir("infer-uncertainty")
         labels_path, map_path, report_path = (os.path.join(d, n) for n in ("l.nii.gz", "u.nii.gz", "r.json"))

@@ -577,7 +577,7 @@ class Report(unittest.TestCase):
         ai = os.path.join(d, "ai.json")
         with open(ai, "w") as f:
             json.dump({"model": "grader", "version": "2.1", "sha256": "ab" * 32, "device": "cpu", "task": "classification",
-                       "probabilities": {"low": 0.2, "high": 0.8}, "predicted": "high",
+                       "probabilities": {"low": 0.2, "high": 0.8}, "predicted": "high", "detail": "noise SD 21.5 HU",
                        "input": {"series_uid": series}}, f)
         return d, data, study, series, seg, ai, labels, src
 
@@ -599,6 +599,7 @@ class Report(unittest.TestCase):
         self.assertIn(f'(118565006,SCT,"Volume")="{volume:.6g}" (cm3,UCUM,"cubic centimeter")', dump)
         self.assertIn('(122157,DCM,"Probability")="0.8"', dump)
         self.assertIn('Probability of high', dump)
+        self.assertIn('(AIDETAIL,99LUMEN,"AI result detail")="noise SD 21.5 HU"', dump)
         with open(sr, "rb") as fh:
             self.assertIn(("grader 2.1, SHA-256 " + "ab" * 32 + ", on cpu").encode(), fh.read())  # dsrdump shortens it
         ds = pydicom.dcmread(sr)
@@ -613,6 +614,25 @@ class Report(unittest.TestCase):
         # The report is now a series of the study.
         listing = run("list", "--data-dir", data).stdout
         self.assertIn("SR", listing)
+
+    def test_a_result_without_a_class_is_reported_as_such(self):
+        # A grader whose estimate lay outside the range it knows gave no class
+        # ("predicted": null): the SR has no finding, and says why.
+        d, data, study, series, seg, ai, labels, src = self.prepare("report-not-graded")
+        with open(ai) as f:
+            j = json.load(f)
+        j.update(predicted=None, detail="not graded: outside the range the model knows: noise SD about 71 HU")
+        with open(ai, "w") as f:
+            json.dump(j, f)
+        sr = os.path.join(d, "report.dcm")
+        run("report", "--study", study, "--sr", sr, "--ai", ai, "--data-dir", data)
+        self.assertEqual(dciodvfy_errors(sr), [])
+        dump = subprocess.run(["dsrdump", "+Pc", sr], capture_output=True, text=True, check=True).stdout
+        ai_group = dump[dump.index("AI classification: grader"):]
+        self.assertIn('(AIDETAIL,99LUMEN,"AI result detail")="not graded: outside the ran', ai_group)  # shortened by dsrdump
+        self.assertNotIn('"Finding"', ai_group)
+        with open(sr, "rb") as fh:
+            self.assertIn(b"not graded: outside the range the model knows: noise SD about 71 HU", fh.read())
 
     def test_pdf_report(self):
         from PIL import Image
@@ -634,7 +654,7 @@ class Report(unittest.TestCase):
         for expected in ["Lumen Test Hospital", "PHANTOM, RAMP", "RAMP0001", "2024-01-02", "A box of uniform density.",
                          "No other", "Phantom as expected.", "width", "30.0 mm",
                          "area 200.0 mm2, mean 50.0 SD 0.0, min 50 max 50 HU", "14.1 mm", f"{volume:.2f} mL",
-                         "high (p = 0.80)", "ab" * 32, "Research use only: not validated on patients.", "Doe, Jane",
+                         "high (p = 0.80); noise SD 21.5 HU", "ab" * 32, "Research use only: not validated on patients.", "Doe, Jane",
                          "not a medical device"]:
             self.assertIn(expected, text)
         # The pages as a reader sees them (kept for a person to look at): the key images show

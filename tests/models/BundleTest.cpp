@@ -81,6 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadBundle{"no_data_format", {"metadata.json", "network_data_format"}},
                       BadBundle{"bad_task", {"lumen.json", "sorcery"}},
                       BadBundle{"bad_slice_evidence", {"lumen.json", "slice_evidence"}},
+                      BadBundle{"bad_estimate", {"lumen.json", "known_range"}},
                       BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}},
                       // Types a hand-edited bundle gets wrong: errors naming the key, never a crash.
                       BadBundle{"bad_label_colors", {"lumen.json", "label_colors#1"}},

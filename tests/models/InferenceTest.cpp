@@ -357,6 +357,51 @@ TEST(Inference, SlicesWithoutEvidenceAreNotGraded) {
       << resampled.error().toString();
 }
 
+// lumen.json "estimate": the network's last column is a measurement (here ln of 100 x the
+// slice's SD), reported per slice and for the series (geometric mean), and not a class; a
+// series whose estimate lies outside the range the model knows gets no class.
+TEST(Inference, AClassifierWithAnEstimateReportsItAndRefusesToGradeOutsideItsRange) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  ImageGeometry g;
+  g.size = {16, 12, 4};
+  g.spacingMm = {1.0, 1.0, 2.0};
+  const auto checkerboard = [&g](std::vector<float> amplitude) {  // slice k: +-amplitude[k], SD amplitude[k]
+    auto v = Volume::allocate(PixelType::Float32, g);
+    for (std::size_t k = 0; k < 4; ++k)
+      for (std::size_t j = 0; j < 12; ++j)
+        for (std::size_t i = 0; i < 16; ++i) v->data<float>()[v->linearIndex(i, j, k)] = ((i + j) % 2 ? 1.0f : -1.0f) * amplitude[k];
+    return std::move(v.value());
+  };
+  auto r = runInference(bundle("grader2d"), checkerboard({0.05f, 0.10f, 0.20f, 0.10f}), cpu());
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_TRUE(r->estimate);
+  EXPECT_EQ(r->estimate->name, "noise SD");
+  EXPECT_EQ(r->estimate->unit, "HU");
+  EXPECT_NEAR(r->estimate->value, 10.0, 1e-3);  // (5 x 10 x 20 x 10)^(1/4)
+  ASSERT_EQ(r->estimate->slices.size(), 4u);
+  const double expected[] = {5, 10, 20, 10};
+  for (std::size_t z = 0; z < 4; ++z) EXPECT_NEAR(r->estimate->slices[z], expected[z], 1e-3) << "slice " << z;
+  ASSERT_EQ(r->probabilities.size(), 3u);  // the classes only: the estimate is no class
+  ASSERT_EQ(r->sliceProbabilities[2].size(), 3u);
+  // Softmax of the class columns alone: -4 (ln 20 - ln c)^2 for c = 5, 10, 20.
+  const double l2 = std::log(2.0);
+  EXPECT_NEAR(r->sliceProbabilities[2][2], 1.0 / (1.0 + std::exp(-4 * l2 * l2) + std::exp(-16 * l2 * l2)), 1e-5);
+  EXPECT_EQ(r->predictedClass(), 1);
+  EXPECT_TRUE(r->notGraded.empty());
+  EXPECT_EQ(classificationDetail(*r), "noise SD 10 HU");
+  EXPECT_FALSE(r->saliency.empty());  // of the estimate
+
+  for (const auto& [amplitude, side] : {std::pair{0.5f, "above"}, std::pair{0.02f, "below"}}) {
+    auto out = runInference(bundle("grader2d"), checkerboard({amplitude, amplitude, amplitude, amplitude}), cpu());
+    ASSERT_TRUE(out) << out.error().toString();
+    EXPECT_EQ(out->predictedClass(), -1);
+    EXPECT_NEAR(out->estimate->value, amplitude * 100, 1e-2);
+    EXPECT_NE(out->notGraded.find("outside the range the model knows"), std::string::npos) << out->notGraded;
+    EXPECT_NE(out->notGraded.find(std::string(side) + " the 3-30 HU"), std::string::npos) << out->notGraded;
+    EXPECT_EQ(classificationDetail(*out).rfind("not graded: outside", 0), 0u) << classificationDetail(*out);
+  }
+}
+
 TEST(Inference, WrongTensorsAreClearErrors) {
   LUMEN_REQUIRE_TEST_MODELS();
   ImageGeometry g;

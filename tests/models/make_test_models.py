@@ -132,6 +132,20 @@ class WrongInput(nn.Module):
         return self.a(x)
 
 
+class SdGrader(nn.Module):
+    """Measures each slice as the CT dose grader does, but exactly: the last column is
+    ln(100 x the SD of the slice's values); the classes "5", "10", "20" score how near that
+    is to their ln SD."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("centres", torch.log(torch.tensor([[5.0, 10.0, 20.0]])))
+
+    def forward(self, x):
+        s = torch.log(torch.std(x.flatten(1), 1, False, True) * 100 + 1e-6)  # [B, 1]
+        return torch.cat([-4 * (s - self.centres) ** 2, s], 1)
+
+
 def metadata(name, out_channels, out_type="image", out_format="segmentation", spatial_shape=None, channel_def=None,
              in_shape=None):
     return {
@@ -294,6 +308,21 @@ def main():
                  {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "plane": "axial",
                   "suggest": {"when": ["no", "yes"], "model": "gui_enhance", "text": "Enhance this series"}})
+    # A classifier with an estimate (lumen.json "estimate"), as the CT dose grader.
+    grader_meta = metadata("grader2d", 4, out_type="probabilities", out_format="classification", spatial_shape=[],
+                           channel_def={"0": "5", "1": "10", "2": "20", "3": "ln noise SD"}, in_shape=["*", "*"])
+    estimate = {"name": "noise SD", "unit": "HU", "transform": "exp", "known_range": [3, 30]}
+    write_bundle("grader2d", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial", "estimate": estimate})
+    # The same, scaled so that the CT sample's slices (SD of their HU: some hundreds) lie
+    # inside its range, for the GUI.
+    write_bundle("gui_grader", SdGrader(), {**grader_meta, "name": "gui_grader"},
+                 {"preprocessing": compose({"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -1000, "a_max": 1000,
+                                            "b_min": 0.0, "b_max": 0.4}),
+                  "inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial", "estimate": estimate})
+    write_bundle("bad_estimate", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial", "estimate": {**estimate, "known_range": [30, 3]}})
     # Fast whole-volume models for the GUI tests (a 512 x 512 x 32 CT in well under a second).
     write_bundle("gui_segment", Threshold3d(),
                  metadata("gui_segment", 2, channel_def={"0": "background", "1": "bone"}),

@@ -394,8 +394,17 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
       json p = json::object();
       for (std::size_t i = 0; i < r->probabilities.size(); ++i) p[r->classNames[i]] = r->probabilities[i];
       j["probabilities"] = p;
-      j["predicted"] = r->classNames[static_cast<std::size_t>(r->predictedClass())];
+      const int top = r->predictedClass();
+      j["predicted"] = top < 0 ? json() : json(r->classNames[static_cast<std::size_t>(top)]);
+      if (!r->notGraded.empty()) j["not_graded"] = r->notGraded;
+      if (const std::string d = models::classificationDetail(*r); !d.empty()) j["detail"] = d;
       if (!r->sliceProbabilities.empty()) j["slice_probabilities"] = r->sliceProbabilities;
+      if (const auto& e = r->estimate) {
+        json slices = json::array();
+        for (double v : e->slices) slices.push_back(std::isfinite(v) ? json(v) : json());  // null: not graded
+        j["estimate"] = {{"name", e->name}, {"unit", e->unit}, {"value", e->value}, {"known_range", {e->lo, e->hi}}};
+        if (!e->slices.empty()) j["estimate"]["slices"] = slices;
+      }
     } else if (r->task == models::Task::Segmentation) {
       // Voxel counts and volumes of each label, or of each channel mask.
       json labels = json::object();
@@ -423,8 +432,14 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
     }
     std::cout << "lumen-cli: " << r->model << " (" << models::toString(r->task) << ") on " << r->device << " in "
               << std::round(r->seconds * 100) / 100 << " s";
-    if (r->task == models::Task::Classification)
-      std::cout << ": " << j["predicted"].get<std::string>() << " (p = " << r->probabilities[static_cast<std::size_t>(r->predictedClass())] << ")";
+    if (r->task == models::Task::Classification) {
+      const std::string detail = j.value("detail", std::string());
+      if (const int top = r->predictedClass(); top >= 0)
+        std::cout << ": " << r->classNames[static_cast<std::size_t>(top)] << " (p = " << r->probabilities[static_cast<std::size_t>(top)]
+                  << ")" << (detail.empty() ? "" : "; ") << detail;
+      else
+        std::cout << ": " << detail;
+    }
     std::cout << "; wrote " << output << "\n";
     return 0;
   } catch (const std::exception& e) {

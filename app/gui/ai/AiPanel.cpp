@@ -19,6 +19,7 @@
 #include <map>
 #include <utility>
 
+#include "ReportContent.h"
 #include "lumen/core/InstallPaths.h"
 #include "lumen/core/LabelStatistics.h"
 #include "lumen/models/Device.h"
@@ -241,13 +242,22 @@ void AiPanel::showDetails() {
   }
   const auto& b = bundles_[static_cast<std::size_t>(i)];
   QString labels;
-  for (const auto& [k, v] : b.output.channelDef) labels += QString("%1%2").arg(labels.isEmpty() ? "" : ", ", QString::fromStdString(v));
+  const auto& est = b.extras.estimate;
+  for (const auto& [k, v] : b.output.channelDef)
+    if (!est || k + 1 < b.output.numChannels)  // the last column is the estimate, not a class
+      labels += QString("%1%2").arg(labels.isEmpty() ? "" : ", ", QString::fromStdString(v).toHtmlEscaped());
+  if (est)
+    labels += QString("<br>Measures: %1 (%2-%3 %4)")
+                  .arg(QString::fromStdString(est->name).toHtmlEscaped())
+                  .arg(est->lo)
+                  .arg(est->hi)
+                  .arg(QString::fromStdString(est->unit).toHtmlEscaped());
   const QString disclaimer = b.extras.disclaimer.empty() ? QString()
                                                          : "<br><i>" + QString::fromStdString(b.extras.disclaimer).toHtmlEscaped() + "</i>";
   details_->setText(QString("<b>%1</b> %2<br>%3<br>%4: %5%6<br><small>sha256 %7</small>")
                         .arg(QString::fromStdString(b.displayName()).toHtmlEscaped(), QString::fromStdString(b.version).toHtmlEscaped(),
                              QString::fromStdString(b.description).toHtmlEscaped(),
-                             b.task == models::Task::Classification ? "Classes" : "Output", labels.toHtmlEscaped(), disclaimer,
+                             b.task == models::Task::Classification ? "Classes" : "Output", labels, disclaimer,
                              QString::fromStdString(b.modelSha256.substr(0, 16))));
   updateAdvice();
 }
@@ -612,29 +622,46 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
     host_->endTask(job, name + ": enhanced series shown");
   } else {
     const int top = res.predictedClass();
-    auto* grid = new QWidget;
-    grid->setObjectName("AiProbabilities");
-    auto* g = new QVBoxLayout(grid);
-    g->setContentsMargins(0, 0, 0, 0);
-    for (std::size_t c = 0; c < res.probabilities.size(); ++c) {
-      auto* line = new QHBoxLayout;
-      auto* label = new QLabel(QString::fromStdString(res.classNames[c]));
-      label->setMinimumWidth(90);
-      if (static_cast<int>(c) == top) label->setStyleSheet("font-weight: bold;");
-      auto* bar = new QProgressBar;
-      bar->setRange(0, 1000);
-      bar->setValue(static_cast<int>(std::lround(res.probabilities[c] * 1000)));
-      bar->setFormat(QString("%1").arg(res.probabilities[c], 0, 'f', 3));
-      bar->setTextVisible(true);
-      line->addWidget(label);
-      line->addWidget(bar, 1);
-      g->addLayout(line);
+    const std::string detail = models::classificationDetail(res);
+    if (!detail.empty()) {
+      // The model's estimate, or why it gives no class (then no bars: they would be a guess).
+      QString text = QString::fromStdString(detail);
+      if (top >= 0 && res.estimate)
+        text += QString(" (the model reads %1-%2 %3)")
+                    .arg(res.estimate->lo)
+                    .arg(res.estimate->hi)
+                    .arg(QString::fromStdString(res.estimate->unit));
+      auto* words = new QLabel(text);
+      words->setObjectName(top < 0 ? "AiNotGraded" : "AiEstimate");
+      words->setWordWrap(true);
+      if (top < 0) words->setStyleSheet("font-weight: bold;");
+      resultLayout_->addWidget(words);
     }
-    resultLayout_->addWidget(grid);
-    const QString predicted = QString::fromStdString(res.classNames[static_cast<std::size_t>(top)]);
+    if (top >= 0) {  // no class: bars would be a guess
+      auto* grid = new QWidget;
+      grid->setObjectName("AiProbabilities");
+      auto* g = new QVBoxLayout(grid);
+      g->setContentsMargins(0, 0, 0, 0);
+      for (std::size_t c = 0; c < res.probabilities.size(); ++c) {
+        auto* line = new QHBoxLayout;
+        auto* label = new QLabel(QString::fromStdString(res.classNames[c]));
+        label->setMinimumWidth(90);
+        if (static_cast<int>(c) == top) label->setStyleSheet("font-weight: bold;");
+        auto* bar = new QProgressBar;
+        bar->setRange(0, 1000);
+        bar->setValue(static_cast<int>(std::lround(res.probabilities[c] * 1000)));
+        bar->setFormat(QString("%1").arg(res.probabilities[c], 0, 'f', 3));
+        bar->setTextVisible(true);
+        line->addWidget(label);
+        line->addWidget(bar, 1);
+        g->addLayout(line);
+      }
+      resultLayout_->addWidget(grid);
+    }
+    const QString predicted = top < 0 ? QString() : QString::fromStdString(res.classNames[static_cast<std::size_t>(top)]);
     if (!res.saliency.empty()) {
       auto map = std::make_shared<Volume>(std::move(res.saliency));
-      auto* show = new QCheckBox("Show what the decision rests on (saliency)");
+      auto* show = new QCheckBox(res.estimate ? "Show what the estimate rests on (saliency)" : "Show what the decision rests on (saliency)");
       show->setObjectName("AiShowSaliency");
       connect(show, &QCheckBox::toggled, this, [this, map, name](bool on) {
         if (on) host_->showHeatMap(map, name + " saliency", "saliency");
@@ -650,10 +677,10 @@ void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries>
       connect(suggest, &QPushButton::clicked, this, [this, model] { runModel(model); });
       resultLayout_->addWidget(suggest);
     }
-    AiClassification ac{res.model, res.version, res.sha256, res.device, predicted.toStdString(), bundle.extras.disclaimer, {}};
+    AiClassification ac{res.model, res.version, res.sha256, res.device, predicted.toStdString(), bundle.extras.disclaimer, {}, detail};
     for (std::size_t c = 0; c < res.probabilities.size(); ++c) ac.probabilities.emplace_back(res.classNames[c], res.probabilities[c]);
     host_->classified(*input, ac);
-    host_->endTask(job, QString("%1: %2 (p = %3)").arg(name, predicted).arg(res.probabilities[static_cast<std::size_t>(top)], 0, 'f', 2));
+    host_->endTask(job, name + ": " + QString::fromStdString(report::classificationResult(ac.predicted, ac.probabilities, detail)));
   }
   Q_EMIT runFinished(true, {});
 }

@@ -31,6 +31,7 @@
 #include <QPushButton>
 #include <QSlider>
 #include <QSpinBox>
+#include <QStatusBar>
 #include <QMessageBox>
 #include <QListWidget>
 #include <QTreeWidget>
@@ -1536,7 +1537,7 @@ class GuiTest : public QObject {
     QTest::qWait(100);
     // A classifier's answer on this series (as the AI panel hands it over) is in the report.
     w->classified(*v->series(), {"dose_grader", "2.0", std::string(64, 'e'), "cpu", "high",
-                                 "Research use only: trained on simulated noise.", {{"low", 0.1}, {"high", 0.9}}});
+                                 "Research use only: trained on simulated noise.", {{"low", 0.1}, {"high", 0.9}}, "noise SD 21.5 HU"});
     ReportDialog* d = w->showReportDialog();
     QVERIFY(d);
     d->setInstitution("Lumen Test Hospital", "");
@@ -1564,7 +1565,7 @@ class GuiTest : public QObject {
     QVERIFY(text.waitForFinished(30000));
     const QString t = QString::fromUtf8(text.readAllStandardOutput());
     for (const char* want : {"Lumen Test Hospital", "PHANTOM, RAMP", "A box of uniform density.", "Phantom as expected.",
-                             "30.0 mm", "Doe, Jane", "image 13", "dose_grader", "high (p = 0.90)",
+                             "30.0 mm", "Doe, Jane", "image 13", "dose_grader", "high (p = 0.90); noise SD 21.5 HU",
                              "Research use only: trained on simulated noise."})
       QVERIFY2(t.contains(want), want);
     // The key image is the view as shown: the yellowish measurement line is in the PDF's pixels.
@@ -2243,6 +2244,64 @@ class GuiTest : public QObject {
     QVERIFY(!finished.first().at(0).toBool());
     QCOMPARE(v->series(), before);
     QVERIFY(w->messages().join("\n").contains("cancelled"));
+  }
+
+  // A classifier with an estimate (the CT dose grader's kind): the panel shows the estimate
+  // with the range the model knows next to the class; outside that range it shows why there
+  // is no class, and no probabilities (they would be a guess).
+  void aiPanelShowsTheEstimateAndNoGuessOutsideItsRange() {
+#ifndef LUMEN_WITH_AI
+    QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
+#endif
+    MainWindow* w = nullptr;
+    QWidget* panel = nullptr;
+    QVERIFY(openWithAiPanel(kSample, w, panel));
+    QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+    const auto run = [&](const char* model) {
+      finished.clear();
+      bool started = false;
+      QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
+      return started && finished.wait(kRunGuardMs) && finished.first().at(0).toBool();
+    };
+    // gui_grader reads 100 x the SD of each slice scaled by 0.4 / 2000: the sample's
+    // slices, whose HU vary by some hundreds, read 3-30.
+    QVERIFY2(run("gui_grader"), qPrintable(w->messages().join("\n")));
+    auto* estimate = panel->findChild<QLabel*>("AiEstimate");
+    QVERIFY(estimate);
+    QVERIFY(!panel->findChild<QLabel*>("AiNotGraded"));
+    const Volume& ct = *w->grid()->activeSliceView()->series()->volume;
+    const std::size_t perSlice = ct.geometry().size[0] * ct.geometry().size[1];
+    double logSum = 0;
+    for (std::size_t k = 0; k < ct.geometry().size[2]; ++k) {
+      double s = 0, s2 = 0;
+      for (std::size_t i = 0; i < perSlice; ++i) {
+        const double x = ct.data<std::int16_t>()[k * perSlice + i] * 0.4 / 2000.0;
+        s += x;
+        s2 += x * x;
+      }
+      const double mean = s / static_cast<double>(perSlice);
+      logSum += std::log(std::sqrt(s2 / static_cast<double>(perSlice) - mean * mean) * 100);
+    }
+    const double expected = std::exp(logSum / static_cast<double>(ct.geometry().size[2]));
+    QVERIFY2(expected > 3 && expected < 30, qPrintable(QString::number(expected)));
+    QCOMPARE(estimate->text(), QString("noise SD %1 HU (the model reads 3-30 HU)").arg(expected, 0, 'g', 3));
+    QVERIFY(panel->findChild<QWidget*>("AiProbabilities"));
+
+    // grader2d reads the same slices unscaled: thousands, far above its 3-30.
+    QVERIFY2(run("grader2d"), qPrintable(w->messages().join("\n")));
+    QTRY_VERIFY(!panel->findChild<QLabel*>("AiEstimate"));  // the first result, deleted later
+    auto* notGraded = panel->findChild<QLabel*>("AiNotGraded");
+    QVERIFY(notGraded);
+    QVERIFY2(notGraded->text().startsWith("not graded: outside the range the model knows: noise SD about "), qPrintable(notGraded->text()));
+    QVERIFY(notGraded->text().endsWith("above the 3-30 HU it was trained to read"));
+    QVERIFY(!panel->findChild<QWidget*>("AiProbabilities"));
+    QVERIFY(!panel->findChild<QPushButton*>("AiSuggestion"));
+    QTest::qWait(100);
+    w->grab().save(QStringLiteral(LUMEN_TEST_WORK_DIR) + "/ai-not-graded.png");  // for a person to look at
+    bool inStatusBar = false;  // the job's end, as the status bar shows it
+    for (QLabel* l : w->statusBar()->findChildren<QLabel*>())
+      inStatusBar |= l->text().startsWith("grader2d: not graded: outside the range the model knows");
+    QVERIFY(inStatusBar);
   }
 
   // A denoiser whose card compares it with the bilateral filter: the panel measures the

@@ -38,7 +38,8 @@ struct SrSegmentation {
 struct SrClassification {
   std::string model, version, sha256, device;
   std::vector<std::pair<std::string, double>> probabilities;  // class -> probability
-  std::string predicted;
+  std::string predicted;  // empty: the model gave no class (`detail` says why)
+  std::string detail;     // what else it said: its estimate ("noise SD 13.9 HU"), or why there is no class
 };
 
 struct SrInput {

@@ -123,6 +123,17 @@ struct LumenExtras {
     double minAreaMm2 = 0;
   };
   std::optional<SliceEvidence> sliceEvidence;
+  /// "estimate" (classifiers): the network's last output column is a quantity it measures
+  /// (e.g. the noise SD in HU), not a class logit; the classes are the other columns.
+  /// `exp`: the column holds the quantity's natural log. `lo`..`hi` ("known_range"): what
+  /// the model was trained to read; a series whose estimate lies outside is not graded
+  /// ("outside the range the model knows") rather than given a class it would guess.
+  struct Estimate {
+    std::string name, unit;
+    bool exp = false;
+    double lo = 0, hi = 0;
+  };
+  std::optional<Estimate> estimate;
   /// "plane": the patient plane a 2D network was trained on ("axial", "coronal" or
   /// "sagittal"). A series acquired in another plane is reformatted so that the network
   /// sees slices of this plane; a 2D bundle that does not say is refused at run time.

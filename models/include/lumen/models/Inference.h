@@ -62,7 +62,23 @@ struct InferenceResult {
   std::vector<std::string> classNames;
   /// One row per input slice; empty for a slice that was not graded.
   std::vector<std::vector<double>> sliceProbabilities;
-  /// Classification: |gradient x input| for the winning class, on the input grid, 0..1.
+  /// Classification with a bundle "estimate" (lumen.json): the measured quantity.
+  struct Estimate {
+    std::string name, unit;
+    /// The series' value: over the graded slices, the geometric mean for an estimate the
+    /// network gives as a log, else the mean.
+    double value = 0.0;
+    double lo = 0.0, hi = 0.0;  // the range the model knows
+    /// One per input slice; NaN for a slice that was not graded.
+    std::vector<double> slices;
+    bool inRange() const { return value >= lo && value <= hi; }
+  };
+  std::optional<Estimate> estimate;
+  /// Why the series has no class although the model ran (the estimate lies outside the
+  /// range the model knows); predictedClass() is then -1. Empty: graded.
+  std::string notGraded;
+  /// Classification: |gradient x input| for the winning class (for a model with an
+  /// estimate: of the estimate), on the input grid, 0..1.
   Volume saliency;
   /// Segmentation whose post-processing keeps several channels (a threshold without argmax:
   /// regions that may overlap): one 0/1 mask per channel on the input grid. `output` then
@@ -90,6 +106,7 @@ struct InferenceResult {
   double forwardSeconds = 0.0;
   int windows = 0;
 
+  /// The class with the highest probability; -1 when not graded.
   int predictedClass() const;
 };
 
@@ -113,6 +130,11 @@ class Engine {
 /// rounded and clamped, so that it reads like the series it came from; float and
 /// segmentation outputs unchanged.
 Result<Volume> inInputType(Volume output, Task task, PixelType inputType);
+
+/// A classification's words beyond its class, for reports and displays: the estimate
+/// ("noise SD 13.9 HU"), or why there is no class ("not graded: outside the range ...").
+/// Empty for a plain classifier.
+std::string classificationDetail(const InferenceResult& result);
 
 /// Loads and runs once.
 Result<InferenceResult> runInference(const Bundle& bundle, const Volume& input, const InferenceOptions& options,
