@@ -298,17 +298,14 @@ void AiPanel::updateAdvice() {
       est = Error(ErrorCode::OutOfMemory, std::string("noise estimate failed: ") + e.what());
     }
     auto shared = std::make_shared<Result<double>>(std::move(est));
-    QMetaObject::invokeMethod(
-        qApp,
-        [self, shared, card, name, seq, pixel] {
-          if (!self || seq != self->adviceSeq_) return;
-          if (!*shared)
-            self->advice_->setText("No recommendation for this series: " + QString::fromStdString(shared->error().message));
-          else
-            self->showAdvice(adviseDenoising(card, **shared, pixel), name);
-          Q_EMIT self->adviceShown();
-        },
-        Qt::QueuedConnection);
+    post(self, [shared, card, name, seq, pixel](AiPanel& p) {
+      if (seq != p.adviceSeq_) return;
+      if (!*shared)
+        p.advice_->setText("No recommendation for this series: " + QString::fromStdString(shared->error().message));
+      else
+        p.showAdvice(adviseDenoising(card, **shared, pixel), name);
+      Q_EMIT p.adviceShown();
+    });
   });
 }
 
@@ -335,6 +332,17 @@ std::shared_ptr<LoadedSeries> AiPanel::seriesToRun(const QString& what) {
   return series;
 }
 
+void AiPanel::post(const QPointer<AiPanel>& self, std::function<void(AiPanel&)> fn) {
+  QMetaObject::invokeMethod(
+      qApp, [self, fn = std::move(fn)] { if (self) fn(*self); }, Qt::QueuedConnection);
+}
+
+Progress AiPanel::jobProgress(const QPointer<AiPanel>& self) {
+  return Progress([self](double f, std::string_view m) {
+    post(self, [f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
+  });
+}
+
 bool AiPanel::runClassical() {
   if (busy_ || !card_) return false;
   lastRunOk_ = false;
@@ -352,10 +360,6 @@ bool AiPanel::runClassical() {
   const AiHost::ClassicalTools tools = host_->classicalTools();
   const double pixel = series->volume->geometry().spacingMm.x;
   (void)QtConcurrent::run([self, tools, series, card, cancel, seq, pixel] {
-    auto post = [self](auto fn) {
-      QMetaObject::invokeMethod(
-          qApp, [self, fn]() mutable { if (self) fn(*self); }, Qt::QueuedConnection);
-    };
     // Measured now, on the series it runs on (the one shown may have changed since the
     // advice was made).
     try {
@@ -363,23 +367,20 @@ bool AiPanel::runClassical() {
       if (est && !(*est > 0)) est = Error(ErrorCode::InvalidArgument, "the series shows no noise to set the filter by");
       if (!est) {
         auto failed = std::make_shared<Result<Volume>>(est.error());
-        post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
+        post(self, [series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
         return;
       }
       const DenoiseAdvice advice = adviseDenoising(card, *est, pixel);
-      post([advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
+      post(self, [advice, seq, name = QString::fromStdString(series->info.series.description)](AiPanel& p) {
         if (seq == p.adviceSeq_) p.showAdvice(advice, name);
       });
-      const Progress progress([post](double f, std::string_view m) {
-        post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
-      });
-      auto r = tools.bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, progress, cancel);
+      auto r = tools.bilateralDenoise(*series->volume, advice.level.domainMm, advice.rangeHu, jobProgress(self), cancel);
       if (r) r = models::inInputType(std::move(*r), models::Task::Enhancement, series->volume->pixelType());
       auto shared = std::make_shared<Result<Volume>>(std::move(r));
-      post([series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });
+      post(self, [series, shared, advice, sd = *est](AiPanel& p) { p.finishClassical(series, std::move(*shared), advice, sd); });
     } catch (const std::exception& e) {
       auto failed = std::make_shared<Result<Volume>>(Error(ErrorCode::OutOfMemory, std::string("bilateral filter failed: ") + e.what()));
-      post([series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
+      post(self, [series, failed](AiPanel& p) { p.finishClassical(series, std::move(*failed), {}, 0); });
     }
   });
   return true;
@@ -440,11 +441,6 @@ void AiPanel::runSelected() {
   auto engines = engines_;
   QPointer<AiPanel> self(this);
   (void)QtConcurrent::run([self, engines, bundle, options, key, series, cancel] {
-    // Results go back to the GUI thread, and only to a panel that still exists.
-    auto post = [self](auto fn) {
-      QMetaObject::invokeMethod(
-          qApp, [self, fn]() mutable { if (self) fn(*self); }, Qt::QueuedConnection);
-    };
     Result<models::InferenceResult> result = Error(ErrorCode::Cancelled, "cancelled");
     try {
       models::Engine engine;
@@ -452,11 +448,11 @@ void AiPanel::runSelected() {
         std::lock_guard<std::mutex> lock(engines->mutex);
         auto it = engines->byKey.find(key);
         if (it == engines->byKey.end()) {
-          post([](AiPanel& p) { p.host_->taskProgress(p.job_, NAN, "Loading the model"); });
+          post(self, [](AiPanel& p) { p.host_->taskProgress(p.job_, NAN, "Loading the model"); });
           auto loaded = models::Engine::load(bundle, options);
           if (!loaded) {
             result = loaded.error();
-            post([bundle, series, r = std::make_shared<Result<models::InferenceResult>>(std::move(result))](AiPanel& p) mutable {
+            post(self, [bundle, series, r = std::make_shared<Result<models::InferenceResult>>(std::move(result))](AiPanel& p) mutable {
               p.finish(bundle, series, std::move(*r));
             });
             return;
@@ -465,14 +461,11 @@ void AiPanel::runSelected() {
         }
         engine = it->second;
       }
-      const Progress progress([post](double f, std::string_view m) {
-        post([f, msg = QString::fromUtf8(m.data(), static_cast<int>(m.size()))](AiPanel& p) { p.host_->taskProgress(p.job_, f, msg); });
-      });
-      result = engine.run(*series->volume, progress, cancel);
+      result = engine.run(*series->volume, jobProgress(self), cancel);
     } catch (const std::exception& e) {
       result = Error(ErrorCode::Model, std::string("inference failed: ") + e.what());
     }
-    post([bundle, series, r = std::make_shared<Result<models::InferenceResult>>(std::move(result))](AiPanel& p) mutable {
+    post(self, [bundle, series, r = std::make_shared<Result<models::InferenceResult>>(std::move(result))](AiPanel& p) mutable {
       p.finish(bundle, series, std::move(*r));
     });
   });

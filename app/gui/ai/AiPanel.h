@@ -6,8 +6,10 @@
 // classifier's suggestion of a follow-up model (the dose grader suggests the denoiser).
 // Lives in the liblumen_gui_ai plug-in so that LibTorch is loaded after the window is up.
 
+#include <QPointer>
 #include <QWidget>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +64,11 @@ class AiPanel : public QWidget {
   void adviceShown();
 
  private:
+  // Workers (off the GUI thread) hand their results back through these: `fn` runs on the
+  // GUI thread, and only if the panel still exists.
+  static void post(const QPointer<AiPanel>& self, std::function<void(AiPanel&)> fn);
+  // A worker's progress, shown on the panel's current job.
+  static Progress jobProgress(const QPointer<AiPanel>& self);
   void runSelected();
   void showDetails();
   void showModels(std::vector<models::BundleEntry> entries);
