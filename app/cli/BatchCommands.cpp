@@ -35,6 +35,13 @@ using json = nlohmann::json;
 
 namespace {
 
+// A classifier's class in a result, "" when it gave none ("predicted": null: not graded).
+std::string predictedClass(const json& result) {
+  const auto it = result.find("predicted");
+  return it != result.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+
 double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -177,11 +184,12 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
     const std::string name = m["name"], task = m["task"];
     if (m.contains("when")) {
       const std::string by = m["when"]["model"];
-      const std::string predicted = models.contains(by) ? models[by].value("predicted", "") : std::string();
+      const std::string predicted = models.contains(by) ? predictedClass(models[by]) : std::string();
       bool run = false;
       for (const auto& c : m["when"]["classes"]) run = run || c.get<std::string>() == predicted;
       if (!run) {
-        models[name] = {{"task", task}, {"skipped", by + " predicted " + predicted}};
+        models[name] = {{"task", task},
+                        {"skipped", by + (predicted.empty() ? " gave no class" : " predicted " + predicted)}};
         continue;
       }
     }
@@ -220,6 +228,7 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
     json keep = {{"task", task}, {"version", r.value("version", "")}, {"device", r.value("device", "")},
                  {"seconds", r.value("seconds", 0.0)}};
     if (r.contains("predicted")) keep["predicted"] = r["predicted"], keep["probabilities"] = r["probabilities"];
+    if (r.contains("detail")) keep["detail"] = r["detail"];
     if (r.contains("labels")) keep["labels"] = r["labels"];
     if (!derived.empty()) {
       std::vector<fs::path> made;
@@ -300,7 +309,8 @@ Status writeResultTables(batch::JobDatabase& jobs, const Paths& p) {
     std::string predictions, volumes, derived, skipped;
     if (r.contains("models"))
       for (const auto& [name, m] : r["models"].items()) {
-        if (m.contains("predicted")) predictions += (predictions.empty() ? "" : "; ") + name + "=" + m["predicted"].get<std::string>();
+        if (m.contains("predicted"))
+          predictions += (predictions.empty() ? "" : "; ") + name + "=" + (predictedClass(m).empty() ? "not graded" : predictedClass(m));
         if (m.contains("derived_series_uid"))
           derived += (derived.empty() ? "" : "; ") + name + "=" + m["derived_series_uid"].get<std::string>();
         if (m.contains("skipped")) skipped += (skipped.empty() ? "" : "; ") + name + " (" + m["skipped"].get<std::string>() + ")";

@@ -118,7 +118,7 @@ def setUpModule():
     for f in copies[:: len(src)]:
         STUDIES.append(str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID))
     net.run("nodes", "add", "pacs", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", str(net.ORTHANC_PORT))
-    for model in (MODEL, "classifier2d", "gui_enhance"):
+    for model in (MODEL, "classifier2d", "gui_enhance", "grader2d"):
         net.run("models", "--trust", model)
     SLURM = Slurm(net.workdir("slurm"))
 
@@ -307,6 +307,24 @@ class Batch(unittest.TestCase):
         hu = derived.pixel_array * float(derived.RescaleSlope) + float(derived.RescaleIntercept)
         hu_src = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)
         self.assertLessEqual(abs(hu - hu_src).max(), 1.0)  # an identity model
+
+    def test_d_a_grader_that_gives_no_class_runs_no_follow_up(self):
+        """grader2d reads the phantom's slices far above the 3-30 it knows: no class, so the
+        step that waits for one is skipped, and the results say why."""
+        work = net.workdir("batch-not-graded")
+        p = net.run("batch", "run", "--work", work, "--node", "pacs", "-m", "grader2d", "-m", "gui_enhance",
+                    "--when", "gui_enhance:grader2d=10", "--study", STUDIES[3], "--no-send", timeout=600)
+        self.assertIn("1 studies: 1 done, 0 failed", p.stdout)
+        with open(os.path.join(work, "results.json")) as f:
+            (row,) = json.load(f)
+        steps = row["result"]["models"]
+        self.assertIsNone(steps["grader2d"]["predicted"])
+        self.assertTrue(steps["grader2d"]["detail"].startswith("not graded: outside the range the model knows"))
+        self.assertEqual(steps["gui_enhance"], {"task": "enhancement", "skipped": "grader2d gave no class"})
+        with open(os.path.join(work, "results.csv")) as f:
+            (line,) = list(csv.DictReader(f))
+        self.assertEqual(line["predictions"], "grader2d=not graded")
+        self.assertEqual(line["skipped"], "gui_enhance (grader2d gave no class)")
 
 
 if __name__ == "__main__":
