@@ -60,9 +60,8 @@ Status toVolume(const torch::Tensor& t, const ImageGeometry& geometry, Volume& o
 }
 
 std::string outsideRange(const InferenceResult::Estimate& e) {
-  return "outside the range the model knows: " + e.name + " about " + formatValue(e.value) + " " + e.unit + ", " +
-         (e.value < e.lo ? "below" : "above") + " the " + formatValue(e.lo) + "-" + formatValue(e.hi) + " " + e.unit +
-         " it was trained to read";
+  return "outside the range the model knows (" + formatValue(e.lo) + "-" + formatValue(e.hi) + " " + e.unit + "): " + e.name +
+         " about " + formatValue(e.value) + " " + e.unit;
 }
 
 }  // namespace

@@ -5,17 +5,31 @@ held-out head CT (InVesalius "Cranium", never used in training).
     /usr/bin/python3 models/training/eval_dose_grader.py [--quick] [--check] [--realisations 2]
         [--cli build/release/app/lumen-cli] [--model resources/models/ct_dose_grade] [--out /tmp/ct_dose_grade_eval]
 
-The scan's own noise is "full"; 1/2, 1/4 and 1/8 are simulated from it by noise insertion
-(ct_eval_data.py: calibrated photon count, exact Poisson and electronic noise, filtered
-back-projection), in several independent noise realisations. Each simulated series goes
-through `lumen-cli infer` as a NIfTI volume. Reported: series accuracy (the class of the
-series' mean probabilities), slice accuracy and the slice confusion matrix (rows: true
-dose, columns: predicted) over the slices the engine grades, and the share it grades (the
-bundle's slice_evidence leaves out slices with less than 12 cm^2 of soft tissue: above the
-vertex, below the skull base); also the slice accuracy with every ungraded slice counted
-as an error. --check fails (exit 1) below the floors in the bundle's
-docs/metrics.json for this mode (quick: every 8th slice, one realisation; for CI). Also
-writes the engine's saliency map for a quarter-dose series and a figure of it.
+Three parts, each series through `lumen-cli infer` as a NIfTI volume:
+
+1. Doses. The scan's own noise is "full"; 1/2, 1/4 and 1/8 are simulated from it by noise
+   insertion (ct_eval_data.simulate: calibrated photon count, exact Poisson and electronic
+   noise, filtered back-projection), in several independent noise realisations. Reported:
+   series accuracy (the class of the series' mean probabilities), slice accuracy and the
+   slice confusion matrix (rows: true dose, columns: predicted) over the slices the engine
+   grades, the share it grades (slice_evidence leaves out slices with less than 12 cm^2 of
+   soft tissue), and the estimated noise SD against the true one (the scan's own,
+   native_noise_hu, divided by the square root of the dose fraction).
+2. Noise levels (the denoiser's evaluation: ct_eval_data.simulate_levels, the scan made
+   noise-free and scanned at 5-100 HU; its quick slices in either mode): the estimate against each level's true SD, and
+   whether a level outside the range the model knows (lumen.json estimate.known_range) is
+   refused ("outside the range the model knows", or no slice shows tissue its noise leaves
+   readable) and one inside it graded. There the noise is known exactly, so each graded
+   slice is also compared with its own noise (one scan's noise varies along the head, by
+   0.7-1.2 of its median here): slice_accuracy_own_noise, and the slices' estimate errors.
+3. Monotonicity: the noise-free scan plus the 14 HU level's noise scaled by factors from 0.3
+   to 3.2 (the same noise pattern, more of it): the series estimate must rise with every
+   step, and no slice's grade nor the series' may fall.
+
+--check fails (exit 1) below the floors or above the ceilings in the bundle's
+docs/metrics.json for this mode (quick: every 8th slice, one realisation; for CI), or when
+part 2 or 3 fails. Also writes the engine's saliency map for a quarter-dose series and a
+figure of it.
 """
 import json
 import os
@@ -29,16 +43,33 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import ct_data  # noqa: E402
 import ct_eval_data  # noqa: E402
+import ctsim  # noqa: E402
 import evaluation  # noqa: E402
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
+LADDER = [round(0.3 * 1.17 ** i, 4) for i in range(16)]  # noise factors 0.3 .. 3.2 of the 14 HU level
 
 
-def infer(cli, model, src, out_json, threads, saliency=None):
+def known_range(model):
+    return json.load(open(os.path.join(model, "configs", "lumen.json")))["estimate"]["known_range"]
+
+
+def grade_of(res):
+    """-> (series class index or None when not graded, [slice class index or None])."""
+    series = CLASSES.index(res["predicted"]) if res["predicted"] else None
+    return series, [int(np.argmax(p)) if p else None for p in res["slice_probabilities"]]
+
+
+def infer(cli, model, src, out_json, threads, saliency=None, refusals=False):
+    """-> the result JSON; with refusals, None when the engine refuses the series (its
+    message is printed)."""
     cmd = [cli, "infer", "-m", model, src, "-o", out_json, "--device", "cpu", "--threads", str(threads)]
     if saliency:
         cmd += ["--saliency", saliency]
     r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0 and refusals and "no slice shows enough tissue" in r.stderr:
+        print("  refused:", r.stderr.strip().splitlines()[-1])
+        return None
     if r.returncode != 0:
         raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
     return json.load(open(out_json))
@@ -69,6 +100,7 @@ def main():
     confusion = np.zeros((4, 4), int)
     ungraded = 0
     series_rows = []
+    est_errors = []  # series estimate / true SD - 1
     for dose, r, vol in series:
         name = f"{dose.replace('/', '-')}_r{r}"
         src = ct_eval_data.write(os.path.join(out, f"{name}.nii.gz"), vol, spacing)
@@ -80,9 +112,13 @@ def main():
                 ungraded += 1
                 continue
             confusion[truth, int(np.argmax(p))] += 1
-        series_rows.append({"dose": dose, "realisation": r, "predicted": res["predicted"],
+        true_sd = sim["native_sd"] / np.sqrt(ct_eval_data.FRACTIONS[dose])
+        est = res["estimate"]["value"]
+        est_errors.append(est / true_sd - 1)
+        series_rows.append({"dose": dose, "realisation": r, "predicted": res["predicted"], "true_sd_hu": round(true_sd, 2),
+                            "estimated_sd_hu": round(est, 2),
                             "probabilities": {k: round(v, 4) for k, v in res["probabilities"].items()}})
-        print(f"{dose:>4} #{r}: predicted {res['predicted']:>4}  "
+        print(f"{dose:>4} #{r}: predicted {res['predicted']}, noise SD {est:.1f} HU (true {true_sd:.1f})  "
               + "  ".join(f"{k} {v:.2f}" for k, v in res["probabilities"].items()), flush=True)
         if sal:
             s = ct_data.load_nifti_zyx(sal)
@@ -101,13 +137,138 @@ def main():
               "slice_accuracy_ungraded_as_errors": round(float(np.trace(confusion) / slices), 4),
               "per_class_slice_recall": dict(zip(CLASSES, [round(v, 4) for v in per_class])),
               "confusion_rows_true_cols_predicted": {"classes": CLASSES, "counts": confusion.tolist()},
-              "series": series_rows, "seconds": round(time.time() - t0, 1)}
+              "estimate_median_abs_error_pct": round(100 * float(np.median(np.abs(est_errors))), 2),
+              "estimate_max_abs_error_pct": round(100 * float(np.max(np.abs(est_errors))), 2),
+              "series": series_rows}
+    failed = levels_and_ladder(a, out, mode, result)
+    result["seconds"] = round(time.time() - t0, 1)
     json.dump(result, open(os.path.join(out, "metrics.json"), "w"), indent=1)
-    print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("series", "levels", "ladder")}, indent=1))
 
     if a.check:
         floors = evaluation.floors(a.model, mode)
-        evaluation.finish_check([f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if result[k] < v])
+        failed += [f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if result[k] < v]
+        failed += [f"{k} {result[k]:.4f} > {v}" for k, v in evaluation.ceilings(a.model, mode).items() if result[k] > v]
+        evaluation.finish_check(failed)
+
+
+def plot(path, result, lo, hi):
+    """Estimated against true noise SD, log-log: the doses, the levels and the ladder, with
+    the range the model knows and the class bins."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=100)
+    ax.axvspan(lo, hi, color="0.93", label=f"range the model knows ({lo:g}-{hi:g} HU)")
+    edges = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]
+    for e in edges:
+        ax.axhline(e, color="0.75", lw=0.8, ls=":")
+    for c, y in zip(CLASSES, [7.0 * 2 ** (k / 2) for k in range(len(CLASSES))]):
+        ax.text(2.1, y, c, va="center", fontsize=8, color="0.4")
+    d = result["series"]
+    ax.plot([r["true_sd_hu"] for r in d], [r["estimated_sd_hu"] for r in d], "o", color="C0", label="doses of the held-out scan")
+    lv = [r for r in result["levels"] if "estimated_sd_hu" in r]
+    ax.plot([r["true_sd_hu"] for r in lv], [r["estimated_sd_hu"] for r in lv], "s", color="C1", mfc="none",
+            label="noise levels (noise-free scan + noise)")
+    for r in result["levels"]:
+        if not r["graded"]:
+            y = r.get("estimated_sd_hu", hi * 1.6)  # refused before any estimate: drawn above the range
+            ax.plot([r["true_sd_hu"]], [y], "x", color="C3")
+            ax.annotate("not graded", (r["true_sd_hu"], y), textcoords="offset points", xytext=(4, -12), fontsize=8,
+                        color="C3", ha="right")
+    ld = result["ladder"]
+    ax.plot([r["true_sd_hu"] for r in ld], [r["estimated_sd_hu"] for r in ld], ".-", color="C2", lw=0.8,
+            label="one noise pattern, scaled")
+    ax.plot([2, 120], [2, 120], color="k", lw=0.6)
+    ax.set(xscale="log", yscale="log", xlim=(2, 120), ylim=(2, 120), xlabel="true noise SD in soft tissue (HU)",
+           ylabel="estimated noise SD (HU)", title="ct_dose_grade on the held-out CT (quick set)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def levels_and_ladder(a, out, mode, result):
+    """Parts 2 and 3 (module docstring); fills `result`, returns what failed."""
+    lo, hi = known_range(a.model)
+    # Always the quick slices (every 8th): the full set takes about 45 minutes to simulate.
+    lv = ct_eval_data.simulate_levels(True)
+    spacing = lv["spacing"]
+    ref = lv["reference"]
+    masks = [ctsim.soft_tissue_mask(ref[z]) for z in range(ref.shape[0])]
+    edges = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # the class bins' edges (HU)
+    failed, levels = [], []
+    own_right, own_total, slice_errors = 0, 0, []
+    for sd, level in lv["levels"].items():
+        true_sd = level["measured_sd"]
+        src = ct_eval_data.write(os.path.join(out, f"level_{sd}.nii.gz"), level["volume"], spacing)
+        res = infer(a.cli, a.model, src, os.path.join(out, f"level_{sd}.json"), a.threads, refusals=True)
+        inside = lo <= true_sd <= hi
+        row = {"level_hu": sd, "true_sd_hu": round(true_sd, 2), "inside_known_range": inside}
+        if res is None:
+            row.update(graded=False, refused="no slice shows tissue its noise leaves readable")
+        else:
+            row.update(graded=bool(res["predicted"]), predicted=res["predicted"], estimated_sd_hu=round(res["estimate"]["value"], 2),
+                       estimate_error_pct=round(100 * (res["estimate"]["value"] / true_sd - 1), 1))
+            if row["graded"]:
+                # Each slice against its own noise (the reference is noise-free: the noise is
+                # known exactly), in its soft tissue: one scan's noise varies along the head.
+                noise = level["volume"] - ref
+                for z, est in enumerate(res["estimate"]["slices"]):
+                    if est is None or masks[z].sum() < 200:
+                        continue
+                    own = float(noise[z][masks[z]].std())
+                    slice_errors.append(est / own - 1)
+                    own_right += int(np.digitize(est, edges) == np.digitize(own, edges))
+                    own_total += 1
+        levels.append(row)
+        print(f"level {sd:>3} HU (true {true_sd:.1f}): " + (f"noise SD {row['estimated_sd_hu']:.1f} HU, predicted {row['predicted']}"
+                                                            if res else "refused"), flush=True)
+        if row["graded"] != inside:
+            failed.append(f"level {sd} HU (true SD {true_sd:.1f}): {'graded' if row['graded'] else 'not graded'}, "
+                          f"but the model knows {lo}-{hi} HU")
+    graded = [r for r in levels if r["graded"]]
+    for prev, nxt in zip(graded, graded[1:]):
+        if CLASSES.index(nxt["predicted"]) < CLASSES.index(prev["predicted"]):
+            failed.append(f"level {nxt['level_hu']} HU graded better than level {prev['level_hu']} HU")
+    result["levels"] = levels
+    result["slice_accuracy_own_noise"] = round(own_right / max(own_total, 1), 4)
+    result["slices_own_noise"] = own_total
+    result["slice_estimate_median_abs_error_pct"] = round(100 * float(np.median(np.abs(slice_errors))), 2)
+    result["slice_estimate_p90_abs_error_pct"] = round(100 * float(np.percentile(np.abs(slice_errors), 90)), 2)
+
+    # Part 3: one noise pattern, more of it.
+    ref = lv["reference"]
+    noise = lv["levels"][14]["volume"] - ref
+    ladder, prev = [], None
+    for k in LADDER:
+        vol = np.round(ref + k * noise).astype(np.float32)
+        src = ct_eval_data.write(os.path.join(out, f"ladder_{k}.nii.gz"), vol, spacing)
+        res = infer(a.cli, a.model, src, os.path.join(out, f"ladder_{k}.json"), a.threads, refusals=True)
+        if res is None:
+            failed.append(f"ladder x{k}: refused")
+            continue
+        series, slices = grade_of(res)
+        step = {"factor": k, "true_sd_hu": round(k * lv["levels"][14]["measured_sd"], 2),
+                "estimated_sd_hu": round(res["estimate"]["value"], 3), "predicted": res["predicted"],
+                "slice_grades": [CLASSES[c] if c is not None else None for c in slices]}
+        ladder.append(step)
+        print(f"ladder x{k}: noise SD {step['estimated_sd_hu']:.2f} HU, predicted {res['predicted']}", flush=True)
+        if prev is not None:
+            p_series, p_slices, p_est = prev
+            if not res["estimate"]["value"] > p_est:
+                failed.append(f"ladder x{k}: estimate {res['estimate']['value']:.3f} HU not above the step before ({p_est:.3f})")
+            if p_series is not None and series is not None and series < p_series:
+                failed.append(f"ladder x{k}: series graded better than the step before")
+            for z, (c, pc) in enumerate(zip(slices, p_slices)):
+                if c is not None and pc is not None and c < pc:
+                    failed.append(f"ladder x{k}: slice {z} graded better than the step before")
+        prev = (series, slices, res["estimate"]["value"])
+    result["ladder"] = ladder
+    plot(os.path.join(out, "noise_estimate.png"), result, lo, hi)
+    result["monotone"] = not any(f.startswith("ladder") or "graded better" in f for f in failed)
+    result["levels_right"] = not any(f.startswith("level") for f in failed)
+    return failed
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the eval_*.py scripts share: their common options, the floors a bundle's model card
-records (docs/metrics.json) and the verdict of a --check run (exit 1 below them, for CTest)."""
+"""What the eval_*.py scripts share: their common options, the floors (and ceilings, for
+errors) a bundle's model card records (docs/metrics.json) and the verdict of a --check run
+(exit 1 beyond them, for CTest)."""
 import argparse
 import json
 import os
@@ -31,6 +32,12 @@ def floors(model_dir, mode=None):
     if not f:
         raise SystemExit(f"{path}: no floors" + (f" for mode {mode}" if mode else ""))
     return f
+
+
+def ceilings(model_dir, mode):
+    """Metrics that must not exceed the card's (errors): {} when the card sets none."""
+    path = os.path.join(model_dir, "docs", "metrics.json")
+    return json.load(open(path)).get("ceilings", {}).get(mode, {}) if os.path.exists(path) else {}
 
 
 def finish_check(failed):

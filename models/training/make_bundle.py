@@ -71,13 +71,15 @@ DOSE_CLASSES = {"0": "full", "1": "1/2", "2": "1/4", "3": "1/8"}
 
 def ct_dose_grade():
     meta = metadata(
-        "ct_dose_grade", "1.0.0",
-        "Grades the noise of a head CT series in dose-equivalent steps (full, 1/2, 1/4, 1/8 of a standard head "
-        "protocol), slice by slice, to suggest the denoiser.", "CT image quality (dose level) grading",
+        "ct_dose_grade", "2.0.0",
+        "Estimates the noise SD (HU) of a head CT series and grades it in dose-equivalent steps (full, 1/2, 1/4, "
+        "1/8 of a standard head protocol), slice by slice, to suggest the denoiser. Output: the classes' "
+        "log-probabilities, then ln(noise SD / HU).", "CT image quality (noise and dose level) grading",
         {"type": "image", "format": "hounsfield", "modality": "CT", "num_channels": 1, "spatial_shape": ["*", "*"],
          "dtype": "float32", "value_range": [0, 1], "is_patch_data": False, "channel_def": {"0": "image"}},
-        {"type": "probabilities", "format": "classification", "num_channels": 4, "spatial_shape": [4],
-         "dtype": "float32", "value_range": [0, 1], "is_patch_data": False, "channel_def": DOSE_CLASSES},
+        {"type": "probabilities", "format": "classification", "num_channels": 5, "spatial_shape": [5],
+         "dtype": "float32", "value_range": [0, 1], "is_patch_data": False,
+         "channel_def": {**DOSE_CLASSES, "4": "ln noise SD (HU)"}},
         ["Ilse M. et al., Attention-based deep multiple instance learning, ICML 2018 (attention pooling)"],
         "Head CT slices from Debian packages with simulated noise (see README.md)")
     inference = {
@@ -92,7 +94,9 @@ def ct_dose_grade():
               "series_filter": {"modality": "CT"}, "plane": "axial",
               "suggest": {"when": ["1/4", "1/8"], "model": "ct_denoise",
                           "text": "Noisy series (a quarter of a standard dose or less): the denoiser may help"},
-              "slice_evidence": train_dose_grader.SLICE_EVIDENCE}
+              "slice_evidence": train_dose_grader.SLICE_EVIDENCE,
+              "estimate": {"name": "noise SD", "unit": "HU", "transform": "exp",
+                           "known_range": list(train_dose_grader.KNOWN_RANGE)}}
     return meta, inference, extras
 
 

@@ -87,3 +87,51 @@ class NoiseGrader(nn.Module):
         logits = self.logits(f).flatten(2)                 # [B, C, P]
         weight = torch.softmax(self.weight(f).flatten(2), -1)  # [B, 1, P]
         return (logits * weight).sum(-1)
+
+
+def _log_interval(a, b):
+    """log(sigmoid(a) - sigmoid(b)) for a > b, accurate far out on either side (uses
+    sigmoid(a) - sigmoid(b) = sigmoid(-b) - sigmoid(-a) where both are near 1)."""
+    flip = (a + b) > 0
+    hi = torch.where(flip, -b, a)
+    lo = torch.where(flip, -a, b)
+    la = F.logsigmoid(hi)
+    return la + torch.log1p(-torch.exp(F.logsigmoid(lo) - la))
+
+
+class NoiseLevelGrader(nn.Module):
+    """Estimates the noise SD of a CT slice (any size) and grades it in ordered classes.
+
+    Local features -> per-pixel estimates of ln(SD / HU) and a per-pixel weight; the slice's
+    estimate s is their weighted mean (the net learns where noise can be read). Returns
+    [B, C + 1]: for each class, the log-probability that ln SD lies in the class's bin (equal
+    bins of ln SD centred on `centres` HU) under a logistic of scale `spread` around s; the
+    last column is s. Every class probability is a function of s alone and the bins are of
+    equal width, so the most probable class is the bin s lies in: the grade can only rise
+    with the estimate."""
+
+    def __init__(self, centres, width=24):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv(1, w, 2), _conv(w, w, 2), _conv(w, 2 * w, 2, stride=2), _conv(2 * w, 2 * w, 2),
+            _conv(2 * w, 2 * w, 2, stride=2), _conv(2 * w, 2 * w, 2))
+        self.value = nn.Conv2d(2 * w, 1, 1)
+        self.weight = nn.Conv2d(2 * w, 1, 1)
+        c = torch.log(torch.tensor(centres, dtype=torch.float32))
+        half = float(c[1] - c[0]) / 2
+        nn.init.constant_(self.value.bias, float(c.mean()))
+        self.register_buffer("lower", (c - half)[None])
+        self.register_buffer("upper", (c + half)[None])
+        self.register_buffer("spread", torch.tensor(0.1))
+
+    def estimate(self, x):
+        f = self.features(x)
+        v = self.value(f).flatten(2)
+        weight = torch.softmax(self.weight(f).flatten(2), -1)
+        return (v * weight).sum(-1)  # [B, 1]
+
+    def forward(self, x):
+        s = self.estimate(x)
+        logp = _log_interval((self.upper - s) / self.spread, (self.lower - s) / self.spread)
+        return torch.cat([logp, s], 1)

@@ -445,7 +445,7 @@ class Inference(unittest.TestCase):
             else:
                 self.assertAlmostEqual(r["estimate"]["value"], 50.0, places=2)
                 self.assertIn("outside the range the model knows", r["not_graded"])
-                self.assertIn("not graded: outside the range the model knows: noise SD about 50 HU, above the 3-30 HU", p.stdout)
+                self.assertIn("not graded: outside the range the model knows (3-30 HU): noise SD about 50 HU", p.stdout)
 
     def test_segmentation_uncertainty_map_and_per_label_means(self):
         d = workdir("infer-uncertainty")

@@ -621,7 +621,7 @@ class Report(unittest.TestCase):
         d, data, study, series, seg, ai, labels, src = self.prepare("report-not-graded")
         with open(ai) as f:
             j = json.load(f)
-        j.update(predicted=None, detail="not graded: outside the range the model knows: noise SD about 71 HU")
+        j.update(predicted=None, detail="not graded: outside the range the model knows (3-48 HU): noise SD about 71 HU")
         with open(ai, "w") as f:
             json.dump(j, f)
         sr = os.path.join(d, "report.dcm")
@@ -632,7 +632,7 @@ class Report(unittest.TestCase):
         self.assertIn('(AIDETAIL,99LUMEN,"AI result detail")="not graded: outside the ran', ai_group)  # shortened by dsrdump
         self.assertNotIn('"Finding"', ai_group)
         with open(sr, "rb") as fh:
-            self.assertIn(b"not graded: outside the range the model knows: noise SD about 71 HU", fh.read())
+            self.assertIn(b"not graded: outside the range the model knows (3-48 HU): noise SD about 71 HU", fh.read())
 
     def test_pdf_report(self):
         from PIL import Image
