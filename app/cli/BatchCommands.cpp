@@ -188,8 +188,9 @@ Result<json> processStudy(const std::string& studyUid, const json& config, const
       bool run = false;
       for (const auto& c : m["when"]["classes"]) run = run || c.get<std::string>() == predicted;
       if (!run) {
+        const bool ran = models.contains(by) && !models[by].contains("skipped");
         models[name] = {{"task", task},
-                        {"skipped", by + (predicted.empty() ? " gave no class" : " predicted " + predicted)}};
+                        {"skipped", by + (!ran ? " did not run" : predicted.empty() ? " gave no class" : " predicted " + predicted)}};
         continue;
       }
     }

@@ -69,7 +69,7 @@ Result<Classification> classificationFrom(const std::string& path, const std::st
   c.sha256 = j.value("sha256", "");
   c.device = j.value("device", "");
   if (j.contains("predicted") && j["predicted"].is_string()) c.predicted = j["predicted"].get<std::string>();  // null: not graded
-  c.detail = j.value("detail", "");
+  if (j.contains("detail") && j["detail"].is_string()) c.detail = j["detail"].get<std::string>();
   for (const auto& [k, v] : j["probabilities"].items()) c.probabilities.emplace_back(k, v.get<double>());
   return out;
 }

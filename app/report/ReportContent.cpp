@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <iomanip>
+#include <locale>
+#include <sstream>
 
 namespace lumen::report {
 
@@ -82,15 +84,13 @@ void describeSeries(ReportContent& c, const VolumeInfo& info) {
 
 std::string classificationResult(const std::string& predicted, const std::vector<std::pair<std::string, double>>& probabilities,
                                  const std::string& detail) {
-  std::string out = predicted;
+  std::ostringstream out;
+  out.imbue(std::locale::classic());  // "0.84" whatever the GUI's locale
+  out << predicted;
   for (const auto& [cls, p] : probabilities)
-    if (!predicted.empty() && cls == predicted) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, " (p = %.2f)", p);
-      out += buf;
-    }
-  if (!detail.empty()) out += (out.empty() ? "" : "; ") + detail;
-  return out;
+    if (!predicted.empty() && cls == predicted) out << " (p = " << std::fixed << std::setprecision(2) << p << ")";
+  if (!detail.empty()) out << (predicted.empty() ? "" : "; ") << detail;
+  return out.str();
 }
 
 std::string personName(const std::string& pn) {

@@ -232,7 +232,8 @@ Result<SrWriteReport> writeMeasurementReport(const SrInput& in, const fs::path& 
       check(group.setTrackingUniqueIdentifier(newUid().c_str()), "tracking UID");
       if (!c.predicted.empty())
         check(group.setFinding(DSRCodedEntryValue(c.predicted.c_str(), "99LUMEN", c.predicted.c_str()), OFFalse), name + ": finding");
-      for (const auto& [cls, p] : c.probabilities) {
+      // No class (not graded): no probabilities either, which would invite picking one.
+      for (const auto& [cls, p] : c.predicted.empty() ? decltype(c.probabilities){} : c.probabilities) {
         check(group.addMeasurement(CID7469_GenericIntensityAndSizeMeasurements(DSRCodedEntryValue(CODE_DCM_Probability)),
                                    Group::MeasurementValue(ds(p).c_str(), CID7181_AbstractMultiDimensionalImageModelComponentUnits(kNoUnits), OFFalse),
                                    OFFalse, OFFalse),

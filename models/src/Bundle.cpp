@@ -560,15 +560,29 @@ Result<Bundle> loadBundleChecked(const fs::path& dir) {
     if (extra->contains("estimate")) {
       const json& es = (*extra)["estimate"];
       const char* expected =
-          "estimate: expected {\"name\": text, \"unit\": text, \"transform\": \"exp\" or \"none\", \"known_range\": [low, high]}";
+          "estimate: expected {\"name\": text, \"unit\": text, \"transform\": \"exp\" or \"none\", \"known_range\": [low, high], "
+          "\"class_edges\": [ascending numbers, one fewer than the classes]}";
       if (!es.is_object() || !es.contains("name") || !es["name"].is_string() || !es.contains("known_range") ||
           !es["known_range"].is_array() || es["known_range"].size() != 2 || !es["known_range"][0].is_number() ||
           !es["known_range"][1].is_number() || (es.contains("unit") && !es["unit"].is_string()) ||
           (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
         return Error(ErrorCode::Model, expected, extraPath.string());
       LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
-                              es["known_range"][0].get<double>(), es["known_range"][1].get<double>()};
+                              es["known_range"][0].get<double>(), es["known_range"][1].get<double>(), {}};
       if (!(e.lo < e.hi) || (e.exp && !(e.lo > 0))) return Error(ErrorCode::Model, expected, extraPath.string());
+      if (es.contains("class_edges")) {
+        const json& edges = es["class_edges"];
+        if (!edges.is_array() || edges.empty()) return Error(ErrorCode::Model, expected, extraPath.string());
+        for (const auto& x : edges) {
+          if (!x.is_number() || (!e.classEdges.empty() && !(x.get<double>() > e.classEdges.back())))
+            return Error(ErrorCode::Model, expected, extraPath.string());
+          e.classEdges.push_back(x.get<double>());
+        }
+        // The last output column is the estimate; the others are the classes.
+        if (b.output.numChannels > 0 && static_cast<int>(e.classEdges.size()) != b.output.numChannels - 2)
+          return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes (metadata.json: " +
+                                             std::to_string(b.output.numChannels - 1) + " classes)", extraPath.string());
+      }
       if (b.task != Task::Classification)
         return Error(ErrorCode::Model, "estimate: only a classifier can have one", extraPath.string());
       b.extras.estimate = e;

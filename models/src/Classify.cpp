@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <iomanip>
+#include <locale>
 #include <sstream>
 
 #include "Pipeline.h"
@@ -18,7 +19,10 @@ using Clock = std::chrono::steady_clock;
 
 std::string formatValue(double v) {
   std::ostringstream s;
-  if (std::fabs(v) >= 1000)
+  s.imbue(std::locale::classic());
+  if (!std::isfinite(v))
+    s << (std::isnan(v) ? "not a number" : v > 0 ? "infinity" : "-infinity");
+  else if (std::fabs(v) >= 999.5)  // would round to 1000: whole numbers, no exponent
     s << std::llround(v);
   else
     s << std::setprecision(3) << v;
@@ -38,7 +42,7 @@ Result<InferenceResult::Estimate> estimateOf(const LumenExtras::Estimate& est, c
   e.lo = est.lo;
   e.hi = est.hi;
   e.value = est.exp ? std::exp(raw.mean().item<double>()) : raw.mean().item<double>();
-  if (!std::isfinite(e.value)) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
+  if (std::isnan(e.value)) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
   for (std::size_t z = 0; modelDims == 2 && z < row.size(); ++z) {
     const double v = row[z] < 0 ? std::nan("") : raw[row[z]].item<double>();
     e.slices.push_back(est.exp ? std::exp(v) : v);
@@ -184,6 +188,13 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     auto e = estimateOf(*est, torch::cat(values), row, modelDims, b.modelPath.string());
     if (!e) return e.error();
     if (!e->inRange()) res.notGraded = outsideRange(*e);
+    if (!est->classEdges.empty()) {
+      if (est->classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
+        return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns",
+                     b.modelPath.string());
+      res.estimateClass = static_cast<int>(std::upper_bound(est->classEdges.begin(), est->classEdges.end(), e->value) -
+                                           est->classEdges.begin());
+    }
     res.estimate = std::move(*e);
   }
   if (saliency.defined()) {

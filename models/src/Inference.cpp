@@ -28,6 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 int InferenceResult::predictedClass() const {
   if (probabilities.empty() || !notGraded.empty()) return -1;
+  if (estimateClass >= 0) return estimateClass;
   return static_cast<int>(std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin());
 }
 

@@ -22,9 +22,12 @@ Three parts, each series through `lumen-cli infer` as a NIfTI volume:
    readable) and one inside it graded. There the noise is known exactly, so each graded
    slice is also compared with its own noise (one scan's noise varies along the head, by
    0.7-1.2 of its median here): slice_accuracy_own_noise, and the slices' estimate errors.
-3. Monotonicity: the noise-free scan plus the 14 HU level's noise scaled by factors from 0.3
-   to 3.2 (the same noise pattern, more of it): the series estimate must rise with every
-   step, and no slice's grade nor the series' may fall.
+3. Monotonicity and range: the noise-free scan plus the 14 HU level's noise scaled by
+   factors from 0.15 to 4.6 (2-64 HU: the same noise pattern, more of it). The series
+   estimate must rise with every step; no slice's grade nor the series' may fall from one
+   graded step to the next; a step more than 15 % inside the known range must be graded, and
+   one more than 15 % beyond it refused as "outside the range the model knows" (within 15 %
+   of an end either is right: the estimate's error).
 
 --check fails (exit 1) below the floors or above the ceilings in the bundle's
 docs/metrics.json for this mode (quick: every 8th slice, one realisation; for CI), or when
@@ -47,7 +50,8 @@ import ctsim  # noqa: E402
 import evaluation  # noqa: E402
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
-LADDER = [round(0.3 * 1.17 ** i, 4) for i in range(16)]  # noise factors 0.3 .. 3.2 of the 14 HU level
+LADDER = [round(0.15 * 1.17 ** i, 4) for i in range(23)]  # noise factors 0.15 .. 4.6 of the 14 HU level
+MARGIN = 1.15  # a ladder step this near an end of the known range may go either way (the estimate reads up to 9 % low there)
 
 
 def known_range(model):
@@ -147,8 +151,9 @@ def main():
 
     if a.check:
         floors = evaluation.floors(a.model, mode)
-        failed += [f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if result[k] < v]
-        failed += [f"{k} {result[k]:.4f} > {v}" for k, v in evaluation.ceilings(a.model, mode).items() if result[k] > v]
+        # not (x >= floor): a NaN fails too
+        failed += [f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if not result[k] >= v]
+        failed += [f"{k} {result[k]:.4f} > {v}" for k, v in evaluation.ceilings(a.model, mode).items() if not result[k] <= v]
         evaluation.finish_check(failed)
 
 
@@ -176,7 +181,7 @@ def plot(path, result, lo, hi):
             ax.plot([r["true_sd_hu"]], [y], "x", color="C3")
             ax.annotate("not graded", (r["true_sd_hu"], y), textcoords="offset points", xytext=(4, -12), fontsize=8,
                         color="C3", ha="right")
-    ld = result["ladder"]
+    ld = [r for r in result["ladder"] if "estimated_sd_hu" in r]
     ax.plot([r["true_sd_hu"] for r in ld], [r["estimated_sd_hu"] for r in ld], ".-", color="C2", lw=0.8,
             label="one noise pattern, scaled")
     ax.plot([2, 120], [2, 120], color="k", lw=0.6)
@@ -198,7 +203,7 @@ def levels_and_ladder(a, out, mode, result):
     masks = [ctsim.soft_tissue_mask(ref[z]) for z in range(ref.shape[0])]
     edges = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # the class bins' edges (HU)
     failed, levels = [], []
-    own_right, own_total, slice_errors = 0, 0, []
+    own_right, own_total, slice_errors, own_ratios = 0, 0, [], []
     for sd, level in lv["levels"].items():
         true_sd = level["measured_sd"]
         src = ct_eval_data.write(os.path.join(out, f"level_{sd}.nii.gz"), level["volume"], spacing)
@@ -218,6 +223,7 @@ def levels_and_ladder(a, out, mode, result):
                     if est is None or masks[z].sum() < 200:
                         continue
                     own = float(noise[z][masks[z]].std())
+                    own_ratios.append(own / true_sd)
                     slice_errors.append(est / own - 1)
                     own_right += int(np.digitize(est, edges) == np.digitize(own, edges))
                     own_total += 1
@@ -234,40 +240,51 @@ def levels_and_ladder(a, out, mode, result):
     result["levels"] = levels
     result["slice_accuracy_own_noise"] = round(own_right / max(own_total, 1), 4)
     result["slices_own_noise"] = own_total
+    result["own_noise_ratio_range"] = [round(min(own_ratios), 2), round(max(own_ratios), 2)]  # a slice's noise / its level's
     result["slice_estimate_median_abs_error_pct"] = round(100 * float(np.median(np.abs(slice_errors))), 2)
     result["slice_estimate_p90_abs_error_pct"] = round(100 * float(np.percentile(np.abs(slice_errors), 90)), 2)
 
     # Part 3: one noise pattern, more of it.
-    ref = lv["reference"]
     noise = lv["levels"][14]["volume"] - ref
-    ladder, prev = [], None
+    ladder, prev = [], None  # prev: the last graded step
     for k in LADDER:
+        true_sd = k * lv["levels"][14]["measured_sd"]
         vol = np.round(ref + k * noise).astype(np.float32)
         src = ct_eval_data.write(os.path.join(out, f"ladder_{k}.nii.gz"), vol, spacing)
         res = infer(a.cli, a.model, src, os.path.join(out, f"ladder_{k}.json"), a.threads, refusals=True)
+        step = {"factor": k, "true_sd_hu": round(true_sd, 2)}
         if res is None:
-            failed.append(f"ladder x{k}: refused")
-            continue
-        series, slices = grade_of(res)
-        step = {"factor": k, "true_sd_hu": round(k * lv["levels"][14]["measured_sd"], 2),
-                "estimated_sd_hu": round(res["estimate"]["value"], 3), "predicted": res["predicted"],
-                "slice_grades": [CLASSES[c] if c is not None else None for c in slices]}
+            step["refused"] = "no slice shows tissue its noise leaves readable"
+        else:
+            series, slices = grade_of(res)
+            step.update(estimated_sd_hu=round(res["estimate"]["value"], 3), predicted=res["predicted"],
+                        not_graded=res.get("not_graded"), slice_grades=[CLASSES[c] if c is not None else None for c in slices])
         ladder.append(step)
-        print(f"ladder x{k}: noise SD {step['estimated_sd_hu']:.2f} HU, predicted {res['predicted']}", flush=True)
-        if prev is not None:
-            p_series, p_slices, p_est = prev
-            if not res["estimate"]["value"] > p_est:
-                failed.append(f"ladder x{k}: estimate {res['estimate']['value']:.3f} HU not above the step before ({p_est:.3f})")
-            if p_series is not None and series is not None and series < p_series:
-                failed.append(f"ladder x{k}: series graded better than the step before")
-            for z, (c, pc) in enumerate(zip(slices, p_slices)):
-                if c is not None and pc is not None and c < pc:
-                    failed.append(f"ladder x{k}: slice {z} graded better than the step before")
-        prev = (series, slices, res["estimate"]["value"])
+        print(f"ladder x{k} (true {true_sd:.1f} HU): " + (f"noise SD {step['estimated_sd_hu']:.2f} HU, predicted {step['predicted']}"
+                                                          if res else "refused"), flush=True)
+        if lo * MARGIN <= true_sd <= hi / MARGIN and step.get("predicted") is None:
+            failed.append(f"ladder x{k}: true SD {true_sd:.1f} HU, well inside {lo}-{hi}, not graded")
+        if (true_sd < lo / MARGIN or true_sd > hi * MARGIN) and (
+                step.get("predicted") is not None or "outside the range the model knows" not in (step.get("not_graded") or "")):
+            failed.append(f"ladder x{k}: true SD {true_sd:.1f} HU, beyond {lo}-{hi}, not refused as outside the range")
+        if res is None:
+            continue
+        if prev is not None and not res["estimate"]["value"] > prev[2]:
+            failed.append(f"ladder x{k}: estimate {res['estimate']['value']:.3f} HU not above the step before ({prev[2]:.3f})")
+        if series is not None:
+            if prev is not None and prev[0] is not None:
+                if series < prev[0]:
+                    failed.append(f"ladder x{k}: series graded better than the last graded step")
+                for z, (c, pc) in enumerate(zip(slices, prev[1])):
+                    if c is not None and pc is not None and c < pc:
+                        failed.append(f"ladder x{k}: slice {z} graded better than in the last graded step")
+            prev = (series, slices, res["estimate"]["value"])
+        else:
+            prev = (prev[0], prev[1], res["estimate"]["value"]) if prev else (None, slices, res["estimate"]["value"])
     result["ladder"] = ladder
     plot(os.path.join(out, "noise_estimate.png"), result, lo, hi)
-    result["monotone"] = not any(f.startswith("ladder") or "graded better" in f for f in failed)
-    result["levels_right"] = not any(f.startswith("level") for f in failed)
+    result["monotone"] = not any("better" in f or "not above" in f for f in failed)
+    result["range_right"] = not any("not graded" in f or "not refused" in f or "but the model knows" in f for f in failed)
     return failed
 
 

@@ -96,7 +96,8 @@ def ct_dose_grade():
                           "text": "Noisy series (a quarter of a standard dose or less): the denoiser may help"},
               "slice_evidence": train_dose_grader.SLICE_EVIDENCE,
               "estimate": {"name": "noise SD", "unit": "HU", "transform": "exp",
-                           "known_range": list(train_dose_grader.KNOWN_RANGE)}}
+                           "known_range": list(train_dose_grader.KNOWN_RANGE),
+                           "class_edges": [round(e, 4) for e in train_dose_grader.CLASS_EDGES]}}
     return meta, inference, extras
 
 

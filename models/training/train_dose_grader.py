@@ -23,8 +23,8 @@ was trained on).
 Training slices: ct_bank bases (real CT and Colin27 CT-like slices) with simulated noise,
 random reconstruction kernel from smooth to sharp, 128 x 128 crops, random rotations and
 flips; loss: the absolute error of ln SD. After training, the logistic spread of the class
-probabilities is set from the validation crops' errors. Seeded; about 25 minutes on 2 cores
-for 1500 steps (after ct_bank's build, cached).
+probabilities is set from the validation crops' errors. Seeded; the shipped 1500 steps took
+84 minutes on 2 cores that were partly busy with a build (after ct_bank's build, cached).
 """
 import argparse
 import math
@@ -41,6 +41,7 @@ import nets
 CLASSES = ["full", "1/2", "1/4", "1/8"]
 REF_SD = 7.0  # HU, true SD: see the model card (the held-out scan's own noise is of this order)
 CENTRES = [REF_SD * 2 ** (k / 2) for k in range(len(CLASSES))]  # HU: SD x sqrt(2) per halving of the dose
+CLASS_EDGES = [REF_SD * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # HU: the bins' edges
 SD_RANGE = (2.5, 60.0)   # HU, what training draws from (log-uniform)
 KNOWN_RANGE = (3.0, 48.0)  # HU, where the bundle grades (lumen.json estimate.known_range)
 LO, HI = -100.0, 200.0  # the soft-tissue window the network sees
@@ -149,8 +150,7 @@ def main():
 
 def class_of(sd):
     """The class whose bin of ln SD holds `sd` (HU; the outer bins open-ended)."""
-    edges = torch.tensor([CENTRES[0] * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)])
-    return torch.bucketize(sd, edges)
+    return torch.bucketize(sd, torch.tensor(CLASS_EDGES))
 
 if __name__ == "__main__":
     main()

@@ -617,7 +617,7 @@ class Report(unittest.TestCase):
 
     def test_a_result_without_a_class_is_reported_as_such(self):
         # A grader whose estimate lay outside the range it knows gave no class
-        # ("predicted": null): the SR has no finding, and says why.
+        # ("predicted": null): the SR has no finding and no probabilities, and says why.
         d, data, study, series, seg, ai, labels, src = self.prepare("report-not-graded")
         with open(ai) as f:
             j = json.load(f)
@@ -631,6 +631,7 @@ class Report(unittest.TestCase):
         ai_group = dump[dump.index("AI classification: grader"):]
         self.assertIn('(AIDETAIL,99LUMEN,"AI result detail")="not graded: outside the ran', ai_group)  # shortened by dsrdump
         self.assertNotIn('"Finding"', ai_group)
+        self.assertNotIn('"Probability"', ai_group)  # no class, no probabilities to pick one from
         with open(sr, "rb") as fh:
             self.assertIn(b"not graded: outside the range the model knows (3-48 HU): noise SD about 71 HU", fh.read())
 

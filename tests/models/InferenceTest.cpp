@@ -391,6 +391,15 @@ TEST(Inference, AClassifierWithAnEstimateReportsItAndRefusesToGradeOutsideItsRan
   EXPECT_EQ(classificationDetail(*r), "noise SD 10 HU");
   EXPECT_FALSE(r->saliency.empty());  // of the estimate
 
+  // The series' class is the bin of its estimate (class_edges), not the most probable class
+  // of its slices' mean probabilities: slices at 5, 5, 20 and 20 average to 10, though the
+  // mean probabilities favour "20" (0.44 against 0.43 for "5").
+  auto split = runInference(bundle("grader2d"), checkerboard({0.05f, 0.05f, 0.20f, 0.20f}), cpu());
+  ASSERT_TRUE(split) << split.error().toString();
+  EXPECT_NEAR(split->estimate->value, 10.0, 1e-3);
+  EXPECT_EQ(std::max_element(split->probabilities.begin(), split->probabilities.end()) - split->probabilities.begin(), 2);
+  EXPECT_EQ(split->predictedClass(), 1);
+
   for (const auto& [amplitude, words] : {std::pair{0.5f, "(3-30 HU): noise SD about 50 HU"}, std::pair{0.02f, "(3-30 HU): noise SD about 2 HU"}}) {
     auto out = runInference(bundle("grader2d"), checkerboard({amplitude, amplitude, amplitude, amplitude}), cpu());
     ASSERT_TRUE(out) << out.error().toString();

@@ -311,7 +311,8 @@ def main():
     # A classifier with an estimate (lumen.json "estimate"), as the CT dose grader.
     grader_meta = metadata("grader2d", 4, out_type="probabilities", out_format="classification", spatial_shape=[],
                            channel_def={"0": "5", "1": "10", "2": "20", "3": "ln noise SD"}, in_shape=["*", "*"])
-    estimate = {"name": "noise SD", "unit": "HU", "transform": "exp", "known_range": [3, 30]}
+    estimate = {"name": "noise SD", "unit": "HU", "transform": "exp", "known_range": [3, 30],
+                "class_edges": [50 ** 0.5, 200 ** 0.5]}  # between 5, 10 and 20
     write_bundle("grader2d", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "plane": "axial", "estimate": estimate})
     # The same, scaled so that the CT sample's slices (SD of their HU: some hundreds) lie

@@ -243,8 +243,9 @@ void AiPanel::showDetails() {
   const auto& b = bundles_[static_cast<std::size_t>(i)];
   QString labels;
   const auto& est = b.extras.estimate;
+  const int estimateColumn = est && !b.output.channelDef.empty() ? b.output.channelDef.rbegin()->first : -1;
   for (const auto& [k, v] : b.output.channelDef)
-    if (!est || k + 1 < b.output.numChannels)  // the last column is the estimate, not a class
+    if (k != estimateColumn)  // the last column is the estimate, not a class
       labels += QString("%1%2").arg(labels.isEmpty() ? "" : ", ", QString::fromStdString(v).toHtmlEscaped());
   if (est)
     labels += QString("<br>Measures: %1 (%2-%3 %4)")

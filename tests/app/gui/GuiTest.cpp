@@ -2092,6 +2092,15 @@ class GuiTest : public QObject {
     return panel && !discovering();
   }
 
+  // Runs `model` from the AI panel and waits for its end (`finished`: the panel's
+  // runFinished); true when it ended well.
+  static bool runAiModel(QWidget* panel, QSignalSpy& finished, const char* model) {
+    finished.clear();
+    bool started = false;
+    QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
+    return started && finished.wait(kRunGuardMs) && finished.first().at(0).toBool();
+  }
+
   // The AI panel (a plug-in loaded after start-up) runs models on the series in view: a
   // segmentation becomes a coloured overlay with its volume, an enhancement a derived series
   // to compare with the original at the same slice, a classification probabilities with a
@@ -2104,13 +2113,7 @@ class GuiTest : public QObject {
     QWidget* panel = nullptr;
     QVERIFY(openWithAiPanel(kSample, w, panel));
     QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
-    auto run = [&](const char* model) {
-      finished.clear();
-      bool started = false;
-      QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
-      if (!started) return false;
-      return finished.wait(kRunGuardMs) && finished.first().at(0).toBool();
-    };
+    const auto run = [&](const char* model) { return runAiModel(panel, finished, model); };
     SliceView* v = w->grid()->activeSliceView();
     const auto original = v->series();
 
@@ -2257,12 +2260,7 @@ class GuiTest : public QObject {
     QWidget* panel = nullptr;
     QVERIFY(openWithAiPanel(kSample, w, panel));
     QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
-    const auto run = [&](const char* model) {
-      finished.clear();
-      bool started = false;
-      QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
-      return started && finished.wait(kRunGuardMs) && finished.first().at(0).toBool();
-    };
+    const auto run = [&](const char* model) { return runAiModel(panel, finished, model); };
     // gui_grader reads 100 x the SD of each slice scaled by 0.4 / 2000: the sample's
     // slices, whose HU vary by some hundreds, read 3-30.
     QVERIFY2(run("gui_grader"), qPrintable(w->messages().join("\n")));

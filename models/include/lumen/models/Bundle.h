@@ -128,10 +128,15 @@ struct LumenExtras {
   /// `exp`: the column holds the quantity's natural log. `lo`..`hi` ("known_range"): what
   /// the model was trained to read; a series whose estimate lies outside is not graded
   /// ("outside the range the model knows") rather than given a class it would guess.
+  /// `classEdges` ("class_edges", ascending, one fewer than the classes): the classes are
+  /// bins of the estimate, and the series' class is the bin its estimate lies in (not the
+  /// most probable class of its slices' mean probabilities, which could fall as every
+  /// slice's estimate rises).
   struct Estimate {
     std::string name, unit;
     bool exp = false;
     double lo = 0, hi = 0;
+    std::vector<double> classEdges;
   };
   std::optional<Estimate> estimate;
   /// "plane": the patient plane a 2D network was trained on ("axial", "coronal" or

@@ -74,6 +74,8 @@ struct InferenceResult {
     bool inRange() const { return value >= lo && value <= hi; }
   };
   std::optional<Estimate> estimate;
+  /// With the estimate's class_edges: the bin the series' estimate lies in (-1: none).
+  int estimateClass = -1;
   /// Why the series has no class although the model ran (the estimate lies outside the
   /// range the model knows); predictedClass() is then -1. Empty: graded.
   std::string notGraded;
@@ -106,7 +108,8 @@ struct InferenceResult {
   double forwardSeconds = 0.0;
   int windows = 0;
 
-  /// The class with the highest probability; -1 when not graded.
+  /// The class with the highest probability (with class edges: the bin of the series'
+  /// estimate); -1 when not graded.
   int predictedClass() const;
 };
 
