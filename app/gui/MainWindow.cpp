@@ -373,6 +373,15 @@ std::shared_ptr<LoadedSeries> MainWindow::currentSeries() const {
   return s && s->complete ? s : nullptr;  // never a volume the loader is still filling
 }
 
+void MainWindow::watchCurrentSeries(QObject* owner, std::function<void()> changed) {
+  seriesWatcherOwner_ = owner;
+  seriesWatcher_ = std::move(changed);
+}
+
+void MainWindow::currentSeriesMayHaveChanged() {
+  if (seriesWatcherOwner_ && seriesWatcher_) seriesWatcher_();
+}
+
 void MainWindow::showOverlay(std::shared_ptr<LabelOverlay> o) {
   SliceView* view = grid_->activeSliceView();
   if (view && view->hasSeries() && !sameGrid(o->labels->geometry(), view->series()->volume->geometry(), 0.01))
@@ -437,7 +446,10 @@ std::shared_ptr<LoadedSeries> MainWindow::showDerivedSeries(const LoadedSeries& 
   return s;
 }
 
-void MainWindow::showSeries(std::shared_ptr<LoadedSeries> series) { grid_->replaceSeries(shownSeries(), std::move(series)); }
+void MainWindow::showSeries(std::shared_ptr<LoadedSeries> series) {
+  grid_->replaceSeries(shownSeries(), std::move(series));
+  currentSeriesMayHaveChanged();
+}
 
 int MainWindow::beginTask(const QString& text, std::function<void()> cancel) {
   return beginJob(JobKind::Ai, text, std::move(cancel));
@@ -971,6 +983,7 @@ void MainWindow::syncFindings() {
   if (s != findings_->series()) findings_->setSeries(s);
   labels_->setSeries(s);
   if (v && v->hasSeries()) labels_->setWorkingNormal(v->navigator().axes().normal);
+  currentSeriesMayHaveChanged();
 }
 
 bool MainWindow::undoRecord(const EditRecord& r, bool undo) {

@@ -5,6 +5,7 @@
 
 #include <QElapsedTimer>
 #include <QMainWindow>
+#include <QPointer>
 #include <QStringList>
 
 #include <cmath>
@@ -119,6 +120,7 @@ class MainWindow : public QMainWindow, public AiHost {
 
   // AiHost
   std::shared_ptr<LoadedSeries> currentSeries() const override;
+  void watchCurrentSeries(QObject* owner, std::function<void()> changed) override;
   void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
                     const LabelProvenance& model) override;
   void showHeatMap(std::shared_ptr<Volume> map, const QString& source, const QString& quantity) override;
@@ -176,7 +178,8 @@ class MainWindow : public QMainWindow, public AiHost {
   /// not in the database); null when nothing DICOM is shown.
   class DeidDialog* showDeidDialog();
  private:
-  void syncFindings();
+  void syncFindings();  // the findings and label panels follow the active view; tells the AI panel
+  void currentSeriesMayHaveChanged();
   void showMeasurement(int id);
 
   Options options_;
@@ -274,6 +277,8 @@ class MainWindow : public QMainWindow, public AiHost {
   int loadFileCount_ = 0;
   QDockWidget* aiDock_ = nullptr;
   QWidget* aiPanel_ = nullptr;
+  QPointer<QObject> seriesWatcherOwner_;  // the AI panel: called while it lives
+  std::function<void()> seriesWatcher_;
   bool aiLoadStarted_ = false;
   int aiWaitTicks_ = 0;  // idle ticks spent waiting for the 3D view's full frame
 };

@@ -9,7 +9,6 @@
 #include <QProgressBar>
 #include <QPointer>
 #include <QPushButton>
-#include <QTimer>
 #include <QApplication>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
@@ -120,22 +119,21 @@ AiPanel::AiPanel(AiHost* host, QWidget* parent) : QWidget(parent), host_(host) {
   connect(list_, &QListWidget::currentRowChanged, this, [this] { showDetails(); });
   connect(run_, &QPushButton::clicked, this, [this] { runSelected(); });
   connect(classical_, &QPushButton::clicked, this, [this] { runClassical(); });
-  // The window does not tell the panel when another series is shown: a cheap look each
-  // second keeps the advice about the series on screen (a derived one, such as a denoised
-  // result, keeps the advice about its source).
-  auto* watch = new QTimer(this);
-  connect(watch, &QTimer::timeout, this, [this] {
-    if (!card_ || busy_) return;
-    const auto shown = host_->currentSeries();
-    if (shown && shown->derived) return;
-    if (shown != advisedSeries_.lock()) updateAdvice();
-  });
-  watch->start(1000);
+  host_->watchCurrentSeries(this, [this] { seriesChanged(); });
   connect(rescan, &QPushButton::clicked, this, [this] { refresh(); });
   refresh();
 }
 
 AiPanel::~AiPanel() { cancel_.cancel(); }
+
+// The advice is about the series on screen; a derived one (a denoised result) keeps the
+// advice about its source.
+void AiPanel::seriesChanged() {
+  if (!card_ || busy_) return;  // after a run, finish() looks again
+  const auto shown = host_->currentSeries();
+  if (shown && shown->derived) return;
+  if (shown != advisedSeries_.lock()) updateAdvice();
+}
 
 void AiPanel::refresh() {
   if (discovering_) return;
@@ -394,6 +392,8 @@ void AiPanel::showEnhanced(const std::shared_ptr<LoadedSeries>& input, Volume vo
 
 void AiPanel::finish(const models::Bundle& bundle, std::shared_ptr<LoadedSeries> input, Result<models::InferenceResult> r) {
   busy_ = false;
+  // Another series may have come on screen during the run: once this result is shown.
+  QMetaObject::invokeMethod(this, &AiPanel::seriesChanged, Qt::QueuedConnection);
   run_->setEnabled(true);
   classical_->setEnabled(true);
   const int job = std::exchange(job_, -1);

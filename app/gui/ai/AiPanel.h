@@ -82,6 +82,7 @@ class AiPanel : public QWidget {
   /// The selected bundle's card comparison with the classical filter, and the advice for
   /// the current series (its noise measured off the GUI thread).
   void updateAdvice();
+  void seriesChanged();
   void showAdvice(const DenoiseAdvice& advice, const QString& series);
   /// An enhanced version of `input` (in its pixel type): shown in its place, with "Show the
   /// original" and "Store as a DICOM series".

@@ -119,6 +119,8 @@ bool AiPanel::runClassical() {
 void AiPanel::finishClassical(std::shared_ptr<LoadedSeries> input, Result<Volume> r, const DenoiseAdvice& advice,
                               double estimatedSd) {
   busy_ = false;
+  // Another series may have come on screen during the run: once this result is shown.
+  QMetaObject::invokeMethod(this, &AiPanel::seriesChanged, Qt::QueuedConnection);
   run_->setEnabled(true);
   classical_->setEnabled(true);
   const int job = std::exchange(job_, -1);
