@@ -5,6 +5,7 @@ usage (as root: it runs in private network and mount namespaces, nothing else ca
 the servers):
   tests/app/netns.sh /usr/bin/python3 bench/net_vs_orthanc.py [--cli build/dev/app/lumen-cli]
         [--series ../shared/data/ct-head-sinus] [--instances 1000] [--runs 3]
+        [--wado-only] [--baseline-cli OTHER-BUILD/lumen-cli]
 
 1. Reception: `--instances` copies of the real CT's slices (new Study/Series/SOP UIDs)
    sent by 4 concurrent storescu processes (one association each) to `lumen-cli listen`
@@ -18,6 +19,10 @@ the servers):
    xvfb-run, Mesa's software OpenGL) retrieves the same series by C-GET and by WADO-RS into
    an empty database, opens it as soon as the browser lists it, and prints when its first
    picture was drawn, when the retrieve ended and when the whole series was on screen.
+
+--wado-only runs only the command-line WADO-RS retrieves of part 2; --baseline-cli times
+another build's `lumen-cli retrieve` in the same rounds, so that a change is measured side
+by side with what it replaces.
 
 Lumen acknowledges an instance only once it is fsynced, renamed and committed to its
 database; Orthanc and getscu write without fsync and curl writes one file: the ratios
@@ -162,6 +167,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--lumen", help="the GUI (default: next to --cli)")
     ap.add_argument("--skip-receive", action="store_true", help="only the retrieve measurements")
+    ap.add_argument("--wado-only", action="store_true",
+                    help="only the command-line WADO-RS retrieves (no reception, C-GET or GUI)")
+    ap.add_argument("--baseline-cli", help="another lumen-cli (an earlier build) timed by WADO-RS in the same rounds")
     a = ap.parse_args()
     cli = os.path.abspath(a.cli)
     series = os.path.abspath(a.series)
@@ -169,7 +177,7 @@ def main():
     env = dict(os.environ, LUMEN_CONFIG_DIR=os.path.join(work, "config"))
     try:
         lumen = os.path.abspath(a.lumen or os.path.join(os.path.dirname(cli), "lumen"))
-        if a.skip_receive:
+        if a.skip_receive or a.wado_only:
             a.instances = 0
         print(f"making {a.instances} instances from {series} ...", flush=True)
         folders = make_load(series, a.instances, os.path.join(work, "load"))
@@ -218,9 +226,18 @@ def main():
                 "curl wado + sync": lambda d: ["sh", "-c", f"curl -sf -H '{accept}' -o {d}/study.multipart "
                                                f"{ORTHANC_HTTP}/dicom-web/studies/{study} && sync"],
             }
+            if a.baseline_cli:
+                base = os.path.abspath(a.baseline_cli)
+                cases["baseline wado"] = lambda d: [base, "retrieve", "web", "--study", study, "--data-dir", d]
+            if a.wado_only:
+                cases = {k: v for k, v in cases.items() if "wado" in k}
             times = {k: [] for k in cases}
+            names = list(cases)
             for r in range(a.runs + 1):  # the first round warms Orthanc's cache, untimed
-                for k, make in cases.items():
+                # Each round in another order: a case never always follows the same one (whose
+                # unflushed or deleted files the disk is still busy with).
+                for k in names[r % len(names):] + names[:r % len(names)]:
+                    make = cases[k]
                     d = os.path.join(work, "dest-" + k.replace(" ", "-"))
                     shutil.rmtree(d, ignore_errors=True)
                     os.makedirs(d)
@@ -229,6 +246,15 @@ def main():
                         times[k].append(dt)
             med = {k: statistics.median(v) for k, v in times.items()}
             n = len(files)
+            if "baseline wado" in med:
+                print(f"BASELINE WADO-RS {med['baseline wado']:.2f} s (ratio to curl {med['baseline wado'] / med['curl wado']:.2f}, "
+                      f"to curl + sync {med['baseline wado'] / med['curl wado + sync']:.2f}); this build "
+                      f"{med['lumen wado']:.2f} s", flush=True)
+            if a.wado_only:
+                print(f"RETRIEVE {n} instances: Lumen WADO-RS {med['lumen wado']:.2f} s, curl {med['curl wado']:.2f} s "
+                      f"(ratio {med['lumen wado'] / med['curl wado']:.2f}), curl + sync {med['curl wado + sync']:.2f} s "
+                      f"(ratio {med['lumen wado'] / med['curl wado + sync']:.2f})", flush=True)
+                return
             print(f"RETRIEVE {n} instances: Lumen C-GET {med['lumen get']:.2f} s, getscu {med['getscu']:.2f} s "
                   f"(ratio {med['lumen get'] / med['getscu']:.2f}); Lumen WADO-RS {med['lumen wado']:.2f} s, curl "
                   f"{med['curl wado']:.2f} s (ratio {med['lumen wado'] / med['curl wado']:.2f}), curl + sync "

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -92,11 +94,25 @@ struct InstanceFiler::Impl {
         batch.swap(queue);
         busy = true;
       }
-      std::set<fs::path> folders;
-      for (const auto& p : batch) folders.insert(p->folders.begin(), p->folders.end());
+      // The folder that holds a new file is flushed in every batch; a folder above it only
+      // until the entry it holds (the folder below, by inode) has been flushed once: a
+      // series of 1000 instances costs one flush of the study and store folders, not 1000.
+      std::map<fs::path, fs::path> folders;  // folder -> the folder below it ("" for a file's)
+      for (const auto& p : batch)
+        for (std::size_t i = 0; i < p->folders.size(); ++i) {
+          if (i == 0) {
+            folders[p->folders[0]];
+          } else if (auto it = durableEntries.find(p->folders[i - 1]);
+                     it == durableEntries.end() || it->second != inodeOf(p->folders[i - 1])) {
+            folders.emplace(p->folders[i], p->folders[i - 1]);
+          }
+        }
       Status s;
-      for (const auto& f : folders)
+      for (const auto& [f, below] : folders) {
+        const auto inode = below.empty() ? Inode{} : inodeOf(below);
         if (s = syncFolder(f); !s) break;
+        if (!below.empty() && inode.ino != 0) durableEntries[below] = inode;
+      }
       if (s) {
         std::vector<dicom::FileInfo> infos;
         infos.reserve(batch.size());
@@ -125,7 +141,19 @@ struct InstanceFiler::Impl {
     }
   }
 
+  struct Inode {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool operator!=(const Inode& o) const { return dev != o.dev || ino != o.ino; }
+  };
+  static Inode inodeOf(const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return {};
+    return {st.st_dev, st.st_ino};
+  }
+
   db::StudyDatabase& db;
+  std::map<fs::path, Inode> durableEntries;  // folder -> its inode when its parent was flushed (run()'s thread)
   std::mutex mutex;
   std::condition_variable wake, finished;
   std::deque<std::shared_ptr<Pending>> queue;
