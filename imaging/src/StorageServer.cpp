@@ -107,6 +107,7 @@ struct InstanceFiler::Impl {
             folders.emplace(p->folders[i], p->folders[i - 1]);
           }
         }
+      if (durableEntries.size() > 4096) durableEntries.clear();  // a listener runs for months: bounded
       Status s;
       for (const auto& [f, below] : folders) {
         const auto inode = below.empty() ? Inode{} : inodeOf(below);
