@@ -352,21 +352,42 @@ class GuiTest : public QObject {
     return panel && !discovering();
   }
 
-  // Runs `model` from the AI panel and waits for its end (`finished`: the panel's
-  // runFinished); true when it ended well.
-  static bool runAiModel(QWidget* panel, QSignalSpy& finished, const char* model) {
-    finished.clear();
-    bool started = false;
-    QMetaObject::invokeMethod(panel, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
-    return started && finished.wait(kRunGuardMs) && finished.first().at(0).toBool();
+  // The AI tests' window: one on `path` with the AI panel ready, and a spy on the panel's
+  // runs (its runFinished). w is null when it could not be made.
+  struct AiWindow {
+    MainWindow* w;
+    QWidget* panel;
+    QSignalSpy& finished;
+  };
+  AiWindow openAi(const QString& path) {
+    MainWindow* w = nullptr;
+    aiPanel_ = nullptr;
+    if (!openWithAiPanel(path, w, aiPanel_)) w = nullptr;
+    aiRuns_ = w ? std::make_unique<QSignalSpy>(aiPanel_, SIGNAL(runFinished(bool, QString)))
+                : std::make_unique<QSignalSpy>(this, SIGNAL(destroyed()));
+    return {w, aiPanel_, *aiRuns_};
   }
+
+  // Runs `model` from the AI panel of openAi() and waits for its end; true when it ended well.
+  bool run(const char* model) {
+    aiRuns_->clear();
+    bool started = false;
+    QMetaObject::invokeMethod(aiPanel_, "runModel", Q_RETURN_ARG(bool, started), Q_ARG(QString, model));
+    return started && aiRuns_->wait(kRunGuardMs) && aiRuns_->first().at(0).toBool();
+  }
+  QWidget* aiPanel_ = nullptr;
+  std::unique_ptr<QSignalSpy> aiRuns_;
 
  private slots:
   void init() {
     dataDir_ = std::make_unique<QTemporaryDir>();
     QVERIFY(dataDir_->isValid());
   }
-  void cleanup() { window_.reset(); }
+  void cleanup() {
+    aiRuns_.reset();
+    aiPanel_ = nullptr;
+    window_.reset();
+  }
 
   // In the order they run; each defined in GuiTest<Area>.cpp.
   void queryAndRetrieveFromAPacs();  // Network

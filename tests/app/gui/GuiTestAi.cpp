@@ -10,11 +10,8 @@ void GuiTest::aiPanelRunsModelsOnTheCurrentSeries() {
 #ifndef LUMEN_WITH_AI
   QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-  MainWindow* w = nullptr;
-  QWidget* panel = nullptr;
-  QVERIFY(openWithAiPanel(kSample, w, panel));
-  QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
-  const auto run = [&](const char* model) { return runAiModel(panel, finished, model); };
+  auto [w, panel, finished] = openAi(kSample);
+  QVERIFY(w);
   SliceView* v = w->grid()->activeSliceView();
   const auto original = v->series();
 
@@ -157,11 +154,8 @@ void GuiTest::aiPanelShowsTheEstimateAndNoGuessOutsideItsRange() {
 #ifndef LUMEN_WITH_AI
   QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-  MainWindow* w = nullptr;
-  QWidget* panel = nullptr;
-  QVERIFY(openWithAiPanel(kSample, w, panel));
-  QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
-  const auto run = [&](const char* model) { return runAiModel(panel, finished, model); };
+  auto [w, panel, finished] = openAi(kSample);
+  QVERIFY(w);
   // gui_grader reads 100 x the SD of each slice scaled by 0.4 / 2000: the sample's
   // slices, whose HU vary by some hundreds, read 3-30.
   QVERIFY2(run("gui_grader"), qPrintable(w->messages().join("\n")));
@@ -210,9 +204,8 @@ void GuiTest::aiPanelRecommendsADenoiserAndRunsTheClassicalFilter() {
 #ifndef LUMEN_WITH_AI
   QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-  MainWindow* w = nullptr;
-  QWidget* panel = nullptr;
-  QVERIFY(openWithAiPanel(kSample, w, panel));
+  auto [w, panel, finished] = openAi(kSample);
+  QVERIFY(w);
   SliceView* v = w->grid()->activeSliceView();
   const auto original = v->series();
   const auto estimate = imaging::estimateNoiseSd(*original->volume);
@@ -252,7 +245,7 @@ void GuiTest::aiPanelRecommendsADenoiserAndRunsTheClassicalFilter() {
 
   // The filter at the card's 40 HU setting: 2 mm, range 1.5 x the level's true SD (50 HU),
   // scaled by the series' reading over the level's (40 HU).
-  QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+  finished.clear();
   QVERIFY(classical->isEnabled());
   QTest::mouseClick(classical, Qt::LeftButton);
   QVERIFY(finished.wait(kRunGuardMs));
@@ -366,10 +359,8 @@ void GuiTest::untrustedModelsAskFirst() {
 #ifndef LUMEN_WITH_AI
   QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
 #endif
-  MainWindow* w = nullptr;
-  QWidget* panel = nullptr;
-  QVERIFY(openWithAiPanel(kCorpus + "/ramp/axial-shuffled", w, panel));  // small: this test is about trust
-  QSignalSpy finished(panel, SIGNAL(runFinished(bool, QString)));
+  auto [w, panel, finished] = openAi(kCorpus + "/ramp/axial-shuffled");  // small: this test is about trust
+  QVERIFY(w);
   const auto answer = [](const QString& button) {
     QTimer::singleShot(200, [button] {
       auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
