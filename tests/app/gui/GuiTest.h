@@ -95,6 +95,15 @@ using namespace lumen::gui;
   if (qEnvironmentVariableIsSet("LUMEN_GUI_FULL_CT_SEPARATELY"))             \
   QSKIP("needs the optional full CT: run as the CTest test gui_tests_full_ct")
 
+// The AI tests, in a build without models/.
+#ifdef LUMEN_WITH_AI
+#define LUMEN_SKIP_WITHOUT_AI() \
+  do {                          \
+  } while (false)
+#else
+#define LUMEN_SKIP_WITHOUT_AI() QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)")
+#endif
+
 namespace lumen::gui::test {
 
 inline const QString kSample = QStringLiteral(LUMEN_SAMPLE_DIR);

@@ -7,9 +7,7 @@
 // to compare with the original at the same slice, a classification probabilities with a
 // saliency map and the bundle's suggestion; a run can be cancelled.
 void GuiTest::aiPanelRunsModelsOnTheCurrentSeries() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   auto [w, panel, finished] = openAi(kSample);
   QVERIFY(w);
   SliceView* v = w->grid()->activeSliceView();
@@ -151,9 +149,7 @@ void GuiTest::aiPanelRunsModelsOnTheCurrentSeries() {
 // with the range the model knows next to the class; outside that range it shows why there
 // is no class, and no probabilities (they would be a guess).
 void GuiTest::aiPanelShowsTheEstimateAndNoGuessOutsideItsRange() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   auto [w, panel, finished] = openAi(kSample);
   QVERIFY(w);
   // gui_grader reads 100 x the SD of each slice scaled by 0.4 / 2000: the sample's
@@ -201,9 +197,7 @@ void GuiTest::aiPanelShowsTheEstimateAndNoGuessOutsideItsRange() {
 // series' noise, recommends what the card found better at that noise (gui_enhance's test
 // card: the filter, at its 40 HU level), and runs the filter with the card's setting.
 void GuiTest::aiPanelRecommendsADenoiserAndRunsTheClassicalFilter() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   auto [w, panel, finished] = openAi(kSample);
   QVERIFY(w);
   SliceView* v = w->grid()->activeSliceView();
@@ -286,9 +280,7 @@ void GuiTest::aiPanelRecommendsADenoiserAndRunsTheClassicalFilter() {
 // The AI panel never runs on a series that is still loading, and each job ends on its own:
 // an import finishing does not end a load in progress.
 void GuiTest::jobsAreTrackedApartAndModelsWaitForTheWholeSeries() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   LUMEN_SKIP_UNLESS_FULL_CT_RUN();
   const QString full = QStringLiteral(LUMEN_FULL_CT_DIR);
   QVERIFY2(QDir(full).exists(), qPrintable("the full CT is needed here: " + full));
@@ -332,9 +324,7 @@ void GuiTest::jobsAreTrackedApartAndModelsWaitForTheWholeSeries() {
 // Model folders are read off the GUI thread (hashing a large model.ts takes seconds), and
 // a malformed bundle is a message while the others load.
 void GuiTest::modelFoldersAreReadInTheBackgroundAndBadOnesReported() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   MainWindow* w = openWindow();
   QSignalSpy ready(w, &MainWindow::aiReady);
   QVERIFY(ready.wait(30000));
@@ -356,9 +346,7 @@ void GuiTest::modelFoldersAreReadInTheBackgroundAndBadOnesReported() {
 // A bundle is code: one neither shipped nor trusted asks first; "Trust and run" remembers
 // its SHA-256, Cancel runs nothing.
 void GuiTest::untrustedModelsAskFirst() {
-#ifndef LUMEN_WITH_AI
-  QSKIP("built without models/ (LUMEN_BUILD_MODELS=OFF)");
-#endif
+  LUMEN_SKIP_WITHOUT_AI();
   auto [w, panel, finished] = openAi(kCorpus + "/ramp/axial-shuffled");  // small: this test is about trust
   QVERIFY(w);
   const auto answer = [](const QString& button) {
