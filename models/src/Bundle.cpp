@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ConfigValue.h"
+#include "LumenExtras.h"
 #include "lumen/core/Sha256.h"
 
 namespace lumen::models {
@@ -457,12 +458,6 @@ void readSpec(const json& j, TensorSpec& s) {
       if (it.value().is_string()) s.channelDef[std::atoi(it.key().c_str())] = it.value().get<std::string>();
 }
 
-Result<Task> parseTask(const std::string& s, const std::string& file) {
-  if (s == "segmentation") return Task::Segmentation;
-  if (s == "classification") return Task::Classification;
-  if (s == "enhancement") return Task::Enhancement;
-  return Error(ErrorCode::Model, "task: '" + s + "' (segmentation, classification or enhancement)", file);
-}
 
 }  // namespace
 
@@ -513,88 +508,7 @@ Result<Bundle> loadBundleChecked(const fs::path& dir) {
   if (fs::exists(extraPath, ec)) {
     auto extra = readJson(extraPath);
     if (!extra) return extra.error();
-    if (extra->contains("task")) {
-      auto t = parseTask(str(*extra, "task"), extraPath.string());
-      if (!t) return t.error();
-      b.extras.task = *t;
-      b.task = *t;
-    }
-    b.extras.displayName = str(*extra, "display_name");
-    b.extras.disclaimer = str(*extra, "disclaimer");
-    if (extra->contains("plane")) {
-      const json& pl = (*extra)["plane"];
-      if (!pl.is_string() || (pl != "axial" && pl != "coronal" && pl != "sagittal"))
-        return Error(ErrorCode::Model, "plane: expected \"axial\", \"coronal\" or \"sagittal\"", extraPath.string());
-      b.extras.plane = pl.get<std::string>();
-    }
-    if (extra->contains("series_filter") && (*extra)["series_filter"].is_object())
-      b.extras.modalityFilter = str((*extra)["series_filter"], "modality");
-    if (extra->contains("suggest")) {
-      const json& sg = (*extra)["suggest"];
-      if (!sg.is_object() || !sg.contains("when") || !sg["when"].is_array() || !sg.contains("model") || !sg["model"].is_string())
-        return Error(ErrorCode::Model, "suggest: expected {\"when\": [class names], \"model\": name, \"text\": reason}", extraPath.string());
-      LumenExtras::Suggestion su;
-      for (const auto& w : sg["when"])
-        if (w.is_string()) su.whenClasses.push_back(w.get<std::string>());
-      su.model = sg["model"].get<std::string>();
-      su.text = str(sg, "text");
-      b.extras.suggestion = su;
-    }
-    if (extra->contains("slice_evidence")) {
-      const json& se = (*extra)["slice_evidence"];
-      const char* expected =
-          "slice_evidence: expected {\"range\": [low, high], \"smoothing_mm\": >= 0, \"neighbourhood_mm\": > 0, "
-          "\"min_area_mm2\": > 0}";
-      const auto number = [&se](const char* key) { return se.contains(key) && se[key].is_number(); };
-      if (!se.is_object() || !se.contains("range") || !se["range"].is_array() || se["range"].size() != 2 ||
-          !se["range"][0].is_number() || !se["range"][1].is_number() || !number("smoothing_mm") ||
-          !number("neighbourhood_mm") || !number("min_area_mm2"))
-        return Error(ErrorCode::Model, expected, extraPath.string());
-      LumenExtras::SliceEvidence ev{se["range"][0].get<double>(), se["range"][1].get<double>(), se["smoothing_mm"].get<double>(),
-                                    se["neighbourhood_mm"].get<double>(), se["min_area_mm2"].get<double>()};
-      if (!(ev.lo < ev.hi) || !(ev.smoothingMm >= 0) || !(ev.neighbourhoodMm > 0) || !(ev.minAreaMm2 > 0) ||
-          ev.smoothingMm > 1000 || ev.neighbourhoodMm > 1000)
-        return Error(ErrorCode::Model, expected, extraPath.string());
-      b.extras.sliceEvidence = ev;
-    }
-    if (extra->contains("estimate")) {
-      const json& es = (*extra)["estimate"];
-      const char* expected =
-          "estimate: expected {\"name\": text, \"unit\": text, \"transform\": \"exp\" or \"none\", \"known_range\": [low, high], "
-          "\"class_edges\": [ascending numbers, one fewer than the classes]}";
-      if (!es.is_object() || !es.contains("name") || !es["name"].is_string() || !es.contains("known_range") ||
-          !es["known_range"].is_array() || es["known_range"].size() != 2 || !es["known_range"][0].is_number() ||
-          !es["known_range"][1].is_number() || (es.contains("unit") && !es["unit"].is_string()) ||
-          (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
-        return Error(ErrorCode::Model, expected, extraPath.string());
-      LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
-                              es["known_range"][0].get<double>(), es["known_range"][1].get<double>(), {}};
-      if (!(e.lo < e.hi) || (e.exp && !(e.lo > 0))) return Error(ErrorCode::Model, expected, extraPath.string());
-      if (es.contains("class_edges")) {
-        const json& edges = es["class_edges"];
-        if (!edges.is_array() || edges.empty()) return Error(ErrorCode::Model, expected, extraPath.string());
-        for (const auto& x : edges) {
-          if (!x.is_number() || (!e.classEdges.empty() && !(x.get<double>() > e.classEdges.back())))
-            return Error(ErrorCode::Model, expected, extraPath.string());
-          e.classEdges.push_back(x.get<double>());
-        }
-        // The last output column is the estimate; the others are the classes.
-        if (b.output.numChannels > 0 && static_cast<int>(e.classEdges.size()) != b.output.numChannels - 2)
-          return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes (metadata.json: " +
-                                             std::to_string(b.output.numChannels - 1) + " classes)", extraPath.string());
-      }
-      if (b.task != Task::Classification)
-        return Error(ErrorCode::Model, "estimate: only a classifier can have one", extraPath.string());
-      b.extras.estimate = e;
-    }
-    if (extra->contains("label_colors") && (*extra)["label_colors"].is_object())
-      for (auto it = (*extra)["label_colors"].begin(); it != (*extra)["label_colors"].end(); ++it) {
-        const json& c = it.value();
-        if (!c.is_array() || c.size() != 3 ||
-            !std::all_of(c.begin(), c.end(), [](const json& e) { return e.is_number_integer() && e.get<int>() >= 0 && e.get<int>() <= 255; }))
-          return Error(ErrorCode::Model, "label_colors#" + it.key() + ": expected [r, g, b], each 0 to 255", extraPath.string());
-        b.extras.labelColors[std::atoi(it.key().c_str())] = {c[0].get<std::uint8_t>(), c[1].get<std::uint8_t>(), c[2].get<std::uint8_t>()};
-      }
+    if (auto s = detail::readLumenExtras(*extra, extraPath.string(), b); !s) return s.error();
   }
 
   b.modelPath = dir / "models" / "model.ts";
