@@ -14,7 +14,9 @@ Three parts, each series through `lumen-cli infer` as a NIfTI volume:
    slice confusion matrix (rows: true dose, columns: predicted) over the slices the engine
    grades, the share it grades (slice_evidence leaves out slices with less than 12 cm^2 of
    soft tissue), and the estimated noise SD against the true one (the scan's own,
-   native_noise_hu, divided by the square root of the dose fraction).
+   native_noise_hu, divided by the square root of the dose fraction). Also how much of the
+   slices' spread within a series their size explains: ln(estimate) against each slice's
+   water-equivalent diameter (AAPM Report 220), slope and correlation.
 2. Noise levels (the denoiser's evaluation: ct_eval_data.simulate_levels, the scan made
    noise-free and scanned at 5-100 HU; its quick slices in either mode): the estimate against each level's true SD, and
    whether a level outside the range the model knows (lumen.json estimate.known_range) is
@@ -103,6 +105,8 @@ def main():
 
     confusion = np.zeros((4, 4), int)
     ungraded = 0
+    dw = water_equivalent_diameters(sim["hu"], spacing)
+    size_rows = []  # (dose index, slice's water-equivalent diameter, ln of its estimate)
     series_rows = []
     est_errors = []  # series estimate / true SD - 1
     for dose, r, vol in series:
@@ -116,6 +120,7 @@ def main():
                 ungraded += 1
                 continue
             confusion[truth, int(np.argmax(p))] += 1
+        size_rows += [(truth, dw[z], np.log(e)) for z, e in enumerate(res["estimate"]["slices"]) if e]
         true_sd = sim["native_sd"] / np.sqrt(ct_eval_data.FRACTIONS[dose])
         est = res["estimate"]["value"]
         est_errors.append(est / true_sd - 1)
@@ -143,6 +148,7 @@ def main():
               "confusion_rows_true_cols_predicted": {"classes": CLASSES, "counts": confusion.tolist()},
               "estimate_median_abs_error_pct": round(100 * float(np.median(np.abs(est_errors))), 2),
               "estimate_max_abs_error_pct": round(100 * float(np.max(np.abs(est_errors))), 2),
+              "slice_noise_and_size": size_dependence(size_rows),
               "series": series_rows}
     failed = levels_and_ladder(a, out, mode, result)
     result["seconds"] = round(time.time() - t0, 1)
@@ -155,6 +161,36 @@ def main():
         failed += [f"{k} {result[k]:.4f} < {v}" for k, v in floors.items() if not result[k] >= v]
         failed += [f"{k} {result[k]:.4f} > {v}" for k, v in evaluation.ceilings(a.model, mode).items() if not result[k] <= v]
         evaluation.finish_check(failed)
+
+
+def water_equivalent_diameters(hu, spacing):
+    """Per slice, the water-equivalent diameter (AAPM Report 220) in mm: the diameter of the
+    water disc that attenuates as the slice does, from the pixels above -500 HU weighted by
+    HU / 1000 + 1."""
+    area = spacing[1] * spacing[2]
+    out = []
+    for s in hu:
+        body = s[s > -500]
+        out.append(2 * np.sqrt(np.sum(np.clip(body / 1000.0 + 1.0, 0, None)) * area / np.pi))
+    return np.array(out)
+
+
+def size_dependence(rows):
+    """How much of a slice's noise, within its series, its size explains: the slope of ln(estimate)
+    against the water-equivalent diameter (both about their series' means) and the correlation.
+    A diagnostic of why slices of one dose grade apart (reported, not checked)."""
+    if len(rows) < 3:
+        return None
+    t, d, ln = (np.array(x, float) for x in zip(*rows))
+    dc, lc = d.copy(), ln.copy()
+    for c in set(t.tolist()):
+        m = t == c
+        dc[m] -= d[m].mean()
+        lc[m] -= ln[m].mean()
+    slope = float(np.polyfit(dc, lc, 1)[0])
+    return {"slope_ln_sd_per_mm": round(slope, 5), "r": round(float(np.corrcoef(dc, lc)[0, 1]), 3),
+            "water_equivalent_diameter_mm": [round(float(d.min()), 1), round(float(d.max()), 1)],
+            "sd_ratio_across_that_range": round(float(np.exp(slope * (d.max() - d.min()))), 3)}
 
 
 def plot(path, result, lo, hi):
