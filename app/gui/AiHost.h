@@ -40,10 +40,6 @@ class AiHost {
   /// The series in the active viewport, once it is completely loaded (null otherwise: a
   /// model never runs on a half-decoded volume).
   virtual std::shared_ptr<LoadedSeries> currentSeries() const = 0;
-  /// Calls `changed` on the GUI thread whenever what currentSeries() returns may have changed
-  /// (another series or view active, a load finished), for as long as `owner` lives; one
-  /// watcher, a later call replaces it.
-  virtual void watchCurrentSeries(QObject* owner, std::function<void()> changed) = 0;
   /// Shows a label map over the image (and in the label panel).
   virtual void showLabelMap(std::shared_ptr<Volume> labels, const std::vector<AiLabel>& names, const QString& source,
                             const LabelProvenance& model) = 0;
@@ -76,6 +72,10 @@ class AiHost {
                                        const CancelToken& cancel) = nullptr;
   };
   virtual ClassicalTools classicalTools() const = 0;
+  /// Calls `changed` on the GUI thread whenever what currentSeries() returns may have changed
+  /// (another series or view active, a load finished), for as long as `owner` lives; one
+  /// watcher, a later call replaces it.
+  virtual void watchCurrentSeries(QObject* owner, std::function<void()> changed) = 0;
 };
 
 /// The plug-in's entry point: creates the AI panel.

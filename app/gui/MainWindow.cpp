@@ -317,6 +317,9 @@ MainWindow::MainWindow(const Options& options, QWidget* parent) : QMainWindow(pa
 }
 
 MainWindow::~MainWindow() {
+  // The AI panel is deleted with the dock after this body: nothing may call it meanwhile.
+  seriesWatcher_ = nullptr;
+  seriesWatcherOwner_ = nullptr;
   // Every job is told to stop before waiting for the pool: an import of thousands of files
   // must not keep a closed window alive until it finishes.
   cancelAllJobs();

@@ -145,6 +145,7 @@ void MainWindow::instanceReceived(const std::string& studyUid) {
       follow_->viewport = i;
       follow_->shown = 0;  // the next load reads exactly the series' instances in the database
       follow_->last = s;
+      currentSeriesMayHaveChanged();  // no longer complete: nothing computes on it until reloaded
       return;
     }
 }

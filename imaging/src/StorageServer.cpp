@@ -95,24 +95,26 @@ struct InstanceFiler::Impl {
         busy = true;
       }
       // The folder that holds a new file is flushed in every batch; a folder above it only
-      // until the entry it holds (the folder below, by inode) has been flushed once: a
-      // series of 1000 instances costs one flush of the study and store folders, not 1000.
-      std::map<fs::path, fs::path> folders;  // folder -> the folder below it ("" for a file's)
+      // until the entries it holds (the folders below, by identity) have been flushed once:
+      // a series of 1000 instances costs one flush of the study and store folders, not 1000.
+      std::map<fs::path, std::set<fs::path>> folders;  // folder -> new folders below it
       for (const auto& p : batch)
         for (std::size_t i = 0; i < p->folders.size(); ++i) {
           if (i == 0) {
             folders[p->folders[0]];
           } else if (auto it = durableEntries.find(p->folders[i - 1]);
                      it == durableEntries.end() || it->second != inodeOf(p->folders[i - 1])) {
-            folders.emplace(p->folders[i], p->folders[i - 1]);
+            folders[p->folders[i]].insert(p->folders[i - 1]);
           }
         }
       if (durableEntries.size() > 4096) durableEntries.clear();  // a listener runs for months: bounded
       Status s;
       for (const auto& [f, below] : folders) {
-        const auto inode = below.empty() ? Inode{} : inodeOf(below);
+        std::vector<std::pair<fs::path, Inode>> seen;  // taken before the flush that makes them durable
+        for (const auto& b : below) seen.emplace_back(b, inodeOf(b));
         if (s = syncFolder(f); !s) break;
-        if (!below.empty() && inode.ino != 0) durableEntries[below] = inode;
+        for (const auto& [b, id] : seen)
+          if (id.ino != 0) durableEntries[b] = id;
       }
       if (s) {
         std::vector<dicom::FileInfo> infos;
@@ -142,19 +144,25 @@ struct InstanceFiler::Impl {
     }
   }
 
+  // A folder by identity: inode and birth time, since a folder deleted and made again may
+  // get the same inode number. Unknown (ino 0: never taken as flushed) without birth time.
   struct Inode {
-    dev_t dev = 0;
-    ino_t ino = 0;
-    bool operator!=(const Inode& o) const { return dev != o.dev || ino != o.ino; }
+    std::uint64_t dev = 0, ino = 0;
+    std::int64_t bornSec = 0;
+    std::uint32_t bornNsec = 0;
+    bool operator!=(const Inode& o) const {
+      return dev != o.dev || ino != o.ino || bornSec != o.bornSec || bornNsec != o.bornNsec;
+    }
   };
   static Inode inodeOf(const fs::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) return {};
-    return {st.st_dev, st.st_ino};
+    struct statx st {};
+    if (::statx(AT_FDCWD, p.c_str(), 0, STATX_INO | STATX_BTIME, &st) != 0 || !(st.stx_mask & STATX_BTIME)) return {};
+    return {(std::uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor, st.stx_ino, st.stx_btime.tv_sec,
+            st.stx_btime.tv_nsec};
   }
 
   db::StudyDatabase& db;
-  std::map<fs::path, Inode> durableEntries;  // folder -> its inode when its parent was flushed (run()'s thread)
+  std::map<fs::path, Inode> durableEntries;  // folder -> its identity when its parent was flushed (run()'s thread)
   std::mutex mutex;
   std::condition_variable wake, finished;
   std::deque<std::shared_ptr<Pending>> queue;

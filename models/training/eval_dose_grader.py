@@ -106,7 +106,7 @@ def main():
     confusion = np.zeros((4, 4), int)
     ungraded = 0
     dw = water_equivalent_diameters(sim["hu"], spacing)
-    size_rows = []  # (dose index, slice's water-equivalent diameter, ln of its estimate)
+    size_rows = []  # (series number, slice's water-equivalent diameter, ln of its estimate)
     series_rows = []
     est_errors = []  # series estimate / true SD - 1
     for dose, r, vol in series:
@@ -120,7 +120,7 @@ def main():
                 ungraded += 1
                 continue
             confusion[truth, int(np.argmax(p))] += 1
-        size_rows += [(truth, dw[z], np.log(e)) for z, e in enumerate(res["estimate"]["slices"]) if e]
+        size_rows += [(len(series_rows), dw[z], np.log(e)) for z, e in enumerate(res["estimate"]["slices"]) if e]
         true_sd = sim["native_sd"] / np.sqrt(ct_eval_data.FRACTIONS[dose])
         est = res["estimate"]["value"]
         est_errors.append(est / true_sd - 1)
