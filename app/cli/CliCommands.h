@@ -77,6 +77,7 @@ struct NodesOptions {
   std::string url, auth, user, caFile;  // DICOMweb
   std::string tlsCa, tlsCert, tlsKey;   // DICOM TLS
   bool noTls = false;
+  std::string bind;  // the listener's address; empty: unchanged
   std::vector<std::string> allow;
   bool allowSet = false;
 };
@@ -103,6 +104,7 @@ int runSend(const SendOptions& options, const CommonOptions& common);
 struct ListenOptions {
   std::string aeTitle;
   int port = 0;
+  std::string bind;  // empty: the configuration's
   std::vector<std::string> allow;
   bool allowSet = false;
   int minFreeMb = -1;  // -1: the configuration's

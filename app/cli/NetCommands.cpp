@@ -121,12 +121,17 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
       for (const auto& n : cfg->web)  // credentials are not printed
         nodes.push_back({{"name", n.name}, {"type", "dicomweb"}, {"url", n.baseUrl}, {"auth", n.auth}});
       std::cout << json{{"file", file.string()},
-                        {"local", {{"ae_title", cfg->local.aeTitle}, {"port", cfg->local.port}, {"allow", cfg->local.allowedAe}}},
+                        {"local", {{"ae_title", cfg->local.aeTitle},
+                                   {"port", cfg->local.port},
+                                   {"bind_address", cfg->local.bindAddress.empty() ? "0.0.0.0" : cfg->local.bindAddress},
+                                   {"allow", cfg->local.allowedAe}}},
                         {"nodes", nodes}}
                        .dump(2)
                 << "\n";
     } else {
-      std::cout << "Lumen: " << cfg->local.aeTitle << " on port " << cfg->local.port << (cfg->local.tls ? " (TLS)" : "");
+      std::cout << "Lumen: " << cfg->local.aeTitle << " on "
+                << (cfg->local.bindAddress.empty() ? "every interface," : cfg->local.bindAddress) << " port "
+                << cfg->local.port << (cfg->local.tls ? " (TLS)" : "");
       if (!cfg->local.allowedAe.empty()) {
         std::cout << ", accepts only";
         for (const auto& a : cfg->local.allowedAe) std::cout << " " << a;
@@ -178,6 +183,10 @@ int runNodes(const NodesOptions& o, const CommonOptions& common) {
       cfg->local.aeTitle = o.aeTitle;
     }
     if (o.port) cfg->local.port = o.port;
+    if (!o.bind.empty()) {
+      if (auto why = net::checkBindAddress(o.bind); !why.empty()) return fail("--bind " + o.bind + ": " + why);
+      cfg->local.bindAddress = o.bind == "0.0.0.0" ? "" : o.bind;
+    }
     if (o.noTls) {
       cfg->local.tls.reset();
     } else if (!o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty()) {
@@ -328,6 +337,10 @@ int runListen(const ListenOptions& o, const CommonOptions& common) {
     local.aeTitle = o.aeTitle;
   }
   if (o.port) local.port = o.port;
+  if (!o.bind.empty()) {
+    if (auto why = net::checkBindAddress(o.bind); !why.empty()) return fail("--bind " + o.bind + ": " + why);
+    local.bindAddress = o.bind == "0.0.0.0" ? "" : o.bind;
+  }
   if (o.allowSet) {
     for (const auto& a : o.allow)
       if (auto why = net::checkAeTitle(a); !why.empty()) return fail("--allow " + a + ": " + why);
@@ -343,7 +356,8 @@ int runListen(const ListenOptions& o, const CommonOptions& common) {
   sa.sa_handler = onSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  std::printf("listening as %s on port %d%s; storing into %s (Ctrl-C stops)\n", local.aeTitle.c_str(), local.port,
+  std::printf("listening as %s on %s port %d%s; storing into %s (Ctrl-C stops)\n", local.aeTitle.c_str(),
+              local.bindAddress.empty() ? "every interface," : local.bindAddress.c_str(), local.port,
               local.allowedAe.empty() ? "" : " (allow-list set)", (**db).dataDir().c_str());
   std::fflush(stdout);
   std::uint64_t lastStored = 0;

@@ -159,9 +159,10 @@ int main(int argc, char** argv) {
   url->excludes(aet)->excludes(host)->excludes(port)->excludes(tlsCa);
   auto* nodesRemove = nodes->add_subcommand("remove", "Remove a node");
   nodesRemove->add_option("name", nodesOpt.name, "Its name")->required();
-  auto* nodesLocal = nodes->add_subcommand("local", "Set Lumen's own AE title, port and allow-list");
+  auto* nodesLocal = nodes->add_subcommand("local", "Set Lumen's own AE title, port, listen address and allow-list");
   nodesLocal->add_option("--aet", nodesOpt.aeTitle, "Lumen's AE title");
   nodesLocal->add_option("--port", nodesOpt.port, "Port Lumen listens on")->check(CLI::Range(1, 65535));
+  nodesLocal->add_option("--bind", nodesOpt.bind, "IPv4 address Lumen listens on (0.0.0.0: every interface, the default)");
   nodesLocal->add_option("--allow", nodesOpt.allow, "Calling AE titles accepted (comma-separated; empty: any)")
       ->delimiter(',')
       ->each([&](const std::string&) { nodesOpt.allowSet = true; });
@@ -219,6 +220,7 @@ int main(int argc, char** argv) {
   auto* listen = app.add_subcommand("listen", "Receive DICOM instances (storage SCP) into the study database until stopped");
   listen->add_option("--aet", lo.aeTitle, "AE title to answer to (default: the configured one)");
   listen->add_option("--port", lo.port, "Port (default: the configured one)")->check(CLI::Range(1, 65535));
+  listen->add_option("--bind", lo.bind, "IPv4 address to listen on (default: the configured one, else every interface)");
   listen->add_option("--allow", lo.allow, "Accept only these calling AE titles (comma-separated)")
       ->delimiter(',')
       ->each([&](const std::string&) { lo.allowSet = true; });

@@ -115,6 +115,8 @@ NodesDialog::NodesDialog(QWidget* parent) : QDialog(parent) {
   localPort_ = new QSpinBox(this);
   localPort_->setObjectName("localPort");
   localPort_->setRange(1, 65535);
+  localBind_ = field(this, "localBind", "every interface");
+  localBind_->setToolTip("The IPv4 address the listener accepts connections on, such as 127.0.0.1; empty: every interface");
   localAllow_ = field(this, "localAllow", "any calling AE title");
   auto* saveLocal = new QPushButton("Save", this);
   saveLocal->setObjectName("saveLocal");
@@ -123,6 +125,8 @@ NodesDialog::NodesDialog(QWidget* parent) : QDialog(parent) {
   local->addWidget(localAe_);
   local->addWidget(new QLabel("port", this));
   local->addWidget(localPort_);
+  local->addWidget(new QLabel("on", this));
+  local->addWidget(localBind_);
   local->addWidget(new QLabel("accepts only", this));
   local->addWidget(localAllow_, 1);
   local->addWidget(saveLocal);
@@ -177,6 +181,7 @@ void NodesDialog::reload() {
   config_ = std::move(*cfg);
   localAe_->setText(qs(config_.local.aeTitle));
   localPort_->setValue(config_.local.port);
+  localBind_->setText(qs(config_.local.bindAddress));
   QStringList allow;
   for (const auto& a : config_.local.allowedAe) allow << qs(a);
   localAllow_->setText(allow.join(", "));
@@ -235,6 +240,9 @@ bool NodesDialog::saveLocal() {
   if (!cfg) return refuse(qs(cfg.error().toString()));
   const std::string ae = text(localAe_);
   if (auto why = net::checkAeTitle(ae); !why.empty()) return refuse("AE title: " + qs(why));
+  const std::string bind = text(localBind_);
+  if (auto why = bind.empty() ? std::string() : net::checkBindAddress(bind); !why.empty())
+    return refuse("Listen address " + qs(bind) + ": " + qs(why));
   std::vector<std::string> allow;
   for (const QString& a : localAllow_->text().split(',', Qt::SkipEmptyParts)) {
     const std::string t = a.trimmed().toStdString();
@@ -252,12 +260,12 @@ bool NodesDialog::saveLocal() {
   }
   cfg->local.aeTitle = ae;
   cfg->local.port = localPort_->value();
+  cfg->local.bindAddress = bind == "0.0.0.0" ? "" : bind;
   cfg->local.allowedAe = allow;
   cfg->local.tls = tls;
   if (auto s = net::saveNodes(net::defaultNodesFile(), *cfg); !s) return refuse(qs(s.error().toString()));
-  say(QString(tls ? "Saved this workstation's AE title, port, allow-list and DICOM TLS files (the listener speaks TLS only)"
-                  : "Saved this workstation's AE title, port and allow-list (the listener speaks plain DICOM)") +
-      "; a listener already running keeps its settings until Receive studies is turned off and on.");
+  say(QString(tls ? "Saved (the listener speaks DICOM TLS only)." : "Saved (the listener speaks plain DICOM).") +
+      " A running listener keeps its old settings until Receive studies is turned off and on.");
   reload();
   emit nodesChanged();
   return true;

@@ -63,6 +63,7 @@ class NodesDialog : public QDialog {
   QLineEdit* caFile_ = nullptr;
   QLineEdit* localAe_ = nullptr;
   QSpinBox* localPort_ = nullptr;
+  QLineEdit* localBind_ = nullptr;  // empty: every interface
   QLineEdit* localAllow_ = nullptr;
   QLineEdit* localTlsCert_ = nullptr;  // all three empty: the listener speaks plain DICOM
   QLineEdit* localTlsKey_ = nullptr;

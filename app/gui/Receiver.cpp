@@ -43,8 +43,9 @@ bool Receiver::start(QString* error) {
   auto server = net::StorageServer::start(cfg->local, *filer_);
   if (!server) return failWith(server.error().toString());
   server_ = std::move(server.value());
-  description_ = QString("Receiving as %1 on port %2%3%4")
+  description_ = QString("Receiving as %1 on %2port %3%4%5")
                      .arg(QString::fromStdString(cfg->local.aeTitle))
+                     .arg(cfg->local.bindAddress.empty() ? QString() : QString::fromStdString(cfg->local.bindAddress + " "))
                      .arg(cfg->local.port)
                      .arg(cfg->local.tls ? " (TLS)" : "")
                      .arg(cfg->local.allowedAe.empty() ? "" : " (allow-list)");

@@ -1,5 +1,8 @@
 #include "lumen/imaging/Nodes.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -39,6 +42,13 @@ std::string checkAeTitle(const std::string& ae) {
   for (char c : ae)
     if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e)
       return "an AE title holds printable ASCII characters other than backslash";
+  return {};
+}
+
+std::string checkBindAddress(const std::string& address) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, address.c_str(), &a) != 1)
+    return "not an IPv4 address in dotted form (such as 127.0.0.1; host names and IPv6 are not supported)";
   return {};
 }
 
@@ -128,6 +138,9 @@ NodeConfig parse(const json& root) {
     c.local.aeTitle = r.str("ae_title", false, c.local.aeTitle);
     requireAe(c.local.aeTitle, "\"local\"");
     c.local.port = r.integer("port", c.local.port, 1, 65535);
+    c.local.bindAddress = r.str("bind_address", false);
+    if (auto why = c.local.bindAddress.empty() ? std::string() : checkBindAddress(c.local.bindAddress); !why.empty())
+      throw std::runtime_error("\"local\".\"bind_address\" " + c.local.bindAddress + ": " + why);
     c.local.allowedAe = r.strings("allow");
     for (const auto& ae : c.local.allowedAe) requireAe(ae, "\"local\".\"allow\"");
     c.local.maxAssociations = r.integer("max_associations", c.local.maxAssociations, 1, 64);
@@ -261,6 +274,7 @@ Status saveNodes(const fs::path& file, const NodeConfig& c) {
              {"max_associations", c.local.maxAssociations},
              {"timeout_seconds", c.local.timeoutSeconds},
              {"min_free_mb", c.local.minFreeMegabytes}};
+  if (!c.local.bindAddress.empty()) local["bind_address"] = c.local.bindAddress;
   if (!c.local.allowedAe.empty()) local["allow"] = c.local.allowedAe;
   if (c.local.tls) local["tls"] = tlsJson(*c.local.tls);
   std::error_code ec;

@@ -1,13 +1,14 @@
-// The storage listener (DCMTK's DcmSCP in a pool of worker threads) and the filer that
+// The storage listener (DCMTK's DcmSCP, one thread per association) and the filer that
 // makes every received instance durable before it is acknowledged.
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -363,59 +365,150 @@ class StoreScp : public DcmThreadSCP {
   Shared& shared_;
 };
 
-// DcmSCPPool's workers are default-constructed; this pool hands each the shared state.
-class Pool : public DcmBaseSCPPool {
- public:
-  explicit Pool(Shared& shared) : shared_(shared) {}
-
- protected:
-  struct Worker : public DcmBaseSCPPool::DcmBaseSCPWorker, private StoreScp {
-    Worker(Pool& pool, Shared& shared) : DcmBaseSCPWorker(pool), StoreScp(shared) {}
-    OFCondition setSharedConfig(const DcmSharedSCPConfig& config) override { return StoreScp::setSharedConfig(config); }
-    OFBool busy() override { return StoreScp::isConnected(); }
-    OFCondition workerListen(T_ASC_Association* const assoc) override { return StoreScp::run(assoc); }
-  };
-  DcmBaseSCPWorker* createSCPWorker() override { return new Worker(*this, shared_); }
-
- private:
-  Shared& shared_;
-};
-
-// DCMTK binds inside its listen loop; try the port first so that "in use" is an error
-// the caller gets, not a log line from a thread.
-Status checkPortFree(int port) {
+// The listening socket is ours, bound where the configuration says, and handed to
+// DCMTK's network in place of the one it would make: DCMTK 3.6.7 binds every interface
+// (INADDR_ANY, no way to choose). Its DcmSCPPool is not used either: it never joins its
+// worker threads, so each association left an 8 MiB stack mapped, and after some 32000
+// associations the process ran out of mappings and the listener refused everything.
+Result<int> bindListeningSocket(const LocalNode& local) {
+  in_addr address{};
+  address.s_addr = htonl(INADDR_ANY);
+  if (!local.bindAddress.empty()) {
+    if (auto why = checkBindAddress(local.bindAddress); !why.empty())
+      return Error(ErrorCode::InvalidArgument, "listen address " + local.bindAddress + ": " + why);
+    ::inet_pton(AF_INET, local.bindAddress.c_str(), &address);
+  }
+  const std::string where = (local.bindAddress.empty() ? "" : local.bindAddress + " ") + "port " + std::to_string(local.port);
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error(ErrorCode::Io, std::string("cannot open a socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_ANY);
-  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    return Error(ErrorCode::Io, "cannot listen on port " + std::to_string(port) + ": " + std::strerror(err) +
-                                    (err == EACCES ? " (ports below 1024 need privileges)" : ""));
-  return {};
+  a.sin_port = htons(static_cast<std::uint16_t>(local.port));
+  a.sin_addr = address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error(ErrorCode::Io, "cannot listen on " + where + ": " + std::strerror(err) +
+                                    (err == EACCES          ? " (ports below 1024 need privileges)"
+                                     : err == EADDRNOTAVAIL ? " (no interface of this machine has that address)"
+                                                            : ""));
+  }
+  return fd;
+}
+
+// A DCMTK network that accepts on `fd` (it takes the socket: ASC_dropNetwork closes it).
+Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransportLayer* tls) {
+  T_ASC_Network* network = nullptr;
+  // As a requestor DCMTK opens no socket of its own; it becomes an acceptor on ours.
+  OFCondition c = ASC_initializeNetwork(NET_REQUESTOR, 0, local.timeoutSeconds, &network);
+  if (c.bad()) {
+    ::close(fd);
+    return Error(ErrorCode::Io, std::string("cannot start the DICOM network: ") + c.text());
+  }
+  auto* key = static_cast<PRIVATE_NETWORKKEY*>(network->network);
+  key->applicationFunction |= DICOM_APPLICATION_ACCEPTOR;
+  key->networkSpecific.TCP.listenSocket = fd;
+  key->networkSpecific.TCP.port = local.port;
+  network->role = NET_ACCEPTOR;
+  network->acceptorPort = local.port;
+  if (tls && (c = ASC_setTransportLayer(network, tls, 0)).bad()) {
+    ASC_dropNetwork(&network);
+    return Error(ErrorCode::Io, std::string("cannot start DICOM TLS: ") + c.text());
+  }
+  return network;
+}
+
+void refuse(T_ASC_Association*& assoc, T_ASC_RejectParametersReason reason) {
+  T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED, reason};
+  ASC_rejectAssociation(assoc, &rej);
+  ASC_dropAssociation(assoc);
+  ASC_destroyAssociation(&assoc);
 }
 
 }  // namespace
 
 struct StorageServer::Impl {
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
   Shared shared;
-  std::unique_ptr<DcmTransportLayer> tls;  // before the pool: it outlives it
-  std::unique_ptr<Pool> pool;
+  std::unique_ptr<DcmTransportLayer> tls;  // outlives the network and every association
+  DcmSCPConfig config;
+  T_ASC_Network* network = nullptr;
+  std::list<Worker> workers;  // the accepting thread's alone
+  std::atomic<bool> stopping{false};
   std::thread thread;
   bool stopped = false;
+
+  ~Impl() {
+    if (network) ASC_dropNetwork(&network);
+  }
+
+  // Joins the workers that are done (all of them when `all`); returns how many still run.
+  std::size_t reap(bool all) {
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (all || it->done) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return workers.size();
+  }
+
+  void acceptLoop() {
+    const DcmSharedSCPConfig sharedConfig(config);
+    const auto limit = static_cast<std::size_t>(shared.local.maxAssociations);
+    while (!stopping) {
+      T_ASC_Association* assoc = nullptr;
+      // Wakes every second to see whether to stop; the association request itself (and a
+      // TLS handshake) is bounded by the ACSE timeout.
+      OFCondition c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr,
+                                             tls != nullptr, DUL_NOBLOCK, 1);
+      if (c == DUL_NOASSOCIATIONREQUEST) {
+        ASC_destroyAssociation(&assoc);
+        reap(false);
+        continue;
+      }
+      if (c.bad()) {
+        LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
+        if (assoc) {
+          ASC_dropAssociation(assoc);
+          ASC_destroyAssociation(&assoc);
+        }
+        continue;
+      }
+      if (reap(false) >= limit) {
+        ++shared.stats.rejected;
+        refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
+        continue;
+      }
+      Worker& w = workers.emplace_back();
+      try {
+        w.thread = std::thread([this, &w, assoc, &sharedConfig] {
+          StoreScp scp(shared);
+          scp.setSharedConfig(sharedConfig);
+          scp.run(assoc);  // negotiates, serves, releases and frees the association
+          w.done = true;
+        });
+      } catch (const std::system_error&) {  // no thread to be had: the caller may retry
+        workers.pop_back();
+        refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+      }
+    }
+    reap(true);  // running associations finish first
+  }
 };
 
 StorageServer::StorageServer() : impl_(std::make_unique<Impl>()) {}
 
 Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& local, InstanceFiler& filer) {
   dicom::initializeDicomLibrary();
-  if (auto s = checkPortFree(local.port); !s) return s.error();
   std::unique_ptr<StorageServer> server(new StorageServer());
   Impl& m = *server->impl_;
   m.shared.local = local;
@@ -425,20 +518,16 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
     auto layer = makeTlsLayer(*local.tls, true);
     if (!layer) return layer.error();
     m.tls = std::move(*layer);
-  }
-  m.pool = std::make_unique<Pool>(m.shared);
-  DcmSCPConfig& cfg = m.pool->getConfig();
-  if (m.tls) {
-    cfg.setTransportLayer(m.tls.get());
     // The TLS handshake runs on the accepting thread, bounded by DCMTK's socket receive
     // timeout (a process-wide setting, 60 s by default): bound it by ours.
     dcmSocketReceiveTimeout.set(static_cast<Sint32>(local.timeoutSeconds));
   }
+  DcmSCPConfig& cfg = m.config;
   cfg.setAETitle(local.aeTitle.c_str());
   cfg.setPort(static_cast<Uint16>(local.port));
   cfg.setMaxReceivePDULength(ASC_DEFAULTMAXPDU);
   cfg.setHostLookupEnabled(OFFalse);  // no DNS lookups on the accept path
-  // Wake up every second to see whether to stop; a peer silent for the timeout is dropped.
+  // A peer silent for the timeout is dropped.
   cfg.setConnectionBlockingMode(DUL_NOBLOCK);
   cfg.setConnectionTimeout(1);
   cfg.setACSETimeout(static_cast<Uint32>(local.timeoutSeconds));
@@ -448,27 +537,21 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   const OFList<OFString> syntaxes = allAcceptedSyntaxes();
   for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; ++i)
     cfg.addPresentationContext(dcmAllStorageSOPClassUIDs[i], syntaxes);
-  m.pool->setMaxThreads(static_cast<Uint16>(local.maxAssociations));
-  Pool* pool = m.pool.get();
-  m.thread = std::thread([pool] {
-    OFCondition c = pool->listen();
-    if (c.bad()) LUMEN_ERROR("the DICOM listener stopped: " << c.text());
-  });
-  // DCMTK binds inside listen(), on its thread: ready only once the port is taken, so a
-  // caller told "listening" can connect at once.
-  for (int i = 0; i < 500 && checkPortFree(local.port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (checkPortFree(local.port)) {
-    server->stop();
-    return Error(ErrorCode::Io, "the listener did not start on port " + std::to_string(local.port));
-  }
+  // Bound before start() returns: a caller told "listening" can connect at once, and
+  // "address in use" is an error it gets, not a log line from a thread.
+  auto fd = bindListeningSocket(local);
+  if (!fd) return fd.error();
+  auto network = acceptorNetwork(*fd, local, m.tls.get());
+  if (!network) return network.error();
+  m.network = *network;
+  m.thread = std::thread([&m] { m.acceptLoop(); });
   return server;
 }
 
 void StorageServer::stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
-  if (!impl_->pool) return;  // start() failed before there was one
-  impl_->pool->stopAfterCurrentAssociations();
+  impl_->stopping = true;
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -583,6 +583,53 @@ class Listen(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         lis.stop()
 
+    def test_listens_only_on_the_configured_address(self):
+        # All of 127/8 reaches this machine: a listener bound to 127.0.0.1 must not answer
+        # on 127.0.0.2, as one on every interface would.
+        lis = Listener(workdir("listen-bind"), "--port", "11126", "--bind", "127.0.0.1")
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.2", "11126"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Connection refused", p.stderr)
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11126"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(lis.stop()[0], 0)
+        p = subprocess.run([CLI, "listen", "--bind", "localhost", "--data-dir", workdir("listen-bind2")],
+                           capture_output=True, text=True, env=ENV, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--bind localhost: not an IPv4 address", p.stderr)
+        cfg = workdir("listen-bind-config")
+        env = dict(ENV, LUMEN_CONFIG_DIR=cfg)
+        subprocess.run([CLI, "nodes", "local", "--bind", "127.0.0.1"], check=True, capture_output=True, env=env)
+        listed = json.loads(subprocess.run([CLI, "nodes", "list", "--json"], check=True, capture_output=True,
+                                           text=True, env=env).stdout)
+        self.assertEqual(listed["local"]["bind_address"], "127.0.0.1")
+
+    def test_many_associations_leave_nothing_behind(self):
+        # Each association runs on a thread of its own; a thread never joined keeps its
+        # stack mapped (DCMTK's own pool did: two mappings per association, until a
+        # listener that had served ~32000 refused everything).
+        lis = Listener(workdir("listen-many"), "--port", "11127")
+
+        def echo():
+            p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11127"], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+
+        def mappings():
+            with open(f"/proc/{lis.p.pid}/maps") as f:
+                return len(f.readlines())
+
+        for _ in range(5):
+            echo()
+        before = mappings()
+        for _ in range(100):
+            echo()
+        grown = mappings() - before
+        self.assertEqual(lis.stop()[0], 0)
+        self.assertLess(grown, 20, f"{grown} new mappings after 100 associations")
+
     def test_wrong_called_ae_is_rejected(self):
         d = workdir("listen-called")
         lis = Listener(d, "--port", "11122")

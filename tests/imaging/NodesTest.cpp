@@ -36,6 +36,7 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   NodeConfig c;
   c.local.aeTitle = "READING1";
   c.local.port = 11999;
+  c.local.bindAddress = "10.1.2.3";
   c.local.allowedAe = {"PACS", "CT1"};
   c.local.maxAssociations = 3;
   c.local.minFreeMegabytes = 512;
@@ -57,6 +58,7 @@ TEST(Nodes, SavedAndLoadedAreEqualAndTheFileIsTheUsersOnly) {
   ASSERT_TRUE(r) << r.error().toString();
   EXPECT_EQ(r->local.aeTitle, "READING1");
   EXPECT_EQ(r->local.port, 11999);
+  EXPECT_EQ(r->local.bindAddress, "10.1.2.3");
   EXPECT_EQ(r->local.allowedAe, (std::vector<std::string>{"PACS", "CT1"}));
   EXPECT_EQ(r->local.maxAssociations, 3);
   EXPECT_EQ(r->local.minFreeMegabytes, 512);
@@ -95,6 +97,9 @@ TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
                 .find("two nodes are named"),
             std::string::npos);
   EXPECT_NE(loadError(f, R"({"local": {"port": 70000}})").find("\"port\" must lie in"), std::string::npos);
+  // A listener that cannot listen where it was told to is an error, never every interface.
+  EXPECT_NE(loadError(f, R"({"local": {"bind_address": "localhost"}})").find("\"bind_address\" localhost: not an IPv4"),
+            std::string::npos);
   EXPECT_NE(loadError(f, "{not json").find("not valid JSON"), std::string::npos);
   // A syntax error beside a password does not quote it.
   const std::string broken = R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "https://x", "auth": "basic", )"
@@ -121,6 +126,16 @@ TEST(Nodes, WhatCannotBeHonouredIsAnErrorNamingIt) {
   EXPECT_NE(loadError(f, R"({"nodes": [{"name": "w", "type": "dicomweb", "url": "http://x", "ca_file": "c.pem"}]})")
                 .find("for https://"),
             std::string::npos);
+}
+
+TEST(Nodes, BindAddressRules) {
+  EXPECT_EQ(checkBindAddress("127.0.0.1"), "");
+  EXPECT_EQ(checkBindAddress("0.0.0.0"), "");
+  EXPECT_NE(checkBindAddress(""), "");
+  EXPECT_NE(checkBindAddress("::1"), "");
+  EXPECT_NE(checkBindAddress("10.0.0"), "");
+  EXPECT_NE(checkBindAddress("10.0.0.256"), "");
+  EXPECT_NE(checkBindAddress("pacs.example.org"), "");
 }
 
 TEST(Nodes, AeTitleRules) {

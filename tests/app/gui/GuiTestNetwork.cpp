@@ -322,8 +322,14 @@ void GuiTest::nodesAreEditedInTheWorkstation() {
   edit("localAe")->setText("READING1");
   d->findChild<QSpinBox*>("localPort")->setValue(11999);
   edit("localAllow")->setText("PACS, CT1");
+  edit("localBind")->setText("localhost");  // a listen address the listener could not honour
+  QTest::mouseClick(d->findChild<QPushButton*>("saveLocal"), Qt::LeftButton);
+  QVERIFY2(status->text().contains("Listen address localhost: not an IPv4 address"), qPrintable(status->text()));
+  QCOMPARE(QString::fromStdString(net::loadNodes(file)->local.aeTitle), QString("LUMEN"));  // nothing saved
+  edit("localBind")->setText("127.0.0.1");
   QTest::mouseClick(d->findChild<QPushButton*>("saveLocal"), Qt::LeftButton);
   auto local = net::loadNodes(file)->local;
+  QCOMPARE(QString::fromStdString(local.bindAddress), QString("127.0.0.1"));
   QCOMPARE(QString::fromStdString(local.aeTitle), QString("READING1"));
   QCOMPARE(local.port, 11999);
   QCOMPARE(local.allowedAe, (std::vector<std::string>{"PACS", "CT1"}));

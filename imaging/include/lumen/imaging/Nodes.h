@@ -49,6 +49,7 @@ struct WebNode {
 struct LocalNode {
   std::string aeTitle = "LUMEN";
   int port = 11112;
+  std::string bindAddress;             // IPv4 address to listen on; empty: every interface
   std::vector<std::string> allowedAe;  // empty: any calling AE; else only these
   int maxAssociations = 8;             // concurrent; more are rejected, not queued
   int timeoutSeconds = 30;             // a peer silent this long loses its association
@@ -88,5 +89,9 @@ std::string checkWebNode(const WebNode& node);
 /// Checks one value: an AE title is 1-16 characters of the default repertoire without
 /// backslash or control characters, not all spaces. Returns "" when valid, else why not.
 std::string checkAeTitle(const std::string& ae);
+
+/// The listener's address: an IPv4 address in dotted form (DCMTK 3.6.7's listener speaks
+/// IPv4 only). Returns "" when valid, else why not.
+std::string checkBindAddress(const std::string& address);
 
 }  // namespace lumen::net
