@@ -8,6 +8,7 @@
 #include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/file.h>
@@ -379,7 +380,7 @@ Result<int> bindListeningSocket(const LocalNode& local) {
     ::inet_pton(AF_INET, local.bindAddress.c_str(), &address);
   }
   const std::string where = (local.bindAddress.empty() ? "" : local.bindAddress + " ") + "port " + std::to_string(local.port);
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK  /* the accept loop polls */, 0);
   if (fd < 0) return Error(ErrorCode::Io, std::string("cannot open a socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -420,6 +421,39 @@ Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransp
   return network;
 }
 
+// DCMTK takes an already accepted socket only through this process-wide setting, read by
+// whichever thread next receives an association: every listener in the process sets,
+// uses and clears it under this lock.
+std::mutex externalSocketMutex;
+
+constexpr std::size_t kMaxAssociateRequest = 1u << 20;  // larger is not a real caller
+
+// Whether a new connection's first PDU, an A-ASSOCIATE-RQ, has wholly arrived (peeked, not
+// read): then DCMTK reads it without waiting, so a caller that connects and stays silent,
+// or trickles its request, never holds up the accepting thread. 1: arrived; 0: not yet
+// (the socket's receive low-water mark is raised to what is missing, so poll() wakes only
+// when it is there); -1: closed, or not an association request (dropped unseen by DCMTK).
+int associateRequestArrived(int fd) {
+  unsigned char head[6];
+  const auto peek = [fd](void* buf, std::size_t n) { return ::recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT); };
+  ssize_t n = peek(head, sizeof head);
+  if (n == 0) return -1;
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+  if (head[0] != 0x01) return -1;
+  int want = sizeof head;
+  if (n == sizeof head) {
+    const std::size_t length = (std::size_t{head[2]} << 24) | (std::size_t{head[3]} << 16) |
+                               (std::size_t{head[4]} << 8) | std::size_t{head[5]};
+    if (length > kMaxAssociateRequest) return -1;
+    std::vector<unsigned char> pdu(sizeof head + length);
+    n = peek(pdu.data(), pdu.size());
+    if (n == static_cast<ssize_t>(pdu.size())) return 1;
+    want = static_cast<int>(pdu.size());
+  }
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want);
+  return 0;
+}
+
 void refuse(T_ASC_Association*& assoc, T_ASC_RejectParametersReason reason) {
   T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED, reason};
   ASC_rejectAssociation(assoc, &rej);
@@ -440,6 +474,12 @@ struct StorageServer::Impl {
   DcmSCPConfig config;
   T_ASC_Network* network = nullptr;
   std::list<Worker> workers;  // the accepting thread's alone
+  struct Waiting {
+    int fd;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<Waiting> waiting;  // accepted; their association request not all here yet
+  int listenFd = -1;             // the network's
   std::atomic<bool> stopping{false};
   std::thread thread;
   bool stopped = false;
@@ -463,45 +503,115 @@ struct StorageServer::Impl {
 
   void acceptLoop() {
     const DcmSharedSCPConfig sharedConfig(config);
-    const auto limit = static_cast<std::size_t>(shared.local.maxAssociations);
+    const auto timeout = std::chrono::seconds(shared.local.timeoutSeconds);
+    const std::size_t maxWaiting = 4 * static_cast<std::size_t>(shared.local.maxAssociations);
     while (!stopping) {
-      T_ASC_Association* assoc = nullptr;
-      // Wakes every second to see whether to stop; the association request itself (and a
-      // TLS handshake) is bounded by the ACSE timeout.
-      OFCondition c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr,
-                                             tls != nullptr, DUL_NOBLOCK, 1);
-      if (c == DUL_NOASSOCIATIONREQUEST) {
-        ASC_destroyAssociation(&assoc);
+      if (tls) {  // DCMTK accepts and runs the TLS handshake itself (waits at most 1 s)
+        receive(-1, sharedConfig);
         reap(false);
         continue;
       }
-      if (c.bad()) {
-        LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
-        if (assoc) {
-          ASC_dropAssociation(assoc);
-          ASC_destroyAssociation(&assoc);
+      std::vector<pollfd> fds{{listenFd, POLLIN, 0}};
+      for (const Waiting& w : waiting) fds.push_back({w.fd, POLLIN, 0});
+      ::poll(fds.data(), fds.size(), 1000);  // wakes every second to see whether to stop
+      const auto now = std::chrono::steady_clock::now();
+      std::vector<Waiting> still;
+      for (std::size_t i = 0; i < waiting.size(); ++i) {
+        const Waiting& w = waiting[i];
+        const int state = fds[i + 1].revents ? associateRequestArrived(w.fd) : 0;
+        if (state > 0) {
+          const int lowat = 1;
+          ::setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+          receive(w.fd, sharedConfig);
+        } else if (state < 0) {
+          ::close(w.fd);
+        } else if (now - w.since > timeout) {
+          ::close(w.fd);
+          ++shared.stats.rejected;
+          LUMEN_WARN("a caller connected to the DICOM listener and sent no association request within "
+                     << shared.local.timeoutSeconds << " s: disconnected");
+        } else {
+          still.push_back(w);
         }
-        continue;
       }
-      if (reap(false) >= limit) {
-        ++shared.stats.rejected;
-        refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
-        continue;
-      }
-      Worker& w = workers.emplace_back();
-      try {
-        w.thread = std::thread([this, &w, assoc, &sharedConfig] {
-          StoreScp scp(shared);
-          scp.setSharedConfig(sharedConfig);
-          scp.run(assoc);  // negotiates, serves, releases and frees the association
-          w.done = true;
-        });
-      } catch (const std::system_error&) {  // no thread to be had: the caller may retry
-        workers.pop_back();
-        refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
-      }
+      waiting.swap(still);
+      if (fds[0].revents & POLLIN) acceptWaiting(now, maxWaiting);
+      reap(false);
     }
+    for (const Waiting& w : waiting) ::close(w.fd);
+    waiting.clear();
     reap(true);  // running associations finish first
+  }
+
+  // Takes every connection the kernel holds; each waits for its association request.
+  void acceptWaiting(std::chrono::steady_clock::time_point now, std::size_t maxWaiting) {
+    for (;;) {
+      int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+          LUMEN_WARN("the DICOM listener could not accept a connection: " << std::strerror(errno));
+        return;
+      }
+      if (fd == 0) {  // DCMTK reads 0 as "no socket"
+        fd = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+        ::close(0);
+        if (fd < 0) continue;
+      }
+      const int lowat = 6;  // a PDU header
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+      if (waiting.size() >= maxWaiting) {  // the longest waiting makes room
+        ::close(waiting.front().fd);
+        waiting.erase(waiting.begin());
+        ++shared.stats.rejected;
+        LUMEN_WARN("too many callers connected to the DICOM listener without an association request: "
+                   "the longest waiting was disconnected");
+      }
+      waiting.push_back({fd, now});
+    }
+  }
+
+  // Reads an association request (on `fd`, accepted and with the whole request arrived;
+  // or, with -1, DCMTK accepts one) and hands it to a worker thread, or rejects it.
+  void receive(int fd, const DcmSharedSCPConfig& sharedConfig) {
+    T_ASC_Association* assoc = nullptr;
+    OFCondition c;
+    {
+      std::lock_guard<std::mutex> lock(externalSocketMutex);
+      if (fd >= 0) dcmExternalSocketHandle.set(fd);
+      c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls != nullptr, DUL_NOBLOCK, 1);
+      if (fd >= 0) dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    }
+    if (c == DUL_NOASSOCIATIONREQUEST) {
+      ASC_destroyAssociation(&assoc);
+      return;
+    }
+    if (c.bad()) {
+      // Without an association key DCMTK failed before it took the socket: ours to close.
+      if (fd >= 0 && (!assoc || !assoc->DULassociation)) ::close(fd);
+      LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
+      if (assoc) {
+        ASC_dropAssociation(assoc);
+        ASC_destroyAssociation(&assoc);
+      }
+      return;
+    }
+    if (reap(false) >= static_cast<std::size_t>(shared.local.maxAssociations)) {
+      ++shared.stats.rejected;
+      refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
+      return;
+    }
+    Worker& w = workers.emplace_back();
+    try {
+      w.thread = std::thread([this, &w, assoc, &sharedConfig] {
+        StoreScp scp(shared);
+        scp.setSharedConfig(sharedConfig);
+        scp.run(assoc);  // negotiates, serves, releases and frees the association
+        w.done = true;
+      });
+    } catch (const std::system_error&) {  // no thread to be had: the caller may retry
+      workers.pop_back();
+      refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+    }
   }
 };
 
@@ -544,6 +654,7 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   auto network = acceptorNetwork(*fd, local, m.tls.get());
   if (!network) return network.error();
   m.network = *network;
+  m.listenFd = *fd;
   m.thread = std::thread([&m] { m.acceptLoop(); });
   return server;
 }

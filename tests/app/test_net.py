@@ -630,6 +630,31 @@ class Listen(unittest.TestCase):
         self.assertEqual(lis.stop()[0], 0)
         self.assertLess(grown, 20, f"{grown} new mappings after 100 associations")
 
+    def test_a_silent_caller_holds_up_nobody(self):
+        # Callers that connect and send nothing, or part of a request, must not keep the
+        # next caller waiting for the association timeout (30 s).
+        lis = Listener(workdir("listen-silent"), "--port", "11128")
+        silent = socket.create_connection(("127.0.0.1", 11128))
+        trickle = socket.create_connection(("127.0.0.1", 11128))
+        trickle.sendall(bytes([1, 0, 0, 0, 0x10, 0]))  # an A-ASSOCIATE-RQ header, and no more
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p = subprocess.run(["echoscu", "-aec", "LUMEN", "127.0.0.1", "11128"], capture_output=True, text=True,
+                           timeout=60)
+        waited = time.monotonic() - t0
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertLess(waited, 10, "the echo waited behind a silent caller")
+        junk = socket.create_connection(("127.0.0.1", 11128))
+        junk.sendall(b"GET / HTTP/1.0\r\n\r\n")  # not DICOM: dropped without an answer
+        junk.settimeout(10)
+        try:
+            self.assertEqual(junk.recv(100), b"")
+        except ConnectionResetError:  # closed with the junk unread: a reset
+            pass
+        for s in (silent, trickle, junk):
+            s.close()
+        self.assertEqual(lis.stop()[0], 0)
+
     def test_wrong_called_ae_is_rejected(self):
         d = workdir("listen-called")
         lis = Listener(d, "--port", "11122")
