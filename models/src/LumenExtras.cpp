@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
+#include <utility>
 
 namespace lumen::models::detail {
 
@@ -17,6 +19,15 @@ Result<Task> parseTask(const std::string& s, const std::string& file) {
   if (s == "classification") return Task::Classification;
   if (s == "enhancement") return Task::Enhancement;
   return Error(ErrorCode::Model, "task: '" + s + "' (segmentation, classification or enhancement)", file);
+}
+
+// `key` holds [low, high], two numbers with low < high.
+std::optional<std::pair<double, double>> numberPair(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_array() || j[key].size() != 2 || !j[key][0].is_number() || !j[key][1].is_number())
+    return std::nullopt;
+  const double lo = j[key][0].get<double>(), hi = j[key][1].get<double>();
+  if (!(lo < hi)) return std::nullopt;
+  return std::make_pair(lo, hi);
 }
 
 }  // namespace
@@ -55,13 +66,12 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
         "slice_evidence: expected {\"range\": [low, high], \"smoothing_mm\": >= 0, \"neighbourhood_mm\": > 0, "
         "\"min_area_mm2\": > 0}";
     const auto number = [&se](const char* key) { return se.contains(key) && se[key].is_number(); };
-    if (!se.is_object() || !se.contains("range") || !se["range"].is_array() || se["range"].size() != 2 ||
-        !se["range"][0].is_number() || !se["range"][1].is_number() || !number("smoothing_mm") ||
-        !number("neighbourhood_mm") || !number("min_area_mm2"))
+    const auto range = se.is_object() ? numberPair(se, "range") : std::nullopt;
+    if (!range || !number("smoothing_mm") || !number("neighbourhood_mm") || !number("min_area_mm2"))
       return Error(ErrorCode::Model, expected, file);
-    LumenExtras::SliceEvidence ev{se["range"][0].get<double>(), se["range"][1].get<double>(), se["smoothing_mm"].get<double>(),
+    LumenExtras::SliceEvidence ev{range->first, range->second, se["smoothing_mm"].get<double>(),
                                   se["neighbourhood_mm"].get<double>(), se["min_area_mm2"].get<double>()};
-    if (!(ev.lo < ev.hi) || !(ev.smoothingMm >= 0) || !(ev.neighbourhoodMm > 0) || !(ev.minAreaMm2 > 0) ||
+    if (!(ev.smoothingMm >= 0) || !(ev.neighbourhoodMm > 0) || !(ev.minAreaMm2 > 0) ||
         ev.smoothingMm > 1000 || ev.neighbourhoodMm > 1000)
       return Error(ErrorCode::Model, expected, file);
     b.extras.sliceEvidence = ev;
@@ -71,14 +81,13 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
     const char* expected =
         "estimate: expected {\"name\": text, \"unit\": text, \"transform\": \"exp\" or \"none\", \"known_range\": [low, high], "
         "\"class_edges\": [ascending numbers, one fewer than the classes]}";
-    if (!es.is_object() || !es.contains("name") || !es["name"].is_string() || !es.contains("known_range") ||
-        !es["known_range"].is_array() || es["known_range"].size() != 2 || !es["known_range"][0].is_number() ||
-        !es["known_range"][1].is_number() || (es.contains("unit") && !es["unit"].is_string()) ||
+    const auto known = es.is_object() ? numberPair(es, "known_range") : std::nullopt;
+    if (!known || !es.contains("name") || !es["name"].is_string() || (es.contains("unit") && !es["unit"].is_string()) ||
         (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
       return Error(ErrorCode::Model, expected, file);
     LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
-                            es["known_range"][0].get<double>(), es["known_range"][1].get<double>(), {}};
-    if (!(e.lo < e.hi) || (e.exp && !(e.lo > 0))) return Error(ErrorCode::Model, expected, file);
+                            known->first, known->second, {}};
+    if (e.exp && !(e.lo > 0)) return Error(ErrorCode::Model, expected, file);
     if (es.contains("class_edges")) {
       const json& edges = es["class_edges"];
       if (!edges.is_array() || edges.empty()) return Error(ErrorCode::Model, expected, file);
