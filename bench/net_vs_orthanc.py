@@ -5,7 +5,7 @@ usage (as root: it runs in private network and mount namespaces, nothing else ca
 the servers):
   tests/app/netns.sh /usr/bin/python3 bench/net_vs_orthanc.py [--cli build/dev/app/lumen-cli]
         [--series ../shared/data/ct-head-sinus] [--instances 1000] [--runs 3]
-        [--wado-only] [--baseline-cli OTHER-BUILD/lumen-cli]
+        [--wado-only | --receive-only] [--baseline-cli OTHER-BUILD/lumen-cli]
 
 1. Reception: `--instances` copies of the real CT's slices (new Study/Series/SOP UIDs)
    sent by 4 concurrent storescu processes (one association each) to `lumen-cli listen`
@@ -20,7 +20,7 @@ the servers):
    an empty database, opens it as soon as the browser lists it, and prints when its first
    picture was drawn, when the retrieve ended and when the whole series was on screen.
 
---wado-only runs only the command-line WADO-RS retrieves of part 2; --baseline-cli times
+--receive-only runs only part 1; --wado-only runs only the command-line WADO-RS retrieves of part 2; --baseline-cli times
 another build's `lumen-cli retrieve` in the same rounds, so that a change is measured side
 by side with what it replaces.
 
@@ -167,6 +167,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--lumen", help="the GUI (default: next to --cli)")
     ap.add_argument("--skip-receive", action="store_true", help="only the retrieve measurements")
+    ap.add_argument("--receive-only", action="store_true", help="only the reception measurements")
     ap.add_argument("--wado-only", action="store_true",
                     help="only the command-line WADO-RS retrieves (no reception, C-GET or GUI)")
     ap.add_argument("--baseline-cli", help="another lumen-cli (an earlier build) timed by WADO-RS in the same rounds")
@@ -200,6 +201,8 @@ def main():
               f"Orthanc {om:.2f} s ({a.instances / om:.0f}/s); Lumen/Orthanc throughput {om / lm:.2f}x; server CPU "
               f"Lumen {statistics.median(cpus['lumen']):.2f} s, Orthanc {statistics.median(cpus['orthanc']):.2f} s",
               flush=True)
+        if a.receive_only:
+            return
 
         # Retrieve: an Orthanc holding the real series.
         storage = os.path.join(work, "orthanc-pacs")

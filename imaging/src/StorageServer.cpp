@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -409,7 +410,7 @@ Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransp
     return Error(ErrorCode::Io, std::string("cannot start the DICOM network: ") + c.text());
   }
   auto* key = static_cast<PRIVATE_NETWORKKEY*>(network->network);
-  key->applicationFunction |= DICOM_APPLICATION_ACCEPTOR;
+  key->applicationFunction = DICOM_APPLICATION_ACCEPTOR;
   key->networkSpecific.TCP.listenSocket = fd;
   key->networkSpecific.TCP.port = local.port;
   network->role = NET_ACCEPTOR;
@@ -428,30 +429,39 @@ std::mutex externalSocketMutex;
 
 constexpr std::size_t kMaxAssociateRequest = 1u << 20;  // larger is not a real caller
 
-// Whether a new connection's first PDU, an A-ASSOCIATE-RQ, has wholly arrived (peeked, not
-// read): then DCMTK reads it without waiting, so a caller that connects and stays silent,
-// or trickles its request, never holds up the accepting thread. 1: arrived; 0: not yet
-// (the socket's receive low-water mark is raised to what is missing, so poll() wakes only
-// when it is there); -1: closed, or not an association request (dropped unseen by DCMTK).
-int associateRequestArrived(int fd) {
+// Whether a new connection's first PDU, an A-ASSOCIATE-RQ, has wholly arrived (counted,
+// not read): then DCMTK reads it without waiting, so a caller that connects and stays
+// silent, or trickles its request, never holds up the accepting thread. 1: arrived; 0: not
+// yet (the socket's receive low-water mark is raised to what is missing, so poll() wakes
+// only when it is there); -1: closed or reset before all of it came, or not an association
+// request (dropped unseen by DCMTK).
+int associateRequestArrived(int fd, short revents) {
+  const bool ended = revents & (POLLRDHUP | POLLHUP | POLLERR);  // the rest will never come
   unsigned char head[6];
-  const auto peek = [fd](void* buf, std::size_t n) { return ::recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT); };
-  ssize_t n = peek(head, sizeof head);
+  const ssize_t n = ::recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return -1;
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+  if (n < 0) return !ended && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
   if (head[0] != 0x01) return -1;
-  int want = sizeof head;
+  std::size_t want = sizeof head;
   if (n == sizeof head) {
     const std::size_t length = (std::size_t{head[2]} << 24) | (std::size_t{head[3]} << 16) |
                                (std::size_t{head[4]} << 8) | std::size_t{head[5]};
     if (length > kMaxAssociateRequest) return -1;
-    std::vector<unsigned char> pdu(sizeof head + length);
-    n = peek(pdu.data(), pdu.size());
-    if (n == static_cast<ssize_t>(pdu.size())) return 1;
-    want = static_cast<int>(pdu.size());
+    want += length;
+    int queued = 0;
+    if (::ioctl(fd, FIONREAD, &queued) == 0 && static_cast<std::size_t>(queued) >= want) return 1;
   }
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want);
+  if (ended) return -1;
+  const int lowat = static_cast<int>(want);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
   return 0;
+}
+
+// Whether `fd` is still the socket it was when `id` was taken (fstat), so that a number
+// DCMTK may have closed, and the kernel given to another file since, is never closed twice.
+bool sameSocket(int fd, const struct stat& id) {
+  struct stat now {};
+  return ::fstat(fd, &now) == 0 && now.st_dev == id.st_dev && now.st_ino == id.st_ino;
 }
 
 void refuse(T_ASC_Association*& assoc, T_ASC_RejectParametersReason reason) {
@@ -480,6 +490,7 @@ struct StorageServer::Impl {
   };
   std::vector<Waiting> waiting;  // accepted; their association request not all here yet
   int listenFd = -1;             // the network's
+  std::chrono::steady_clock::time_point acceptRestUntil;
   std::atomic<bool> stopping{false};
   std::thread thread;
   bool stopped = false;
@@ -511,14 +522,17 @@ struct StorageServer::Impl {
         reap(false);
         continue;
       }
-      std::vector<pollfd> fds{{listenFd, POLLIN, 0}};
-      for (const Waiting& w : waiting) fds.push_back({w.fd, POLLIN, 0});
+      // Out of descriptors (or memory), the listening socket stays readable: it rests a
+      // second rather than spin.
+      const bool resting = std::chrono::steady_clock::now() < acceptRestUntil;
+      std::vector<pollfd> fds{{resting ? -1 : listenFd, POLLIN, 0}};
+      for (const Waiting& w : waiting) fds.push_back({w.fd, POLLIN | POLLRDHUP, 0});
       ::poll(fds.data(), fds.size(), 1000);  // wakes every second to see whether to stop
       const auto now = std::chrono::steady_clock::now();
       std::vector<Waiting> still;
       for (std::size_t i = 0; i < waiting.size(); ++i) {
         const Waiting& w = waiting[i];
-        const int state = fds[i + 1].revents ? associateRequestArrived(w.fd) : 0;
+        const int state = fds[i + 1].revents ? associateRequestArrived(w.fd, fds[i + 1].revents) : 0;
         if (state > 0) {
           const int lowat = 1;
           ::setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
@@ -527,8 +541,7 @@ struct StorageServer::Impl {
           ::close(w.fd);
         } else if (now - w.since > timeout) {
           ::close(w.fd);
-          ++shared.stats.rejected;
-          LUMEN_WARN("a caller connected to the DICOM listener and sent no association request within "
+          LUMEN_WARN("a caller connected to the DICOM listener and sent no whole association request within "
                      << shared.local.timeoutSeconds << " s: disconnected");
         } else {
           still.push_back(w);
@@ -548,9 +561,11 @@ struct StorageServer::Impl {
     for (;;) {
       int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           LUMEN_WARN("the DICOM listener could not accept a connection: " << std::strerror(errno));
-        return;
+          acceptRestUntil = now + std::chrono::seconds(1);
+        }
+        return;  // EAGAIN: none left; EINTR, ECONNABORTED, a network error: the next round
       }
       if (fd == 0) {  // DCMTK reads 0 as "no socket"
         fd = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
@@ -562,7 +577,6 @@ struct StorageServer::Impl {
       if (waiting.size() >= maxWaiting) {  // the longest waiting makes room
         ::close(waiting.front().fd);
         waiting.erase(waiting.begin());
-        ++shared.stats.rejected;
         LUMEN_WARN("too many callers connected to the DICOM listener without an association request: "
                    "the longest waiting was disconnected");
       }
@@ -574,6 +588,8 @@ struct StorageServer::Impl {
   // or, with -1, DCMTK accepts one) and hands it to a worker thread, or rejects it.
   void receive(int fd, const DcmSharedSCPConfig& sharedConfig) {
     T_ASC_Association* assoc = nullptr;
+    struct stat id {};
+    if (fd >= 0) ::fstat(fd, &id);
     OFCondition c;
     {
       std::lock_guard<std::mutex> lock(externalSocketMutex);
@@ -586,13 +602,12 @@ struct StorageServer::Impl {
       return;
     }
     if (c.bad()) {
-      // Without an association key DCMTK failed before it took the socket: ours to close.
-      if (fd >= 0 && (!assoc || !assoc->DULassociation)) ::close(fd);
       LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
       if (assoc) {
-        ASC_dropAssociation(assoc);
+        ASC_dropAssociation(assoc);  // closes the socket if DCMTK had taken it
         ASC_destroyAssociation(&assoc);
       }
+      if (fd >= 0 && sameSocket(fd, id)) ::close(fd);  // DCMTK failed before taking it
       return;
     }
     if (reap(false) >= static_cast<std::size_t>(shared.local.maxAssociations)) {
@@ -602,11 +617,17 @@ struct StorageServer::Impl {
     }
     Worker& w = workers.emplace_back();
     try {
-      w.thread = std::thread([this, &w, assoc, &sharedConfig] {
-        StoreScp scp(shared);
-        scp.setSharedConfig(sharedConfig);
-        scp.run(assoc);  // negotiates, serves, releases and frees the association
-        w.done = true;
+      w.thread = std::thread([this, &w, assoc, fd, &sharedConfig] {
+        {
+          StoreScp scp(shared);
+          scp.setSharedConfig(sharedConfig);
+          scp.run(assoc);  // negotiates, serves, releases and frees the association
+          // One rejected (wrong AE title, not on the allow-list) is still open: DCMTK would
+          // wait up to 180 s for the caller to hang up, holding this thread. The answer is
+          // sent; hang up now (the socket is still the association's, so still this fd).
+          if (fd >= 0 && scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
+        }  // DcmSCP's destructor drops and frees what is left
+        w.done = true;  // only now may the accepting thread join without waiting
       });
     } catch (const std::system_error&) {  // no thread to be had: the caller may retry
       workers.pop_back();

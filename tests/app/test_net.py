@@ -135,8 +135,8 @@ class Listener:
         self.p.communicate()
 
 
-def open_association(port, called="LUMEN", calling="HOLDER"):
-    """A caller that negotiates an association (Verification) and then keeps it open."""
+def associate_request(called="LUMEN", calling="HOLDER"):
+    """An A-ASSOCIATE-RQ PDU proposing Verification."""
     def item(kind, body):
         return bytes([kind, 0]) + len(body).to_bytes(2, "big") + body
 
@@ -145,8 +145,13 @@ def open_association(port, called="LUMEN", calling="HOLDER"):
     body = (b"\x00\x01\x00\x00" + called.ljust(16).encode() + calling.ljust(16).encode() + bytes(32)
             + item(0x10, uid("1.2.840.10008.3.1.1.1")) + item(0x20, pc)
             + item(0x50, item(0x51, (16384).to_bytes(4, "big"))))
+    return b"\x01\x00" + len(body).to_bytes(4, "big") + body
+
+
+def open_association(port, called="LUMEN", calling="HOLDER"):
+    """A caller that negotiates an association (Verification) and then keeps it open."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.sendall(b"\x01\x00" + len(body).to_bytes(4, "big") + body)
+    s.sendall(associate_request(called, calling))
     head = s.recv(6)
     if not head or head[0] != 0x02:
         raise AssertionError(f"association not accepted: {head!r}")
@@ -653,6 +658,49 @@ class Listen(unittest.TestCase):
             pass
         for s in (silent, trickle, junk):
             s.close()
+        self.assertEqual(lis.stop()[0], 0)
+
+    def test_a_request_cut_short_costs_no_cpu(self):
+        # Part of a request, then the caller hangs up: the rest will never come, and the
+        # listener must not keep looking for it (it spun for the association timeout).
+        lis = Listener(workdir("listen-cut"), "--port", "11129")
+        cut = socket.create_connection(("127.0.0.1", 11129))
+        cut.sendall(associate_request()[:20])
+        cut.shutdown(socket.SHUT_WR)
+
+        def cpu_seconds():
+            with open(f"/proc/{lis.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        time.sleep(0.5)
+        before = cpu_seconds()
+        time.sleep(2)
+        spent = cpu_seconds() - before
+        cut.close()
+        self.assertEqual(lis.stop()[0], 0)
+        self.assertLess(spent, 0.5, f"the listener used {spent:.2f} s of CPU in 2 s while idle")
+
+    def test_a_rejected_caller_that_stays_holds_nothing(self):
+        # Rejected (wrong called AE title) and still connected: the listener hangs up at
+        # once instead of waiting up to 180 s for the caller, and nobody waits behind it.
+        lis = Listener(workdir("listen-stays"), "--port", "11130", "--allow", "FRIEND")
+        stays = []
+        for called, calling in (("NOTLUMEN", "FRIEND"), ("LUMEN", "STRANGER")):
+            s = socket.create_connection(("127.0.0.1", 11130), timeout=20)
+            s.sendall(associate_request(called, calling))
+            self.assertEqual(s.recv(1), b"\x03")  # A-ASSOCIATE-RJ
+            stays.append(s)
+        t0 = time.monotonic()
+        p = subprocess.run(["echoscu", "-aet", "FRIEND", "-aec", "LUMEN", "127.0.0.1", "11130"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertLess(time.monotonic() - t0, 10, "the echo waited behind a rejected caller")
+        for s in stays:
+            while s.recv(4096):  # the rest of the answer, then the listener's hang-up
+                pass
+            s.close()
+        self.assertLess(time.monotonic() - t0, 15)
         self.assertEqual(lis.stop()[0], 0)
 
     def test_wrong_called_ae_is_rejected(self):
