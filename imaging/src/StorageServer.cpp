@@ -658,9 +658,7 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   cfg.setPort(static_cast<Uint16>(local.port));
   cfg.setMaxReceivePDULength(ASC_DEFAULTMAXPDU);
   cfg.setHostLookupEnabled(OFFalse);  // no DNS lookups on the accept path
-  // A peer silent for the timeout is dropped.
-  cfg.setConnectionBlockingMode(DUL_NOBLOCK);
-  cfg.setConnectionTimeout(1);
+  // A peer silent for the timeout is dropped (the accept loop's own waits: acceptLoop).
   cfg.setACSETimeout(static_cast<Uint32>(local.timeoutSeconds));
   cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
   cfg.setDIMSETimeout(static_cast<Uint32>(local.timeoutSeconds));
