@@ -3,7 +3,7 @@
 (convert, infer) is read with pydicom's own bit unpacking and dciodvfy; a SEG written here
 with pydicom from the standard's description (not by Lumen) is read by lumen-cli.
 
-Environment as test_cli.py (LUMEN_CLI, LUMEN_CORPUS, LUMEN_SAMPLE, LUMEN_WORK,
+Environment as the other lumen-cli tests (cli_common.py: LUMEN_CLI, LUMEN_CORPUS, LUMEN_SAMPLE, LUMEN_WORK,
 LUMEN_TEST_MODELS)."""
 import glob
 import json
@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from test_cli import CLI, CORPUS, MODELS, SAMPLE, infer, run, workdir
+from cli_common import CORPUS, SAMPLE, infer, run, workdir
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
