@@ -184,26 +184,34 @@ Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransp
 // uses and clears it under this lock.
 std::mutex externalSocketMutex;
 
-constexpr std::size_t kMaxAssociateRequest = 1u << 20;  // larger is not a real caller
+// The first message a caller sends: an A-ASSOCIATE-RQ PDU (type 0x01, its length in the 4
+// bytes after the first 2), or with DICOM TLS the first TLS record, the ClientHello (type
+// 0x16, handshake; its length in the 2 bytes after the first 3).
+struct FirstMessage {
+  unsigned char type;
+  std::size_t header, lengthAt, lengthBytes;
+  std::size_t maxLength;  // larger is not a real caller
+};
+constexpr FirstMessage kAssociateRequest{0x01, 6, 2, 4, 1u << 20};
+constexpr FirstMessage kTlsClientHello{0x16, 5, 3, 2, 16384 + 2048};
 
-// Whether a new connection's first PDU, an A-ASSOCIATE-RQ, has wholly arrived (counted,
-// not read): then DCMTK reads it without waiting, so a caller that connects and stays
-// silent, or trickles its request, never holds up the accepting thread. 1: arrived; 0: not
-// yet (the socket's receive low-water mark is raised to what is missing, so poll() wakes
-// only when it is there); -1: closed or reset before all of it came, or not an association
-// request (dropped unseen by DCMTK).
-int associateRequestArrived(int fd, short revents) {
+// Whether a new connection's first message has wholly arrived (counted, not read): then
+// DCMTK reads it without waiting, so a caller that connects and stays silent, or trickles
+// it, never holds up the accepting thread. 1: arrived; 0: not yet (the socket's receive
+// low-water mark is raised to what is missing, so poll() wakes only when it is there);
+// -1: closed or reset before all of it came, or not that message (dropped unseen by DCMTK).
+int firstMessageArrived(int fd, short revents, const FirstMessage& m) {
   const bool ended = revents & (POLLRDHUP | POLLHUP | POLLERR);  // the rest will never come
-  unsigned char head[6];
-  const ssize_t n = ::recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+  unsigned char head[8];
+  const ssize_t n = ::recv(fd, head, m.header, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return -1;
   if (n < 0) return !ended && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-  if (head[0] != 0x01) return -1;
-  std::size_t want = sizeof head;
-  if (n == sizeof head) {
-    const std::size_t length = (std::size_t{head[2]} << 24) | (std::size_t{head[3]} << 16) |
-                               (std::size_t{head[4]} << 8) | std::size_t{head[5]};
-    if (length > kMaxAssociateRequest) return -1;
+  if (head[0] != m.type) return -1;
+  std::size_t want = m.header;
+  if (static_cast<std::size_t>(n) == m.header) {
+    std::size_t length = 0;
+    for (std::size_t k = 0; k < m.lengthBytes; ++k) length = length << 8 | head[m.lengthAt + k];
+    if (length > m.maxLength) return -1;
     want += length;
     int queued = 0;
     if (::ioctl(fd, FIONREAD, &queued) == 0 && static_cast<std::size_t>(queued) >= want) return 1;
@@ -273,12 +281,10 @@ struct StorageServer::Impl {
     const DcmSharedSCPConfig sharedConfig(config);
     const auto timeout = std::chrono::seconds(shared.local.timeoutSeconds);
     const std::size_t maxWaiting = 4 * static_cast<std::size_t>(shared.local.maxAssociations);
+    // With TLS, the handshake that follows the ClientHello still runs on this thread, each
+    // read bounded by the socket timeout: a caller stalling mid-handshake holds it up.
+    const FirstMessage& first = tls ? kTlsClientHello : kAssociateRequest;
     while (!stopping) {
-      if (tls) {  // DCMTK accepts and runs the TLS handshake itself (waits at most 1 s)
-        receive(-1, sharedConfig);
-        reap(false);
-        continue;
-      }
       // Out of descriptors (or memory), the listening socket stays readable: it rests a
       // second rather than spin.
       const bool resting = std::chrono::steady_clock::now() < acceptRestUntil;
@@ -289,7 +295,7 @@ struct StorageServer::Impl {
       std::vector<Waiting> still;
       for (std::size_t i = 0; i < waiting.size(); ++i) {
         const Waiting& w = waiting[i];
-        const int state = fds[i + 1].revents ? associateRequestArrived(w.fd, fds[i + 1].revents) : 0;
+        const int state = fds[i + 1].revents ? firstMessageArrived(w.fd, fds[i + 1].revents, first) : 0;
         if (state > 0) {
           const int lowat = 1;
           ::setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
@@ -341,22 +347,18 @@ struct StorageServer::Impl {
     }
   }
 
-  // Reads an association request (on `fd`, accepted and with the whole request arrived;
-  // or, with -1, DCMTK accepts one) and hands it to a worker thread, or rejects it.
+  // Reads the association request on `fd` (accepted, its first message all here; with TLS
+  // after the handshake) and hands it to a worker thread, or rejects it.
   void receive(int fd, const DcmSharedSCPConfig& sharedConfig) {
     T_ASC_Association* assoc = nullptr;
     struct stat id {};
-    if (fd >= 0) ::fstat(fd, &id);
+    ::fstat(fd, &id);
     OFCondition c;
     {
       std::lock_guard<std::mutex> lock(externalSocketMutex);
-      if (fd >= 0) dcmExternalSocketHandle.set(fd);
+      dcmExternalSocketHandle.set(fd);
       c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls != nullptr, DUL_NOBLOCK, 1);
-      if (fd >= 0) dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-    }
-    if (c == DUL_NOASSOCIATIONREQUEST) {
-      ASC_destroyAssociation(&assoc);
-      return;
+      dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
     }
     if (c.bad()) {
       LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
@@ -364,7 +366,7 @@ struct StorageServer::Impl {
         ASC_dropAssociation(assoc);  // closes the socket if DCMTK had taken it
         ASC_destroyAssociation(&assoc);
       }
-      if (fd >= 0 && sameSocket(fd, id)) ::close(fd);  // DCMTK failed before taking it
+      if (sameSocket(fd, id)) ::close(fd);  // DCMTK failed before taking it
       return;
     }
     if (reap(false) >= static_cast<std::size_t>(shared.local.maxAssociations)) {
@@ -382,7 +384,7 @@ struct StorageServer::Impl {
           // One rejected (wrong AE title, not on the allow-list) is still open: DCMTK would
           // wait up to 180 s for the caller to hang up, holding this thread. The answer is
           // sent; hang up now (the socket is still the association's, so still this fd).
-          if (fd >= 0 && scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
+          if (scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
         }  // DcmSCP's destructor drops and frees what is left
         w.done = true;  // only now may the accepting thread join without waiting
       });

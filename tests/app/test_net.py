@@ -684,15 +684,15 @@ class Listen(unittest.TestCase):
     def test_a_rejected_caller_that_stays_holds_nothing(self):
         # Rejected (wrong called AE title) and still connected: the listener hangs up at
         # once instead of waiting up to 180 s for the caller, and nobody waits behind it.
-        lis = Listener(workdir("listen-stays"), "--port", "11130", "--allow", "FRIEND")
+        lis = Listener(workdir("listen-stays"), "--port", "11132", "--allow", "FRIEND")
         stays = []
         for called, calling in (("NOTLUMEN", "FRIEND"), ("LUMEN", "STRANGER")):
-            s = socket.create_connection(("127.0.0.1", 11130), timeout=20)
+            s = socket.create_connection(("127.0.0.1", 11132), timeout=20)
             s.sendall(associate_request(called, calling))
             self.assertEqual(s.recv(1), b"\x03")  # A-ASSOCIATE-RJ
             stays.append(s)
         t0 = time.monotonic()
-        p = subprocess.run(["echoscu", "-aet", "FRIEND", "-aec", "LUMEN", "127.0.0.1", "11130"], capture_output=True,
+        p = subprocess.run(["echoscu", "-aet", "FRIEND", "-aec", "LUMEN", "127.0.0.1", "11132"], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertLess(time.monotonic() - t0, 10, "the echo waited behind a rejected caller")
@@ -840,11 +840,18 @@ class DicomTls(unittest.TestCase):
         d = workdir("dicom-tls-listen")
         lis = Listener(d, "--port", "11130", env=self.env)
         trust = ["+cf", self.ca + ".pem", "-pw"]
+        # A caller that connects and says nothing (a port scan, a health check) holds up
+        # nobody: the handshake waits for its ClientHello off the accepting thread.
+        silent = socket.create_connection(("127.0.0.1", 11130))
+        t0 = time.monotonic()
         ok = self.storescu(11130, "+tls", self.client + ".key", self.client + ".crt", *trust)
+        waited = time.monotonic() - t0
+        silent.close()
         plain = self.storescu(11130)
         stranger = self.storescu(11130, "+tls", self.stranger + ".key", self.stranger + ".crt", *trust)
         lis.stop()
         self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertLess(waited, 15, "the TLS caller waited behind a silent one")
         self.assertNotEqual(plain.returncode, 0)
         self.assertNotEqual(stranger.returncode, 0)
         got = indexed(d)
