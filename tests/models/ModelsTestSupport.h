@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lumen/core/Volume.h"
+#include "lumen/models/Inference.h"
 
 namespace lumen::test {
 
@@ -21,6 +22,23 @@ inline std::filesystem::path testModels(const std::string& rel = {}) {
     if (!std::filesystem::exists(::lumen::test::testModels("COMPLETE")))                             \
       GTEST_FAIL() << "test models missing: run the models_setup test (ctest builds them first)";   \
   } while (0)
+
+/// A test bundle by name (a failed load fails the test and gives an empty bundle).
+inline models::Bundle bundle(const std::string& name) {
+  auto b = models::loadBundle(testModels(name));
+  EXPECT_TRUE(b) << (b ? "" : b.error().toString());
+  return b ? std::move(b.value()) : models::Bundle{};
+}
+
+/// The tests' own fixtures are trusted for their runs; trust itself is tested in
+/// InferenceTest.
+inline models::InferenceOptions cpu() {
+  models::InferenceOptions o;
+  o.device = "cpu";
+  o.threads = 2;
+  o.trustThisModel = true;
+  return o;
+}
 
 /// A volume whose voxels hold a linear function of their LPS position (exact under any
 /// linear interpolation, so resampling there and back must give it back).
