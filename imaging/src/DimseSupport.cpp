@@ -97,10 +97,12 @@ std::string describe(const OFCondition& cond, int timeoutSeconds) {
   return text;
 }
 
-Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(const TlsFiles& f, bool listener) {
+Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(const TlsFiles& f, bool listener,
+                                                        std::unique_ptr<DcmTLSTransportLayer> (*make)(T_ASC_NetworkRole)) {
   static std::once_flag once;
   std::call_once(once, [] { DcmTLSTransportLayer::initializeOpenSSL(); });
-  auto tls = std::make_unique<DcmTLSTransportLayer>(listener ? NET_ACCEPTOR : NET_REQUESTOR, nullptr, OFFalse);
+  const T_ASC_NetworkRole role = listener ? NET_ACCEPTOR : NET_REQUESTOR;
+  auto tls = make ? make(role) : std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFFalse);
   const auto bad = [](const std::string& file, const std::string& why) {
     return Error(ErrorCode::InvalidArgument, "TLS: " + why, file);
   };

@@ -18,6 +18,7 @@
 #include "lumen/imaging/Nodes.h"
 
 class DcmSCU;
+class DcmTLSTransportLayer;
 
 namespace lumen::net::detail {
 
@@ -43,8 +44,10 @@ std::string describe(const OFCondition& cond, int timeoutSeconds);
 /// A DICOM TLS layer (BCP 195 profile) from PEM files: for a connection to a node (its
 /// certificate verified against files.caFile) or for the listener (its own certificate;
 /// callers' certificates required and verified when files.caFile is set). The error names
-/// the file that could not be used.
-Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(const TlsFiles& files, bool listener);
+/// the file that could not be used. `make`, when given, builds the layer (a subclass of
+/// DCMTK's, for the role it is given) in place of DCMTK's own.
+Result<std::unique_ptr<DcmTransportLayer>> makeTlsLayer(
+    const TlsFiles& files, bool listener, std::unique_ptr<DcmTLSTransportLayer> (*make)(T_ASC_NetworkRole) = nullptr);
 
 /// Puts `scu` on `layer` (DcmSCU keeps this protected): after initNetwork(), before the
 /// association is negotiated; the layer must outlive the SCU. Nothing to do when null.

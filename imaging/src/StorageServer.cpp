@@ -7,6 +7,7 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <arpa/inet.h>
@@ -158,7 +159,8 @@ Result<int> bindListeningSocket(const LocalNode& local) {
 }
 
 // A DCMTK network that accepts on `fd` (it takes the socket: ASC_dropNetwork closes it).
-Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransportLayer* tls) {
+// Its connections are made by `layer` (plain or TLS), which must outlive it.
+Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransportLayer* layer) {
   T_ASC_Network* network = nullptr;
   // As a requestor DCMTK opens no socket of its own; it becomes an acceptor on ours.
   OFCondition c = ASC_initializeNetwork(NET_REQUESTOR, 0, local.timeoutSeconds, &network);
@@ -172,17 +174,44 @@ Result<T_ASC_Network*> acceptorNetwork(int fd, const LocalNode& local, DcmTransp
   key->networkSpecific.TCP.port = local.port;
   network->role = NET_ACCEPTOR;
   network->acceptorPort = local.port;
-  if (tls && (c = ASC_setTransportLayer(network, tls, 0)).bad()) {
+  if ((c = ASC_setTransportLayer(network, layer, 0)).bad()) {
     ASC_dropNetwork(&network);
-    return Error(ErrorCode::Io, std::string("cannot start DICOM TLS: ") + c.text());
+    return Error(ErrorCode::Io, std::string("cannot start the DICOM network's transport: ") + c.text());
   }
   return network;
 }
 
 // DCMTK takes an already accepted socket only through this process-wide setting, read by
-// whichever thread next receives an association: every listener in the process sets,
-// uses and clears it under this lock.
+// whichever thread next receives an association: every listener in the process sets and
+// uses it under this lock, which the receiving thread holds until DCMTK has taken the
+// socket (the connection it then makes tells: HandoffLayer), not through the TLS
+// handshake that follows, so a caller stalling mid-handshake holds up only its own thread.
 std::mutex externalSocketMutex;
+thread_local std::unique_lock<std::mutex>* externalSocketLock = nullptr;  // this thread's, while it receives
+
+void externalSocketTaken() {
+  if (externalSocketLock && externalSocketLock->owns_lock()) {
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    externalSocketLock->unlock();
+  }
+}
+
+// DCMTK's transport layer (plain or TLS), told when DCMTK makes a connection on the
+// socket it has just taken: it does so once it has read the process-wide setting, before
+// any handshake.
+template <class Layer>
+class HandoffLayer : public Layer {
+ public:
+  using Layer::Layer;
+  DcmTransportConnection* createConnection(DcmNativeSocketType openSocket, OFBool useSecureLayer) override {
+    externalSocketTaken();
+    return Layer::createConnection(openSocket, useSecureLayer);
+  }
+};
+
+std::unique_ptr<DcmTLSTransportLayer> handoffTlsLayer(T_ASC_NetworkRole role) {
+  return std::make_unique<HandoffLayer<DcmTLSTransportLayer>>(role, nullptr, OFFalse);
+}
 
 // The first message a caller sends: an A-ASSOCIATE-RQ PDU (type 0x01, its length in the 4
 // bytes after the first 2), or with DICOM TLS the first TLS record, the ClientHello (type
@@ -245,7 +274,10 @@ struct StorageServer::Impl {
   };
 
   Shared shared;
-  std::unique_ptr<DcmTransportLayer> tls;  // outlives the network and every association
+  // Outlives the network and every association: DICOM TLS, or plain TCP.
+  std::unique_ptr<DcmTransportLayer> layer;
+  bool tls = false;
+  std::atomic<int> serving{0};  // associations accepted and not yet ended
   DcmSCPConfig config;
   T_ASC_Network* network = nullptr;
   std::list<Worker> workers;  // the accepting thread's alone
@@ -281,8 +313,6 @@ struct StorageServer::Impl {
     const DcmSharedSCPConfig sharedConfig(config);
     const auto timeout = std::chrono::seconds(shared.local.timeoutSeconds);
     const std::size_t maxWaiting = 4 * static_cast<std::size_t>(shared.local.maxAssociations);
-    // With TLS, the handshake that follows the ClientHello still runs on this thread, each
-    // read bounded by the socket timeout: a caller stalling mid-handshake holds it up.
     const FirstMessage& first = tls ? kTlsClientHello : kAssociateRequest;
     while (!stopping) {
       // Out of descriptors (or memory), the listening socket stays readable: it rests a
@@ -299,7 +329,7 @@ struct StorageServer::Impl {
         if (state > 0) {
           const int lowat = 1;
           ::setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
-          receive(w.fd, sharedConfig);
+          handOver(w.fd, sharedConfig);
         } else if (state < 0) {
           ::close(w.fd);
         } else if (now - w.since > timeout) {
@@ -347,18 +377,45 @@ struct StorageServer::Impl {
     }
   }
 
-  // Reads the association request on `fd` (accepted, its first message all here; with TLS
-  // after the handshake) and hands it to a worker thread, or rejects it.
-  void receive(int fd, const DcmSharedSCPConfig& sharedConfig) {
+  // Gives `fd` (accepted, its first message all here) a worker thread of its own, which
+  // receives the association (with TLS, after the handshake) and serves or rejects it.
+  // Workers in a handshake or rejecting count too: at most twice the association limit
+  // run; a caller beyond that is disconnected unanswered.
+  void handOver(int fd, const DcmSharedSCPConfig& sharedConfig) {
+    if (reap(false) >= 2 * static_cast<std::size_t>(shared.local.maxAssociations)) {
+      ++shared.stats.rejected;
+      ::close(fd);
+      LUMEN_WARN("too many callers at once at the DICOM listener: one was disconnected unanswered");
+      return;
+    }
+    Worker& w = workers.emplace_back();
+    try {
+      w.thread = std::thread([this, &w, fd, &sharedConfig] {
+        serve(fd, sharedConfig);
+        w.done = true;  // only now may the accepting thread join without waiting
+      });
+    } catch (const std::system_error&) {  // no thread to be had: the caller may retry
+      workers.pop_back();
+      ::close(fd);
+      LUMEN_WARN("the DICOM listener could not start a thread for a caller: disconnected");
+    }
+  }
+
+  // On the worker: receives the association on `fd`, then serves it, or rejects it when
+  // the association limit is reached.
+  void serve(int fd, const DcmSharedSCPConfig& sharedConfig) {
     T_ASC_Association* assoc = nullptr;
     struct stat id {};
     ::fstat(fd, &id);
     OFCondition c;
     {
-      std::lock_guard<std::mutex> lock(externalSocketMutex);
+      std::unique_lock<std::mutex> lock(externalSocketMutex);
       dcmExternalSocketHandle.set(fd);
-      c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls != nullptr, DUL_NOBLOCK, 1);
-      dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+      externalSocketLock = &lock;
+      c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls, DUL_NOBLOCK,
+                                 shared.local.timeoutSeconds);  // with TLS the request follows the handshake
+      externalSocketLock = nullptr;
+      if (lock.owns_lock()) dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);  // DCMTK failed before taking it
     }
     if (c.bad()) {
       LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
@@ -369,29 +426,22 @@ struct StorageServer::Impl {
       if (sameSocket(fd, id)) ::close(fd);  // DCMTK failed before taking it
       return;
     }
-    if (reap(false) >= static_cast<std::size_t>(shared.local.maxAssociations)) {
+    if (serving.fetch_add(1) >= shared.local.maxAssociations) {
+      --serving;
       ++shared.stats.rejected;
       refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
       return;
     }
-    Worker& w = workers.emplace_back();
-    try {
-      w.thread = std::thread([this, &w, assoc, fd, &sharedConfig] {
-        {
-          StoreScp scp(shared);
-          scp.setSharedConfig(sharedConfig);
-          scp.run(assoc);  // negotiates, serves, releases and frees the association
-          // One rejected (wrong AE title, not on the allow-list) is still open: DCMTK would
-          // wait up to 180 s for the caller to hang up, holding this thread. The answer is
-          // sent; hang up now (the socket is still the association's, so still this fd).
-          if (scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
-        }  // DcmSCP's destructor drops and frees what is left
-        w.done = true;  // only now may the accepting thread join without waiting
-      });
-    } catch (const std::system_error&) {  // no thread to be had: the caller may retry
-      workers.pop_back();
-      refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
-    }
+    {
+      StoreScp scp(shared);
+      scp.setSharedConfig(sharedConfig);
+      scp.run(assoc);  // negotiates, serves, releases and frees the association
+      // One rejected (wrong AE title, not on the allow-list) is still open: DCMTK would
+      // wait up to 180 s for the caller to hang up, holding this thread. The answer is
+      // sent; hang up now (the socket is still the association's, so still this fd).
+      if (scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
+    }  // DcmSCP's destructor drops and frees what is left
+    --serving;
   }
 };
 
@@ -405,12 +455,15 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   m.shared.filer = &filer;
   m.shared.minFreeBytes = static_cast<std::uint64_t>(local.minFreeMegabytes) << 20;
   if (local.tls) {
-    auto layer = makeTlsLayer(*local.tls, true);
+    auto layer = makeTlsLayer(*local.tls, true, handoffTlsLayer);
     if (!layer) return layer.error();
-    m.tls = std::move(*layer);
-    // The TLS handshake runs on the accepting thread, bounded by DCMTK's socket receive
-    // timeout (a process-wide setting, 60 s by default): bound it by ours.
+    m.layer = std::move(*layer);
+    m.tls = true;
+    // A TLS handshake's reads are bounded by DCMTK's socket receive timeout (a
+    // process-wide setting, 60 s by default): bound them by ours.
     dcmSocketReceiveTimeout.set(static_cast<Sint32>(local.timeoutSeconds));
+  } else {
+    m.layer = std::make_unique<HandoffLayer<DcmTransportLayer>>();
   }
   DcmSCPConfig& cfg = m.config;
   cfg.setAETitle(local.aeTitle.c_str());
@@ -429,7 +482,7 @@ Result<std::unique_ptr<StorageServer>> StorageServer::start(const LocalNode& loc
   // "address in use" is an error it gets, not a log line from a thread.
   auto fd = bindListeningSocket(local);
   if (!fd) return fd.error();
-  auto network = acceptorNetwork(*fd, local, m.tls.get());
+  auto network = acceptorNetwork(*fd, local, m.layer.get());
   if (!network) return network.error();
   m.network = *network;
   m.listenFd = *fd;

@@ -158,6 +158,25 @@ def open_association(port, called="LUMEN", calling="HOLDER"):
     return s
 
 
+def stalled_tls_caller(port):
+    """A caller that sends its TLS ClientHello, then nothing more: stalled mid-handshake."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:  # it waits for the server's answer, which it will never read
+        pass
+    hello = outgoing.read()
+    if not hello or hello[0] != 0x16:
+        raise AssertionError(f"no ClientHello: {hello[:8]!r}")
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello)
+    return s
+
+
 def openssl(*args):
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
@@ -841,17 +860,21 @@ class DicomTls(unittest.TestCase):
         lis = Listener(d, "--port", "11130", env=self.env)
         trust = ["+cf", self.ca + ".pem", "-pw"]
         # A caller that connects and says nothing (a port scan, a health check) holds up
-        # nobody: the handshake waits for its ClientHello off the accepting thread.
+        # nobody: the handshake waits for its ClientHello off the accepting thread. Nor
+        # does one that stalls mid-handshake: each handshake runs on its caller's thread.
         silent = socket.create_connection(("127.0.0.1", 11130))
+        stalled = stalled_tls_caller(11130)
+        time.sleep(0.5)  # the stalled handshake has begun
         t0 = time.monotonic()
         ok = self.storescu(11130, "+tls", self.client + ".key", self.client + ".crt", *trust)
         waited = time.monotonic() - t0
         silent.close()
+        stalled.close()
         plain = self.storescu(11130)
         stranger = self.storescu(11130, "+tls", self.stranger + ".key", self.stranger + ".crt", *trust)
         lis.stop()
         self.assertEqual(ok.returncode, 0, ok.stderr)
-        self.assertLess(waited, 15, "the TLS caller waited behind a silent one")
+        self.assertLess(waited, 15, "the TLS caller waited behind a silent or a stalled one")
         self.assertNotEqual(plain.returncode, 0)
         self.assertNotEqual(stranger.returncode, 0)
         got = indexed(d)
@@ -859,6 +882,40 @@ class DicomTls(unittest.TestCase):
         src = pixels_by_sop(sample_files()[:4])
         for sop, path in got.items():
             self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]))
+
+    def test_callers_beyond_twice_the_limit_are_disconnected(self):
+        # Handshakes run on workers of their own, so stalled ones could pile up: beyond
+        # twice the association limit (here 1) a caller is disconnected at once, unanswered.
+        cfg = workdir("dicom-tls-cap-config")
+        env = dict(self.env, LUMEN_CONFIG_DIR=cfg)
+        subprocess.run([CLI, "nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
+                        "--tls-ca", self.ca + ".pem"], env=env, check=True, capture_output=True)
+        path = os.path.join(cfg, "nodes.json")
+        with open(path) as f:
+            nodes = json.load(f)
+        nodes["local"]["max_associations"] = 1
+        with open(path, "w") as f:
+            json.dump(nodes, f)
+        d = workdir("dicom-tls-cap")
+        lis = Listener(d, "--port", "11132", env=env)
+        tls = ["+tls", self.client + ".key", self.client + ".crt", "+cf", self.ca + ".pem", "-pw"]
+        stalled = [stalled_tls_caller(11132) for _ in range(2)]
+        time.sleep(0.5)  # both handshakes have begun
+        t0 = time.monotonic()
+        beyond = self.storescu(11132, *tls)
+        waited = time.monotonic() - t0
+        for s in stalled:
+            s.close()
+        time.sleep(1)  # their workers see them gone
+        ok = self.storescu(11132, *tls)
+        rc, summary = lis.stop()
+        self.assertNotEqual(beyond.returncode, 0)
+        self.assertLess(waited, 15, "the caller beyond the cap waited instead of being disconnected")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertEqual(rc, 0)
+        self.assertIn("4 instance(s) stored", summary)
+        self.assertIn(", 1 rejected", summary)
+        self.assertEqual(len(indexed(d)), 4)
 
 
 class TlsProxy:

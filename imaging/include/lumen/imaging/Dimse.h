@@ -134,8 +134,10 @@ class InstanceFiler {
 
 /// The storage listener (SCP): C-ECHO and C-STORE for every storage SOP class, in any
 /// transfer syntax, files kept exactly as received. Up to `maxAssociations` at once; more
-/// are rejected (not queued); unknown calling AE titles are rejected when an allow-list is
-/// set; a peer silent for `timeoutSeconds` loses its association.
+/// are rejected (not queued), and beyond twice that many callers (served, in a TLS
+/// handshake or being rejected) a caller is disconnected unanswered; unknown calling AE
+/// titles are rejected when an allow-list is set; a peer silent for `timeoutSeconds` loses
+/// its association.
 class StorageServer {
  public:
   struct Stats {
