@@ -271,6 +271,14 @@ struct StorageServer::Impl {
   struct Worker {
     std::thread thread;
     std::atomic<bool> done{false};
+    // While the worker receives its association (with TLS, the whole handshake): a
+    // duplicate of the caller's socket, so the accepting thread can hang up on a caller
+    // that takes longer than the timeout in all (each read alone is bounded, a trickle is
+    // not) or is still shaking hands at stop. The duplicate keeps the socket's number from
+    // being reused meanwhile.
+    std::mutex receiving;
+    int receivingFd = -1;
+    std::chrono::steady_clock::time_point since;
   };
 
   Shared shared;
@@ -343,10 +351,27 @@ struct StorageServer::Impl {
       waiting.swap(still);
       if (fds[0].revents & POLLIN) acceptWaiting(now, maxWaiting);
       reap(false);
+      hangUpSlowReceivers(now, timeout);
     }
     for (const Waiting& w : waiting) ::close(w.fd);
     waiting.clear();
+    hangUpSlowReceivers(std::chrono::steady_clock::time_point::max(), timeout);  // handshakes end now
     reap(true);  // running associations finish first
+  }
+
+  // Hangs up on callers whose association (and TLS handshake) is not received within
+  // `timeout` of their first message: their worker's reads then fail at once.
+  void hangUpSlowReceivers(std::chrono::steady_clock::time_point now, std::chrono::seconds timeout) {
+    for (Worker& w : workers) {
+      std::lock_guard<std::mutex> lock(w.receiving);
+      if (w.receivingFd >= 0 && now - w.since > timeout) {
+        ::shutdown(w.receivingFd, SHUT_RDWR);
+        ::close(w.receivingFd);
+        w.receivingFd = -1;
+        LUMEN_WARN("a caller to the DICOM listener did not complete its association request within "
+                   << shared.local.timeoutSeconds << " s (or the listener stopped): disconnected");
+      }
+    }
   }
 
   // Takes every connection the kernel holds; each waits for its association request.
@@ -389,33 +414,63 @@ struct StorageServer::Impl {
       return;
     }
     Worker& w = workers.emplace_back();
+    w.since = std::chrono::steady_clock::now();
+    w.receivingFd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);  // -1 (no descriptor to spare): no deadline
     try {
       w.thread = std::thread([this, &w, fd, &sharedConfig] {
-        serve(fd, sharedConfig);
+        try {
+          serve(fd, w, sharedConfig);
+        } catch (const std::exception& e) {  // this caller fails; the listener goes on
+          LUMEN_WARN("a DICOM association failed: " << e.what());
+        }
+        received(w);
         w.done = true;  // only now may the accepting thread join without waiting
       });
     } catch (const std::system_error&) {  // no thread to be had: the caller may retry
+      received(w);
       workers.pop_back();
       ::close(fd);
       LUMEN_WARN("the DICOM listener could not start a thread for a caller: disconnected");
     }
   }
 
+  // The worker has received its association, or failed to: no deadline from now on.
+  static void received(Worker& w) {
+    std::lock_guard<std::mutex> lock(w.receiving);
+    if (w.receivingFd >= 0) ::close(w.receivingFd);
+    w.receivingFd = -1;
+  }
+
+  // Takes an association slot unless all `maxAssociations` are in use.
+  bool claimSlot() {
+    int n = serving.load();
+    while (n < shared.local.maxAssociations)
+      if (serving.compare_exchange_weak(n, n + 1)) return true;
+    return false;
+  }
+
   // On the worker: receives the association on `fd`, then serves it, or rejects it when
-  // the association limit is reached.
-  void serve(int fd, const DcmSharedSCPConfig& sharedConfig) {
+  // the association limit is reached or the listener is stopping.
+  void serve(int fd, Worker& w, const DcmSharedSCPConfig& sharedConfig) {
     T_ASC_Association* assoc = nullptr;
     struct stat id {};
     ::fstat(fd, &id);
     OFCondition c;
     {
       std::unique_lock<std::mutex> lock(externalSocketMutex);
+      struct Handoff {  // ends the handoff however DCMTK returns (or throws: out of memory)
+        std::unique_lock<std::mutex>& lock;
+        ~Handoff() {
+          externalSocketLock = nullptr;
+          if (lock.owns_lock()) dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);  // DCMTK failed before taking it
+        }
+      } handoff{lock};
       dcmExternalSocketHandle.set(fd);
       externalSocketLock = &lock;
-      c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls, DUL_NOBLOCK,
-                                 shared.local.timeoutSeconds);  // with TLS the request follows the handshake
-      externalSocketLock = nullptr;
-      if (lock.owns_lock()) dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);  // DCMTK failed before taking it
+      // On a socket of ours DCMTK ignores the timeout given here: the network's timeout
+      // bounds the read of the request, the socket's receive timeout each handshake read,
+      // and the accepting thread the whole (hangUpSlowReceivers).
+      c = ASC_receiveAssociation(network, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, tls, DUL_NOBLOCK, 1);
     }
     if (c.bad()) {
       LUMEN_WARN("a connection to the DICOM listener failed before its association began: " << c.text());
@@ -426,12 +481,21 @@ struct StorageServer::Impl {
       if (sameSocket(fd, id)) ::close(fd);  // DCMTK failed before taking it
       return;
     }
-    if (serving.fetch_add(1) >= shared.local.maxAssociations) {
-      --serving;
+    received(w);
+    if (stopping) {
+      ++shared.stats.rejected;
+      refuse(assoc, ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+      return;
+    }
+    if (!claimSlot()) {
       ++shared.stats.rejected;
       refuse(assoc, ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
       return;
     }
+    struct Release {
+      std::atomic<int>& n;
+      ~Release() { --n; }
+    } release{serving};
     {
       StoreScp scp(shared);
       scp.setSharedConfig(sharedConfig);
@@ -441,7 +505,6 @@ struct StorageServer::Impl {
       // sent; hang up now (the socket is still the association's, so still this fd).
       if (scp.isConnected()) ::shutdown(fd, SHUT_RDWR);
     }  // DcmSCP's destructor drops and frees what is left
-    --serving;
   }
 };
 

@@ -174,6 +174,11 @@ def stalled_tls_caller(port):
         raise AssertionError(f"no ClientHello: {hello[:8]!r}")
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(hello)
+    s.settimeout(10)
+    answer = s.recv(5)  # the listener's first handshake record: the handshake has begun
+    if not answer or answer[0] != 0x16:
+        raise AssertionError(f"the listener did not answer the ClientHello: {answer!r}")
+    s.settimeout(None)
     return s
 
 
@@ -916,6 +921,45 @@ class DicomTls(unittest.TestCase):
         self.assertIn("4 instance(s) stored", summary)
         self.assertIn(", 1 rejected", summary)
         self.assertEqual(len(indexed(d)), 4)
+
+
+    def test_a_trickling_handshake_is_cut_off(self):
+        # Each read of a handshake is bounded by the timeout, but a caller sending a byte
+        # every second would never end one: the whole handshake is bounded too.
+        cfg = workdir("dicom-tls-trickle-config")
+        env = dict(self.env, LUMEN_CONFIG_DIR=cfg)
+        subprocess.run([CLI, "nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
+                        "--tls-ca", self.ca + ".pem"], env=env, check=True, capture_output=True)
+        path = os.path.join(cfg, "nodes.json")
+        with open(path) as f:
+            nodes = json.load(f)
+        nodes["local"].update(max_associations=1, timeout_seconds=3)
+        with open(path, "w") as f:
+            json.dump(nodes, f)
+        d = workdir("dicom-tls-trickle")
+        lis = Listener(d, "--port", "11133", env=env)
+        tricklers = [stalled_tls_caller(11133) for _ in range(2)]  # both workers the cap allows
+        for s in tricklers:
+            s.sendall(b"\x16\x03\x03\x10\x00")  # a handshake record of 4096 bytes, sent byte by byte
+        cut = set()
+        for _ in range(8):  # 8 s, well past the 3 s timeout
+            time.sleep(1)
+            for i, s in enumerate(tricklers):
+                try:
+                    s.sendall(b"\x00")
+                except OSError:
+                    cut.add(i)
+        tls = ["+tls", self.client + ".key", self.client + ".crt", "+cf", self.ca + ".pem", "-pw"]
+        ok = self.storescu(11133, *tls)  # the tricklers still connected, still sending
+        for s in tricklers:
+            s.close()
+        t0 = time.monotonic()
+        rc, summary = lis.stop()
+        self.assertEqual(cut, {0, 1}, "a trickling handshake was not cut off")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertEqual(rc, 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("4 instance(s) stored", summary)
 
 
 class TlsProxy:
