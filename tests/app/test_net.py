@@ -888,19 +888,25 @@ class DicomTls(unittest.TestCase):
         for sop, path in got.items():
             self.assertTrue(np.array_equal(pydicom.dcmread(path).pixel_array, src[sop]))
 
-    def test_callers_beyond_twice_the_limit_are_disconnected(self):
-        # Handshakes run on workers of their own, so stalled ones could pile up: beyond
-        # twice the association limit (here 1) a caller is disconnected at once, unanswered.
-        cfg = workdir("dicom-tls-cap-config")
+    def tls_listener_env(self, name, **local):
+        """The environment of a listener with DICOM TLS and these settings of its own
+        (nodes.json "local"), in a configuration directory of its own."""
+        cfg = workdir(name)
         env = dict(self.env, LUMEN_CONFIG_DIR=cfg)
         subprocess.run([CLI, "nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
                         "--tls-ca", self.ca + ".pem"], env=env, check=True, capture_output=True)
         path = os.path.join(cfg, "nodes.json")
         with open(path) as f:
             nodes = json.load(f)
-        nodes["local"]["max_associations"] = 1
+        nodes["local"].update(local)
         with open(path, "w") as f:
             json.dump(nodes, f)
+        return env
+
+    def test_callers_beyond_twice_the_limit_are_disconnected(self):
+        # Handshakes run on workers of their own, so stalled ones could pile up: beyond
+        # twice the association limit (here 1) a caller is disconnected at once, unanswered.
+        env = self.tls_listener_env("dicom-tls-cap-config", max_associations=1)
         d = workdir("dicom-tls-cap")
         lis = Listener(d, "--port", "11132", env=env)
         tls = ["+tls", self.client + ".key", self.client + ".crt", "+cf", self.ca + ".pem", "-pw"]
@@ -926,16 +932,7 @@ class DicomTls(unittest.TestCase):
     def test_a_trickling_handshake_is_cut_off(self):
         # Each read of a handshake is bounded by the timeout, but a caller sending a byte
         # every second would never end one: the whole handshake is bounded too.
-        cfg = workdir("dicom-tls-trickle-config")
-        env = dict(self.env, LUMEN_CONFIG_DIR=cfg)
-        subprocess.run([CLI, "nodes", "local", "--tls-cert", self.server + ".crt", "--tls-key", self.server + ".key",
-                        "--tls-ca", self.ca + ".pem"], env=env, check=True, capture_output=True)
-        path = os.path.join(cfg, "nodes.json")
-        with open(path) as f:
-            nodes = json.load(f)
-        nodes["local"].update(max_associations=1, timeout_seconds=3)
-        with open(path, "w") as f:
-            json.dump(nodes, f)
+        env = self.tls_listener_env("dicom-tls-trickle-config", max_associations=1, timeout_seconds=3)
         d = workdir("dicom-tls-trickle")
         lis = Listener(d, "--port", "11133", env=env)
         tricklers = [stalled_tls_caller(11133) for _ in range(2)]  # both workers the cap allows
