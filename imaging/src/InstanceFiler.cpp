@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -31,7 +32,13 @@ struct InstanceFiler::Impl {
     std::function<void(Result<dicom::FileInfo>)> done;  // fileLater's; empty for file()
     Status result;
     bool finished = false;
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   };
+  // fileLater's instances wait this long for company before they are committed: nobody
+  // waits on them one by one, and a transaction plus a folder flush for every one or two
+  // instances (as a fast download delivers them) cost a WADO-RS retrieve 150 flushes.
+  static constexpr std::chrono::milliseconds kLaterWindow{100};
+  static constexpr std::size_t kLaterBatch = 256;
 
   explicit Impl(db::StudyDatabase& database) : db(database), thread([this] { run(); }) {}
   ~Impl() {
@@ -64,7 +71,10 @@ struct InstanceFiler::Impl {
 
   void flush() {
     std::unique_lock<std::mutex> lock(mutex);
+    ++flushing;
+    wake.notify_all();
     finished.wait(lock, [&] { return queue.empty() && !busy; });
+    --flushing;
   }
 
   // One transaction for whatever has queued up while the last one was being flushed, and
@@ -76,6 +86,12 @@ struct InstanceFiler::Impl {
         std::unique_lock<std::mutex> lock(mutex);
         wake.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;
+        const auto onlyLater = [&] {
+          return std::all_of(queue.begin(), queue.end(), [](const auto& p) { return bool(p->done); });
+        };
+        wake.wait_until(lock, queue.front()->since + kLaterWindow, [&] {
+          return stopping || flushing > 0 || queue.size() >= kLaterBatch || !onlyLater();
+        });
         batch.swap(queue);
         busy = true;
       }
@@ -153,6 +169,7 @@ struct InstanceFiler::Impl {
   std::deque<std::shared_ptr<Pending>> queue;
   bool stopping = false;
   bool busy = false;
+  int flushing = 0;  // callers in flush(): what is queued is committed now
   std::function<void(const dicom::FileInfo&)> listener;
   std::thread thread;  // last: starts once the members above exist
 };
