@@ -37,12 +37,15 @@ std::string boundaryOf(std::string_view contentType) {
   const auto at = lower.find("boundary=");
   if (at == std::string::npos) return {};
   std::string_view v = contentType.substr(at + 9);
+  std::string b;
   if (!v.empty() && v.front() == '"') {
     const auto close = v.find('"', 1);
-    return close == std::string_view::npos ? std::string() : std::string(v.substr(1, close - 1));
+    if (close != std::string_view::npos) b = v.substr(1, close - 1);
+  } else {
+    b = v.substr(0, v.find_first_of("; \t"));
   }
-  const auto stop = v.find_first_of("; \t");
-  return std::string(v.substr(0, stop));
+  // RFC 2046's limit; the splitter carries a boundary's length from read to read.
+  return b.size() <= 70 ? b : std::string();
 }
 
 MultipartSplitter::MultipartSplitter(std::string boundary, Handler handler)
@@ -57,17 +60,42 @@ bool MultipartSplitter::fail(std::string why) {
 bool MultipartSplitter::feed(std::string_view bytes) {
   if (state_ == State::Failed) return false;
   if (state_ == State::Done) return true;  // an epilogue is ignored
-  buffer_.append(bytes);
-  // Consumed bytes are skipped by offset and dropped once per feed: erasing at every part
-  // boundary would move the rest of a large read again and again.
+  // The network's bytes are parsed where they lie; only what a read leaves unresolved (a
+  // possible start of a delimiter, unfinished part headers) is carried to the next one.
+  // Copying every byte into a buffer first cost a WADO-RS retrieve a second copy of the
+  // whole study.
+  if (!buffer_.empty()) {
+    const std::size_t carried = buffer_.size();
+    // A delimiter that starts in the carried bytes ends within a delimiter's length of
+    // them; part headers and the line after a delimiter, within kJoin.
+    const bool inPart = state_ == State::Body || state_ == State::Preamble;
+    const std::size_t joined = std::min(bytes.size(), inPart ? delimiter_.size() : kJoin);
+    buffer_.append(bytes.substr(0, joined));
+    const std::size_t used = parse(buffer_);
+    if (used == kFailed) return false;
+    // That much always resolves what was carried (part headers fail past 64 KiB, the
+    // boundary is at most 70 characters), so the parser stops inside it only when all of
+    // `bytes` was joined.
+    if (used < carried || state_ == State::Done) {
+      buffer_.erase(0, used);
+      if (state_ == State::Done) buffer_.clear();
+      return true;
+    }
+    bytes.remove_prefix(used - carried);
+    buffer_.clear();
+  }
+  const std::size_t used = parse(bytes);
+  if (used == kFailed) return false;
+  if (state_ != State::Done) buffer_.assign(bytes.substr(used));
+  return true;
+}
+
+std::size_t MultipartSplitter::parse(std::string_view data) {
   std::size_t pos = 0;
-  const auto consume = [&](bool ok) {
-    buffer_.erase(0, pos);
-    return ok;
-  };
+  const auto consume = [&](bool ok) { return ok ? pos : kFailed; };
   const std::size_t keep = delimiter_.size() - 1;  // a delimiter may straddle two reads
   for (;;) {
-    const std::string_view rest = std::string_view(buffer_).substr(pos);
+    const std::string_view rest = data.substr(pos);
     switch (state_) {
       case State::Preamble: {
         const auto at = rest.find(delimiter_);
@@ -83,15 +111,14 @@ bool MultipartSplitter::feed(std::string_view bytes) {
         if (rest.size() < 2) return consume(true);
         if (rest.substr(0, 2) == "--") {
           state_ = State::Done;
-          buffer_.clear();
-          return true;
+          return data.size();  // an epilogue is ignored
         }
         const auto eol = rest.find("\r\n");
         if (eol == std::string_view::npos) {
-          if (rest.size() > 1024) return fail("malformed multipart body: no line end after a boundary");
+          if (rest.size() > 1024) return fail("malformed multipart body: no line end after a boundary"), kFailed;
           return consume(true);
         }
-        if (rest.find_first_not_of(" \t") < eol) return fail("malformed multipart body: text after a boundary");
+        if (rest.find_first_not_of(" \t") < eol) return fail("malformed multipart body: text after a boundary"), kFailed;
         pos += eol + 2;
         state_ = State::Headers;
         break;
@@ -103,14 +130,14 @@ bool MultipartSplitter::feed(std::string_view bytes) {
         } else {
           end = rest.find("\r\n\r\n");
           if (end == std::string_view::npos) {
-            if (rest.size() > 65536) return fail("malformed multipart body: part headers over 64 KiB");
+            if (rest.size() > 65536) return fail("malformed multipart body: part headers over 64 KiB"), kFailed;
             return consume(true);
           }
           skip = end + 4;
         }
         const std::string_view headers = rest.substr(0, end);
         pos += skip;
-        if (!handler_.begin(headers)) return fail("a part was refused");
+        if (!handler_.begin(headers)) return fail("a part was refused"), kFailed;
         state_ = State::Body;
         break;
       }
@@ -119,20 +146,20 @@ bool MultipartSplitter::feed(std::string_view bytes) {
         if (at == std::string_view::npos) {
           if (rest.size() > keep) {
             const std::size_t n = rest.size() - keep;
-            if (!handler_.data(rest.substr(0, n))) return fail("a part could not be kept");
+            if (!handler_.data(rest.substr(0, n))) return fail("a part could not be kept"), kFailed;
             pos += n;
           }
           return consume(true);
         }
-        if (!handler_.data(rest.substr(0, at)) || !handler_.end()) return fail("a part could not be kept");
+        if (!handler_.data(rest.substr(0, at)) || !handler_.end()) return fail("a part could not be kept"), kFailed;
         pos += at + delimiter_.size();
         state_ = State::AfterDelimiter;
         break;
       }
       case State::Done:
-        return true;
+        return data.size();
       case State::Failed:
-        return false;
+        return kFailed;
     }
   }
 }
@@ -140,10 +167,9 @@ bool MultipartSplitter::feed(std::string_view bytes) {
 // ---------------------------------------------------------------------------------------
 // QIDO-RS
 
-Result<std::vector<net::QueryMatch>> query(const net::WebNode& node, const net::QueryFilter& f, const WebOptions& o,
-                                           const CancelToken& cancel) {
-  Session s(node, o);
-  if (auto p = s.prepare(); !p) return p.error();
+namespace detail {
+
+Result<QNetworkReply*> sendQuery(Session& s, const net::QueryFilter& f) {
   const bool series = f.level == net::QueryLevel::Series;
   QUrlQuery q;
   const auto add = [&](const char* key, const std::string& v) {
@@ -169,7 +195,12 @@ Result<std::vector<net::QueryMatch>> query(const net::WebNode& node, const net::
   } else if (!f.studyUid.empty()) {
     add("StudyInstanceUID", f.studyUid);
   }
-  auto r = s.wait(s.nam.get(s.request(s.url(path, q), "application/dicom+json")), {}, cancel, "query");
+  return s.nam.get(s.request(s.url(path, q), "application/dicom+json"));
+}
+
+Result<std::vector<net::QueryMatch>> readMatches(const Session& s, const Result<Response>& r,
+                                                 const net::QueryFilter& f, const net::WebNode& node) {
+  const bool series = f.level == net::QueryLevel::Series;
   if (!r) return r.error();
   if (r->status == 204) return std::vector<net::QueryMatch>{};
   if (r->status >= 400) {
@@ -206,6 +237,17 @@ Result<std::vector<net::QueryMatch>> query(const net::WebNode& node, const net::
     out.push_back(std::move(x));
   }
   return out;
+}
+
+}  // namespace detail
+
+Result<std::vector<net::QueryMatch>> query(const net::WebNode& node, const net::QueryFilter& f, const WebOptions& o,
+                                           const CancelToken& cancel) {
+  Session s(node, o);
+  if (auto p = s.prepare(); !p) return p.error();
+  auto reply = sendQuery(s, f);
+  if (!reply) return reply.error();
+  return readMatches(s, s.wait(*reply, {}, cancel, "query"), f, node);
 }
 
 Status ping(const net::WebNode& node, const WebOptions& o) {

@@ -66,15 +66,22 @@ class MultipartSplitter {
 
  private:
   enum class State { Preamble, Headers, Body, AfterDelimiter, Done, Failed };
+  static constexpr std::size_t kFailed = std::string::npos;
+  // Of a new read, joined to what the last one left: more than part headers may hold.
+  static constexpr std::size_t kJoin = 80 * 1024;
   bool fail(std::string why);
+  /// Runs the state machine over `data`: how many bytes it consumed, the rest to be
+  /// carried, or kFailed.
+  std::size_t parse(std::string_view data);
   std::string delimiter_;  // CRLF "--" boundary
   Handler handler_;
-  std::string buffer_;
+  std::string buffer_;  // bytes a read left unresolved
   State state_ = State::Preamble;
   std::string error_;
 };
 
-/// The boundary parameter of a multipart Content-Type, unquoted; "" when it has none.
+/// The boundary parameter of a multipart Content-Type, unquoted; "" when it has none or
+/// one longer than RFC 2046's 70 characters.
 std::string boundaryOf(std::string_view contentType);
 
 }  // namespace lumen::web

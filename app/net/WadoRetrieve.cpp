@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "DicomWeb.h"
@@ -100,30 +101,38 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
   if (!seriesUid.empty() && !validUid(seriesUid))
     return Error(ErrorCode::InvalidArgument, "not a Series Instance UID: " + seriesUid);
   progress.unknown("Connecting");
-  // QIDO first: "no such study" is then a clear answer, and the count drives the progress.
+  Session s(node, o);
+  if (auto p = s.prepare(); !p) return p.error();
+  // The QIDO listing goes out alongside the download, not a round trip before it: it still
+  // turns an empty or 404 answer into "no such study", and its count drives the progress.
   net::QueryFilter f;
   f.level = seriesUid.empty() ? net::QueryLevel::Study : net::QueryLevel::Series;
   f.studyUid = studyUid;
-  auto found = query(node, f, o, cancel);
-  if (!found) return found.error();
-  int expected = -1;
-  bool present = false;
-  for (const auto& m : *found) {
-    if (m.studyUid != studyUid || (!seriesUid.empty() && m.seriesUid != seriesUid)) continue;
-    present = true;
-    expected = m.instanceCount;
-  }
-  if (!present)
-    return Error(ErrorCode::NotFound, seriesUid.empty() ? "no such study on the node" : "no such series on the node",
-                 label(node));
-
-  Session s(node, o);
-  if (auto p = s.prepare(); !p) return p.error();
+  auto qido = sendQuery(s, f);
+  if (!qido) return qido.error();
   QString path = "/studies/" + QString::fromStdString(studyUid);
   if (!seriesUid.empty()) path += "/series/" + QString::fromStdString(seriesUid);
   // transfer-syntax=*: as stored, so nothing is transcoded (least of all lossily) on the way.
   QNetworkReply* reply =
       s.nam.get(s.request(s.url(path), R"(multipart/related; type="application/dicom"; transfer-syntax=*)"));
+  std::optional<Result<std::vector<net::QueryMatch>>> listing;
+  int expected = -1;
+  bool present = false;
+  // Waits for the listing only if it has not come yet (it normally comes first).
+  const auto readListing = [&] {
+    if (listing) return;
+    listing = readMatches(s, s.wait(*qido, {}, cancel, "query"), f, node);
+    if (!*listing) return;
+    for (const auto& m : **listing) {
+      if (m.studyUid != studyUid || (!seriesUid.empty() && m.seriesUid != seriesUid)) continue;
+      present = true;
+      expected = m.instanceCount;
+    }
+  };
+  const auto noSuch = [&] {
+    return Error(ErrorCode::NotFound, seriesUid.empty() ? "no such study on the node" : "no such series on the node",
+                 label(node));
+  };
 
   net::InstanceFiler filer(db);
   net::TransferReport report;
@@ -174,6 +183,7 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
       return false;
     }
     ++parts;
+    if (!listing && (*qido)->isFinished()) readListing();
     if (expected > 0) progress.report(std::min(1.0, static_cast<double>(parts) / expected), "Retrieving");
     return true;
   };
@@ -190,17 +200,29 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
           }
           const std::string boundary = boundaryOf(rep.header(QNetworkRequest::ContentTypeHeader).toString().toStdString());
           if (boundary.empty()) {
-            protocolError = "the node's answer is not multipart/related";
+            protocolError = "the node's answer is not multipart/related with a boundary of 1 to 70 characters";
             return false;
           }
           splitter = std::make_unique<MultipartSplitter>(boundary, handler);
         }
-        // Through one reused buffer: readAll() would allocate (and the kernel map and fault
-        // in) a fresh block of up to megabytes for every network read.
         for (;;) {
-          const qint64 n = rep.read(buffer.data(), static_cast<qint64>(buffer.size()));
-          if (n <= 0) return true;
-          if (!splitter->feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)))) break;
+          const qint64 available = rep.bytesAvailable();
+          if (available <= 0) return true;
+          bool fed;
+          if (available <= static_cast<qint64>(buffer.size())) {
+            // Asked for all it holds, Qt hands over the block it received without copying
+            // it when it holds just one (as it does when each arrival is read at once).
+            const QByteArray block = rep.read(available);
+            if (block.isEmpty()) return true;
+            fed = splitter->feed(std::string_view(block.constData(), static_cast<std::size_t>(block.size())));
+          } else {
+            // Through one reused buffer: a fresh block of megabytes would be mapped and
+            // faulted in for every read.
+            const qint64 n = rep.read(buffer.data(), static_cast<qint64>(buffer.size()));
+            if (n <= 0) return true;
+            fed = splitter->feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+          }
+          if (!fed) break;
         }
         protocolError = partError.empty() ? splitter->error() : partError;
         return false;
@@ -208,6 +230,13 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
       cancel, "retrieve");
   if (out) closeOut(false);
   filing.finish();
+  if (!r && r.error().code == ErrorCode::Cancelled) return r.error();
+  // Nothing came: the listing says whether the node has it at all, whatever form its
+  // answer took (404, 204, an empty, cut-off or not multipart body).
+  if (parts == 0) {
+    readListing();
+    if (*listing && !present) return noSuch();
+  }
   if (!r) {
     if (!protocolError.empty()) return Error(ErrorCode::Io, "retrieve failed: " + protocolError, label(node));
     if (report.stored) report.problems.push_back(std::to_string(report.stored) + " instance(s) were stored before the failure");
@@ -219,6 +248,11 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
                  "retrieve failed: the answer ended before its closing boundary (" + std::to_string(report.stored) +
                      " instance(s) stored; retrieving again completes the rest)",
                  label(node));
+  readListing();
+  if (!*listing) {
+    if (listing->error().code == ErrorCode::Cancelled) return listing->error();
+    report.problems.push_back("the instance count was not checked: " + listing->error().message);
+  }
   if (expected >= 0 && parts < static_cast<std::size_t>(expected))
     report.problems.push_back("the node listed " + std::to_string(expected) + " instance(s) but sent " +
                               std::to_string(parts));

@@ -15,6 +15,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "DicomWeb.h"
 
@@ -57,6 +58,12 @@ class Session {
   QSslConfiguration ssl_;
   bool customSsl_ = false;
 };
+
+/// A QIDO-RS request for `filter` sent on `s`; wait for it with Session::wait and read
+/// its answer with readMatches.
+Result<QNetworkReply*> sendQuery(Session& s, const net::QueryFilter& filter);
+Result<std::vector<net::QueryMatch>> readMatches(const Session& s, const Result<Response>& answer,
+                                                 const net::QueryFilter& filter, const net::WebNode& node);
 
 /// The DICOM JSON model (PS3.18 F.2): a tag's values joined with a backslash, as DIMSE
 /// shows them.

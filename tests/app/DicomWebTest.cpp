@@ -69,6 +69,37 @@ TEST(Multipart, EveryPartExactlyWhateverTheReadSizes) {
   }
 }
 
+// Parts as large as a CT slice, read in sizes below and above what a read joins to the
+// bytes the last one left, and part headers of nearly the 64 KiB allowed.
+TEST(Multipart, LargePartsAndLongHeadersWhateverTheReadSizes) {
+  std::mt19937 rng(11);
+  std::vector<std::string> parts;
+  for (std::size_t n : {std::size_t(600000), std::size_t(90000), std::size_t(3), std::size_t(300000)}) {
+    std::string p;
+    for (std::size_t i = 0; i < n; ++i) p.push_back(static_cast<char>(rng() & 0xFF));
+    p.replace(n / 2, 0, "\r\n--lumen-boundary-4x");  // a near miss in the middle
+    parts.push_back(p);
+  }
+  const std::string boundary = "lumen-boundary-42";
+  const std::string longHeader = "Content-Location: /" + std::string(60000, 'x');
+  std::string whole = "\r\n";
+  for (const auto& p : parts)
+    whole += "--" + boundary + "\r\nContent-Type: application/dicom\r\n" + longHeader + "\r\n\r\n" + p + "\r\n";
+  whole += "--" + boundary + "--\r\n";
+  for (std::size_t step : {std::size_t(20), std::size_t(21), std::size_t(22), std::size_t(1000), std::size_t(65536), std::size_t(81919), std::size_t(81920),
+                           std::size_t(81921), std::size_t(262144), whole.size()}) {
+    Parts got;
+    MultipartSplitter s(boundary, got.handler());
+    for (std::size_t i = 0; i < whole.size(); i += step) ASSERT_TRUE(s.feed(std::string_view(whole).substr(i, step))) << s.error();
+    EXPECT_TRUE(s.complete()) << "step " << step;
+    ASSERT_EQ(got.bodies.size(), parts.size()) << "step " << step;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      EXPECT_TRUE(got.bodies[i] == parts[i]) << "part " << i << ", step " << step;
+      EXPECT_EQ(got.headers[i], "Content-Type: application/dicom\r\n" + longHeader);
+    }
+  }
+}
+
 TEST(Multipart, ATruncatedBodyIsNotComplete) {
   const std::string whole = body({"abc", "def"}, "B");
   Parts got;
@@ -95,4 +126,7 @@ TEST(Multipart, BoundaryParameter) {
   EXPECT_EQ(boundaryOf("multipart/related; Boundary=xyz; type=application/dicom"), "xyz");
   EXPECT_EQ(boundaryOf("multipart/related;boundary=xyz"), "xyz");
   EXPECT_EQ(boundaryOf("application/dicom"), "");
+  EXPECT_EQ(boundaryOf("multipart/related; boundary=" + std::string(70, 'b')), std::string(70, 'b'));
+  EXPECT_EQ(boundaryOf("multipart/related; boundary=" + std::string(71, 'b')), "");
+  EXPECT_EQ(boundaryOf("multipart/related; boundary=\"" + std::string(71, 'b') + "\""), "");
 }

@@ -885,6 +885,49 @@ class Web(unittest.TestCase):
         p = run("retrieve", "web", "--study", "1.2.3.4.5.6.7", "--data-dir", d, check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("no such study on the node", p.stderr)
+        p = run("retrieve", "web", "--study", SOURCE_STUDY, "--series", "1.2.3.4.5.6.8", "--data-dir", d, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such series on the node", p.stderr)
+
+    def test_unknown_study_answered_without_404_is_named(self):
+        # PS3.18 lets a node answer a retrieve of something it lacks with 204, or an empty
+        # multipart body, instead of 404: a QIDO listing without a match still names it.
+        import http.server
+        answers = {"wado": (204, "", b"")}
+
+        class Node(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if "?" in self.path:  # QIDO-RS
+                    status, ctype, body = 200, "application/dicom+json", b"[]"
+                else:
+                    status, ctype, body = answers["wado"]
+                self.send_response(status)
+                if ctype:
+                    self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Node)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            run("nodes", "add", "bare", "--url", f"http://127.0.0.1:{srv.server_address[1]}/dicom-web")
+            for answer in ((204, "", b""), (200, "multipart/related; type=\"application/dicom\"; boundary=b", b"--b--\r\n"),
+                           (200, "application/dicom+json", b"[]")):
+                answers["wado"] = answer
+                for series in ([], ["--series", "1.2.3.4.5.6.8"]):
+                    p = run("retrieve", "bare", "--study", "1.2.3.4.5.6.7", *series, "--data-dir",
+                            workdir("wado-bare"), check=False)
+                    self.assertEqual(p.returncode, 1, answer)
+                    self.assertIn("no such series on the node" if series else "no such study on the node", p.stderr,
+                                  answer)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            run("nodes", "remove", "bare", check=False)
 
     def test_https_private_ca_and_basic_auth(self):
         d = workdir("tls")
