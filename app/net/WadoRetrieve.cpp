@@ -230,7 +230,13 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
       cancel, "retrieve");
   if (out) closeOut(false);
   filing.finish();
-  if (!r && r.error().code == ErrorCode::Cancelled) return r.error();
+  // What is stored stays (durable, indexed): a stop says how much of it there is.
+  const auto stopped = [&](Error e) {
+    if (report.stored)
+      e.message += " (" + std::to_string(report.stored) + " instance(s) stored; retrieving again completes the rest)";
+    return e;
+  };
+  if (!r && r.error().code == ErrorCode::Cancelled) return stopped(r.error());
   // Nothing came: the listing says whether the node has it at all, whatever form its
   // answer took (404, 204, an empty, cut-off or not multipart body).
   if (parts == 0) {
@@ -238,9 +244,8 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
     if (*listing && !present) return noSuch();
   }
   if (!r) {
-    if (!protocolError.empty()) return Error(ErrorCode::Io, "retrieve failed: " + protocolError, label(node));
-    if (report.stored) report.problems.push_back(std::to_string(report.stored) + " instance(s) were stored before the failure");
-    return r.error();
+    if (!protocolError.empty()) return stopped(Error(ErrorCode::Io, "retrieve failed: " + protocolError, label(node)));
+    return stopped(r.error());
   }
   if (r->status >= 300) return s.httpError(*r, "retrieve");
   if (!splitter || !splitter->complete())
@@ -250,7 +255,7 @@ Result<net::TransferReport> retrieve(const net::WebNode& node, const std::string
                  label(node));
   readListing();
   if (!*listing) {
-    if (listing->error().code == ErrorCode::Cancelled) return listing->error();
+    if (listing->error().code == ErrorCode::Cancelled) return stopped(listing->error());
     report.problems.push_back("the instance count was not checked: " + listing->error().message);
   }
   if (expected >= 0 && parts < static_cast<std::size_t>(expected))

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pydicom
@@ -158,45 +159,69 @@ class Web(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("no such series on the node", p.stderr)
 
-    def test_unknown_study_answered_without_404_is_named(self):
-        # PS3.18 lets a node answer a retrieve of something it lacks with 204, or an empty
-        # multipart body, instead of 404: a QIDO listing without a match still names it.
-        import http.server
-        answers = {"wado": (204, "", b"")}
-
-        class Node(http.server.BaseHTTPRequestHandler):
+    def bare_node(self, wado):
+        """A DICOMweb node "bare" on loopback: QIDO-RS finds nothing, WADO-RS answers with
+        `wado(handler)` -> (status, content type, body, declared length or None)."""
+        class Node(BaseHTTPRequestHandler):
             def do_GET(self):
-                if "?" in self.path:  # QIDO-RS
-                    status, ctype, body = 200, "application/dicom+json", b"[]"
-                else:
-                    status, ctype, body = answers["wado"]
+                status, ctype, body, length = (200, "application/dicom+json", b"[]", None) if "?" in self.path \
+                    else wado(self)  # "?": a QIDO-RS query
                 self.send_response(status)
                 if ctype:
                     self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) if length is None else length))
                 self.end_headers()
                 self.wfile.write(body)
+                if length is not None:  # promised more: cut the connection short
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass
 
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Node)
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Node)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-        try:
-            run("nodes", "add", "bare", "--url", f"http://127.0.0.1:{srv.server_address[1]}/dicom-web")
-            for answer in ((204, "", b""), (200, "multipart/related; type=\"application/dicom\"; boundary=b", b"--b--\r\n"),
-                           (200, "application/dicom+json", b"[]")):
-                answers["wado"] = answer
-                for series in ([], ["--series", "1.2.3.4.5.6.8"]):
-                    p = run("retrieve", "bare", "--study", "1.2.3.4.5.6.7", *series, "--data-dir",
-                            workdir("wado-bare"), check=False)
-                    self.assertEqual(p.returncode, 1, answer)
-                    self.assertIn("no such series on the node" if series else "no such study on the node", p.stderr,
-                                  answer)
-        finally:
+        run("nodes", "add", "bare", "--url", f"http://127.0.0.1:{srv.server_address[1]}/dicom-web")
+
+        def close():
             srv.shutdown()
             srv.server_close()
             run("nodes", "remove", "bare", check=False)
+        self.addCleanup(close)
+
+    def test_unknown_study_answered_without_404_is_named(self):
+        # PS3.18 lets a node answer a retrieve of something it lacks with 204, or an empty
+        # multipart body, instead of 404: a QIDO listing without a match still names it.
+        answer = [None]
+        self.bare_node(lambda handler: answer[0])
+        for answer[0] in ((204, "", b"", None),
+                          (200, "multipart/related; type=\"application/dicom\"; boundary=b", b"--b--\r\n", None),
+                          (200, "application/dicom+json", b"[]", None)):
+            for series in ([], ["--series", "1.2.3.4.5.6.8"]):
+                p = run("retrieve", "bare", "--study", "1.2.3.4.5.6.7", *series, "--data-dir", workdir("wado-bare"),
+                        check=False)
+                self.assertEqual(p.returncode, 1, answer[0])
+                self.assertIn("no such series on the node" if series else "no such study on the node", p.stderr,
+                              answer[0])
+
+    def test_a_cut_off_download_says_what_it_stored(self):
+        # One whole part, the start of a second, and the connection cut before the length
+        # promised: the first is kept (durable, indexed) and the error says so.
+        files = sample_files()[:2]
+        with open(files[0], "rb") as f:
+            first = f.read()
+        with open(files[1], "rb") as f:
+            second = f.read()
+        head = b"--b\r\nContent-Type: application/dicom\r\n\r\n"
+        body = head + first + b"\r\n" + head + second[:len(second) // 2]
+        self.bare_node(lambda handler: (200, "multipart/related; type=\"application/dicom\"; boundary=b", body,
+                                        len(body) + len(second)))
+        d = workdir("wado-cut")
+        p = run("retrieve", "bare", "--study", net.SOURCE_STUDY, "--data-dir", d, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("1 instance(s) stored; retrieving again completes the rest", p.stderr)
+        self.assertEqual(list(indexed(d)), [str(pydicom.dcmread(files[0]).SOPInstanceUID)])
 
     def test_https_private_ca_and_basic_auth(self):
         d = workdir("tls")
