@@ -76,9 +76,8 @@ bool MultipartSplitter::feed(std::string_view bytes) {
     // That much always resolves what was carried (part headers fail past 64 KiB, the
     // boundary is at most 70 characters), so the parser stops inside it only when all of
     // `bytes` was joined.
-    if (used < carried || state_ == State::Done) {
+    if (used < carried) {
       buffer_.erase(0, used);
-      if (state_ == State::Done) buffer_.clear();
       return true;
     }
     bytes.remove_prefix(used - carried);
@@ -86,7 +85,7 @@ bool MultipartSplitter::feed(std::string_view bytes) {
   }
   const std::size_t used = parse(bytes);
   if (used == kFailed) return false;
-  if (state_ != State::Done) buffer_.assign(bytes.substr(used));
+  buffer_.assign(bytes.substr(used));  // nothing once Done: parse took the epilogue
   return true;
 }
 
