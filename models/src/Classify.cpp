@@ -9,6 +9,8 @@
 #include <iomanip>
 #include <locale>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "Pipeline.h"
 
@@ -50,6 +52,80 @@ Result<InferenceResult::Estimate> estimateOf(const LumenExtras::Estimate& est, c
   return e;
 }
 
+// The bundle's model of class probabilities (estimate.size_reference) at ln value v: the
+// probability that v plus logistic noise of scale `spread` lies in each class's bin (between
+// the class edges; the outer bins one bin width wide), normalised. nets.NoiseLevelGrader's.
+std::vector<double> intervalProbabilities(const std::vector<double>& lnEdges, double spread, double v) {
+  const std::size_t classes = lnEdges.size() + 1;
+  const double width = lnEdges[1] - lnEdges[0];
+  const auto logSigmoid = [](double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); };
+  std::vector<double> p(classes);
+  for (std::size_t c = 0; c < classes; ++c) {
+    const double lo = c == 0 ? lnEdges[0] - width : lnEdges[c - 1];
+    const double hi = c + 1 == classes ? lnEdges.back() + width : lnEdges[c];
+    // ln(sigmoid(a) - sigmoid(b)) for a > b; far up both are near 1, and
+    // sigmoid(a) - sigmoid(b) = sigmoid(-b) - sigmoid(-a) keeps the difference exact.
+    double a = (hi - v) / spread, b = (lo - v) / spread;
+    if (a + b > 0) std::tie(a, b) = std::make_pair(-b, -a);
+    const double la = logSigmoid(a);
+    p[c] = la + std::log1p(-std::exp(logSigmoid(b) - la));
+  }
+  const double top = *std::max_element(p.begin(), p.end());
+  double sum = 0;
+  for (double& x : p) sum += (x = std::exp(x - top));
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+// estimate.size_reference: each graded item's ln estimate referred to the reference body
+// size, and `p` (the network's class probabilities, [items, classes]) replaced by the
+// bundle's model at the referred values, once that model is shown to be the network's at
+// the raw ones. row: the graded item behind each input slice (-1: none).
+Result<InferenceResult::Estimate::Referred> referToSize(const LumenExtras::Estimate& est, const torch::Tensor& column,
+                                                        torch::Tensor& p, const std::vector<std::int64_t>& row,
+                                                        const torch::Tensor& diameters, const std::string& model) {
+  const auto& ref = *est.sizeReference;
+  if (est.classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
+    return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns", model);
+  std::vector<double> lnEdges;
+  for (double e : est.classEdges) lnEdges.push_back(std::log(e));
+  const torch::Tensor raw = column.to(torch::kCPU, torch::kFloat64).contiguous();
+  const torch::Tensor d = diameters.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto rawA = raw.accessor<double, 1>();
+  const auto dA = d.accessor<double, 1>();
+  auto pA = p.accessor<double, 2>();
+  InferenceResult::Estimate::Referred out;
+  out.diameterMm = ref.diameterMm;
+  double worst = 0, lnSum = 0;
+  std::int64_t graded = 0;
+  for (std::size_t z = 0; z < row.size(); ++z) {
+    out.sliceDiametersMm.push_back(dA[static_cast<std::int64_t>(z)]);
+    const std::int64_t i = row[z];
+    if (i < 0) {
+      out.slices.push_back(std::nan(""));
+      continue;
+    }
+    if (!std::isfinite(rawA[i])) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
+    const auto atRaw = intervalProbabilities(lnEdges, ref.classSpread, rawA[i]);
+    const double referred = rawA[i] - ref.slopePerMm * (dA[static_cast<std::int64_t>(z)] - ref.diameterMm);
+    const auto atReferred = intervalProbabilities(lnEdges, ref.classSpread, referred);
+    for (std::size_t c = 0; c < atRaw.size(); ++c) {
+      worst = std::max(worst, std::fabs(atRaw[c] - pA[i][static_cast<std::int64_t>(c)]));
+      pA[i][static_cast<std::int64_t>(c)] = atReferred[c];
+    }
+    out.slices.push_back(std::exp(referred));
+    lnSum += referred;
+    ++graded;
+  }
+  if (worst > 1e-3)
+    return Error(ErrorCode::Model,
+                 "estimate.size_reference: class_edges and class_spread " + formatValue(ref.classSpread) +
+                     " do not describe this network's class probabilities (they differ by up to " + formatValue(worst) + ")",
+                 model);
+  out.value = std::exp(lnSum / static_cast<double>(std::max<std::int64_t>(graded, 1)));
+  return out;
+}
+
 // [1, 1, X, Y, Z] on the input grid -> a float32 volume. (Its own function: inlined into
 // classify, GCC 12 takes the Result's destructor for a free of a non-heap object.)
 Status toVolume(const torch::Tensor& t, const ImageGeometry& geometry, Volume& out) {
@@ -71,7 +147,7 @@ std::string outsideRange(const InferenceResult::Estimate& e) {
 }  // namespace
 
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,
-                bool withSaliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
+                const torch::Tensor& diameters, bool withSaliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
                 const CancelToken& cancel) {
   // A fixed spatial_shape: the input is resized to it. "*" entries (a network that pools
   // globally and takes any size): the pre-processed grid as it is, since resizing changes
@@ -157,7 +233,7 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     progress.report(static_cast<double>(std::min(i + step, batch.size(0))) / static_cast<double>(batch.size(0)),
                     "Running the model");
   }
-  const torch::Tensor p = torch::cat(probs).to(torch::kCPU, torch::kFloat64);
+  torch::Tensor p = torch::cat(probs).to(torch::kCPU, torch::kFloat64).contiguous();
   // metadata.json describes the whole output: with an estimate, the classes and its column.
   if (b.output.numChannels > 0 && p.size(1) + (est ? 1 : 0) != b.output.numChannels) {
     std::ostringstream e;
@@ -165,16 +241,22 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
       << b.output.numChannels << " channels";
     return Error(ErrorCode::Model, e.str(), b.modelPath.string());
   }
+  // The graded item (row of p) behind each input slice; -1: not graded.
+  std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
+  for (std::int64_t i = 0; i < p.size(0); ++i)
+    row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
+  std::optional<InferenceResult::Estimate::Referred> referred;
+  if (est && est->sizeReference) {  // the classes grade the estimate referred to one size
+    auto r = referToSize(*est, torch::cat(values), p, row, diameters, b.modelPath.string());
+    if (!r) return r.error();
+    referred = std::move(r.value());
+  }
   const torch::Tensor mean = p.mean(0);
   for (std::int64_t c = 0; c < mean.size(0); ++c) {
     res.probabilities.push_back(mean[c].item<double>());
     auto it = b.output.channelDef.find(static_cast<int>(c));
     res.classNames.push_back(it != b.output.channelDef.end() ? it->second : "class " + std::to_string(c));
   }
-  // The graded item (row of p) behind each input slice; -1: not graded.
-  std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
-  for (std::int64_t i = 0; i < p.size(0); ++i)
-    row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
   if (modelDims == 2) {
     // One row per input slice; an empty row for a slice that was not graded.
     for (std::int64_t z = 0; z < nSlices; ++z) {
@@ -187,12 +269,14 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
   if (est) {
     auto e = estimateOf(*est, torch::cat(values), row, modelDims, b.modelPath.string());
     if (!e) return e.error();
-    if (!e->inRange()) res.notGraded = outsideRange(*e);
+    if (!e->inRange()) res.notGraded = outsideRange(*e);  // the raw estimate: what the model was trained to read
+    e->referred = std::move(referred);
     if (!est->classEdges.empty()) {
       if (est->classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
         return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns",
                      b.modelPath.string());
-      res.estimateClass = static_cast<int>(std::upper_bound(est->classEdges.begin(), est->classEdges.end(), e->value) -
+      const double gradedValue = e->referred ? e->referred->value : e->value;
+      res.estimateClass = static_cast<int>(std::upper_bound(est->classEdges.begin(), est->classEdges.end(), gradedValue) -
                                            est->classEdges.begin());
     }
     res.estimate = std::move(*e);
@@ -238,7 +322,12 @@ namespace lumen::models {
 std::string classificationDetail(const InferenceResult& r) {
   if (!r.notGraded.empty()) return "not graded: " + r.notGraded;
   if (!r.estimate) return {};
-  return r.estimate->name + " " + pipeline::formatValue(r.estimate->value) + " " + r.estimate->unit;
+  const auto& e = *r.estimate;
+  std::string d = e.name + " " + pipeline::formatValue(e.value) + " " + e.unit;
+  if (e.referred)
+    d += "; " + pipeline::formatValue(e.referred->value) + " " + e.unit + " referred to a water-equivalent diameter of " +
+         pipeline::formatValue(e.referred->diameterMm) + " mm";
+  return d;
 }
 
 }  // namespace lumen::models

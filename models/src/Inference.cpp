@@ -270,17 +270,22 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     State s = toState(input, m.torchDevice());
     if (modelDims == 2)
       if (auto st = reformatToPlane(s, b, res.log); !st) return st.error();
-    torch::Tensor evidence;
-    if (const auto& ev = b.extras.sliceEvidence) {
+    // Per-slice measures of the input itself (HU), before pre-processing changes its units.
+    torch::Tensor evidence, diameters;
+    const auto& est = b.extras.estimate;
+    const bool sized = est && est->sizeReference;
+    if (b.extras.sliceEvidence || sized) {
       const std::string extraFile = (b.root / "configs" / "lumen.json").string();
-      if (modelDims != 2) return Error(ErrorCode::Model, "slice_evidence is for classifiers that read 2D slices", extraFile);
+      const std::string what = b.extras.sliceEvidence ? "slice_evidence" : "estimate.size_reference";
+      if (modelDims != 2) return Error(ErrorCode::Model, what + " is for classifiers that read 2D slices", extraFile);
       for (const auto& t : b.preprocessing)
         if (!std::holds_alternative<ScaleIntensityRangeT>(t) && !std::holds_alternative<NormalizeIntensityT>(t) &&
             !std::holds_alternative<ScaleIntensityT>(t))
           return Error(ErrorCode::Model,
-                       "slice_evidence needs the input's own slices; this bundle's pre-processing reorients, resamples or crops them",
+                       what + " needs the input's own slices; this bundle's pre-processing reorients, resamples or crops them",
                        extraFile);
-      evidence = evidenceAreaMm2(s, *ev);  // in the input's units, before pre-processing
+      if (b.extras.sliceEvidence) evidence = evidenceAreaMm2(s, *b.extras.sliceEvidence);
+      if (sized) diameters = waterEquivalentDiametersMm(s);
     }
     if (auto st = preprocess(s, b, res.log); !st) return st.error();
     res.modelGridSize = s.geometry.size;
@@ -295,7 +300,7 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     net.cuda = m.device.cuda;
 
     if (b.task == Task::Classification) {
-      if (auto st = classify(s, b, net, modelDims, evidence, m.options.saliency, input.geometry(), res, progress, cancel); !st)
+      if (auto st = classify(s, b, net, modelDims, evidence, diameters, m.options.saliency, input.geometry(), res, progress, cancel); !st)
         return st.error();
     } else {
       auto y = runDense(s, b, net, modelDims, params, m.options, res, progress, cancel);

@@ -1,6 +1,7 @@
 #include "LumenExtras.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -85,8 +86,13 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
     if (!known || !es.contains("name") || !es["name"].is_string() || (es.contains("unit") && !es["unit"].is_string()) ||
         (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
       return Error(ErrorCode::Model, expected, file);
+    // A key this version does not know could change the grade: refused, not ignored.
+    for (auto it = es.is_object() ? es.begin() : es.end(); it != es.end(); ++it)
+      if (it.key() != "name" && it.key() != "unit" && it.key() != "transform" && it.key() != "known_range" &&
+          it.key() != "class_edges" && it.key() != "size_reference")
+        return Error(ErrorCode::Model, "estimate: unknown key '" + it.key() + "' (" + expected + ")", file);
     LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
-                            known->first, known->second, {}};
+                            known->first, known->second, {}, std::nullopt};
     if (e.exp && !(e.lo > 0)) return Error(ErrorCode::Model, expected, file);
     if (es.contains("class_edges")) {
       const json& edges = es["class_edges"];
@@ -100,6 +106,26 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
       if (b.output.numChannels > 0 && static_cast<int>(e.classEdges.size()) != b.output.numChannels - 2)
         return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes (metadata.json: " +
                                            std::to_string(b.output.numChannels - 1) + " classes)", file);
+    }
+    if (es.contains("size_reference")) {
+      const json& sr = es["size_reference"];
+      const char* expectedSize =
+          "estimate.size_reference: expected {\"diameter_mm\": > 0, \"slope_ln_per_mm\": number, \"class_spread\": > 0}, "
+          "with \"transform\": \"exp\" and at least two class_edges of equal ratio";
+      const auto number = [&sr](const char* key) { return sr.contains(key) && sr[key].is_number(); };
+      if (!sr.is_object() || !number("diameter_mm") || !number("slope_ln_per_mm") || !number("class_spread"))
+        return Error(ErrorCode::Model, expectedSize, file);
+      LumenExtras::SizeReference ref{sr["diameter_mm"].get<double>(), sr["slope_ln_per_mm"].get<double>(),
+                                     sr["class_spread"].get<double>()};
+      // The bins are equal in ln: the logistic model's outer bins are one such width wide.
+      bool equalRatio = e.exp && e.classEdges.size() >= 2 && e.classEdges.front() > 0;
+      for (std::size_t i = 2; equalRatio && i < e.classEdges.size(); ++i)
+        equalRatio = std::fabs(std::log(e.classEdges[i] / e.classEdges[i - 1]) - std::log(e.classEdges[1] / e.classEdges[0])) <
+                     1e-3 * std::log(e.classEdges[1] / e.classEdges[0]);
+      if (!equalRatio || !(ref.diameterMm > 0 && ref.diameterMm < 2000) || !(std::fabs(ref.slopePerMm) < 1) ||
+          !(ref.classSpread > 0 && ref.classSpread < 10))
+        return Error(ErrorCode::Model, expectedSize, file);
+      e.sizeReference = ref;
     }
     if (b.task != Task::Classification)
       return Error(ErrorCode::Model, "estimate: only a classifier can have one", file);

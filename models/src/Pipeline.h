@@ -78,6 +78,9 @@ torch::Tensor resampleAxis(const torch::Tensor& x, int axis, std::int64_t newSiz
 /// lumen.json slice_evidence: per slice (along the last axis of s.x), the area in mm^2 of
 /// tissue in the bundle's range. Computed in the input's units, before pre-processing.
 torch::Tensor evidenceAreaMm2(const State& s, const LumenExtras::SliceEvidence& ev);
+/// Per slice (along the last axis of s.x, in HU), the water-equivalent diameter in mm
+/// (AAPM Report 220), for an estimate's size_reference.
+torch::Tensor waterEquivalentDiametersMm(const State& s);
 
 /// RAS affine (4x4, row-major) of a grid: what MONAI calls the image's affine.
 std::array<double, 16> rasAffine(const ImageGeometry& g);
@@ -95,9 +98,10 @@ struct Network {
 std::string formatValue(double v);
 
 /// Classification: class probabilities (per slice for a 2D network), saliency on the input
-/// grid when asked for.
+/// grid when asked for. evidence: evidenceAreaMm2 (undefined without slice_evidence);
+/// diameters: waterEquivalentDiametersMm (undefined without a size_reference).
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,
-                bool saliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
+                const torch::Tensor& diameters, bool saliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
                 const CancelToken& cancel);
 
 /// Segmentation / enhancement: the network over the whole pre-processed input (sliding

@@ -417,6 +417,20 @@ torch::Tensor evidenceAreaMm2(const State& s, const LumenExtras::SliceEvidence& 
   return area.cpu();
 }
 
+// AAPM Report 220: the diameter of the water disc that attenuates as the slice does, from
+// the pixels above -500 HU weighted by HU / 1000 + 1.
+torch::Tensor waterEquivalentDiametersMm(const State& s) {
+  const double pixelArea = s.geometry.spacingMm[0] * s.geometry.spacingMm[1];
+  const torch::Tensor x = s.x[0][0].permute({2, 1, 0});  // [Z, Y, X]
+  torch::Tensor d = torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat64));
+  for (std::int64_t z = 0; z < x.size(0); z += 32) {  // bounded temporaries, as above
+    const torch::Tensor part = x.narrow(0, z, std::min<std::int64_t>(32, x.size(0) - z)).to(torch::kFloat64);
+    const torch::Tensor water = torch::where(part > -500.0, part / 1000.0 + 1.0, torch::zeros_like(part)).sum({1, 2});
+    d.narrow(0, z, part.size(0)).copy_(2.0 * torch::sqrt(water * (pixelArea / M_PI)));
+  }
+  return d.cpu();
+}
+
 std::array<double, 16> rasAffine(const ImageGeometry& g) { return ijkToRasAffine(g); }
 
 }  // namespace lumen::models::pipeline

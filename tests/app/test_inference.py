@@ -114,6 +114,28 @@ class Inference(unittest.TestCase):
                 self.assertIn("outside the range the model knows", r["not_graded"])
                 self.assertIn("not graded: outside the range the model knows (3-30 HU): noise SD about 50 HU", p.stdout)
 
+    def test_a_size_referred_estimate_in_the_json(self):
+        # grader2d_sized (lumen.json estimate.size_reference: 40 mm, 0.03 per mm): a +-13 HU
+        # checkerboard in a water disc of 24 mm water-equivalent diameter reads 13 HU and is
+        # graded at 13 exp(0.03 (40 - d)) HU; the disc's d computed here as AAPM Report 220 says.
+        d = workdir("infer-sized")
+        jj, ii = np.indices((64, 64))
+        inside = ((ii - 31.5) * 0.8) ** 2 + ((jj - 31.5) * 0.8) ** 2 <= 12.0 ** 2
+        hu = np.where(inside, np.where((ii + jj) % 2 == 1, 13.0, -13.0), -1000.0).astype(np.float32)
+        diameter = 2 * np.sqrt((hu[hu > -500] / 1000 + 1).sum() * 0.64 / np.pi)
+        nib.save(nib.Nifti1Image(hu[..., None], np.diag([-0.8, -0.8, 2.0, 1.0])), os.path.join(d, "disc.nii.gz"))
+        infer("-m", "grader2d_sized", os.path.join(d, "disc.nii.gz"), "-o", os.path.join(d, "disc.json"))
+        r = json.load(open(os.path.join(d, "disc.json")))
+        self.assertAlmostEqual(r["estimate"]["value"], 13.0, places=3)
+        ref = r["estimate"]["referred"]
+        self.assertEqual(ref["reference_diameter_mm"], 40.0)
+        self.assertAlmostEqual(ref["water_equivalent_diameter_mm"][0], diameter, places=4)
+        referred = 13.0 * np.exp(-0.03 * (diameter - 40.0))
+        self.assertAlmostEqual(ref["value"], referred, places=3)
+        self.assertAlmostEqual(ref["slices"][0], referred, places=3)
+        self.assertEqual(r["predicted"], "20")  # 20.9 HU referred; 13 HU raw would be "10"
+        self.assertEqual(r["detail"], f"noise SD 13 HU; {referred:.3g} HU referred to a water-equivalent diameter of 40 mm")
+
     def test_segmentation_uncertainty_map_and_per_label_means(self):
         d = workdir("infer-uncertainty")
         labels_path, map_path, report_path = (os.path.join(d, n) for n in ("l.nii.gz", "u.nii.gz", "r.json"))

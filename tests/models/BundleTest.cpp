@@ -82,6 +82,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadBundle{"bad_task", {"lumen.json", "sorcery"}},
                       BadBundle{"bad_slice_evidence", {"lumen.json", "slice_evidence"}},
                       BadBundle{"bad_estimate", {"lumen.json", "known_range"}},
+                      BadBundle{"bad_size_reference", {"estimate.size_reference", "slope_ln_per_mm"}},
+                      BadBundle{"unknown_estimate_key", {"lumen.json", "unknown key 'size_referral'"}},
                       BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}},
                       // Types a hand-edited bundle gets wrong: errors naming the key, never a crash.
                       BadBundle{"bad_label_colors", {"lumen.json", "label_colors#1"}},

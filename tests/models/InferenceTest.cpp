@@ -401,6 +401,75 @@ TEST(Inference, AClassifierWithAnEstimateReportsItAndRefusesToGradeOutsideItsRan
   }
 }
 
+// lumen.json estimate.size_reference: at one dose a larger body is noisier, so the classes
+// grade each slice's estimate referred to one size (a water-equivalent diameter, AAPM
+// Report 220, from the input's HU): ln estimate - slope x (diameter - reference). The raw
+// estimate stays what is reported and what the known range checks.
+TEST(Inference, AGraderWithASizeReferenceGradesTheEstimateReferredToTheReferenceSize) {
+  LUMEN_REQUIRE_TEST_MODELS();
+  ImageGeometry g;
+  g.size = {64, 64, 3};
+  g.spacingMm = {0.8, 0.8, 2.0};
+  // Slice k: air, and a water disc of radius radiusMm[k] holding a +-13 HU checkerboard
+  // (every slice's noise reads 13 HU); its diameter as AAPM Report 220 defines it.
+  const double radiusMm[] = {12.0, 20.0, 23.0};
+  auto v = Volume::allocate(PixelType::Float32, g);
+  ASSERT_TRUE(v);
+  double diameter[3];
+  for (std::size_t k = 0; k < 3; ++k) {
+    double water = 0;
+    for (std::size_t j = 0; j < 64; ++j)
+      for (std::size_t i = 0; i < 64; ++i) {
+        const double x = (static_cast<double>(i) - 31.5) * 0.8, y = (static_cast<double>(j) - 31.5) * 0.8;
+        const bool inside = x * x + y * y <= radiusMm[k] * radiusMm[k];
+        const float hu = inside ? ((i + j) % 2 ? 13.0f : -13.0f) : -1000.0f;
+        v->data<float>()[v->linearIndex(i, j, k)] = hu;
+        if (hu > -500.0f) water += static_cast<double>(hu) / 1000.0 + 1.0;
+      }
+    diameter[k] = 2 * std::sqrt(water * 0.64 / M_PI);
+  }
+  auto r = runInference(bundle("grader2d_sized"), *v, cpu());
+  ASSERT_TRUE(r) << r.error().toString();
+  ASSERT_TRUE(r->estimate && r->estimate->referred);
+  const auto& ref = *r->estimate->referred;
+  EXPECT_EQ(ref.diameterMm, 40.0);
+  EXPECT_NEAR(r->estimate->value, 13.0, 1e-3);  // the raw estimate, as measured
+  ASSERT_EQ(ref.slices.size(), 3u);
+  ASSERT_EQ(ref.sliceDiametersMm.size(), 3u);
+  // The classes' bins in ln: 5, 10, 20 at their centres, edges at sqrt(50) and sqrt(200).
+  const std::vector<double> bounds = {std::log(2.5), 0.5 * std::log(50.0), 0.5 * std::log(200.0), std::log(40.0)};
+  const auto sigmoid = [](double x) { return 1 / (1 + std::exp(-x)); };
+  double lnSum = 0;
+  for (std::size_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(ref.sliceDiametersMm[k], diameter[k], 1e-6) << "slice " << k;
+    EXPECT_NEAR(r->estimate->slices[k], 13.0, 1e-3) << "slice " << k;
+    const double referred = std::log(13.0) - 0.03 * (diameter[k] - 40.0);
+    lnSum += referred;
+    EXPECT_NEAR(ref.slices[k], std::exp(referred), 1e-3) << "slice " << k;
+    double p[3], sum = 0;
+    for (int c = 0; c < 3; ++c) sum += p[c] = sigmoid((bounds[c + 1] - referred) / 0.05) - sigmoid((bounds[c] - referred) / 0.05);
+    ASSERT_EQ(r->sliceProbabilities[k].size(), 3u);
+    for (int c = 0; c < 3; ++c) EXPECT_NEAR(r->sliceProbabilities[k][c], p[c] / sum, 1e-4) << "slice " << k << " class " << c;
+  }
+  // 13 HU raw is "10" everywhere; referred, the smallest slice (24 mm) reads 20.9 HU
+  // ("20"), the largest (46 mm) 10.8 ("10"), and the series 14.3 HU: "20", where the raw
+  // series is "10".
+  EXPECT_GT(r->sliceProbabilities[0][2], 0.99);
+  EXPECT_GT(r->sliceProbabilities[2][1], 0.99);
+  EXPECT_NEAR(ref.value, std::exp(lnSum / 3), 1e-3);
+  EXPECT_GT(ref.value, std::sqrt(200.0));
+  EXPECT_EQ(r->predictedClass(), 2);
+  EXPECT_EQ(classificationDetail(*r), "noise SD 13 HU; " + pipeline::formatValue(ref.value) +
+                                          " HU referred to a water-equivalent diameter of 40 mm");
+
+  // The description in lumen.json must be the network's own model: a spread the network
+  // does not have is an error, not a quiet regrading.
+  auto wrong = runInference(bundle("grader2d_sized_wrong_spread"), *v, cpu());
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().toString().find("class_spread 0.05 do not describe this network"), std::string::npos)
+      << wrong.error().toString();
+}
+
 TEST(Inference, WrongTensorsAreClearErrors) {
   LUMEN_REQUIRE_TEST_MODELS();
   ImageGeometry g;

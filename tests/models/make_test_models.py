@@ -146,6 +146,29 @@ class SdGrader(nn.Module):
         return torch.cat([-4 * (s - self.centres) ** 2, s], 1)
 
 
+class SizedGrader(nn.Module):
+    """The CT dose grader's output model, written from its description (lumen.json
+    estimate.size_reference): the last column is s = ln(mean |x| over the pixels with |x| <
+    500), so a +-a checkerboard in water reads ln a; each class column is the log of the
+    probability that s plus logistic noise of scale `spread` lies in the class's bin (bins
+    between the ln edges, the outer two one bin width wide)."""
+
+    def __init__(self, edges, spread):
+        super().__init__()
+        e = torch.log(torch.tensor(edges, dtype=torch.float64))
+        w = e[1] - e[0]
+        self.register_buffer("lower", torch.cat([e[:1] - w, e]).float()[None])
+        self.register_buffer("upper", torch.cat([e, e[-1:] + w]).float()[None])
+        self.spread = spread
+
+    def forward(self, x):
+        f = x.flatten(1)
+        m = (f.abs() < 500).float()
+        s = torch.log((f.abs() * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0))
+        inside = torch.sigmoid((self.upper - s) / self.spread) - torch.sigmoid((self.lower - s) / self.spread)
+        return torch.cat([torch.log(inside.clamp(min=1e-30)), s], 1)
+
+
 def metadata(name, out_channels, out_type="image", out_format="segmentation", spatial_shape=None, channel_def=None,
              in_shape=None):
     return {
@@ -324,6 +347,18 @@ def main():
                  {"task": "classification", "plane": "axial", "estimate": estimate})
     write_bundle("bad_estimate", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "plane": "axial", "estimate": {**estimate, "known_range": [30, 3]}})
+    # Grades its estimate referred to one body size (estimate.size_reference), as the CT dose
+    # grader; the second bundle's lumen.json says another spread than its network's.
+    sized = {**estimate, "size_reference": {"diameter_mm": 40.0, "slope_ln_per_mm": 0.03, "class_spread": 0.05}}
+    for name, spread in (("grader2d_sized", 0.05), ("grader2d_sized_wrong_spread", 0.2)):
+        write_bundle(name, SizedGrader(estimate["class_edges"], spread), {**grader_meta, "name": name},
+                     {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification", "plane": "axial", "estimate": sized})
+    write_bundle("bad_size_reference", SizedGrader(estimate["class_edges"], 0.05), grader_meta,
+                 {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial",
+                  "estimate": {**sized, "size_reference": {"diameter_mm": 40.0, "class_spread": 0.05}}})
+    write_bundle("unknown_estimate_key", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial", "estimate": {**estimate, "size_referral": {}}})
     # Fast whole-volume models for the GUI tests (a 512 x 512 x 32 CT in well under a second).
     write_bundle("gui_segment", Threshold3d(),
                  metadata("gui_segment", 2, channel_def={"0": "background", "1": "bone"}),

@@ -404,6 +404,12 @@ extern "C" __attribute__((visibility("default"))) int lumen_cli_ai_main(int argc
         for (double v : e->slices) slices.push_back(std::isfinite(v) ? json(v) : json());  // null: not graded
         j["estimate"] = {{"name", e->name}, {"unit", e->unit}, {"value", e->value}, {"known_range", {e->lo, e->hi}}};
         if (!e->slices.empty()) j["estimate"]["slices"] = slices;
+        if (const auto& rf = e->referred) {  // what the classes grade (the bundle's size_reference)
+          json referredSlices = json::array();
+          for (double v : rf->slices) referredSlices.push_back(std::isfinite(v) ? json(v) : json());
+          j["estimate"]["referred"] = {{"reference_diameter_mm", rf->diameterMm}, {"value", rf->value},
+                                       {"slices", referredSlices}, {"water_equivalent_diameter_mm", rf->sliceDiametersMm}};
+        }
       }
     } else if (r->task == models::Task::Segmentation) {
       // Voxel counts and volumes of each label, or of each channel mask.

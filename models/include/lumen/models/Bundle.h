@@ -132,11 +132,28 @@ struct LumenExtras {
   /// bins of the estimate, and the series' class is the bin its estimate lies in (not the
   /// most probable class of its slices' mean probabilities, which could fall as every
   /// slice's estimate rises).
+  ///
+  /// `sizeReference` ("size_reference": {"diameter_mm", "slope_ln_per_mm", "class_spread"};
+  /// an estimate given as a log, with class_edges of equal width in it): at one dose a larger
+  /// body is noisier, so a grade of the raw estimate says as much about the slice's size as
+  /// about its dose. With it, the classes grade the estimate referred to one body size: each
+  /// slice's ln estimate minus slope x (its water-equivalent diameter - diameter_mm; AAPM
+  /// Report 220, from the input's HU). The class probabilities are then the bundle's logistic
+  /// interval model (bins from class_edges, one bin width beyond either end; scale
+  /// class_spread) at the referred value; Lumen checks that the same model at the raw value
+  /// gives the network's own class columns, so that the description cannot drift from the
+  /// network. The raw estimate is still what is reported and what known_range checks.
+  struct SizeReference {
+    double diameterMm = 0;
+    double slopePerMm = 0;
+    double classSpread = 0;
+  };
   struct Estimate {
     std::string name, unit;
     bool exp = false;
     double lo = 0, hi = 0;
     std::vector<double> classEdges;
+    std::optional<SizeReference> sizeReference;
   };
   std::optional<Estimate> estimate;
   /// "plane": the patient plane a 2D network was trained on ("axial", "coronal" or

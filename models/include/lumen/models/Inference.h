@@ -71,10 +71,21 @@ struct InferenceResult {
     double lo = 0.0, hi = 0.0;  // the range the model knows
     /// One per input slice; NaN for a slice that was not graded.
     std::vector<double> slices;
+    /// With the bundle's size_reference: the estimate referred to a body of the reference
+    /// water-equivalent diameter, which the classes grade (value: the geometric mean over
+    /// the graded slices; slices: NaN where not graded), and each input slice's diameter.
+    struct Referred {
+      double diameterMm = 0.0;
+      double value = 0.0;
+      std::vector<double> slices;
+      std::vector<double> sliceDiametersMm;
+    };
+    std::optional<Referred> referred;
     bool inRange() const { return value >= lo && value <= hi; }
   };
   std::optional<Estimate> estimate;
-  /// With the estimate's class_edges: the bin the series' estimate lies in (-1: none).
+  /// With the estimate's class_edges: the bin the series' estimate lies in (referred to the
+  /// reference size where the bundle has a size_reference; -1: none).
   int estimateClass = -1;
   /// Why the series has no class although the model ran (the estimate lies outside the
   /// range the model knows); predictedClass() is then -1. Empty: graded.
@@ -135,7 +146,9 @@ class Engine {
 Result<Volume> inInputType(Volume output, Task task, PixelType inputType);
 
 /// A classification's words beyond its class, for reports and displays: the estimate
-/// ("noise SD 13.9 HU"), or why there is no class ("not graded: outside the range ...").
+/// ("noise SD 13.9 HU", with a size_reference "noise SD 13.9 HU; 12.1 HU referred to a
+/// water-equivalent diameter of 160 mm"), or why there is no class ("not graded: outside
+/// the range ...").
 /// Empty for a plain classifier.
 std::string classificationDetail(const InferenceResult& result);
 
