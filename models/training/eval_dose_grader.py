@@ -49,10 +49,12 @@ sys.path.insert(0, HERE)
 import ct_data  # noqa: E402
 import ct_eval_data  # noqa: E402
 import ctsim  # noqa: E402
+import fit_size_reference  # noqa: E402
 import evaluation  # noqa: E402
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
 LADDER = [round(0.15 * 1.17 ** i, 4) for i in range(23)]  # noise factors 0.15 .. 4.6 of the 14 HU level
+CLASS_EDGES = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # the class bins' edges (HU)
 MARGIN = 1.15  # a ladder step this near an end of the known range may go either way (the estimate reads up to 9 % low there)
 
 
@@ -105,8 +107,10 @@ def main():
 
     confusion = np.zeros((4, 4), int)
     ungraded = 0
+    raw_right = 0  # slices whose raw estimate (not referred to size) lies in their dose's bin
     dw = water_equivalent_diameters(sim["hu"], spacing)
-    size_rows = []  # (series number, slice's water-equivalent diameter, ln of its estimate)
+    size_rows, referred_rows = [], []  # (series number, slice's water-equivalent diameter, ln of its estimate)
+    diameter_gap = 0.0  # the engine's diameters against this script's, mm
     series_rows = []
     est_errors = []  # series estimate / true SD - 1
     for dose, r, vol in series:
@@ -115,12 +119,17 @@ def main():
         sal = os.path.join(out, "saliency_1-4.nii.gz") if (dose == "1/4" and r == 0) else None
         res = infer(a.cli, a.model, src, os.path.join(out, f"{name}.json"), a.threads, sal)
         truth = CLASSES.index(dose)
-        for p in res["slice_probabilities"]:
+        for p, e in zip(res["slice_probabilities"], res["estimate"]["slices"]):
             if not p:  # not graded: too little soft tissue in the slice
                 ungraded += 1
                 continue
             confusion[truth, int(np.argmax(p))] += 1
+            raw_right += int(np.digitize(e, CLASS_EDGES) == truth)
         size_rows += [(len(series_rows), dw[z], np.log(e)) for z, e in enumerate(res["estimate"]["slices"]) if e]
+        referred = res["estimate"].get("referred")
+        if referred:
+            referred_rows += [(len(series_rows), dw[z], np.log(e)) for z, e in enumerate(referred["slices"]) if e]
+            diameter_gap = max(diameter_gap, float(np.max(np.abs(np.array(referred["water_equivalent_diameter_mm"]) - dw))))
         true_sd = sim["native_sd"] / np.sqrt(ct_eval_data.FRACTIONS[dose])
         est = res["estimate"]["value"]
         est_errors.append(est / true_sd - 1)
@@ -142,6 +151,7 @@ def main():
     result = {"mode": mode, "slices_per_series": len(sim["slices"]), "realisations": reals,
               "native_noise_hu": round(sim["native_sd"], 2), "fbp_window": sim["window"], "series_accuracy": round(series_acc, 4),
               "slice_accuracy": round(slice_acc, 4), "slice_balanced_accuracy": round(float(np.mean(per_class)), 4),
+              "slice_accuracy_raw_estimate": round(raw_right / max(int(confusion.sum()), 1), 4),
               "slices_graded": round(float(confusion.sum() / slices), 4),
               "slice_accuracy_ungraded_as_errors": round(float(np.trace(confusion) / slices), 4),
               "per_class_slice_recall": dict(zip(CLASSES, [round(v, 4) for v in per_class])),
@@ -149,8 +159,12 @@ def main():
               "estimate_median_abs_error_pct": round(100 * float(np.median(np.abs(est_errors))), 2),
               "estimate_max_abs_error_pct": round(100 * float(np.max(np.abs(est_errors))), 2),
               "slice_noise_and_size": size_dependence(size_rows),
+              "slice_noise_and_size_referred": size_dependence(referred_rows),
+              "water_equivalent_diameter_engine_vs_python_mm": round(diameter_gap, 4),
               "series": series_rows}
     failed = levels_and_ladder(a, out, mode, result)
+    if diameter_gap > 0.5:  # the engine's AAPM 220 diameters against fit_size_reference's
+        failed.append(f"the engine's water-equivalent diameters differ from this script's by up to {diameter_gap:.2f} mm")
     result["seconds"] = round(time.time() - t0, 1)
     json.dump(result, open(os.path.join(out, "metrics.json"), "w"), indent=1)
     print(json.dumps({k: v for k, v in result.items() if k not in ("series", "levels", "ladder")}, indent=1))
@@ -164,15 +178,8 @@ def main():
 
 
 def water_equivalent_diameters(hu, spacing):
-    """Per slice, the water-equivalent diameter (AAPM Report 220) in mm: the diameter of the
-    water disc that attenuates as the slice does, from the pixels above -500 HU weighted by
-    HU / 1000 + 1."""
-    area = spacing[1] * spacing[2]
-    out = []
-    for s in hu:
-        body = s[s > -500]
-        out.append(2 * np.sqrt(np.sum(np.clip(body / 1000.0 + 1.0, 0, None)) * area / np.pi))
-    return np.array(out)
+    """Per slice [Z, Y, X], the water-equivalent diameter (AAPM Report 220) in mm."""
+    return np.array([fit_size_reference.water_equivalent_diameter(s, spacing[1], spacing[2]) for s in hu])
 
 
 def size_dependence(rows):
@@ -201,7 +208,7 @@ def plot(path, result, lo, hi):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=100)
     ax.axvspan(lo, hi, color="0.93", label=f"range the model knows ({lo:g}-{hi:g} HU)")
-    edges = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]
+    edges = CLASS_EDGES
     for e in edges:
         ax.axhline(e, color="0.75", lw=0.8, ls=":")
     for c, y in zip(CLASSES, [7.0 * 2 ** (k / 2) for k in range(len(CLASSES))]):
@@ -237,7 +244,7 @@ def levels_and_ladder(a, out, mode, result):
     spacing = lv["spacing"]
     ref = lv["reference"]
     masks = [ctsim.soft_tissue_mask(ref[z]) for z in range(ref.shape[0])]
-    edges = [7.0 * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # the class bins' edges (HU)
+    edges = CLASS_EDGES
     failed, levels = [], []
     own_right, own_total, slice_errors, own_ratios = 0, 0, [], []
     for sd, level in lv["levels"].items():

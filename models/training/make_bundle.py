@@ -20,7 +20,9 @@ SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/downlo
 DISCLAIMER = "Reference model for research and demonstration, not for diagnosis."
 
 sys.path.insert(0, HERE)
+import fit_size_reference  # noqa: E402  (the grader's size reference)
 import train_dose_grader  # noqa: E402  (the grader's slice_evidence comes from its training rule)
+import torch  # noqa: E402
 
 
 def compose(*t):
@@ -69,9 +71,9 @@ def ct_denoise():
 DOSE_CLASSES = {"0": "full", "1": "1/2", "2": "1/4", "3": "1/8"}
 
 
-def ct_dose_grade():
+def ct_dose_grade(trained):
     meta = metadata(
-        "ct_dose_grade", "2.0.0",
+        "ct_dose_grade", "2.1.0",
         "Estimates the noise SD (HU) of a head CT series and grades it in dose-equivalent steps (full, 1/2, 1/4, "
         "1/8 of a standard head protocol), slice by slice, to suggest the denoiser. Output: the classes' "
         "log-probabilities, then ln(noise SD / HU).", "CT image quality (noise and dose level) grading",
@@ -97,7 +99,13 @@ def ct_dose_grade():
               "slice_evidence": train_dose_grader.SLICE_EVIDENCE,
               "estimate": {"name": "noise SD", "unit": "HU", "transform": "exp",
                            "known_range": list(train_dose_grader.KNOWN_RANGE),
-                           "class_edges": [round(e, 4) for e in train_dose_grader.CLASS_EDGES]}}
+                           "class_edges": [round(e, 4) for e in train_dose_grader.CLASS_EDGES],
+                           # The grade is of the noise referred to one head size; the class
+                           # spread is the network's own (the engine checks it against its output).
+                           "size_reference": {"diameter_mm": train_dose_grader.REF_DIAMETER_MM,
+                                              "slope_ln_per_mm": fit_size_reference.SLOPE_LN_PER_MM,
+                                              "class_spread": round(float(torch.jit.load(
+                                                  os.path.join(trained, "model.ts")).spread), 6)}}}
     return meta, inference, extras
 
 
@@ -135,7 +143,9 @@ def mr_brain_extract():
     return meta, inference, extras
 
 
-SPECS = {"ct_denoise": ct_denoise, "ct_dose_grade": ct_dose_grade, "mr_brain_extract": mr_brain_extract}
+# name -> f(training output dir) -> (metadata, inference, lumen.json)
+SPECS = {"ct_denoise": lambda _: ct_denoise(), "ct_dose_grade": ct_dose_grade,
+         "mr_brain_extract": lambda _: mr_brain_extract()}
 
 
 def main():
@@ -148,7 +158,7 @@ def main():
     d = os.path.join(ROOT, "resources", "models", name)
     os.makedirs(os.path.join(d, "configs"), exist_ok=True)
     os.makedirs(os.path.join(d, "models"), exist_ok=True)
-    meta, inference, extras = SPECS[name]()
+    meta, inference, extras = SPECS[name](trained)
     training = os.path.join(trained, "training.json")
     if os.path.isfile(training):
         meta["training"] = {k: v for k, v in json.load(open(training)).items() if k in ("args", "seconds")}

@@ -14,7 +14,10 @@ helps.
 How: the network (nets.NoiseLevelGrader: fully convolutional, attention-pooled, any slice
 size) estimates the noise SD in HU; the grade is the bin of ln SD its estimate lies in (bins
 of equal width centred on the classes' SDs), so more noise can never read as a better grade
-unless the estimate itself falls. Trained on SDs drawn log-uniformly over SD_RANGE, wider
+unless the estimate itself falls. The bundle grades the estimate referred to a head of
+REF_DIAMETER_MM (lumen.json estimate.size_reference; its slope from fit_size_reference.py):
+at one dose a larger slice is noisier, and without that a series' large slices would grade
+a step below its small ones. Trained on SDs drawn log-uniformly over SD_RANGE, wider
 than the classes, so that the estimate is also right for noise outside them; the bundle
 says "outside the range the model knows" for an estimate beyond KNOWN_RANGE, which lies
 inside SD_RANGE by about 20 % at either end (an estimate saturates near the edges of what it
@@ -40,6 +43,10 @@ import nets
 
 CLASSES = ["full", "1/2", "1/4", "1/8"]
 REF_SD = 7.0  # HU, true SD: see the model card (the held-out scan's own noise is of this order)
+# ... in a head of this water-equivalent diameter: the classes grade the noise referred to it
+# (lumen.json estimate.size_reference, slope from fit_size_reference.py); the held-out scan's
+# mean over the slices the bundle grades (180.5 mm), like REF_SD that scan's (model card).
+REF_DIAMETER_MM = 180.0
 CENTRES = [REF_SD * 2 ** (k / 2) for k in range(len(CLASSES))]  # HU: SD x sqrt(2) per halving of the dose
 CLASS_EDGES = [REF_SD * 2 ** (k / 2 + 0.25) for k in range(len(CLASSES) - 1)]  # HU: the bins' edges
 SD_RANGE = (2.5, 60.0)   # HU, what training draws from (log-uniform)
