@@ -96,7 +96,9 @@ Result<InferenceResult::Estimate::Referred> referToSize(const LumenExtras::Estim
   auto pA = p.accessor<double, 2>();
   InferenceResult::Estimate::Referred out;
   out.diameterMm = ref.diameterMm;
-  double worst = 0, lnSum = 0;
+  // How far the stated model lies from the network: in probability, and in log-probability
+  // wherever both are above 1e-10 (a wrong spread shows in the far bins at any estimate).
+  double worst = 0, worstLog = 0, lnSum = 0;
   std::int64_t graded = 0;
   for (std::size_t z = 0; z < row.size(); ++z) {
     out.sliceDiametersMm.push_back(dA[static_cast<std::int64_t>(z)]);
@@ -105,22 +107,30 @@ Result<InferenceResult::Estimate::Referred> referToSize(const LumenExtras::Estim
       out.slices.push_back(std::nan(""));
       continue;
     }
-    if (!std::isfinite(rawA[i])) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
+    if (std::isnan(rawA[i])) return Error(ErrorCode::Model, "the network's " + est.name + " is not a number", model);
+    ++graded;
+    if (std::isinf(rawA[i])) {  // no referral, no class: known_range refuses the series
+      out.slices.push_back(std::exp(rawA[i]));
+      lnSum += rawA[i];
+      continue;
+    }
     const auto atRaw = intervalProbabilities(lnEdges, ref.classSpread, rawA[i]);
     const double referred = rawA[i] - ref.slopePerMm * (dA[static_cast<std::int64_t>(z)] - ref.diameterMm);
     const auto atReferred = intervalProbabilities(lnEdges, ref.classSpread, referred);
     for (std::size_t c = 0; c < atRaw.size(); ++c) {
-      worst = std::max(worst, std::fabs(atRaw[c] - pA[i][static_cast<std::int64_t>(c)]));
+      const double net = pA[i][static_cast<std::int64_t>(c)];
+      worst = std::max(worst, std::fabs(atRaw[c] - net));
+      if (atRaw[c] > 1e-10 && net > 1e-10) worstLog = std::max(worstLog, std::fabs(std::log(atRaw[c] / net)));
       pA[i][static_cast<std::int64_t>(c)] = atReferred[c];
     }
     out.slices.push_back(std::exp(referred));
     lnSum += referred;
-    ++graded;
   }
-  if (worst > 1e-3)
+  if (worst > 1e-3 || worstLog > 1e-2)
     return Error(ErrorCode::Model,
                  "estimate.size_reference: class_edges and class_spread " + formatValue(ref.classSpread) +
-                     " do not describe this network's class probabilities (they differ by up to " + formatValue(worst) + ")",
+                     " do not describe this network's class probabilities (they differ by up to " + formatValue(worst) +
+                     ", by up to " + formatValue(worstLog) + " in log-probability)",
                  model);
   out.value = std::exp(lnSum / static_cast<double>(std::max<std::int64_t>(graded, 1)));
   return out;

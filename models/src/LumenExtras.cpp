@@ -115,6 +115,12 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
       const auto number = [&sr](const char* key) { return sr.contains(key) && sr[key].is_number(); };
       if (!sr.is_object() || !number("diameter_mm") || !number("slope_ln_per_mm") || !number("class_spread"))
         return Error(ErrorCode::Model, expectedSize, file);
+      for (auto it = sr.begin(); it != sr.end(); ++it)
+        if (it.key() != "diameter_mm" && it.key() != "slope_ln_per_mm" && it.key() != "class_spread")
+          return Error(ErrorCode::Model, "estimate.size_reference: unknown key '" + it.key() + "' (" + expectedSize + ")", file);
+      // A water-equivalent diameter is of an axial slice.
+      if (b.extras.plane != "axial")
+        return Error(ErrorCode::Model, "estimate.size_reference needs \"plane\": \"axial\" (diameters are of axial slices)", file);
       LumenExtras::SizeReference ref{sr["diameter_mm"].get<double>(), sr["slope_ln_per_mm"].get<double>(),
                                      sr["class_spread"].get<double>()};
       // The bins are equal in ln: the logistic model's outer bins are one such width wide.

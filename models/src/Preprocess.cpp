@@ -417,8 +417,9 @@ torch::Tensor evidenceAreaMm2(const State& s, const LumenExtras::SliceEvidence& 
   return area.cpu();
 }
 
-// AAPM Report 220: the diameter of the water disc that attenuates as the slice does, from
-// the pixels above -500 HU weighted by HU / 1000 + 1.
+// After AAPM Report 220: the diameter of the water disc that attenuates as the slice does,
+// from the pixels above -500 HU weighted by HU / 1000 + 1. No body contour: air inside the
+// head (sinuses) is left out and a head holder counts; the training fit used the same rule.
 torch::Tensor waterEquivalentDiametersMm(const State& s) {
   const double pixelArea = s.geometry.spacingMm[0] * s.geometry.spacingMm[1];
   const torch::Tensor x = s.x[0][0].permute({2, 1, 0});  // [Z, Y, X]

@@ -6,8 +6,8 @@ grade (lumen.json estimate.size_reference), on the grader's training bases only.
 
 At one dose (photons per ray) a larger slice is noisier: its rays pass more water. For each
 training base of ct_bank (the validation bases, every 10th, left out as in training) with
-enough soft tissue: its water-equivalent diameter (AAPM Report 220: pixels above -500 HU,
-weighted by HU / 1000 + 1) and the SD in its soft tissue of the noise of one projection-noise
+enough soft tissue: its water-equivalent diameter (after AAPM Report 220: pixels above
+-500 HU, weighted by HU / 1000 + 1, no body contour, as the engine computes it) and the SD in its soft tissue of the noise of one projection-noise
 realisation at a fixed photon count (ctsim.Slice.unit_noise, Poisson part), reconstructed
 with 11 kernels from smooth to sharp; ln SD averaged over the kernels. One realisation per
 base (the bank draws four): an SD over thousands of soft-tissue pixels varies by well under

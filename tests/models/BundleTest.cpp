@@ -84,6 +84,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadBundle{"bad_estimate", {"lumen.json", "known_range"}},
                       BadBundle{"bad_size_reference", {"estimate.size_reference", "slope_ln_per_mm"}},
                       BadBundle{"unknown_estimate_key", {"lumen.json", "unknown key 'size_referral'"}},
+                      BadBundle{"size_reference_unknown_key", {"estimate.size_reference", "unknown key 'pixel_mm'"}},
+                      BadBundle{"size_reference_coronal", {"estimate.size_reference", "\"plane\": \"axial\""}},
                       BadBundle{"does_not_exist", {"does_not_exist", "not a model bundle"}},
                       // Types a hand-edited bundle gets wrong: errors naming the key, never a crash.
                       BadBundle{"bad_label_colors", {"lumen.json", "label_colors#1"}},

@@ -462,6 +462,27 @@ TEST(Inference, AGraderWithASizeReferenceGradesTheEstimateReferredToTheReference
   EXPECT_EQ(classificationDetail(*r), "noise SD 13 HU; " + pipeline::formatValue(ref.value) +
                                           " HU referred to a water-equivalent diameter of 40 mm");
 
+  // With slice_evidence, a slice with no tissue (here the middle one, air) is left out:
+  // no probabilities, no referred value, no vote; the others keep their own diameters.
+  auto gap = Volume::allocate(PixelType::Float32, g);
+  ASSERT_TRUE(gap);
+  std::copy(v->data<float>(), v->data<float>() + v->voxelCount(), gap->data<float>());
+  for (std::size_t j = 0; j < 64; ++j)
+    for (std::size_t i = 0; i < 64; ++i) gap->data<float>()[gap->linearIndex(i, j, 1)] = -1000.0f;
+  auto withGap = runInference(bundle("grader2d_sized_evidence"), *gap, cpu());
+  ASSERT_TRUE(withGap) << withGap.error().toString();
+  const auto& gapRef = *withGap->estimate->referred;
+  ASSERT_EQ(gapRef.slices.size(), 3u);
+  EXPECT_TRUE(withGap->sliceProbabilities[1].empty());
+  EXPECT_TRUE(std::isnan(gapRef.slices[1]));
+  EXPECT_EQ(gapRef.sliceDiametersMm[1], 0.0);
+  for (std::size_t k : {0u, 2u}) {
+    EXPECT_NEAR(gapRef.sliceDiametersMm[k], diameter[k], 1e-6) << "slice " << k;
+    EXPECT_NEAR(gapRef.slices[k], ref.slices[k], 1e-4) << "slice " << k;
+    for (int c = 0; c < 3; ++c) EXPECT_NEAR(withGap->sliceProbabilities[k][c], r->sliceProbabilities[k][c], 1e-6);
+  }
+  EXPECT_NEAR(gapRef.value, std::sqrt(ref.slices[0] * ref.slices[2]), 1e-3);
+
   // The description in lumen.json must be the network's own model: a spread the network
   // does not have is an error, not a quiet regrading.
   auto wrong = runInference(bundle("grader2d_sized_wrong_spread"), *v, cpu());

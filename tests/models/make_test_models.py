@@ -357,6 +357,15 @@ def main():
                  {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "plane": "axial",
                   "estimate": {**sized, "size_reference": {"diameter_mm": 40.0, "class_spread": 0.05}}})
+    write_bundle("grader2d_sized_evidence", SizedGrader(estimate["class_edges"], 0.05),
+                 {**grader_meta, "name": "grader2d_sized_evidence"}, {"inferer": {"_target_": "SimpleInferer"}},
+                 {"task": "classification", "plane": "axial", "estimate": sized,
+                  "slice_evidence": {"range": [-50, 50], "smoothing_mm": 2, "neighbourhood_mm": 2, "min_area_mm2": 100}})
+    for name, extras in (("size_reference_unknown_key", {"plane": "axial", "estimate": {
+                              **sized, "size_reference": {**sized["size_reference"], "pixel_mm": 1.0}}}),
+                         ("size_reference_coronal", {"plane": "coronal", "estimate": sized})):
+        write_bundle(name, SizedGrader(estimate["class_edges"], 0.05), grader_meta,
+                     {"inferer": {"_target_": "SimpleInferer"}}, {"task": "classification", **extras})
     write_bundle("unknown_estimate_key", SdGrader(), grader_meta, {"inferer": {"_target_": "SimpleInferer"}},
                  {"task": "classification", "plane": "axial", "estimate": {**estimate, "size_referral": {}}})
     # Fast whole-volume models for the GUI tests (a 512 x 512 x 32 CT in well under a second).

@@ -137,12 +137,14 @@ struct LumenExtras {
   /// an estimate given as a log, with class_edges of equal width in it): at one dose a larger
   /// body is noisier, so a grade of the raw estimate says as much about the slice's size as
   /// about its dose. With it, the classes grade the estimate referred to one body size: each
-  /// slice's ln estimate minus slope x (its water-equivalent diameter - diameter_mm; AAPM
-  /// Report 220, from the input's HU). The class probabilities are then the bundle's logistic
-  /// interval model (bins from class_edges, one bin width beyond either end; scale
-  /// class_spread) at the referred value; Lumen checks that the same model at the raw value
-  /// gives the network's own class columns, so that the description cannot drift from the
-  /// network. The raw estimate is still what is reported and what known_range checks.
+  /// slice's ln estimate minus slope x (its water-equivalent diameter - diameter_mm; after
+  /// AAPM Report 220, from the input's pixels above -500 HU, no body contour). Axial only.
+  /// The class probabilities are then the bundle's logistic interval model (bins from
+  /// class_edges, one bin width beyond either end; scale class_spread) at the referred
+  /// value; Lumen checks that the same model at the raw value gives the network's own class
+  /// columns (in probability and log-probability), so that a description far from the
+  /// network is refused. The raw estimate is still what is reported and what known_range
+  /// checks.
   struct SizeReference {
     double diameterMm = 0;
     double slopePerMm = 0;
