@@ -85,8 +85,6 @@ Result<InferenceResult::Estimate::Referred> referToSize(const LumenExtras::Estim
                                                         torch::Tensor& p, const std::vector<std::int64_t>& row,
                                                         const torch::Tensor& diameters, const std::string& model) {
   const auto& ref = *est.sizeReference;
-  if (est.classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
-    return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns", model);
   std::vector<double> lnEdges;
   for (double e : est.classEdges) lnEdges.push_back(std::log(e));
   const torch::Tensor raw = column.to(torch::kCPU, torch::kFloat64).contiguous();
@@ -157,8 +155,8 @@ std::string outsideRange(const InferenceResult::Estimate& e) {
 }  // namespace
 
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,
-                const torch::Tensor& diameters, bool withSaliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
-                const CancelToken& cancel) {
+                const torch::Tensor& diameters, bool withSaliency, const ImageGeometry& inputGeometry, InferenceResult& res,
+                const Progress& progress, const CancelToken& cancel) {
   // A fixed spatial_shape: the input is resized to it. "*" entries (a network that pools
   // globally and takes any size): the pre-processed grid as it is, since resizing changes
   // what some classifiers measure (noise, texture).
@@ -251,13 +249,17 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
       << b.output.numChannels << " channels";
     return Error(ErrorCode::Model, e.str(), b.modelPath.string());
   }
+  if (est && !est->classEdges.empty() && est->classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
+    return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns",
+                 b.modelPath.string());
+  const torch::Tensor estimateColumn = est ? torch::cat(values) : torch::Tensor();
   // The graded item (row of p) behind each input slice; -1: not graded.
   std::vector<std::int64_t> row(static_cast<std::size_t>(nSlices), -1);
   for (std::int64_t i = 0; i < p.size(0); ++i)
     row[static_cast<std::size_t>(graded.defined() ? graded[i].item<std::int64_t>() : i)] = i;
   std::optional<InferenceResult::Estimate::Referred> referred;
   if (est && est->sizeReference) {  // the classes grade the estimate referred to one size
-    auto r = referToSize(*est, torch::cat(values), p, row, diameters, b.modelPath.string());
+    auto r = referToSize(*est, estimateColumn, p, row, diameters, b.modelPath.string());
     if (!r) return r.error();
     referred = std::move(r.value());
   }
@@ -277,14 +279,11 @@ Status classify(State& s, const Bundle& b, const Network& net, std::size_t model
     }
   }
   if (est) {
-    auto e = estimateOf(*est, torch::cat(values), row, modelDims, b.modelPath.string());
+    auto e = estimateOf(*est, estimateColumn, row, modelDims, b.modelPath.string());
     if (!e) return e.error();
     if (!e->inRange()) res.notGraded = outsideRange(*e);  // the raw estimate: what the model was trained to read
     e->referred = std::move(referred);
     if (!est->classEdges.empty()) {
-      if (est->classEdges.size() + 1 != static_cast<std::size_t>(p.size(1)))
-        return Error(ErrorCode::Model, "estimate: class_edges must be one fewer than the classes the network returns",
-                     b.modelPath.string());
       const double gradedValue = e->referred ? e->referred->value : e->value;
       res.estimateClass = static_cast<int>(std::upper_bound(est->classEdges.begin(), est->classEdges.end(), gradedValue) -
                                            est->classEdges.begin());

@@ -300,7 +300,9 @@ Result<InferenceResult> Engine::run(const Volume& input, const Progress& progres
     net.cuda = m.device.cuda;
 
     if (b.task == Task::Classification) {
-      if (auto st = classify(s, b, net, modelDims, evidence, diameters, m.options.saliency, input.geometry(), res, progress, cancel); !st)
+      if (auto st = classify(s, b, net, modelDims, evidence, diameters, m.options.saliency, input.geometry(), res, progress,
+                             cancel);
+          !st)
         return st.error();
     } else {
       auto y = runDense(s, b, net, modelDims, params, m.options, res, progress, cancel);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <optional>
 #include <utility>
 
@@ -29,6 +30,14 @@ std::optional<std::pair<double, double>> numberPair(const json& j, const char* k
   const double lo = j[key][0].get<double>(), hi = j[key][1].get<double>();
   if (!(lo < hi)) return std::nullopt;
   return std::make_pair(lo, hi);
+}
+
+// The first key of object j not in `known` (empty: none): a key this version does not know
+// could change the result, so it is refused, not ignored.
+std::string unknownKey(const json& j, std::initializer_list<const char*> known) {
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::none_of(known.begin(), known.end(), [&it](const char* k) { return it.key() == k; })) return it.key();
+  return {};
 }
 
 }  // namespace
@@ -86,11 +95,8 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
     if (!known || !es.contains("name") || !es["name"].is_string() || (es.contains("unit") && !es["unit"].is_string()) ||
         (es.contains("transform") && es["transform"] != "exp" && es["transform"] != "none"))
       return Error(ErrorCode::Model, expected, file);
-    // A key this version does not know could change the grade: refused, not ignored.
-    for (auto it = es.is_object() ? es.begin() : es.end(); it != es.end(); ++it)
-      if (it.key() != "name" && it.key() != "unit" && it.key() != "transform" && it.key() != "known_range" &&
-          it.key() != "class_edges" && it.key() != "size_reference")
-        return Error(ErrorCode::Model, "estimate: unknown key '" + it.key() + "' (" + expected + ")", file);
+    if (const auto k = unknownKey(es, {"name", "unit", "transform", "known_range", "class_edges", "size_reference"}); !k.empty())
+      return Error(ErrorCode::Model, "estimate: unknown key '" + k + "' (" + expected + ")", file);
     LumenExtras::Estimate e{es["name"].get<std::string>(), str(es, "unit"), es.value("transform", std::string("none")) == "exp",
                             known->first, known->second, {}, std::nullopt};
     if (e.exp && !(e.lo > 0)) return Error(ErrorCode::Model, expected, file);
@@ -115,9 +121,8 @@ Status readLumenExtras(const json& extra, const std::string& file, Bundle& b) {
       const auto number = [&sr](const char* key) { return sr.contains(key) && sr[key].is_number(); };
       if (!sr.is_object() || !number("diameter_mm") || !number("slope_ln_per_mm") || !number("class_spread"))
         return Error(ErrorCode::Model, expectedSize, file);
-      for (auto it = sr.begin(); it != sr.end(); ++it)
-        if (it.key() != "diameter_mm" && it.key() != "slope_ln_per_mm" && it.key() != "class_spread")
-          return Error(ErrorCode::Model, "estimate.size_reference: unknown key '" + it.key() + "' (" + expectedSize + ")", file);
+      if (const auto k = unknownKey(sr, {"diameter_mm", "slope_ln_per_mm", "class_spread"}); !k.empty())
+        return Error(ErrorCode::Model, "estimate.size_reference: unknown key '" + k + "' (" + expectedSize + ")", file);
       // A water-equivalent diameter is of an axial slice.
       if (b.extras.plane != "axial")
         return Error(ErrorCode::Model, "estimate.size_reference needs \"plane\": \"axial\" (diameters are of axial slices)", file);

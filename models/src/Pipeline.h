@@ -101,8 +101,8 @@ std::string formatValue(double v);
 /// grid when asked for. evidence: evidenceAreaMm2 (undefined without slice_evidence);
 /// diameters: waterEquivalentDiametersMm (undefined without a size_reference).
 Status classify(State& s, const Bundle& b, const Network& net, std::size_t modelDims, const torch::Tensor& evidence,
-                const torch::Tensor& diameters, bool saliency, const ImageGeometry& inputGeometry, InferenceResult& res, const Progress& progress,
-                const CancelToken& cancel);
+                const torch::Tensor& diameters, bool saliency, const ImageGeometry& inputGeometry, InferenceResult& res,
+                const Progress& progress, const CancelToken& cancel);
 
 /// Segmentation / enhancement: the network over the whole pre-processed input (sliding
 /// window or at once); [1, Cout, X, Y, Z] on the pre-processed grid.
